@@ -1,0 +1,65 @@
+"""Record layouts shared by the native engine, the reference engine and their callers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# -- BATCH COMMANDS --
+CMD_NEW = 1
+CMD_CANCEL = 2
+CMD_REPLACE = 3
+
+#: One command per row. `op` is CMD_NEW / CMD_CANCEL / CMD_REPLACE; cancel reads only `order_id`, replace reads
+#: `order_id`, `qty` (new total) and `price`.
+CMD_DTYPE = np.dtype(
+    [
+        ("op", np.int8),
+        ("order_id", np.int64),
+        ("account", np.int64),
+        ("symbol", np.int32),
+        ("side", np.int8),
+        ("ord_type", np.int8),
+        ("tif", np.int8),
+        ("qty", np.int64),
+        ("price", np.int64),
+        ("stop_price", np.int64),
+        ("display_qty", np.int64),
+    ],
+    align=True,
+)
+
+# -- EVENTS --
+#: Field order of an event tuple from the single-call API, and the columns of EVENT_DTYPE.
+EVENT_FIELDS = (
+    "kind",  # BookEventKind
+    "symbol",
+    "order_id",
+    "other_id",  # FILL: the counterparty order; TRADE: the maker
+    "side",
+    "price",  # FILL/TRADE: trade price; ACCEPTED/REPLACED/CANCELED: limit price; TRIGGERED: last trade
+    "qty",  # FILL/TRADE: traded qty; ACCEPTED/REPLACED: total qty; CANCELED/EXPIRED: qty taken off the book
+    "leaves",  # the order's remaining qty after the event
+    "exec_id",  # engine-wide sequence number, unique per event
+    "reason",  # RejectReason for *_REJECTED, CancelReason for CANCELED/EXPIRED
+    "aggressor",  # FILL: 1 for the taker, 0 for the maker
+)
+EVENT_DTYPE = np.dtype(
+    [
+        ("kind", np.int8),
+        ("symbol", np.int32),
+        ("order_id", np.int64),
+        ("other_id", np.int64),
+        ("side", np.int8),
+        ("price", np.int64),
+        ("qty", np.int64),
+        ("leaves", np.int64),
+        ("exec_id", np.int64),
+        ("reason", np.int8),
+        ("aggressor", np.int8),
+    ],
+    align=True,
+)
+assert EVENT_DTYPE.names == EVENT_FIELDS
+
+#: (kind, symbol, order_id, other_id, side, price, qty, leaves, exec_id, reason, aggressor)
+BookEvent = tuple[int, int, int, int, int, int, int, int, int, int, int]

@@ -1,0 +1,125 @@
+"""Enumerations shared by the whole core.
+
+The integer values of the book-facing enums (Side, OrdType, TimeInForce, StpMode, BookEventKind, RejectReason,
+CancelReason) are part of the native matching core's ABI: `native/_book.pyx` mirrors them as C constants and a unit
+test pins the two together. Never renumber a member; append new ones.
+"""
+
+from __future__ import annotations
+
+from enum import Enum, IntEnum
+
+
+class Side(IntEnum):
+    BUY = 1
+    SELL = 2
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+    @property
+    def sign(self) -> int:
+        """+1 for a buy, -1 for a sell: the sign of the position change a fill causes."""
+        return 1 if self is Side.BUY else -1
+
+
+class OrdType(IntEnum):
+    MARKET = 1
+    LIMIT = 2
+    STOP = 3
+    STOP_LIMIT = 4
+
+
+class TimeInForce(IntEnum):
+    DAY = 0
+    GTC = 1
+    IOC = 3
+    FOK = 4
+    GTD = 6
+
+
+class StpMode(IntEnum):
+    """Self-trade prevention: what happens when an order would trade with a resting order of its own account."""
+
+    NONE = 0
+    CANCEL_RESTING = 1
+    CANCEL_INCOMING = 2
+    CANCEL_BOTH = 3
+
+
+class BookEventKind(IntEnum):
+    ACCEPTED = 1
+    REJECTED = 2
+    FILL = 3
+    TRADE = 4
+    CANCELED = 5
+    EXPIRED = 6
+    TRIGGERED = 7
+    REPLACED = 8
+    CANCEL_REJECTED = 9
+    REPLACE_REJECTED = 10
+
+
+class RejectReason(IntEnum):
+    """Why a command was refused. Codes 1-49 come from validation and the book, 50 and up from risk checks."""
+
+    NONE = 0
+    UNKNOWN_SYMBOL = 1
+    INVALID_QTY = 2
+    INVALID_PRICE = 3
+    INVALID_STOP_PRICE = 4
+    INVALID_DISPLAY_QTY = 5
+    FOK_UNFILLABLE = 6
+    UNKNOWN_ORDER = 7
+    DUPLICATE_ORDER_ID = 8
+    QTY_BELOW_FILLED = 9
+    INVALID_SIDE = 10
+    INVALID_ORD_TYPE = 11
+    INVALID_TIF = 12
+    INVALID_ORDER_ID = 13
+    DUPLICATE_CL_ORD_ID = 14
+    OFF_TICK = 15
+    OFF_LOT = 16
+    TOO_LATE_TO_CANCEL = 17
+
+
+class CancelReason(IntEnum):
+    """Why a working order (or its remainder) stopped working without a client cancel being refused."""
+
+    NONE = 0
+    USER = 1
+    IOC = 2
+    NO_LIQUIDITY = 3
+    SELF_TRADE = 4
+    FOK_UNFILLABLE = 5
+    KILL_SWITCH = 6
+    EXPIRED = 7
+
+
+class OrdStatus(Enum):
+    PENDING_NEW = "pending_new"
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    PENDING_CANCEL = "pending_cancel"
+    CANCELED = "canceled"
+    PENDING_REPLACE = "pending_replace"
+    REPLACED = "replaced"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    DONE_FOR_DAY = "done_for_day"
+
+
+class ExecType(Enum):
+    NEW = "new"
+    TRADE = "trade"
+    CANCELED = "canceled"
+    REPLACED = "replaced"
+    PENDING_CANCEL = "pending_cancel"
+    PENDING_REPLACE = "pending_replace"
+    PENDING_NEW = "pending_new"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    DONE_FOR_DAY = "done_for_day"
+    ORDER_STATUS = "order_status"
