@@ -19,6 +19,8 @@ Matching rules (both engines):
 - Replace takes the new total quantity (FIX OrderQty). Lowering the quantity at the same price keeps time
   priority; a price change or a larger remaining quantity moves the order to the back and may trade.
 - Self-trade prevention compares accounts and applies the engine's StpMode.
+- Order ids are chosen by the caller and must be unique among working orders (DUPLICATE_ORDER_ID otherwise);
+  the OMS never reuses one.
 - Bad input never raises: it yields REJECTED / CANCEL_REJECTED / REPLACE_REJECTED with a RejectReason.
 """
 
