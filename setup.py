@@ -9,7 +9,7 @@ extensions = [
         "native._book",
         ["native/_book.pyx"],
         language="c++",
-        include_dirs=[numpy.get_include()],
+        include_dirs=["native", numpy.get_include()],
         extra_compile_args=["-O3", "-std=c++17"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),

@@ -1,10 +1,24 @@
 # cython: language_level=3
 """Header of the native matching engine: record layouts and the engine's state."""
 
+cimport cython
 from libc.stdint cimport int8_t, int32_t, int64_t
+from libcpp cimport bool as cbool
 from libcpp.map cimport map as cmap
-from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
+
+
+cdef extern from "idmap.h" nogil:
+    cdef cppclass IdMap:
+        void reserve(size_t n)
+        int32_t get(int64_t key)
+        cbool contains(int64_t key)
+        void put(int64_t key, int32_t val)
+        cbool erase(int64_t key)
+        size_t size()
+        size_t capacity()
+        int64_t key_at(size_t i)
+        int32_t val_at(size_t i)
 
 # -- RECORDS --
 
@@ -26,6 +40,7 @@ cdef struct Order:
     int8_t ord_type
     int8_t tif
     int8_t where          # W_FREE, W_RESTING, W_STOP, W_TAKING
+    void* book            # borrowed SymbolBook; the engine's `books` dict keeps it alive
 
 cdef struct Level:
     int64_t price
@@ -34,17 +49,17 @@ cdef struct Level:
     int32_t tail
     int32_t count
 
-# Same layout as native.types.EVENT_DTYPE (numpy align=True).
+# Same layout as native.types.EVENT_DTYPE (56 bytes; the import checks field offsets).
 cdef struct Event:
-    int8_t kind
-    int32_t symbol
     int64_t order_id
     int64_t other_id
-    int8_t side
     int64_t price
     int64_t qty
     int64_t leaves
     int64_t exec_id
+    int32_t symbol
+    int8_t kind
+    int8_t side
     int8_t reason
     int8_t aggressor
 
@@ -73,34 +88,38 @@ cdef class SymbolBook:
     cdef vector[int32_t] stops            # waiting stop orders, in arrival order
 
 
+@cython.final
 cdef class MatchingEngine:
     cdef vector[Order] orders
     cdef vector[int32_t] free_orders
     cdef vector[Level] levels
     cdef vector[int32_t] free_levels
-    cdef unordered_map[int64_t, int32_t] ids
+    cdef IdMap ids                        # order id -> slot in `orders`
     cdef vector[Event] out
     cdef int64_t seq
     cdef int stp
     cdef dict books
+    cdef int32_t last_symbol             # one-entry cache in front of `books`
+    cdef SymbolBook last_book
 
     # -- COMMANDS --
     cdef void _submit(self, int64_t order_id, int64_t account, int32_t symbol, int side, int ord_type, int tif,
-                      int64_t qty, int64_t price, int64_t stop, int64_t disp)
-    cdef void _remove_working(self, int64_t order_id, int kind, int reason, int reject_kind)
-    cdef void _replace(self, int64_t order_id, int64_t qty, int64_t price)
+                      int64_t qty, int64_t price, int64_t stop, int64_t disp) noexcept
+    cdef void _remove_working(self, int64_t order_id, int kind, int reason, int reject_kind) noexcept
+    cdef void _replace(self, int64_t order_id, int64_t qty, int64_t price) noexcept
 
     # -- MATCHING --
-    cdef void _take(self, SymbolBook book, int32_t slot)
-    cdef int64_t _fillable(self, SymbolBook book, int32_t slot)
-    cdef void _fire(self, SymbolBook book, int32_t slot)
-    cdef void _run_stops(self, SymbolBook book)
+    cdef void _take(self, SymbolBook book, int32_t slot) noexcept
+    cdef int64_t _fillable(self, SymbolBook book, int32_t slot) noexcept
+    cdef void _fire(self, SymbolBook book, int32_t slot) noexcept
+    cdef void _run_stops(self, SymbolBook book) noexcept
 
     # -- STORAGE --
+    cdef SymbolBook _book(self, int32_t symbol)
     cdef int32_t _alloc_order(self) noexcept
     cdef void _free_order(self, int32_t slot) noexcept
-    cdef void _rest(self, SymbolBook book, int32_t slot)
-    cdef void _unlink(self, SymbolBook book, int32_t slot)
-    cdef void _emit(self, int kind, int32_t symbol, int64_t order_id, int64_t other_id, int side, int64_t price,
-                    int64_t qty, int64_t leaves, int reason, int aggressor) noexcept
+    cdef void _rest(self, SymbolBook book, int32_t slot) noexcept
+    cdef void _unlink(self, SymbolBook book, int32_t slot) noexcept
+    cdef inline void _emit(self, int kind, int32_t symbol, int64_t order_id, int64_t other_id, int side,
+                           int64_t price, int64_t qty, int64_t leaves, int reason, int aggressor) noexcept
     cdef list _drain(self)

@@ -12,7 +12,6 @@ from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memcpy
 from libcpp.algorithm cimport sort
 from libcpp.map cimport map as cmap
-from libcpp.unordered_map cimport unordered_map
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
@@ -108,7 +107,14 @@ ABI = {
     "C_FOK_UNFILLABLE": C_FOK_UNFILLABLE, "C_EXPIRED": C_EXPIRED,
 }
 
-if sizeof(Event) != EVENT_DTYPE.itemsize or sizeof(Cmd) != CMD_DTYPE.itemsize:
+cdef Event _e
+cdef Cmd _c
+if (sizeof(Event) != EVENT_DTYPE.itemsize or sizeof(Cmd) != CMD_DTYPE.itemsize
+        or EVENT_DTYPE.fields["order_id"][1] != <char*> &_e.order_id - <char*> &_e
+        or EVENT_DTYPE.fields["symbol"][1] != <char*> &_e.symbol - <char*> &_e
+        or EVENT_DTYPE.fields["kind"][1] != <char*> &_e.kind - <char*> &_e
+        or EVENT_DTYPE.fields["aggressor"][1] != <char*> &_e.aggressor - <char*> &_e
+        or CMD_DTYPE.fields["display_qty"][1] != <char*> &_c.display_qty - <char*> &_c):
     raise ImportError("native._book record layout does not match native.types")
 
 
@@ -197,12 +203,11 @@ cdef class MatchingEngine:
     def end_of_day(self) -> list:
         """Expire every working DAY order, in ascending order id."""
         cdef vector[int64_t] day
-        cdef pair[int64_t, int32_t] kv
         cdef size_t i
         self.out.clear()
-        for kv in self.ids:
-            if self.orders[kv.second].tif == DAY:
-                day.push_back(kv.first)
+        for i in range(self.ids.capacity()):
+            if self.ids.key_at(i) != 0 and self.orders[self.ids.val_at(i)].tif == DAY:
+                day.push_back(self.ids.key_at(i))
         sort(day.begin(), day.end())
         for i in range(day.size()):
             self._remove_working(day[i], K_EXPIRED, C_EXPIRED, K_CANCEL_REJECTED)
@@ -210,10 +215,16 @@ cdef class MatchingEngine:
 
     # -- COMMANDS (batch) --
 
-    def process(self, cnp.ndarray cmds) -> cnp.ndarray:
-        """Run a batch of commands (a C-contiguous CMD_DTYPE array); returns all their events as EVENT_DTYPE."""
+    def process(self, cnp.ndarray cmds, cnp.ndarray out=None) -> cnp.ndarray:
+        """Run a batch of commands (a C-contiguous CMD_DTYPE array); returns all their events as EVENT_DTYPE.
+
+        With `out` (a C-contiguous EVENT_DTYPE array) the events are written into it and the filled prefix is
+        returned as a view, which saves allocating fresh memory per batch; when `out` is too small a new array is
+        returned instead, so no event is ever dropped."""
         if cmds.dtype != CMD_DTYPE or not cmds.flags.c_contiguous or cmds.ndim != 1:
             raise TypeError("process() takes a 1-d C-contiguous array of native.CMD_DTYPE")
+        if out is not None and (out.dtype != EVENT_DTYPE or not out.flags.c_contiguous or out.ndim != 1):
+            raise TypeError("process(out=...) takes a 1-d C-contiguous array of native.EVENT_DTYPE")
         cdef const Cmd* c = <const Cmd*> cnp.PyArray_DATA(cmds)
         cdef Py_ssize_t i, n = cmds.shape[0]
         for i in range(n):
@@ -228,7 +239,11 @@ cdef class MatchingEngine:
                 self._remove_working(c[i].order_id, K_CANCELED, C_USER, K_CANCEL_REJECTED)
             else:
                 self._replace(c[i].order_id, c[i].qty, c[i].price)
-        cdef cnp.ndarray events = np.empty(self.out.size(), dtype=EVENT_DTYPE)
+        cdef cnp.ndarray events
+        if out is not None and <size_t> out.shape[0] >= self.out.size():
+            events = out[:self.out.size()]
+        else:
+            events = np.empty(self.out.size(), dtype=EVENT_DTYPE)
         if self.out.size():
             memcpy(cnp.PyArray_DATA(events), self.out.data(), self.out.size() * sizeof(Event))
         self.out.clear()
@@ -242,10 +257,10 @@ cdef class MatchingEngine:
 
     def order(self, int64_t order_id):
         """(side, price, leaves, filled, visible) of a working order, or None."""
-        cdef unordered_map[int64_t, int32_t].iterator it = self.ids.find(order_id)
-        if it == self.ids.end():
+        cdef int32_t slot = self.ids.get(order_id)
+        if slot == -1:
             return None
-        cdef Order* o = &self.orders[deref(it).second]
+        cdef Order* o = &self.orders[slot]
         return (o.side, o.price, o.leaves, o.filled, o.visible)
 
     def open_orders(self) -> int:
@@ -313,17 +328,15 @@ cdef class MatchingEngine:
     # -- INTERNALS: commands --
 
     cdef void _submit(self, int64_t order_id, int64_t account, int32_t symbol, int side, int ord_type, int tif,
-                      int64_t qty, int64_t price, int64_t stop, int64_t disp):
-        cdef object pybook = self.books.get(symbol)
+                      int64_t qty, int64_t price, int64_t stop, int64_t disp) noexcept:
+        cdef SymbolBook book = self._book(symbol)
         cdef int reason = R_NONE
-        cdef SymbolBook book
-        if pybook is None:
+        if book is None:
             reason = R_UNKNOWN_SYMBOL
         else:
-            book = <SymbolBook> pybook
             if order_id <= 0:
                 reason = R_INVALID_ORDER_ID
-            elif self.ids.count(order_id):
+            elif self.ids.contains(order_id):
                 reason = R_DUPLICATE_ORDER_ID
             elif side != BUY and side != SELL:
                 reason = R_INVALID_SIDE
@@ -370,11 +383,12 @@ cdef class MatchingEngine:
         o.next = -1
         o.level = -1
         o.where = W_TAKING
+        o.book = <void*> book
         if tif == FOK and not _is_stop(ord_type) and self._fillable(book, slot) < qty:
             self._free_order(slot)
             self._emit(K_REJECTED, symbol, order_id, 0, side, 0, qty, 0, R_FOK_UNFILLABLE, 0)
             return
-        self.ids[order_id] = slot
+        self.ids.put(order_id, slot)
         self._emit(K_ACCEPTED, symbol, order_id, 0, side, price, qty, qty, 0, 0)
         if _is_stop(ord_type):
             if book.last != 0 and ((side == BUY and book.last >= stop) or (side == SELL and book.last <= stop)):
@@ -387,13 +401,12 @@ cdef class MatchingEngine:
             self._take(book, slot)
         self._run_stops(book)
 
-    cdef void _remove_working(self, int64_t order_id, int kind, int reason, int reject_kind):
-        cdef unordered_map[int64_t, int32_t].iterator it = self.ids.find(order_id)
-        if it == self.ids.end():
+    cdef void _remove_working(self, int64_t order_id, int kind, int reason, int reject_kind) noexcept:
+        cdef int32_t slot = self.ids.get(order_id)
+        if slot == -1:
             self._emit(reject_kind, 0, order_id, 0, 0, 0, 0, 0, R_UNKNOWN_ORDER, 0)
             return
-        cdef int32_t slot = deref(it).second
-        cdef SymbolBook book = <SymbolBook> self.books[self.orders[slot].symbol]
+        cdef SymbolBook book = <SymbolBook> self.orders[slot].book
         cdef size_t i
         if self.orders[slot].where == W_STOP:
             for i in range(book.stops.size()):
@@ -402,19 +415,18 @@ cdef class MatchingEngine:
                     break
         else:
             self._unlink(book, slot)
-        self.ids.erase(it)
+        self.ids.erase(order_id)
         cdef Order* o = &self.orders[slot]
         self._emit(kind, o.symbol, order_id, 0, o.side, o.price, o.leaves, 0, reason, 0)
         self._free_order(slot)
 
-    cdef void _replace(self, int64_t order_id, int64_t qty, int64_t price):
-        cdef unordered_map[int64_t, int32_t].iterator it = self.ids.find(order_id)
-        if it == self.ids.end():
+    cdef void _replace(self, int64_t order_id, int64_t qty, int64_t price) noexcept:
+        cdef int32_t slot = self.ids.get(order_id)
+        if slot == -1:
             self._emit(K_REPLACE_REJECTED, 0, order_id, 0, 0, 0, 0, 0, R_UNKNOWN_ORDER, 0)
             return
-        cdef int32_t slot = deref(it).second
         cdef Order* o = &self.orders[slot]
-        cdef SymbolBook book = <SymbolBook> self.books[o.symbol]
+        cdef SymbolBook book = <SymbolBook> o.book
         cdef int reason = R_NONE
         if qty <= 0 or qty % book.lot:
             reason = R_INVALID_QTY
@@ -456,7 +468,7 @@ cdef class MatchingEngine:
 
     # -- INTERNALS: matching --
 
-    cdef void _take(self, SymbolBook book, int32_t slot):
+    cdef void _take(self, SymbolBook book, int32_t slot) noexcept:
         cdef Order* o = &self.orders[slot]
         cdef Order* m
         cdef cmap[int64_t, int32_t]* opp = &book.asks if o.side == BUY else &book.bids
@@ -514,7 +526,7 @@ cdef class MatchingEngine:
             return
         self._rest(book, slot)
 
-    cdef int64_t _fillable(self, SymbolBook book, int32_t slot):
+    cdef int64_t _fillable(self, SymbolBook book, int32_t slot) noexcept:
         cdef Order* o = &self.orders[slot]
         cdef Order* m
         cdef cmap[int64_t, int32_t]* opp = &book.asks if o.side == BUY else &book.bids
@@ -539,7 +551,7 @@ cdef class MatchingEngine:
                 s = m.next
         return total
 
-    cdef void _fire(self, SymbolBook book, int32_t slot):
+    cdef void _fire(self, SymbolBook book, int32_t slot) noexcept:
         cdef Order* o = &self.orders[slot]
         o.where = W_TAKING
         self._emit(K_TRIGGERED, o.symbol, o.order_id, 0, o.side, book.last, o.qty, o.leaves, 0, 0)
@@ -551,7 +563,7 @@ cdef class MatchingEngine:
             return
         self._take(book, slot)
 
-    cdef void _run_stops(self, SymbolBook book):
+    cdef void _run_stops(self, SymbolBook book) noexcept:
         cdef size_t i
         cdef int32_t s
         cdef Order* o
@@ -571,6 +583,16 @@ cdef class MatchingEngine:
 
     # -- INTERNALS: storage --
 
+    cdef SymbolBook _book(self, int32_t symbol):
+        """The book of `symbol`, or None."""
+        if self.last_book is not None and symbol == self.last_symbol:
+            return self.last_book
+        book = self.books.get(symbol)
+        if book is not None:
+            self.last_symbol = symbol
+            self.last_book = <SymbolBook> book
+        return book
+
     cdef int32_t _alloc_order(self) noexcept:
         cdef int32_t slot
         if self.free_orders.size():
@@ -584,7 +606,7 @@ cdef class MatchingEngine:
         self.orders[slot].where = W_FREE
         self.free_orders.push_back(slot)
 
-    cdef void _rest(self, SymbolBook book, int32_t slot):
+    cdef void _rest(self, SymbolBook book, int32_t slot) noexcept:
         """Show the order's next slice and append it to the back of its price level."""
         cdef Order* o = &self.orders[slot]
         cdef cmap[int64_t, int32_t]* side_map = &book.bids if o.side == BUY else &book.asks
@@ -622,7 +644,7 @@ cdef class MatchingEngine:
         lv.count += 1
         lv.visible += o.visible
 
-    cdef void _unlink(self, SymbolBook book, int32_t slot):
+    cdef void _unlink(self, SymbolBook book, int32_t slot) noexcept:
         """Take a resting order out of its level; drop the level when it empties."""
         cdef Order* o = &self.orders[slot]
         cdef int32_t lvl = o.level
@@ -648,8 +670,8 @@ cdef class MatchingEngine:
                 book.asks.erase(lv.price)
             self.free_levels.push_back(lvl)
 
-    cdef void _emit(self, int kind, int32_t symbol, int64_t order_id, int64_t other_id, int side, int64_t price,
-                    int64_t qty, int64_t leaves, int reason, int aggressor) noexcept:
+    cdef inline void _emit(self, int kind, int32_t symbol, int64_t order_id, int64_t other_id, int side,
+                           int64_t price, int64_t qty, int64_t leaves, int reason, int aggressor) noexcept:
         cdef Event e
         self.seq += 1
         e.kind = kind

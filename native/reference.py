@@ -37,7 +37,12 @@ from oms.model.enums import OrdType, Side, StpMode, TimeInForce
 from oms.model.enums import RejectReason as R
 
 _BUY, _SELL = int(Side.BUY), int(Side.SELL)
-_MARKET, _LIMIT, _STOP, _STOP_LIMIT = int(OrdType.MARKET), int(OrdType.LIMIT), int(OrdType.STOP), int(OrdType.STOP_LIMIT)
+_MARKET, _LIMIT, _STOP, _STOP_LIMIT = (
+    int(OrdType.MARKET),
+    int(OrdType.LIMIT),
+    int(OrdType.STOP),
+    int(OrdType.STOP_LIMIT),
+)
 _DAY, _IOC, _FOK = int(TimeInForce.DAY), int(TimeInForce.IOC), int(TimeInForce.FOK)
 _VALID_TIF = frozenset(int(t) for t in TimeInForce)
 
@@ -48,8 +53,8 @@ class _Order:
         "display",
         "filled",
         "leaves",
-        "order_id",
         "ord_type",
+        "order_id",
         "price",
         "qty",
         "side",
@@ -261,26 +266,26 @@ class ReferenceEngine:
             return R.INVALID_ORDER_ID
         if order_id in self._orders:
             return R.DUPLICATE_ORDER_ID
-        if side != _BUY and side != _SELL:
+        if side not in (_BUY, _SELL):
             return R.INVALID_SIDE
-        if ord_type < _MARKET or ord_type > _STOP_LIMIT:
+        if not _MARKET <= ord_type <= _STOP_LIMIT:
             return R.INVALID_ORD_TYPE
         if tif not in _VALID_TIF:
             return R.INVALID_TIF
         if qty <= 0 or qty % book.lot:
             return R.INVALID_QTY
-        if ord_type == _LIMIT or ord_type == _STOP_LIMIT:
+        if ord_type in (_LIMIT, _STOP_LIMIT):
             if price <= 0 or price % book.tick:
                 return R.INVALID_PRICE
         elif price != 0:
             return R.INVALID_PRICE
-        if ord_type == _STOP or ord_type == _STOP_LIMIT:
+        if ord_type in (_STOP, _STOP_LIMIT):
             if stop <= 0 or stop % book.tick:
                 return R.INVALID_STOP_PRICE
         elif stop != 0:
             return R.INVALID_STOP_PRICE
         if disp != 0 and (
-            disp < 0 or disp % book.lot or disp >= qty or ord_type == _MARKET or ord_type == _STOP or tif in (_IOC, _FOK)
+            disp < 0 or disp % book.lot or disp >= qty or ord_type in (_MARKET, _STOP) or tif in (_IOC, _FOK)
         ):
             return R.INVALID_DISPLAY_QTY
         if ord_type == _MARKET and tif not in (_IOC, _FOK, _DAY):
@@ -306,7 +311,7 @@ class ReferenceEngine:
             return
         book = self._books[symbol]
         o = _Order(order_id, account, symbol, side, ord_type, tif, qty, price, stop, disp)
-        is_stop = ord_type == _STOP or ord_type == _STOP_LIMIT
+        is_stop = ord_type in (_STOP, _STOP_LIMIT)
         if tif == _FOK and not is_stop and self._fillable(book, o) < qty:
             self._emit(K.REJECTED, symbol, order_id, side=side, qty=qty, reason=R.FOK_UNFILLABLE)
             return
@@ -346,7 +351,7 @@ class ReferenceEngine:
             reason = R.INVALID_QTY
         elif qty <= o.filled:
             reason = R.QTY_BELOW_FILLED
-        elif o.ord_type == _LIMIT or o.ord_type == _STOP_LIMIT:
+        elif o.ord_type in (_LIMIT, _STOP_LIMIT):
             if price <= 0 or price % book.tick:
                 reason = R.INVALID_PRICE
         elif price != 0:
@@ -378,7 +383,7 @@ class ReferenceEngine:
             del levels[o.price]
 
     def _crosses(self, o: _Order, px: int) -> bool:
-        if o.ord_type == _MARKET or o.ord_type == _STOP:
+        if o.ord_type in (_MARKET, _STOP):
             return True
         return px <= o.price if o.side == _BUY else px >= o.price
 
@@ -444,7 +449,7 @@ class ReferenceEngine:
         if o.leaves == 0:
             del self._orders[o.order_id]
             return
-        is_market = o.ord_type == _MARKET or o.ord_type == _STOP
+        is_market = o.ord_type in (_MARKET, _STOP)
         if stp_hit or is_market or o.tif == _IOC or o.tif == _FOK:
             del self._orders[o.order_id]
             reason = C.SELF_TRADE if stp_hit else C.NO_LIQUIDITY if is_market else C.IOC

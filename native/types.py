@@ -43,21 +43,26 @@ EVENT_FIELDS = (
     "reason",  # RejectReason for *_REJECTED, CancelReason for CANCELED/EXPIRED
     "aggressor",  # FILL: 1 for the taker, 0 for the maker
 )
+_EVENT_LAYOUT = {  # name: (format, byte offset) -- wide fields first so the record packs into 56 bytes
+    "kind": (np.int8, 52),
+    "symbol": (np.int32, 48),
+    "order_id": (np.int64, 0),
+    "other_id": (np.int64, 8),
+    "side": (np.int8, 53),
+    "price": (np.int64, 16),
+    "qty": (np.int64, 24),
+    "leaves": (np.int64, 32),
+    "exec_id": (np.int64, 40),
+    "reason": (np.int8, 54),
+    "aggressor": (np.int8, 55),
+}
 EVENT_DTYPE = np.dtype(
-    [
-        ("kind", np.int8),
-        ("symbol", np.int32),
-        ("order_id", np.int64),
-        ("other_id", np.int64),
-        ("side", np.int8),
-        ("price", np.int64),
-        ("qty", np.int64),
-        ("leaves", np.int64),
-        ("exec_id", np.int64),
-        ("reason", np.int8),
-        ("aggressor", np.int8),
-    ],
-    align=True,
+    {
+        "names": list(_EVENT_LAYOUT),
+        "formats": [f for f, _ in _EVENT_LAYOUT.values()],
+        "offsets": [o for _, o in _EVENT_LAYOUT.values()],
+        "itemsize": 56,
+    }
 )
 assert EVENT_DTYPE.names == EVENT_FIELDS
 

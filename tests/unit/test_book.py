@@ -81,7 +81,13 @@ class BookContract:
         taker, maker, trade = (ev(e) for e in events[1:])
         assert (taker["order_id"], taker["other_id"], taker["aggressor"], taker["leaves"]) == (2, 1, 1, 0)
         assert (maker["order_id"], maker["other_id"], maker["aggressor"], maker["leaves"]) == (1, 2, 0, 30)
-        assert (trade["order_id"], trade["other_id"], trade["side"], trade["price"], trade["qty"]) == (2, 1, BUY, 1000, 20)
+        assert (trade["order_id"], trade["other_id"], trade["side"], trade["price"], trade["qty"]) == (
+            2,
+            1,
+            BUY,
+            1000,
+            20,
+        )
         assert len({e[8] for e in events}) == len(events)
         assert book.last_price(SYM) == 1000
 
@@ -189,7 +195,7 @@ class BookContract:
     def test_iceberg_shows_only_its_display_qty_in_depth(self, book):
         self.limit(book, 1, SELL, 100, 1000, display=20)
 
-        bids, asks = book.l2(SYM, 2)
+        _, asks = book.l2(SYM, 2)
 
         assert asks[0].tolist() == [1000, 20, 1]
         assert book.l1(SYM).tolist() == [0, 0, 1000, 20]
@@ -423,6 +429,20 @@ class BookContract:
         out = book.process(np.array(rows, dtype=CMD_DTYPE))
 
         assert out.tolist() == expected
+
+    def test_thousands_of_orders_stay_findable_through_interleaved_cancels(self, book):
+        rng = np.random.default_rng(3)
+        ids = rng.permutation(np.arange(1, 20_001) * 7919)  # spread ids so the id map sees collisions and wraps
+        for i, oid in enumerate(ids.tolist()):
+            self.limit(book, oid, BUY if i % 2 else SELL, 10, 1000 - TICK if i % 2 else 1000 + TICK)
+        gone = set(ids[rng.random(len(ids)) < 0.6].tolist())
+
+        results = [book.cancel(oid) for oid in ids.tolist() if oid in gone]
+
+        assert all(kinds(r) == [K.CANCELED] for r in results)
+        assert book.open_orders() == len(ids) - len(gone)
+        assert all((book.order(oid) is None) == (oid in gone) for oid in ids.tolist())
+        assert kinds(book.cancel(next(iter(gone)))) == [K.CANCEL_REJECTED]
 
     def test_batch_with_an_unknown_op_is_refused(self, book):
         with pytest.raises(ValueError, match="unknown batch op"):

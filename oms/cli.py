@@ -1,0 +1,65 @@
+"""The `oms` command."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+
+# On a small machine an idle BLAS thread pool spins on a core the OMS needs; nothing here does BLAS-sized work.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def _add_params(parser: argparse.ArgumentParser, params_type: type) -> None:
+    """One `--flag` per field of a benchmark's parameter dataclass, defaulting to the field's default."""
+    for f in dataclasses.fields(params_type):
+        kind = type(f.default)
+        flag = f"--{f.name.replace('_', '-')}"
+        parser.add_argument(
+            flag, type=kind, default=f.default, metavar=kind.__name__.upper(), help=f"(default: {f.default})"
+        )
+
+
+def _params(args: argparse.Namespace, params_type: type) -> object:
+    return params_type(**{f.name: getattr(args, f.name) for f in dataclasses.fields(params_type)})
+
+
+def _bench_book(args: argparse.Namespace) -> int:
+    from bench.book import BookBenchParams, run, summary
+
+    result = run(_params(args, BookBenchParams), out_dir=args.out_dir)
+    print(summary(result))
+    print(f"wrote {args.out_dir}/book.json")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bench.book import BookBenchParams
+
+    parser = argparse.ArgumentParser(prog="oms", description="Low-latency order management system with a FIX gateway.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    bench = commands.add_parser("bench", help="run a benchmark and write bench/results/<name>.json")
+    benches = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    book = benches.add_parser(
+        "book",
+        help="matching engine: native vs reference, batch throughput and single-call latency",
+        description="Mixed add/cancel/replace/marketable workload through the native matching engine, with the "
+        "pure-Python reference engine as the same-run baseline. Fails if the two engines disagree.",
+    )
+    _add_params(book, BookBenchParams)
+    book.add_argument("--out-dir", default="bench/results", help="where book.json goes (default: bench/results)")
+    book.set_defaults(func=_bench_book)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `oms` command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
