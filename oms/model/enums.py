@@ -82,6 +82,8 @@ class RejectReason(IntEnum):
     OFF_TICK = 15
     OFF_LOT = 16
     TOO_LATE_TO_CANCEL = 17
+    INVALID_NUMBER = 18  # not a plain decimal string
+    EXCESS_PRECISION = 19  # more decimal places than the field's precision allows
 
 
 class CancelReason(IntEnum):

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs the OMS's main job: the matching-engine benchmark (the full demo comes with the
+# gateway and account actors). Extra arguments go to `oms bench book`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+exec .venv/bin/oms bench book "$@"
