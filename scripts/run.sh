@@ -3,5 +3,5 @@
 # gateway and account actors). Extra arguments go to `oms bench book`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
-exec .venv/bin/oms bench book "$@"
+source scripts/setup.sh
+exec "$PY" -m oms bench book "$@"
