@@ -27,8 +27,10 @@ __all__ = [
     "OrderFilled",
     "OrderRejected",
     "OrderReplaced",
+    "OrderTriggered",
     "ReplaceOrder",
     "SubmitOrder",
+    "TradePrinted",
     "decoder",
     "encoder",
 ]
@@ -179,7 +181,35 @@ class CancelRejected(msgspec.Struct, frozen=True, tag="cancel_rejected"):
 
 
 Event = OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | OrderReplaced | OrderExpired | CancelRejected
-Message = Command | Event
+
+
+class OrderTriggered(msgspec.Struct, frozen=True, tag="order_triggered"):
+    """A stop or stop-limit order fired: the last trade reached its stop price (FIX 4.4 ExecType L)."""
+
+    order_id: int
+    cl_ord_id: str
+    account: str
+    symbol: str
+    last_price: int  # the trade price that fired it
+    ts_ns: int
+
+
+# -- MARKET DATA --
+
+
+class TradePrinted(msgspec.Struct, frozen=True, tag="trade_printed"):
+    """A trade on a venue's tape: the last-trade price that marks positions and triggers stops."""
+
+    venue: str
+    symbol: str
+    match_id: int  # unique per venue
+    price: int
+    qty: int
+    aggressor_side: Side
+    ts_ns: int
+
+
+Message = Command | Event | OrderTriggered | TradePrinted
 
 encoder = msgspec.msgpack.Encoder()
 decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)

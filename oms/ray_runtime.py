@@ -1,0 +1,53 @@
+"""Starting and joining Ray for the account actors.
+
+By default a small local cluster sized for a 2-core machine; with `address` set, the OMS joins an existing cluster
+(`"auto"` finds a local `ray start --head`). Actors live in the `oms` namespace so a restarted gateway finds them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import msgspec
+
+NAMESPACE = "oms"
+
+
+class RaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The `[ray]` table of the OMS config."""
+
+    address: str | None = None  # None: start a local cluster; "auto" or "host:port": join one
+    num_cpus: Annotated[int, msgspec.Meta(ge=1)] = 2
+    object_store_mb: Annotated[int, msgspec.Meta(ge=64)] = 200
+    namespace: str = NAMESPACE
+    accounts_per_actor: Annotated[int, msgspec.Meta(ge=1)] = 1  # pack several accounts into one actor
+
+
+def start_ray(settings: RaySettings) -> None:
+    """Start (or join) Ray with `settings`; a no-op when this process is already connected.
+
+    A local cluster gets `num_cpus`, a small object store and no dashboard, as a small machine needs; joining a
+    cluster takes its resources as they are."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    common = {"namespace": settings.namespace, "logging_level": logging.WARNING, "log_to_driver": False}
+    if settings.address is None:
+        ray.init(
+            num_cpus=settings.num_cpus,
+            object_store_memory=settings.object_store_mb * 1024 * 1024,
+            include_dashboard=False,
+            **common,
+        )
+    else:
+        ray.init(address=settings.address, **common)
+
+
+def stop_ray() -> None:
+    """Disconnect from Ray (and stop the local cluster this process started)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
