@@ -84,6 +84,39 @@ class RejectReason(IntEnum):
     TOO_LATE_TO_CANCEL = 17
     INVALID_NUMBER = 18  # not a plain decimal string
     EXCESS_PRECISION = 19  # more decimal places than the field's precision allows
+    ORDER_PENDING = 20  # a cancel or replace is already pending on the order
+    # -- risk checks (risk/) --
+    MAX_ORDER_QTY = 50
+    MAX_ORDER_NOTIONAL = 51
+    PRICE_COLLAR = 52  # limit price outside the band around the reference price
+    NO_REFERENCE_PRICE = 53  # an order without a limit price and no last trade or mid to value it
+    CREDIT_LIMIT = 54  # not enough buying power for the order's hold
+    POSITION_LIMIT = 55  # per-symbol position limit
+    GROSS_LIMIT = 56  # gross position notional limit
+    NET_LIMIT = 57  # net position notional limit
+    ORDER_RATE = 58  # per-account order throttle
+    SESSION_RATE = 59  # per-session message throttle
+    MAX_OPEN_ORDERS = 60
+    RESTRICTED_SYMBOL = 61
+    REDUCE_ONLY = 62  # trading state REDUCING: the order could increase a position
+    HALTED = 63  # trading state HALTED
+    KILL_SWITCH = 64
+    UNKNOWN_ACCOUNT = 65
+
+
+class TradingState(Enum):
+    """What an account may do: trade freely, only reduce positions, or nothing at all (cancels always pass)."""
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+class RiskMode(Enum):
+    """`strict`: every order asks the account actor; `reserved`: the engine spends allowances the actor grants."""
+
+    STRICT = "strict"
+    RESERVED = "reserved"
 
 
 class CancelReason(IntEnum):

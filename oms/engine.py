@@ -1,0 +1,192 @@
+"""OrderManager: commands in, events out.
+
+It assigns order ids, keeps ClOrdIDs unique per session, asks the account's risk gate before anything reaches a
+venue, routes to the venue, drives each order's state machine with what comes back, and hands the events that move
+an account (fills, cancels, rejects, replaces, expiries) back to the gate. It does no I/O of its own: gates and
+venues are adapters (in-process account state, Ray actors, the native book, a FIX venue).
+
+Rejects happen before an order id is spent where the command itself is wrong (unknown symbol, duplicate ClOrdID,
+unknown order to cancel): those events carry order_id 0. Everything else carries the order's id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from oms.model.enums import OrdStatus, RejectReason
+from oms.model.instruments import InstrumentRegistry
+from oms.model.messages import (
+    CancelOrder,
+    CancelRejected,
+    Message,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaced,
+    ReplaceOrder,
+    SubmitOrder,
+)
+from oms.orders import Order
+from oms.venues.internal import describe
+
+
+class RiskGate(Protocol):
+    """Pre-trade decisions and post-trade updates for the accounts behind an OrderManager."""
+
+    def decide(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
+        """Accept (and hold exposure for) or reject a new order."""
+        ...
+
+    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int) -> RejectReason:
+        """RejectReason.NONE when the replace may go to the venue, else why not."""
+        ...
+
+    def on_events(self, events: Iterable[Message]) -> None:
+        """Post-trade: fills, cancels, rejects, replaces and expiries of orders the gate accepted."""
+        ...
+
+
+class Venue(Protocol):
+    """Where orders are matched: the native book (InternalVenue) or a FIX venue."""
+
+    def submit(self, order_id: int, cmd: SubmitOrder, ts_ns: int) -> list[Message]: ...
+
+    def cancel(self, order_id: int, cmd: CancelOrder, ts_ns: int) -> list[Message]: ...
+
+    def replace(self, order_id: int, cmd: ReplaceOrder, ts_ns: int) -> list[Message]: ...
+
+
+_ACCOUNT_EVENTS = (OrderFilled, OrderCanceled, OrderRejected, OrderReplaced, OrderExpired)
+_PENDING = frozenset({OrdStatus.PENDING_NEW, OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE})
+
+
+class OrderManager:
+    """One OMS core: risk gate, venue routing and order state for every session it serves."""
+
+    def __init__(
+        self,
+        instruments: InstrumentRegistry,
+        gate: RiskGate,
+        venue_for: Callable[[str], Venue],
+        first_order_id: int = 1,
+    ) -> None:
+        """`venue_for(symbol)` names the venue an instrument is routed to."""
+        self._instruments = instruments
+        self._gate = gate
+        self._venue_for = venue_for
+        self._next_id = first_order_id
+        self._by_clordid: dict[tuple[str, str], int] = {}  # (session, ClOrdID) -> order id, every one ever seen
+        self.orders: dict[int, Order] = {}
+        self.session_of: dict[int, str] = {}  # order id -> the session its reports go to
+
+    # -- COMMANDS --
+
+    def submit(self, cmd: SubmitOrder, now_ns: int) -> list[Message]:
+        """Risk-check and route a new order; returns the events for the client and the tape."""
+        key = (cmd.session, cmd.cl_ord_id)
+        if key in self._by_clordid:
+            return [self._reject(cmd, 0, RejectReason.DUPLICATE_CL_ORD_ID, now_ns)]
+        if self._instruments.by_symbol(cmd.symbol) is None:
+            return [self._reject(cmd, 0, RejectReason.UNKNOWN_SYMBOL, now_ns)]
+        order_id = self._next_id
+        self._next_id += 1
+        self._by_clordid[key] = order_id
+        order = Order(
+            order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, cmd.qty, cmd.price
+        )
+        self.orders[order_id] = order
+        self.session_of[order_id] = cmd.session
+        decision = self._gate.decide(cmd, order_id, now_ns)
+        if isinstance(decision, OrderRejected):
+            order.on_rejected()
+            return [decision]
+        events = self._venue_for(cmd.symbol).submit(order_id, cmd, now_ns)
+        return self._settle(events)
+
+    def cancel(self, cmd: CancelOrder, now_ns: int) -> list[Message]:
+        """Ask the venue to cancel the order `cmd.orig_cl_ord_id` names."""
+        order = self._find(cmd, "cancel", now_ns)
+        if isinstance(order, CancelRejected):
+            return [order]
+        self._by_clordid[(cmd.session, cmd.cl_ord_id)] = order.order_id
+        order.on_pending_cancel()
+        events = self._venue_for(order.symbol).cancel(order.order_id, cmd, now_ns)
+        return self._settle(events)
+
+    def replace(self, cmd: ReplaceOrder, now_ns: int) -> list[Message]:
+        """Risk-check and send a cancel/replace for the order `cmd.orig_cl_ord_id` names."""
+        order = self._find(cmd, "replace", now_ns)
+        if isinstance(order, CancelRejected):
+            return [order]
+        self._by_clordid[(cmd.session, cmd.cl_ord_id)] = order.order_id
+        reason = self._gate.decide_replace(cmd, order.order_id, now_ns)
+        if reason != RejectReason.NONE:
+            return [self._cancel_rejected(cmd, order.order_id, "replace", reason, now_ns)]
+        order.on_pending_replace()
+        events = self._venue_for(order.symbol).replace(order.order_id, cmd, now_ns)
+        return self._settle(events)
+
+    def on_venue_events(self, events: list[Message]) -> list[Message]:
+        """Events a venue produced on its own (a resting order filled by someone else's flow, an expiry)."""
+        return self._settle(events)
+
+    # -- INTERNALS --
+
+    def _settle(self, events: list[Message]) -> list[Message]:
+        """Drive each order's state machine with the venue's events and pass the account-moving ones to the gate."""
+        for e in events:
+            order = self.orders.get(getattr(e, "order_id", 0))
+            if order is None:
+                continue
+            match e:
+                case OrderAccepted():
+                    order.on_accepted()
+                case OrderRejected():
+                    order.on_rejected()
+                case OrderFilled():
+                    order.on_fill(e.qty, e.price)
+                case OrderCanceled():
+                    order.on_canceled()
+                case OrderExpired():
+                    order.on_expired()
+                case OrderReplaced():
+                    order.on_replaced(e.qty, e.price, e.cl_ord_id)
+                case CancelRejected():
+                    if not order.is_terminal:
+                        order.on_cancel_rejected()
+        self._gate.on_events(e for e in events if isinstance(e, _ACCOUNT_EVENTS))
+        return events
+
+    def _find(self, cmd: CancelOrder | ReplaceOrder, response_to: str, now_ns: int) -> Order | CancelRejected:
+        """The working order `cmd` targets, or the CancelRejected that answers it."""
+        reason = RejectReason.NONE
+        order_id = self._by_clordid.get((cmd.session, cmd.orig_cl_ord_id), 0)
+        order = self.orders.get(order_id)
+        if (cmd.session, cmd.cl_ord_id) in self._by_clordid:
+            reason = RejectReason.DUPLICATE_CL_ORD_ID
+        elif order is None or order.account != cmd.account or order.symbol != cmd.symbol:
+            order_id, reason = 0, RejectReason.UNKNOWN_ORDER
+        elif order.is_terminal:
+            reason = RejectReason.TOO_LATE_TO_CANCEL
+        elif order.status in _PENDING:  # FIX: "order already in Pending Cancel or Pending Replace status"
+            reason = RejectReason.ORDER_PENDING
+        if reason != RejectReason.NONE:
+            return self._cancel_rejected(cmd, order_id, response_to, reason, now_ns)
+        assert order is not None
+        return order
+
+    @staticmethod
+    def _reject(cmd: SubmitOrder, order_id: int, reason: RejectReason, now_ns: int) -> OrderRejected:
+        return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, describe(reason), now_ns)
+
+    @staticmethod
+    def _cancel_rejected(
+        cmd: CancelOrder | ReplaceOrder, order_id: int, response_to: str, reason: RejectReason, now_ns: int
+    ) -> CancelRejected:
+        return CancelRejected(
+            order_id, cmd.cl_ord_id, cmd.orig_cl_ord_id, cmd.account, cmd.symbol, reason, describe(reason),
+            response_to, now_ns,
+        )  # fmt: skip

@@ -1,0 +1,31 @@
+"""Hand-written stand-ins for adapters in unit tests of the core (never for Redis, ClickHouse, QuickFIX or Ray)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from oms.model.enums import RejectReason
+from oms.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder
+
+
+class RecordingGate:
+    """A risk gate that accepts everything except what `deny` names, and records what it was told."""
+
+    def __init__(self, deny: dict[str, RejectReason] | None = None) -> None:
+        self.deny = deny or {}  # ClOrdID -> reason to reject it with
+        self.seen: list[Message] = []
+
+    def decide(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
+        reason = self.deny.get(cmd.cl_ord_id)
+        if reason is not None:
+            return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, reason.name, now_ns)
+        return OrderAccepted(
+            order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, cmd.qty, cmd.price,
+            now_ns, cmd.stop_price,
+        )  # fmt: skip
+
+    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int) -> RejectReason:
+        return self.deny.get(cmd.cl_ord_id, RejectReason.NONE)
+
+    def on_events(self, events: Iterable[Message]) -> None:
+        self.seen.extend(events)

@@ -1,0 +1,164 @@
+"""OrderManager: ids, ClOrdID rules, risk before routing, order state and what the account gate is told."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from oms.engine import OrderManager
+from oms.model.enums import OrdStatus, OrdType, RejectReason, Side
+from oms.model.enums import TimeInForce as T
+from oms.model.instruments import InstrumentRegistry
+from oms.model.messages import (
+    CancelOrder,
+    CancelRejected,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaced,
+    ReplaceOrder,
+    SubmitOrder,
+    TradePrinted,
+)
+from oms.venues.internal import InternalVenue
+from tests.stubs import RecordingGate
+
+INSTRUMENTS = InstrumentRegistry.load(Path(__file__).parents[2] / "configs" / "instruments.toml")
+PX = 1_500_000
+
+
+def new(cl: str, side: Side = Side.BUY, qty: int = 100, price: int | None = PX, account: str = "ACC1", session="S1"):
+    ord_type = OrdType.LIMIT if price else OrdType.MARKET
+    return SubmitOrder(account, cl, "AAPL", side, ord_type, qty, price, tif=T.GTC, session=session)
+
+
+def cancel(cl: str, orig: str, side: Side = Side.BUY, account: str = "ACC1", session: str = "S1") -> CancelOrder:
+    return CancelOrder(account, cl, orig, "AAPL", side, session=session)
+
+
+@pytest.fixture
+def gate() -> RecordingGate:
+    return RecordingGate()
+
+
+@pytest.fixture
+def oms(gate) -> OrderManager:
+    venue = InternalVenue(INSTRUMENTS)
+    return OrderManager(INSTRUMENTS, gate, lambda symbol: venue)
+
+
+def test_orders_get_increasing_ids_and_reach_new(oms):
+    (a,) = oms.submit(new("c1"), 1)
+    (b,) = oms.submit(new("c2"), 2)
+
+    assert (type(a), a.order_id, b.order_id) == (OrderAccepted, 1, 2)
+    assert oms.orders[1].status is OrdStatus.NEW
+    assert oms.session_of[2] == "S1"
+
+
+def test_duplicate_clordid_on_a_session_is_rejected_without_an_order(oms):
+    oms.submit(new("c1"), 1)
+
+    (rej,) = oms.submit(new("c1"), 2)
+
+    assert isinstance(rej, OrderRejected)
+    assert (rej.order_id, rej.reason) == (0, RejectReason.DUPLICATE_CL_ORD_ID)
+    assert list(oms.orders) == [1]
+
+
+def test_the_same_clordid_on_another_session_is_a_new_order(oms):
+    oms.submit(new("c1"), 1)
+
+    (ack,) = oms.submit(new("c1", session="S2"), 2)
+
+    assert isinstance(ack, OrderAccepted)
+
+
+def test_unknown_symbol_is_rejected_before_risk_and_routing(oms, gate):
+    cmd = SubmitOrder("ACC1", "c1", "NOPE", Side.BUY, OrdType.LIMIT, 10, PX)
+
+    (rej,) = oms.submit(cmd, 1)
+
+    assert rej.reason == RejectReason.UNKNOWN_SYMBOL
+    assert gate.seen == []
+
+
+def test_risk_reject_never_reaches_the_venue(oms, gate):
+    gate.deny["c1"] = RejectReason.INVALID_QTY
+
+    (rej,) = oms.submit(new("c1"), 1)
+
+    assert (type(rej), rej.order_id, rej.reason) == (OrderRejected, 1, RejectReason.INVALID_QTY)
+    assert oms.orders[1].status is OrdStatus.REJECTED
+    assert oms.submit(new("c2", Side.SELL), 2)[0].__class__ is OrderAccepted  # nothing rests from c1
+
+
+def test_fills_update_both_orders_and_reach_the_gate(oms, gate):
+    oms.submit(new("s1", Side.SELL, 60, account="ACC2", session="S2"), 1)
+
+    events = oms.submit(new("b1", Side.BUY, 100), 2)
+
+    assert [type(e) for e in events] == [OrderAccepted, OrderFilled, OrderFilled, TradePrinted]
+    assert oms.orders[1].status is OrdStatus.FILLED
+    assert (oms.orders[2].status, oms.orders[2].cum_qty) == (OrdStatus.PARTIALLY_FILLED, 60)
+    assert [type(e) for e in gate.seen] == [OrderFilled, OrderFilled]
+
+
+def test_cancel_by_orig_clordid(oms, gate):
+    oms.submit(new("c1"), 1)
+
+    (done,) = oms.cancel(cancel("c2", "c1"), 2)
+
+    assert isinstance(done, OrderCanceled)
+    assert oms.orders[1].status is OrdStatus.CANCELED
+    assert gate.seen == [done]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "reason"),
+    [
+        (cancel("c9", "nope"), RejectReason.UNKNOWN_ORDER),
+        (cancel("c9", "c1", account="ACC2"), RejectReason.UNKNOWN_ORDER),
+        (cancel("c9", "c1", session="S2"), RejectReason.UNKNOWN_ORDER),
+        (cancel("c1", "c1"), RejectReason.DUPLICATE_CL_ORD_ID),
+    ],
+)
+def test_bad_cancel_is_refused_with_a_reason(oms, cmd, reason):
+    oms.submit(new("c1"), 1)
+
+    (rej,) = oms.cancel(cmd, 2)
+
+    assert isinstance(rej, CancelRejected)
+    assert (rej.reason, rej.response_to) == (reason, "cancel")
+    assert oms.orders[1].status is OrdStatus.NEW
+
+
+def test_cancel_of_a_filled_order_is_too_late(oms):
+    oms.submit(new("s1", Side.SELL, 100, account="ACC2"), 1)
+    oms.submit(new("b1", Side.BUY, 100), 2)
+
+    (rej,) = oms.cancel(cancel("b2", "b1"), 3)
+
+    assert (rej.order_id, rej.reason) == (2, RejectReason.TOO_LATE_TO_CANCEL)
+
+
+def test_replace_then_cancel_with_the_new_clordid(oms):
+    oms.submit(new("c1"), 1)
+
+    (rep,) = oms.replace(ReplaceOrder("ACC1", "c2", "c1", "AAPL", Side.BUY, 50, PX, session="S1"), 2)
+    (done,) = oms.cancel(cancel("c3", "c2"), 3)
+
+    assert isinstance(rep, OrderReplaced)
+    assert (done.cl_ord_id, done.orig_cl_ord_id, done.canceled_qty) == ("c3", "c2", 50)
+
+
+def test_replace_the_gate_refuses_leaves_the_order_working(oms, gate):
+    oms.submit(new("c1"), 1)
+    gate.deny["c2"] = RejectReason.INVALID_QTY
+
+    (rej,) = oms.replace(ReplaceOrder("ACC1", "c2", "c1", "AAPL", Side.BUY, 500, PX, session="S1"), 2)
+
+    assert (type(rej), rej.reason, rej.response_to) == (CancelRejected, RejectReason.INVALID_QTY, "replace")
+    assert oms.orders[1].status is OrdStatus.NEW
