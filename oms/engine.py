@@ -28,9 +28,10 @@ from oms.model.messages import (
     OrderReplaced,
     ReplaceOrder,
     SubmitOrder,
+    TradePrinted,
 )
 from oms.orders import Order
-from oms.venues.internal import describe
+from risk.reasons import describe
 
 
 class RiskGate(Protocol):
@@ -45,7 +46,7 @@ class RiskGate(Protocol):
         ...
 
     def on_events(self, events: Iterable[Message]) -> None:
-        """Post-trade: fills, cancels, rejects, replaces and expiries of orders the gate accepted."""
+        """Post-trade: fills, cancels, rejects, replaces and expiries of orders the gate accepted; trade prints."""
         ...
 
 
@@ -59,7 +60,8 @@ class Venue(Protocol):
     def replace(self, order_id: int, cmd: ReplaceOrder, ts_ns: int) -> list[Message]: ...
 
 
-_ACCOUNT_EVENTS = (OrderFilled, OrderCanceled, OrderRejected, OrderReplaced, OrderExpired)
+# what moves an account, and the tape that marks its positions
+_GATE_EVENTS = (OrderFilled, OrderCanceled, OrderRejected, OrderReplaced, OrderExpired, TradePrinted)
 _PENDING = frozenset({OrdStatus.PENDING_NEW, OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE})
 
 
@@ -157,7 +159,7 @@ class OrderManager:
                 case CancelRejected():
                     if not order.is_terminal:
                         order.on_cancel_rejected()
-        self._gate.on_events(e for e in events if isinstance(e, _ACCOUNT_EVENTS))
+        self._gate.on_events([e for e in events if isinstance(e, _GATE_EVENTS)])
         return events
 
     def _find(self, cmd: CancelOrder | ReplaceOrder, response_to: str, now_ns: int) -> Order | CancelRejected:

@@ -103,7 +103,7 @@ def test_fills_update_both_orders_and_reach_the_gate(oms, gate):
     assert [type(e) for e in events] == [OrderAccepted, OrderFilled, OrderFilled, TradePrinted]
     assert oms.orders[1].status is OrdStatus.FILLED
     assert (oms.orders[2].status, oms.orders[2].cum_qty) == (OrdStatus.PARTIALLY_FILLED, 60)
-    assert [type(e) for e in gate.seen] == [OrderFilled, OrderFilled]
+    assert [type(e) for e in gate.seen] == [OrderFilled, OrderFilled, TradePrinted]
 
 
 def test_cancel_by_orig_clordid(oms, gate):
