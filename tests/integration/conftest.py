@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from oms.ray_runtime import RaySettings, start_ray, stop_ray
 from oms.redis_server import ManagedRedis, make_client
 
 
@@ -28,3 +29,21 @@ def redis_client(redis_server: ManagedRedis) -> Iterator[redis.Redis]:
 def account() -> str:
     """A fresh account name per test, so tests share the server without flushing it."""
     return f"T-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """A local Ray cluster sized for a 2-core machine, per test module (modules that start Ray themselves may
+    stop it, so none is shared across modules)."""
+    start_ray(RaySettings(num_cpus=2, object_store_mb=200))
+    yield
+    stop_ray()
+
+
+@pytest.fixture
+def fresh_redis(redis_server: ManagedRedis) -> Iterator[redis.Redis]:
+    """The shared server, emptied: for tests of the configured accounts (ACC1, ...), whose names are fixed."""
+    client = make_client(redis_server.url)
+    client.flushdb()
+    yield client
+    client.close()

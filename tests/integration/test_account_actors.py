@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from oms.journal import Journal
 from oms.model.enums import CancelReason, OrdType, RejectReason, Side
 from oms.model.enums import TimeInForce as T
 from oms.model.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder
-from oms.ray_runtime import RaySettings, start_ray, stop_ray
 from oms.redis_server import ManagedRedis, make_client
 
 pytestmark = pytest.mark.integration
@@ -33,14 +31,6 @@ def config(redis_server: ManagedRedis) -> HostConfig:
         risk_path=str(CONFIGS / "accounts.toml"),
         snapshot_every=7,
     )
-
-
-@pytest.fixture
-def fresh_journal(redis_server: ManagedRedis) -> Iterator[None]:
-    client = make_client(redis_server.url)
-    client.flushdb()
-    yield
-    client.close()
 
 
 def order(cl: str, side: Side, qty: int, price: int | None = PX, account: str = "ACC1") -> SubmitOrder:
@@ -72,7 +62,7 @@ def _ray_get(ref):
     return ray.get(ref, timeout=60)
 
 
-def test_every_decision_is_in_the_journal_when_the_call_returns(config, fresh_journal, redis_server):
+def test_every_decision_is_in_the_journal_when_the_call_returns(config, fresh_redis, redis_server):
     host = AccountHost(["ACC1"], config)
 
     decisions = host.submit_batch([(order("b1", Side.BUY, 100), 1, 1)])
@@ -81,7 +71,7 @@ def test_every_decision_is_in_the_journal_when_the_call_returns(config, fresh_jo
     assert [r for _, r in journal.read("ACC1")] == decisions
 
 
-def test_a_new_host_rebuilds_the_same_state_from_snapshot_and_journal(config, fresh_journal):
+def test_a_new_host_rebuilds_the_same_state_from_snapshot_and_journal(config, fresh_redis):
     host = AccountHost(["ACC1"], config)
     flow(host)
     before = host.state_hash("ACC1")
@@ -92,7 +82,7 @@ def test_a_new_host_rebuilds_the_same_state_from_snapshot_and_journal(config, fr
     assert again.summary("ACC1")["positions"]["AAPL"]["qty"] == 100
 
 
-def test_unknown_account_is_rejected_not_raised(config, fresh_journal):
+def test_unknown_account_is_rejected_not_raised(config, fresh_redis):
     host = AccountHost(["ACC1"], config)
 
     (rej,) = host.submit_batch([(order("x", Side.BUY, 10, account="NOBODY"), 1, 1)])
@@ -100,12 +90,12 @@ def test_unknown_account_is_rejected_not_raised(config, fresh_journal):
     assert (type(rej), rej.reason) == (OrderRejected, RejectReason.UNKNOWN_ACCOUNT)
 
 
-def test_a_host_refuses_accounts_without_limits(config, fresh_journal):
+def test_a_host_refuses_accounts_without_limits(config, fresh_redis):
     with pytest.raises(UnknownAccount, match="NOBODY"):
         AccountHost(["NOBODY"], config)
 
 
-def test_kill_switch_blocks_new_orders_and_lists_working_ones(config, fresh_journal):
+def test_kill_switch_blocks_new_orders_and_lists_working_ones(config, fresh_redis):
     host = AccountHost(["ACC1"], config)
     host.submit_batch([(order("b1", Side.BUY, 10), 1, 1)])
 
@@ -116,14 +106,7 @@ def test_kill_switch_blocks_new_orders_and_lists_working_ones(config, fresh_jour
     assert rej.reason == RejectReason.KILL_SWITCH
 
 
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    start_ray(RaySettings(num_cpus=2, object_store_mb=200))
-    yield
-    stop_ray()
-
-
-def test_a_killed_account_actor_is_restarted_by_ray_with_the_same_state(config, fresh_journal, ray_cluster):
+def test_a_killed_account_actor_is_restarted_by_ray_with_the_same_state(config, fresh_redis, ray_cluster):
     import ray
 
     actor = account_actor_class().options(name=f"acct-{uuid.uuid4().hex[:8]}", namespace="oms").remote(["ACC1"], config)
