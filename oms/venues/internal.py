@@ -33,11 +33,7 @@ from oms.model.messages import (
     SubmitOrder,
     TradePrinted,
 )
-
-
-def describe(reason: RejectReason) -> str:
-    """A short human text for a reject reason."""
-    return reason.name.lower().replace("_", " ")
+from risk.reasons import describe
 
 
 class _Working:
