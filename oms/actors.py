@@ -225,6 +225,12 @@ class ActorGate:
             return RejectReason.UNKNOWN_ACCOUNT
         return self._ray.get(actor.check_replace.remote(cmd, order_id, now_ns))
 
+    def set_kill_switch(self, account: str, on: bool, now_ns: int) -> None:
+        self._ray.get(self._actors[account].set_kill_switch.remote(account, on, now_ns))
+
+    def accounts(self) -> list[str]:
+        return sorted(self._actors)
+
     def on_events(self, events: Iterable[Message]) -> None:
         by_actor: dict[object, list[AccountEvent]] = {}
         prints: list[TradePrinted] = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from oms.model.enums import OrdStatus, RejectReason
+from oms.model.enums import CancelReason, OrdStatus, RejectReason
 from oms.model.instruments import InstrumentRegistry
 from oms.model.messages import (
     CancelOrder,
@@ -49,6 +49,14 @@ class RiskGate(Protocol):
         """Post-trade: fills, cancels, rejects, replaces and expiries of orders the gate accepted; trade prints."""
         ...
 
+    def set_kill_switch(self, account: str, on: bool, now_ns: int) -> None:
+        """Block (on) or allow new orders of `account` from now on."""
+        ...
+
+    def accounts(self) -> list[str]:
+        """Every account the gate decides for."""
+        ...
+
 
 class Venue(Protocol):
     """Where orders are matched: the native book (InternalVenue) or a FIX venue."""
@@ -58,6 +66,8 @@ class Venue(Protocol):
     def cancel(self, order_id: int, cmd: CancelOrder, ts_ns: int) -> list[Message]: ...
 
     def replace(self, order_id: int, cmd: ReplaceOrder, ts_ns: int) -> list[Message]: ...
+
+    def withdraw(self, order_id: int, reason: CancelReason, ts_ns: int) -> list[Message]: ...
 
 
 # what moves an account, and the tape that marks its positions
@@ -129,6 +139,19 @@ class OrderManager:
             return [self._cancel_rejected(cmd, order.order_id, "replace", reason, now_ns)]
         order.on_pending_replace()
         events = self._venue_for(order.symbol).replace(order.order_id, cmd, now_ns)
+        return self._settle(events)
+
+    def kill_switch(self, account: str | None, on: bool, now_ns: int) -> list[Message]:
+        """Block (on) or allow new orders of `account` (every account when None); turning it on also cancels the
+        account's working orders (reason KILL_SWITCH). Returns the cancels and what they caused."""
+        accounts = self._gate.accounts() if account is None else [account]
+        events: list[Message] = []
+        for acct in accounts:
+            self._gate.set_kill_switch(acct, on, now_ns)
+            if not on:
+                continue
+            for order in [o for o in self.orders.values() if o.account == acct and not o.is_terminal]:
+                events += self._venue_for(order.symbol).withdraw(order.order_id, CancelReason.KILL_SWITCH, now_ns)
         return self._settle(events)
 
     def on_venue_events(self, events: list[Message]) -> list[Message]:

@@ -14,9 +14,10 @@ class RecordingGate:
     def __init__(self, deny: dict[str, RejectReason] | None = None) -> None:
         self.deny = deny or {}  # ClOrdID -> reason to reject it with
         self.seen: list[Message] = []
+        self.killed: dict[str, bool] = {}
 
     def decide(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
-        reason = self.deny.get(cmd.cl_ord_id)
+        reason = RejectReason.KILL_SWITCH if self.killed.get(cmd.account) else self.deny.get(cmd.cl_ord_id)
         if reason is not None:
             return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, reason.name, now_ns)
         return OrderAccepted(
@@ -29,3 +30,9 @@ class RecordingGate:
 
     def on_events(self, events: Iterable[Message]) -> None:
         self.seen.extend(events)
+
+    def set_kill_switch(self, account: str, on: bool, now_ns: int) -> None:
+        self.killed[account] = on
+
+    def accounts(self) -> list[str]:
+        return ["ACC1", "ACC2"]

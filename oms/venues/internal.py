@@ -94,6 +94,12 @@ class InternalVenue:
         book_events = self._engine.cancel(order_id)
         return self._translate(book_events, ts_ns, cancel=cmd)
 
+    def withdraw(self, order_id: int, reason: CancelReason, ts_ns: int) -> list[Message]:
+        """Cancel order `order_id` on the OMS's own initiative (kill switch, risk); nothing when it is not working."""
+        if order_id not in self._orders:
+            return []
+        return self._translate(self._engine.cancel(order_id), ts_ns, withdraw=reason)
+
     def replace(self, order_id: int, cmd: ReplaceOrder, ts_ns: int) -> list[Message]:
         """Change order `order_id` to `cmd.qty` (new total) at `cmd.price`; may trade when the new price crosses."""
         working = self._orders.get(order_id)
@@ -121,6 +127,7 @@ class InternalVenue:
         submit: SubmitOrder | None = None,
         cancel: CancelOrder | None = None,
         replace: ReplaceOrder | None = None,
+        withdraw: CancelReason | None = None,
     ) -> list[Message]:
         out: list[Message] = []
         for kind, sym_id, oid, other, side, price, qty, leaves, exec_id, reason, aggressor in book_events:
@@ -170,7 +177,7 @@ class InternalVenue:
                     OrderReplaced(oid, w.cl_ord_id, orig, w.account, w.symbol, qty, replace.price, leaves, ts_ns)
                 )
             elif kind == K.CANCELED:
-                why = CancelReason(reason)
+                why = CancelReason(reason) if withdraw is None else withdraw
                 if why == CancelReason.USER and cancel is not None:
                     out.append(OrderCanceled(oid, cancel.cl_ord_id, w.account, w.symbol, why, qty, ts_ns, w.cl_ord_id))
                 else:

@@ -17,7 +17,7 @@ from oms.accounts import AccountEvent
 from oms.actors import AccountHost, ActorGate, HostConfig, account_actor_class
 from oms.engine import OrderManager
 from oms.journal import Journal
-from oms.model.enums import OrdType, Side
+from oms.model.enums import CancelReason, OrdType, RejectReason, Side
 from oms.model.enums import TimeInForce as T
 from oms.model.instruments import InstrumentRegistry
 from oms.model.messages import OrderAccepted, OrderFilled, SubmitOrder
@@ -109,4 +109,23 @@ def test_orders_through_the_engine_survive_an_account_actor_restart(config, fres
     assert (long, short) == (reported[("ACC1", Side.BUY)], -reported[("ACC2", Side.SELL)]) == (100, -100)
     for account in ("ACC1", "ACC2"):
         assert ray.get(actor.state_hash.remote(account)) == ray.get(actor.replayed_hash.remote(account))
+    ray.kill(actor, no_restart=True)
+
+
+def test_kill_switch_through_the_actor_cancels_working_orders_and_blocks_new_ones(config, fresh_redis, ray_cluster):
+    import ray
+
+    instruments = InstrumentRegistry.load(CONFIGS / "instruments.toml")
+    actor = account_actor_class().options(name=f"acct-{uuid.uuid4().hex[:8]}", namespace="oms").remote(["ACC1"], config)
+    venue = InternalVenue(instruments)
+    oms = OrderManager(instruments, ActorGate({"ACC1": actor}), lambda symbol: venue)
+    oms.submit(SubmitOrder("ACC1", "b1", "AAPL", Side.BUY, OrdType.LIMIT, 10, PX, tif=T.GTC), time.time_ns())
+
+    (canceled,) = oms.kill_switch("ACC1", True, time.time_ns())
+    (rejected,) = oms.submit(SubmitOrder("ACC1", "b2", "AAPL", Side.BUY, OrdType.LIMIT, 10, PX), time.time_ns())
+
+    assert (canceled.order_id, canceled.reason) == (1, CancelReason.KILL_SWITCH)
+    assert rejected.reason == RejectReason.KILL_SWITCH
+    summary = ray.get(actor.summary.remote("ACC1"))
+    assert (summary["kill_switch"], summary["working_orders"], summary["exposure"]) == (True, [], 0)
     ray.kill(actor, no_restart=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from oms.engine import OrderManager
-from oms.model.enums import OrdStatus, OrdType, RejectReason, Side
+from oms.model.enums import CancelReason, OrdStatus, OrdType, RejectReason, Side
 from oms.model.enums import TimeInForce as T
 from oms.model.instruments import InstrumentRegistry
 from oms.model.messages import (
@@ -162,3 +162,28 @@ def test_replace_the_gate_refuses_leaves_the_order_working(oms, gate):
 
     assert (type(rej), rej.reason, rej.response_to) == (CancelRejected, RejectReason.INVALID_QTY, "replace")
     assert oms.orders[1].status is OrdStatus.NEW
+
+
+def test_kill_switch_cancels_the_accounts_working_orders_and_blocks_new_ones(oms, gate):
+    oms.submit(new("c1"), 1)
+    oms.submit(new("c2", Side.SELL, price=PX + 100), 2)
+    oms.submit(new("x1", account="ACC2", session="S2"), 3)
+
+    events = oms.kill_switch("ACC1", True, 4)
+    (rej,) = oms.submit(new("c3"), 5)
+
+    assert [(e.order_id, e.reason) for e in events] == [(1, CancelReason.KILL_SWITCH), (2, CancelReason.KILL_SWITCH)]
+    assert rej.reason == RejectReason.KILL_SWITCH
+    assert oms.orders[3].status is OrdStatus.NEW
+    assert [e for e in gate.seen if isinstance(e, OrderCanceled)] == events
+
+
+def test_global_kill_switch_reaches_every_account_and_can_be_lifted(oms, gate):
+    oms.submit(new("c1"), 1)
+    oms.submit(new("x1", account="ACC2", session="S2"), 2)
+
+    events = oms.kill_switch(None, True, 3)
+    oms.kill_switch(None, False, 4)
+
+    assert sorted(e.order_id for e in events) == [1, 2]
+    assert isinstance(oms.submit(new("c2"), 5)[0], OrderAccepted)
