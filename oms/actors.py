@@ -18,13 +18,13 @@ import os
 from collections.abc import Iterable
 
 import msgspec
-import redis
 
 from oms.accounts import AccountEvent, AccountSnapshot, AccountState, MarketPrices
 from oms.journal import Journal
 from oms.model.enums import RejectReason, Side
 from oms.model.instruments import InstrumentRegistry
 from oms.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder, TradePrinted
+from oms.redis_server import make_client
 from risk.limits import RiskConfig, load_risk_config
 from risk.reasons import describe
 
@@ -51,7 +51,7 @@ class AccountHost:
         self._instruments = InstrumentRegistry.load(config.instruments_path)
         self._risk: RiskConfig = load_risk_config(config.risk_path, self._instruments)
         self._journal: Journal[AccountEvent] = Journal(
-            redis.Redis.from_url(config.redis_url), AccountEvent, snapshot_type=AccountSnapshot
+            make_client(config.redis_url), AccountEvent, snapshot_type=AccountSnapshot
         )
         self._market = MarketPrices()
         self._states: dict[str, AccountState] = {}

@@ -1,0 +1,149 @@
+"""Starting and stopping the OMS core from its configuration.
+
+`OmsApp.start` loads and validates every configuration file first, then starts, in order: Redis (managed, or the
+configured URL), Ray (local, or the configured cluster), the account actors, and the OrderManager with its venues.
+Anything that fails stops what was already started and raises an error whose message names what is wrong, so
+nothing is left half-started. `stop` undoes `start` in reverse order and may be called more than once.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import uuid
+from os import PathLike
+from pathlib import Path
+
+import msgspec
+
+from oms.actors import ActorGate, HostConfig, account_actor_class
+from oms.engine import OrderManager
+from oms.model.instruments import ConfigError, InstrumentRegistry
+from oms.ray_runtime import RaySettings, start_ray, stop_ray
+from oms.redis_server import ManagedRedis, RedisSettings, connect
+from oms.venues.internal import InternalVenue
+from risk.limits import RiskConfig, load_risk_config
+
+DEFAULT_CONFIG = Path(__file__).parents[1] / "configs" / "dev.toml"
+
+
+class VenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The `[venues]` table: where each symbol is routed."""
+
+    default: str = "INTERNAL"
+    routes: dict[str, str] = {}
+
+
+class OmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The whole configuration file (see `configs/dev.toml`)."""
+
+    instruments: str = "instruments.toml"
+    accounts: str = "accounts.toml"
+    redis: RedisSettings = RedisSettings()
+    ray: RaySettings = RaySettings()
+    venues: VenueSettings = VenueSettings()
+
+
+class LoadedConfig(msgspec.Struct, frozen=True):
+    """A validated configuration with its files resolved and parsed."""
+
+    path: Path
+    config: OmsConfig
+    instruments_path: Path
+    accounts_path: Path
+    instruments: InstrumentRegistry
+    risk: RiskConfig
+
+
+def load_config(path: str | PathLike[str] = DEFAULT_CONFIG) -> LoadedConfig:
+    """Read and validate `path` and the files it names; raises ConfigError naming the file and the field."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    try:
+        config = msgspec.convert(raw, OmsConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    base = path.parent
+    if config.redis.url is None and not Path(config.redis.data_dir).is_absolute():
+        config = msgspec.structs.replace(
+            config, redis=msgspec.structs.replace(config.redis, data_dir=str(base / config.redis.data_dir))
+        )
+    instruments_path, accounts_path = base / config.instruments, base / config.accounts
+    instruments = InstrumentRegistry.load(instruments_path)
+    risk = load_risk_config(accounts_path, instruments)
+    unknown = sorted({*config.venues.routes} - {i.symbol for i in instruments})
+    if unknown:
+        raise ConfigError(f"{path}: venues.routes: unknown symbol {unknown[0]!r}")
+    for venue in {config.venues.default, *config.venues.routes.values()}:
+        if venue != "INTERNAL":
+            raise ConfigError(f"{path}: venues: unknown venue {venue!r} (known: INTERNAL)")
+    return LoadedConfig(path, config, instruments_path, accounts_path, instruments, risk)
+
+
+class OmsApp:
+    """The running core: journal, account actors, engine and venues."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self.loaded = loaded
+        self.redis_url = ""
+        self.engine: OrderManager | None = None
+        self._managed: ManagedRedis | None = None
+        self._actors: list[object] = []
+        self._ray_started = False
+
+    @classmethod
+    def start(cls, path: str | PathLike[str] = DEFAULT_CONFIG) -> OmsApp:
+        """Validate the configuration, then start everything; on any failure stop what started and raise."""
+        app = cls(load_config(path))
+        try:
+            app._start()
+        except BaseException:
+            app.stop()
+            raise
+        return app
+
+    def _start(self) -> None:
+        cfg = self.loaded.config
+        client, self._managed = connect(cfg.redis)
+        client.close()
+        self.redis_url = self._managed.url if self._managed is not None else str(cfg.redis.url)
+        import ray
+
+        self._ray_started = not ray.is_initialized()  # a cluster this process already joined is not ours to stop
+        start_ray(cfg.ray)
+        accounts = sorted(self.loaded.risk.accounts)
+        host = HostConfig(
+            self.redis_url, str(self.loaded.instruments_path), str(self.loaded.accounts_path), cfg.redis.snapshot_every
+        )
+        actor_class = account_actor_class()
+        by_account: dict[str, object] = {}
+        per = cfg.ray.accounts_per_actor
+        for i in range(0, len(accounts), per):
+            group = accounts[i : i + per]
+            name = f"accounts-{i // per}-{uuid.uuid4().hex[:6]}"
+            actor = actor_class.options(name=name, namespace=cfg.ray.namespace).remote(group, host)
+            self._actors.append(actor)
+            by_account.update(dict.fromkeys(group, actor))
+        ray.get([a.accounts.remote() for a in self._actors])  # every actor has rebuilt its accounts
+        venue = InternalVenue(self.loaded.instruments)
+        self.engine = OrderManager(self.loaded.instruments, ActorGate(by_account), lambda symbol: venue)
+
+    def stop(self) -> None:
+        """Stop the actors, Ray (if this app started it) and the managed Redis; safe to call twice."""
+        if self._actors:
+            import ray
+
+            for actor in self._actors:
+                ray.kill(actor, no_restart=True)
+            self._actors = []
+        if self._ray_started:
+            stop_ray()
+            self._ray_started = False
+        if self._managed is not None:
+            self._managed.stop()
+            self._managed = None
+        self.engine = None
