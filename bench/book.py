@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from bench.report import write_result
+from bench.report import latency_fields, write_result
 from native import CMD_CANCEL, CMD_DTYPE, CMD_NEW, CMD_REPLACE, EVENT_DTYPE, MatchingEngine, ReferenceEngine
 from oms.model.enums import OrdType, Side, StpMode, TimeInForce
 
@@ -122,18 +122,6 @@ def single_call_latency(engine: object, cmds: np.ndarray) -> HdrHistogram:
             replace(oid, qty, px)
         hist.record_value(max(clock() - t0, 1))
     return hist
-
-
-def latency_fields(hist: HdrHistogram) -> dict[str, float | int | str]:
-    q = hist.get_value_at_percentile
-    return {
-        "unit": "us",
-        "count": hist.get_total_count(),
-        "p50": q(50) / 1e3,
-        "p99": q(99) / 1e3,
-        "p999": q(99.9) / 1e3,
-        "max": hist.get_max_value() / 1e3,
-    }
 
 
 def verify_same_run(cmds: np.ndarray) -> dict[str, int]:

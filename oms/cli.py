@@ -35,8 +35,18 @@ def _bench_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_risk(args: argparse.Namespace) -> int:
+    from bench.risk import RiskBenchParams, run, summary
+
+    result = run(_params(args, RiskBenchParams), out_dir=args.out_dir)
+    print(summary(result))
+    print(f"wrote {args.out_dir}/risk.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bench.book import BookBenchParams
+    from bench.risk import RiskBenchParams
 
     parser = argparse.ArgumentParser(prog="oms", description="Low-latency order management system with a FIX gateway.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -52,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params(book, BookBenchParams)
     book.add_argument("--out-dir", default="bench/results", help="where book.json goes (default: bench/results)")
     book.set_defaults(func=_bench_book)
+    risk = benches.add_parser(
+        "risk",
+        help="pre-trade risk: in-process check, strict Ray actor round trip and throughput, bare Ray baseline",
+        description="AccountState decisions timed in process; the same checks through AccountHost actors journaling "
+        "to a managed redis-server, one order per synchronous call and batched with calls in flight; a bare Ray "
+        "actor call as the same-run baseline. Fails if any decision, journal or state disagrees with a replica.",
+    )
+    _add_params(risk, RiskBenchParams)
+    risk.add_argument("--out-dir", default="bench/results", help="where risk.json goes (default: bench/results)")
+    risk.set_defaults(func=_bench_risk)
     return parser
 
 
