@@ -59,6 +59,16 @@ Duplicate ClOrdIDs: every ClOrdID of an accepted, rejected or replaced order of 
 `start_day`. Account events carry no session, so the rule is per account (stricter than FIX's per session); the
 per-session message throttle is `risk.throttle.SessionThrottle`, held by whoever sees sessions.
 
+Allowances (reserved mode, `oms.reserved`): `grant_allowance` gives the engine a budget it may spend without
+asking (order tokens, credit, per symbol and side quantity headroom, a band of limit prices and a valuation cap),
+recorded as AllowanceGranted. The grant is a certificate, not a carve-out: strict decisions here ignore it, and
+after every event the account re-checks that any order within the unspent budget would still pass `decide`; the
+moment it would not (a fill, mark, cancel, replace or strict decision ate into it, a breaker tripped), the
+allowance is void. KillSwitchSet, TradingStateSet, LimitsChanged, DayStarted, AllowanceRevoked and
+AllowanceReturned void it outright. AllowanceSpent (the engine's report, journaled just before the OrderAccepted it
+covers) draws it down; a report against a void or unknown grant is refused (StaleAllowance). Voiding is a pure
+function of the event sequence, so replay rebuilds it. See `oms.reserved` for the rules the engine side follows.
+
 Exceptions are for bugs only: events for another account (WrongAccount), fills or replaces for orders the account
 never accepted (UnknownOrder), an order accepted twice (DuplicateOrder), an overfill (OverfillError), an order
 without a limit price accepted while the account has no reference price for it (MissingReference).
@@ -100,6 +110,13 @@ __all__ = [
     "AccountSnapshot",
     "AccountState",
     "AdminEvent",
+    "AllowanceGranted",
+    "AllowanceOverdrawn",
+    "AllowanceRequest",
+    "AllowanceReturned",
+    "AllowanceRevoked",
+    "AllowanceSpent",
+    "AllowanceState",
     "DayStarted",
     "DuplicateOrder",
     "KillSwitchSet",
@@ -112,6 +129,9 @@ __all__ = [
     "OverfillError",
     "Position",
     "Quoted",
+    "StaleAllowance",
+    "SymbolAllowance",
+    "SymbolHeadroom",
     "TradingStateSet",
     "UnknownOrder",
     "WrongAccount",
@@ -120,6 +140,7 @@ __all__ = [
 ]
 
 _OK = RejectReason.NONE
+_BP = 10_000
 
 
 # -- ERRORS (bugs, never decisions) --
@@ -147,6 +168,14 @@ class OverfillError(AccountError):
 
 class MissingReference(AccountError):
     pass
+
+
+class StaleAllowance(AccountError):
+    """A spend reported against an allowance that is void or was never granted."""
+
+
+class AllowanceOverdrawn(AccountError):
+    """A spend larger than what is left of the allowance."""
 
 
 # -- ADMIN EVENTS --
@@ -200,8 +229,65 @@ class DayStarted(msgspec.Struct, frozen=True, tag="day_started"):
     ts_ns: int
 
 
-AdminEvent = Marked | Quoted | KillSwitchSet | TradingStateSet | LimitsChanged | DayStarted
+class SymbolAllowance(msgspec.Struct, frozen=True):
+    """What an allowance grants on one symbol: limit prices in [lo, hi], every order valued at most at `value_cap`
+    (orders without a limit price at exactly `value_cap`), and at most `buy_qty` / `sell_qty` more on each side."""
+
+    symbol: str
+    lo: int
+    hi: int
+    value_cap: int
+    buy_qty: int
+    sell_qty: int
+
+
+class AllowanceGranted(msgspec.Struct, frozen=True, tag="allowance_granted"):
+    """A budget the engine may spend without asking: `orders` order tokens, `credit` money of holds, and the
+    per-symbol terms. `rate_used` is how many orders the rate window counted at `ts_ns` (see `AllowanceState`)."""
+
+    account: str
+    grant_id: int
+    orders: int
+    credit: int
+    rate_used: int
+    symbols: tuple[SymbolAllowance, ...]
+    ts_ns: int
+
+
+class AllowanceSpent(msgspec.Struct, frozen=True, tag="allowance_spent"):
+    """The engine accepted order `order_id` under grant `grant_id`, spending one token, `credit` and `qty` of the
+    symbol's headroom on `side`. Journaled immediately before that order's OrderAccepted."""
+
+    account: str
+    grant_id: int
+    order_id: int
+    symbol: str
+    side: Side
+    qty: int
+    credit: int
+    ts_ns: int
+
+
+class AllowanceReturned(msgspec.Struct, frozen=True, tag="allowance_returned"):
+    """The engine gives back what is left of grant `grant_id` (a no-op when it is already void)."""
+
+    account: str
+    grant_id: int
+    ts_ns: int
+
+
+class AllowanceRevoked(msgspec.Struct, frozen=True, tag="allowance_revoked"):
+    """An operator voids whatever allowance the account has out."""
+
+    account: str
+    ts_ns: int
+
+
+AllowanceEvent = AllowanceGranted | AllowanceSpent | AllowanceReturned | AllowanceRevoked
+AdminEvent = Marked | Quoted | KillSwitchSet | TradingStateSet | LimitsChanged | DayStarted | AllowanceEvent
 AccountEvent = Event | AdminEvent
+
+_VOIDING = (KillSwitchSet, TradingStateSet, LimitsChanged, DayStarted)
 
 account_encoder = msgspec.msgpack.Encoder()
 account_decoder: msgspec.msgpack.Decoder[AccountEvent] = msgspec.msgpack.Decoder(AccountEvent)
@@ -259,7 +345,40 @@ class OpenOrder(msgspec.Struct):
     hold: int  # money still held for the leaves
 
 
-class AccountSnapshot(msgspec.Struct, frozen=True, tag="account_snapshot"):
+class AllowanceRequest(msgspec.Struct, frozen=True):
+    """How much of its headroom an account is asked to grant; shares are basis points of what is available."""
+
+    orders: int = 64  # order tokens at most (also bounded by the rate window and open-order room)
+    credit_share_bp: int = 5_000  # of the buying power
+    qty_share_bp: int = 5_000  # of each symbol and side's position/gross/net headroom
+    band_share_bp: int = 5_000  # of the collar: limit prices within this share of it around the reference
+    symbols: tuple[str, ...] | None = None  # None: every tradable symbol with a reference price
+
+
+class SymbolHeadroom(msgspec.Struct):
+    """The unspent part of a SymbolAllowance."""
+
+    lo: int
+    hi: int
+    value_cap: int
+    buy_qty: int
+    sell_qty: int
+
+
+class AllowanceState(msgspec.Struct):
+    """The live allowance: what is left of it. `rate_used` counts the rate-window entries newer than
+    ts_ns - window_ns at the grant plus every order accepted since, an upper bound of the window's count at any
+    time >= ts_ns; the grant stays valid only while rate_used + orders <= orders_per_window."""
+
+    grant_id: int
+    ts_ns: int
+    orders: int
+    credit: int
+    rate_used: int
+    symbols: dict[str, SymbolHeadroom]
+
+
+class AccountSnapshot(msgspec.Struct, frozen=True, tag="account_snapshot", omit_defaults=True):
     """Everything an AccountState is, in canonical order (lists sorted; dicts are sorted when hashed)."""
 
     account: str
@@ -274,6 +393,8 @@ class AccountSnapshot(msgspec.Struct, frozen=True, tag="account_snapshot"):
     marks: MarketPrices
     cl_ord_ids: list[str]
     rate_times: list[int]
+    allowance: AllowanceState | None = None  # omitted when None: snapshots without allowances encode as before
+    grant_seq: int = 0
 
 
 class AccountState:
@@ -294,6 +415,8 @@ class AccountState:
         self._marks = MarketPrices()
         self._cl_ord_ids: set[str] = set()
         self._rate = SlidingWindow(limits.orders_per_window, limits.window_ns)
+        self._allowance: AllowanceState | None = None
+        self._grant_seq = 0  # the last grant id handed out
         # derived, rebuilt from the above on restore
         self._exposure = 0
         self._working: dict[tuple[str, Side], int] = {}
@@ -344,6 +467,19 @@ class AccountState:
     def working_qty(self, symbol: str, side: Side) -> int:
         """Leaves quantity of the working orders on `symbol` and `side`."""
         return self._working.get((symbol, side), 0)
+
+    def allowance(self) -> AllowanceState | None:
+        """A copy of the live allowance, None when there is none (never granted, spent, void)."""
+        return _copy_allowance(self._allowance)
+
+    @property
+    def allowance_id(self) -> int:
+        """The live allowance's grant id, 0 when there is none."""
+        return 0 if self._allowance is None else self._allowance.grant_id
+
+    def seen_cl_ord_ids(self) -> frozenset[str]:
+        """The ClOrdIDs `decide` refuses as duplicates."""
+        return frozenset(self._cl_ord_ids)
 
     def reference_price(self, symbol: str) -> int | None:
         """The account's own reference price (MarketView)."""
@@ -565,6 +701,15 @@ class AccountState:
             case DayStarted():
                 self._sod_equity = self.equity()
                 self._cl_ord_ids.clear()
+            case AllowanceGranted():
+                self._on_granted(event)
+            case AllowanceSpent():
+                self._on_spent(event)
+            case AllowanceReturned():
+                if self._allowance is not None and self._allowance.grant_id == event.grant_id:
+                    self._allowance = None
+            case AllowanceRevoked():
+                self._allowance = None
             case _:
                 raise AccountError(f"account {self.account}: not an account event: {event!r}")
         level = self.drawdown_level()
@@ -574,6 +719,11 @@ class AccountState:
             self._breaker_ack = min(self._breaker_ack, level)
             if level > self._breaker_ack:
                 self._trading_state = escalate(self._trading_state, level)
+        if self._allowance is not None:
+            if isinstance(event, OrderAccepted):
+                self._allowance.rate_used += 1
+            if isinstance(event, _VOIDING) or not self._allowance_holds():
+                self._allowance = None
 
     def apply_all(self, events: Iterable[AccountEvent]) -> None:
         for event in events:
@@ -647,6 +797,79 @@ class AccountState:
         order.hold = self._hold_for(self._inst(order.symbol), order.side, order.leaves, value_px, order)
         self._exposure += order.hold
 
+    def _on_granted(self, e: AllowanceGranted) -> None:
+        self._grant_seq = max(self._grant_seq, e.grant_id)
+        self._allowance = AllowanceState(
+            e.grant_id, e.ts_ns, e.orders, e.credit, e.rate_used,
+            {s.symbol: SymbolHeadroom(s.lo, s.hi, s.value_cap, s.buy_qty, s.sell_qty) for s in e.symbols},
+        )  # fmt: skip
+
+    def _on_spent(self, e: AllowanceSpent) -> None:
+        a = self._allowance
+        if a is None or a.grant_id != e.grant_id:
+            raise StaleAllowance(f"account {self.account}: spend on grant {e.grant_id}, live grant {self.allowance_id}")
+        room = a.symbols.get(e.symbol)
+        left = None if room is None else (room.buy_qty if e.side is Side.BUY else room.sell_qty) - e.qty
+        if room is None or left is None or left < 0 or e.qty <= 0 or a.orders < 1 or e.credit > a.credit:
+            raise AllowanceOverdrawn(f"account {self.account}: {e!r} exceeds what is left of grant {e.grant_id}")
+        a.orders -= 1
+        a.credit -= e.credit
+        if e.side is Side.BUY:
+            room.buy_qty = left
+        else:
+            room.sell_qty = left
+
+    def _allowance_holds(self) -> bool:
+        """True while every order the live allowance covers would pass `decide` (see `oms.reserved`)."""
+        a = self._allowance
+        assert a is not None
+        lim = self._limits
+        if self._kill_switch or self._trading_state is not TradingState.ACTIVE:
+            return False
+        if a.rate_used + a.orders > lim.orders_per_window or len(self._orders) + a.orders > lim.max_open_orders:
+            return False
+        if self.buying_power() < a.credit:
+            return False
+        gross = sum(abs(self.market_value(s)) for s in self._positions)
+        net = sum(self.market_value(s) for s in self._positions)
+        for symbol, room in a.symbols.items():
+            collar = lim.symbols[symbol].collar_bp
+            ref = self._marks.reference_price(symbol)
+            if (
+                ref is None
+                or checks.check_collar(room.lo, ref, collar) is not _OK
+                or checks.check_collar(room.hi, ref, collar) is not _OK
+                or checks.collared_price(ref, collar) > room.value_cap
+                or not self._headroom_ok(symbol, Side.BUY, room.buy_qty, room.value_cap, gross, net)
+                or not self._headroom_ok(symbol, Side.SELL, room.sell_qty, room.value_cap, gross, net)
+            ):
+                return False
+        return True
+
+    def _headroom_ok(self, symbol: str, side: Side, qty: int, value_cap: int, gross: int, net: int) -> bool:
+        """True when every order of 1..`qty` on `symbol` and `side`, valued at any price in (0, value_cap], passes
+        the position, gross and net checks. The worst-case position is affine in the order's qty, so its extremes
+        over 1..qty lie at the ends (0 and qty); see `oms.reserved` for why checking those suffices."""
+        if qty <= 0:
+            return True
+        lim = self._limits
+        inst = self._inst(symbol)
+        pos = self._positions.get(symbol)
+        pos_qty = 0 if pos is None else pos.qty
+        p0 = checks.worst_case_position(side, 0, pos_qty, self._working.get((symbol, side), 0))
+        pq = p0 + side.sign * qty
+        if checks.check_position(pq, pos_qty, lim.symbols[symbol].max_position) is not _OK:
+            return False
+        before = self.market_value(symbol)
+        worst = notional_money(inst, max(abs(p0), abs(pq)), value_cap)
+        if checks.check_gross(gross - abs(before) + worst, gross, lim.max_gross_notional) is not _OK:
+            return False
+        for end in (min(p0, pq, 0), max(p0, pq, 0)):
+            after = net - before + notional_money(inst, end, value_cap)
+            if checks.check_net(after, net, lim.max_net_notional) is not _OK:
+                return False
+        return True
+
     def _remove(self, order_id: int) -> None:
         """Release whatever the order still holds and forget it; unknown ids are ignored (risk rejects)."""
         order = self._orders.pop(order_id, None)
@@ -712,6 +935,66 @@ class AccountState:
         self.apply(event)
         return event
 
+    def grant_allowance(self, request: AllowanceRequest, ts_ns: int) -> AllowanceGranted | None:
+        """Grant (apply and return, for the journal) the allowance `request` asks for, sized to what the account
+        can certify now; None when it can grant nothing (kill switch, not ACTIVE, no rate or open-order room, no
+        symbol with a reference price). A live allowance is replaced (its unspent part lapses)."""
+        if self._kill_switch or self._trading_state is not TradingState.ACTIVE:
+            return None
+        lim = self._limits
+        cutoff = ts_ns - lim.window_ns
+        rate_used = sum(1 for t in self._rate.times() if t > cutoff)
+        orders = min(request.orders, lim.orders_per_window - rate_used, lim.max_open_orders - len(self._orders))
+        if orders < 1:
+            return None
+        credit = max(self.buying_power(), 0) * request.credit_share_bp // _BP
+        gross = sum(abs(self.market_value(s)) for s in self._positions)
+        net = sum(self.market_value(s) for s in self._positions)
+        wanted = sorted(lim.symbols) if request.symbols is None else request.symbols
+        granted: list[SymbolAllowance] = []
+        for symbol in wanted:
+            sym = lim.symbols.get(symbol)
+            ref = self._marks.reference_price(symbol)
+            if sym is None or ref is None or symbol in self._restricted or self._instruments.by_symbol(symbol) is None:
+                continue
+            half = ref * sym.collar_bp * request.band_share_bp // (_BP * _BP)
+            lo, hi = max(ref - half, 1), ref + half
+            cap = checks.collared_price(hi, sym.collar_bp)
+            sides = [
+                self._max_headroom(symbol, side, cap, gross, net) * request.qty_share_bp // _BP
+                for side in (Side.BUY, Side.SELL)
+            ]
+            if any(sides):
+                granted.append(SymbolAllowance(symbol, lo, hi, cap, sides[0], sides[1]))
+        if not granted:
+            return None
+        event = AllowanceGranted(self.account, self._grant_seq + 1, orders, credit, rate_used, tuple(granted), ts_ns)
+        self.apply(event)
+        return event
+
+    def _max_headroom(self, symbol: str, side: Side, value_cap: int, gross: int, net: int) -> int:
+        """The largest qty `_headroom_ok` passes (it passes a downward-closed set of quantities)."""
+        pos = self._positions.get(symbol)
+        lo, hi = 0, self._limits.symbols[symbol].max_position + abs(0 if pos is None else pos.qty) + 1
+        hi += self._working.get((symbol, side), 0)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._headroom_ok(symbol, side, mid, value_cap, gross, net):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def return_allowance(self, grant_id: int, ts_ns: int = 0) -> AllowanceReturned:
+        event = AllowanceReturned(self.account, grant_id, ts_ns)
+        self.apply(event)
+        return event
+
+    def revoke_allowance(self, ts_ns: int = 0) -> AllowanceRevoked:
+        event = AllowanceRevoked(self.account, ts_ns)
+        self.apply(event)
+        return event
+
     # -- SNAPSHOTS --
 
     def snapshot(self) -> AccountSnapshot:
@@ -733,6 +1016,8 @@ class AccountState:
             ),
             cl_ord_ids=sorted(self._cl_ord_ids),
             rate_times=self._rate.times(),
+            allowance=self.allowance(),
+            grant_seq=self._grant_seq,
         )
 
     @classmethod
@@ -748,6 +1033,8 @@ class AccountState:
         state._marks = MarketPrices(dict(snapshot.marks.last), dict(snapshot.marks.bid), dict(snapshot.marks.ask))
         state._cl_ord_ids = set(snapshot.cl_ord_ids)
         state._rate = SlidingWindow(snapshot.limits.orders_per_window, snapshot.limits.window_ns, snapshot.rate_times)
+        state._allowance = _copy_allowance(snapshot.allowance)
+        state._grant_seq = snapshot.grant_seq
         for o in snapshot.orders:
             order = state._orders[o.order_id] = msgspec.structs.replace(o)
             state._exposure += order.hold
@@ -776,6 +1063,13 @@ def _trade(pos: Position, signed_qty: int, notional: int) -> None:
     pos.qty += signed_qty
     if pos.qty and (pos.qty > 0) == (signed_qty > 0):  # flipped: the rest opens at the fill price
         pos.cost = signed_value - closing_value  # the opening part, exactly what the closing part did not take
+
+
+def _copy_allowance(a: AllowanceState | None) -> AllowanceState | None:
+    if a is None:
+        return None
+    symbols = {k: msgspec.structs.replace(v) for k, v in a.symbols.items()}
+    return AllowanceState(a.grant_id, a.ts_ns, a.orders, a.credit, a.rate_used, symbols)
 
 
 def _div_trunc(a: int, b: int) -> int:

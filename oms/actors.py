@@ -10,23 +10,31 @@ If an append fails, the host rebuilds the account from the journal (dropping wha
 the caller gets an error, never an ack for an unjournaled decision.
 
 `AccountActor` is `AccountHost` as a named, restartable Ray actor in the `oms` namespace.
+
+Reserved mode (`oms.reserved`): `grant_allowance`, `report_spent`, `return_allowance` and `revoke_allowance`
+journal allowance events like every other event. In-process, the `Lease` of a grant is voided as soon as the
+account drops the grant (after each commit, or when a commit fails), and a gate attached with `attach_drain` is
+drained before a kill switch, post-trade batch or mark is applied. `ReservedGate` is re-exported here.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
-from oms.accounts import AccountEvent, AccountSnapshot, AccountState, MarketPrices
+from oms.accounts import AccountEvent, AccountSnapshot, AccountState, AllowanceRequest, MarketPrices
 from oms.journal import Journal
 from oms.model.enums import RejectReason, Side
 from oms.model.instruments import InstrumentRegistry
 from oms.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder, TradePrinted
 from oms.redis_server import make_client
+from oms.reserved import Allowance, AllowanceDesk, ReservedGate
 from risk.limits import RiskConfig, load_risk_config
 from risk.reasons import describe
+
+__all__ = ["AccountHost", "ActorGate", "HostConfig", "ReservedGate", "UnknownAccount", "account_actor_class"]
 
 
 class UnknownAccount(KeyError):
@@ -56,6 +64,7 @@ class AccountHost:
         self._market = MarketPrices()
         self._states: dict[str, AccountState] = {}
         self._since_snapshot: dict[str, int] = {}
+        self._desk = AllowanceDesk()
         for account in accounts:
             if self._risk.limits_for(account) is None:
                 raise UnknownAccount(f"account {account!r} has no limits in {config.risk_path}")
@@ -101,6 +110,7 @@ class AccountHost:
             state = self._states.get(account) if account is not None else None
             if state is None:
                 raise UnknownAccount(f"event for account {account!r}, not owned here: {event!r}")
+            self._desk.drain(account)
             state.apply(event)
             touched.setdefault(account, []).append(event)
         self._commit(touched)
@@ -108,6 +118,7 @@ class AccountHost:
     def set_kill_switch(self, account: str, on: bool, ts_ns: int) -> list[int]:
         """Block (or unblock) new orders of `account`; returns its working order ids for the caller to cancel."""
         state = self._state(account)
+        self._desk.drain(account)
         self._commit({account: [state.set_kill_switch(on, ts_ns)]})
         return state.working_orders()
 
@@ -116,13 +127,65 @@ class AccountHost:
         self._market.last[symbol] = price
         touched: dict[str, list[AccountEvent]] = {}
         for account, state in self._states.items():
+            allowance = state.allowance() if state.allowance_id else None
             if (
                 state.position(symbol).qty
                 or state.working_qty(symbol, Side.BUY)
                 or state.working_qty(symbol, Side.SELL)
+                or (allowance is not None and symbol in allowance.symbols)
             ):
+                self._desk.drain(account)
                 touched[account] = [state.mark(symbol, price, ts_ns)]
         self._commit(touched)
+
+    # -- RESERVED MODE --
+
+    def attach_drain(self, account: str, drain: Callable[[], None]) -> None:
+        """In-process gates only: `drain()` hands the gate's queued reports to `report_spent` before it returns."""
+        self._state(account)
+        self._desk.attach_drain(account, drain)
+
+    def grant_allowance(self, account: str, request: AllowanceRequest, ts_ns: int) -> Allowance | None:
+        """Grant `account` an allowance (journaled); None when it can grant nothing now."""
+        state = self._state(account)
+        self._desk.drain(account)
+        last = self._market.last
+        events: list[AccountEvent] = [
+            state.mark(sym, last[sym], ts_ns)
+            for sym in sorted(state.limits.symbols)
+            if sym in last and state.reference_price(sym) != last[sym]
+        ]  # catch up with the tape first, as a strict decision would
+        granted = state.grant_allowance(request, ts_ns)
+        if granted is not None:
+            events.append(granted)
+        self._commit({account: events})
+        return self._desk.issue(state, granted)
+
+    def report_spent(self, events: list[AccountEvent]) -> None:
+        """A gate's reports (AllowanceSpent + OrderAccepted pairs): journaled, then applied. A spend against a
+        void grant raises StaleAllowance and nothing of the batch is kept for that account."""
+        touched: dict[str, list[AccountEvent]] = {}
+        for event in events:
+            account = getattr(event, "account", "")
+            state = self._state(account)
+            try:
+                state.apply(event)
+            except Exception:
+                self._states[account] = self._recover(account)
+                self._desk.void_all()
+                raise
+            touched.setdefault(account, []).append(event)
+        self._commit(touched)
+
+    def return_allowance(self, account: str, grant_id: int, ts_ns: int) -> None:
+        state = self._state(account)
+        self._commit({account: [state.return_allowance(grant_id, ts_ns)]})
+
+    def revoke_allowance(self, account: str, ts_ns: int) -> None:
+        """Operator: void whatever allowance `account` has out (after draining its gate)."""
+        state = self._state(account)
+        self._desk.drain(account)
+        self._commit({account: [state.revoke_allowance(ts_ns)]})
 
     # -- QUERIES --
 
@@ -179,11 +242,16 @@ class AccountHost:
 
     def _commit(self, touched: dict[str, list[AccountEvent]]) -> None:
         for account, events in touched.items():
+            if not events:
+                continue
             try:
                 ids = self._journal.append_many(account, events)
             except Exception:
                 self._states[account] = self._recover(account)  # memory must not run ahead of the journal
+                self._desk.void_all()
                 raise
+            finally:
+                self._desk.sync(self._states[account])
             self._since_snapshot[account] += len(ids)
             if self._since_snapshot[account] >= self._config.snapshot_every:
                 self._journal.save_snapshot(account, self._states[account].snapshot(), ids[-1])

@@ -1,0 +1,250 @@
+"""Reserved mode: grants, local spending, exhaustion and fallback, revocation, returns, journal replay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from oms.accounts import (
+    AccountState,
+    AllowanceGranted,
+    AllowanceRequest,
+    AllowanceReturned,
+    AllowanceSpent,
+    StaleAllowance,
+    account_decoder,
+    account_encoder,
+)
+from oms.model.enums import OrdType, RejectReason, Side, TradingState
+from oms.model.instruments import InstrumentRegistry
+from oms.model.messages import OrderAccepted, OrderFilled, OrderRejected, SubmitOrder, TradePrinted
+from oms.reserved import LocalHost, ReservedGate
+from risk.limits import LimitsSpec, resolve_limits
+
+ROOT = Path(__file__).resolve().parents[2]
+REG = InstrumentRegistry.load(ROOT / "configs" / "instruments.toml")
+ACC = "ACC1"
+PX = 1_000_000  # AAPL 100.00
+SPEC: dict[str, Any] = {
+    "start_cash": "100000",
+    "credit_limit": "0",
+    "max_order_notional": "50000",
+    "max_gross_notional": "1000000",
+    "max_net_notional": "1000000",
+    "max_position": "100000",
+    "collar_pct": "10",
+    "orders_per_window": 100,
+    "max_open_orders": 100,
+}
+FULL = AllowanceRequest(orders=4, credit_share_bp=10_000, qty_share_bp=10_000, band_share_bp=5_000)
+
+
+def limits(**kw: Any) -> Any:
+    return resolve_limits(LimitsSpec(**{**SPEC, **kw}), REG)
+
+
+def setup(request: AllowanceRequest = FULL, low_orders: int = 0, **kw: Any) -> tuple[LocalHost, ReservedGate]:
+    state = AccountState(ACC, limits(**kw), REG)
+    host = LocalHost([state])
+    host.mark("AAPL", PX, 0)
+    gate = ReservedGate(host, REG, [ACC], request, batch=8, low_orders=low_orders)
+    return host, gate
+
+
+def buy(cl: str, qty: int = 10, price: int | None = PX, ord_type: OrdType | None = None) -> SubmitOrder:
+    kind = ord_type or (OrdType.LIMIT if price is not None else OrdType.MARKET)
+    return SubmitOrder(ACC, cl, "AAPL", Side.BUY, kind, qty, price)
+
+
+def warm(gate: ReservedGate) -> None:
+    """The first order of an account has no allowance yet: it is decided strictly and a grant follows."""
+    assert isinstance(gate.decide(buy("warm", 1), 1, 1), OrderAccepted)
+    assert gate.fallbacks == 1 and gate.allowance_left(ACC) is not None
+
+
+def test_a_grant_is_journaled_and_orders_within_it_are_accepted_without_the_host() -> None:
+    host, gate = setup()
+    warm(gate)
+    granted = [e for e in host.events(ACC) if isinstance(e, AllowanceGranted)]
+    assert len(granted) == 1 and granted[0].orders == 4 and granted[0].symbols
+    journal_before = len(host.events(ACC))
+
+    decision = gate.decide(buy("b1"), 2, 10)
+
+    assert decision == OrderAccepted(2, "b1", ACC, "AAPL", Side.BUY, OrdType.LIMIT, decision.tif, 10, PX, 10)
+    assert gate.local_accepts == 1 and gate.fallbacks == 1
+    assert len(host.events(ACC)) == journal_before  # queued, not yet reported
+    gate.flush()
+    spent, accepted = host.events(ACC)[journal_before:]
+    assert isinstance(spent, AllowanceSpent) and spent.order_id == 2 and spent.qty == 10
+    assert accepted == decision
+    state = host.state(ACC)
+    assert state.working_orders() == [1, 2]
+    allowance = state.allowance()
+    assert allowance is not None and allowance.orders == 3
+    assert (allowance.orders, allowance.credit) == gate.allowance_left(ACC)
+
+
+def test_exhausted_allowance_falls_back_to_a_strict_decision_and_asks_again() -> None:
+    host, gate = setup(request=msgspec.structs.replace(FULL, orders=2))
+    warm(gate)
+    for i in (2, 3):
+        assert isinstance(gate.decide(buy(f"b{i}"), i, 10), OrderAccepted)
+    assert gate.local_accepts == 2 and gate.allowance_left(ACC) == (0, gate.allowance_left(ACC)[1])  # type: ignore[index]
+
+    assert isinstance(gate.decide(buy("b4"), 4, 11), OrderAccepted)
+
+    assert gate.fallbacks == 2 and gate.local_accepts == 2
+    assert [e.grant_id for e in host.events(ACC) if isinstance(e, AllowanceGranted)] == [1, 2]
+    assert isinstance(gate.decide(buy("b5"), 5, 12), OrderAccepted) and gate.local_accepts == 3
+
+
+def test_an_order_the_allowance_cannot_cover_is_decided_strictly() -> None:
+    _host, gate = setup()
+    warm(gate)
+    outside_band = buy("far", price=PX * 108 // 100)  # inside the 10 % collar, outside the 5 % band
+    stop = buy("stop", price=None, ord_type=OrdType.STOP)
+    too_big = buy("big", qty=600)  # notional 60000 > max_order_notional
+
+    assert isinstance(gate.decide(outside_band, 2, 10), OrderAccepted)
+    assert isinstance(gate.decide(stop, 3, 11), OrderAccepted)
+    rejected = gate.decide(too_big, 4, 12)
+
+    assert isinstance(rejected, OrderRejected) and rejected.reason is RejectReason.MAX_ORDER_NOTIONAL
+    assert gate.local_accepts == 0 and gate.fallbacks == 4
+
+
+def test_a_kill_switch_drains_the_queue_then_revokes_at_once() -> None:
+    host, gate = setup()
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2"), 2, 10), OrderAccepted)  # queued, not reported
+
+    to_cancel = host.set_kill_switch(ACC, True, 11)
+
+    assert to_cancel == [1, 2]  # the locally accepted order was reported before the switch
+    assert gate.allowance_left(ACC) is None
+    decision = gate.decide(buy("b3"), 3, 12)
+    assert isinstance(decision, OrderRejected) and decision.reason is RejectReason.KILL_SWITCH
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda host: host.set_limits(ACC, limits(max_position="50"), 11),
+        lambda host: host.set_limits(ACC, limits(), 11),  # even unchanged values: a limits change revokes
+        lambda host: host.set_trading_state(ACC, TradingState.REDUCING, 11),
+        lambda host: host.start_day(ACC, 11),
+        lambda host: host.revoke_allowance(ACC, 11),
+    ],
+)
+def test_operator_changes_revoke_the_allowance(change: Any) -> None:
+    host, gate = setup()
+    warm(gate)
+    change(host)
+    assert host.state(ACC).allowance() is None and gate.allowance_left(ACC) is None
+
+
+def test_a_mark_outside_the_band_voids_the_allowance_and_a_small_one_does_not() -> None:
+    host, gate = setup()
+    warm(gate)
+    host.mark("AAPL", PX * 101 // 100, 5)
+    assert gate.allowance_left(ACC) is not None
+    assert host.state(ACC).allowance_id == 1
+    gate.on_events([TradePrinted("SIM", "AAPL", 1, PX * 120 // 100, 1, Side.BUY, 6)])
+    granted = [e for e in host.events(ACC) if isinstance(e, AllowanceGranted)]
+    assert [g.grant_id for g in granted] == [1, 2]  # grant 1 voided; the refill is banded around the new price
+    assert host.state(ACC).allowance_id == 2 and granted[1].symbols[0].lo > PX * 110 // 100
+
+
+def test_a_strict_decision_that_eats_into_the_allowance_voids_it() -> None:
+    # credit_limit 0, cash 100000: a full-credit grant certifies 100000 of holds (little quantity, so only the
+    # credit is at stake)
+    host, gate = setup(request=msgspec.structs.replace(FULL, qty_share_bp=1_000))
+    warm(gate)
+    assert gate.allowance_left(ACC) is not None
+    stop = buy("stop", qty=400, price=None, ord_type=OrdType.STOP)  # a strict decision: holds 400 * 110.00
+
+    assert isinstance(gate.decide(stop, 2, 10), OrderAccepted)
+
+    assert host.state(ACC).buying_power() < 100_000 * 10**9 - 40_000 * 10**9
+    allowance = host.state(ACC).allowance()
+    assert allowance is not None and allowance.grant_id == 2  # the first grant is void; a refill sized to what is left
+    assert allowance.credit <= host.state(ACC).buying_power()
+
+
+def test_a_drawdown_breaker_voids_the_allowance() -> None:
+    host, gate = setup(drawdown_warn_pct="1", drawdown_reduce_pct="5", drawdown_halt_pct="50")
+    assert isinstance(gate.decide(buy("warm", 500), 1, 1), OrderAccepted)
+    gate.on_events([OrderFilled(1, "warm", ACC, "AAPL", 1, Side.BUY, 500, PX, 0, 500, 500 * PX, True, 2)])
+    assert host.state(ACC).allowance() is not None
+
+    host.mark("AAPL", PX * 80 // 100, 3)  # 500 * 20.00 lost: 10 % of the start-of-day equity
+
+    assert host.state(ACC).trading_state is TradingState.REDUCING
+    assert host.state(ACC).allowance() is None and gate.allowance_left(ACC) is None
+    gate.refill()
+    assert host.state(ACC).allowance() is None  # no grant while REDUCING
+
+
+def test_a_returned_allowance_is_gone_and_spends_against_it_are_refused() -> None:
+    host, gate = setup()
+    warm(gate)
+    grant_id = host.state(ACC).allowance_id
+    gate.give_back(ACC)
+
+    assert isinstance(host.events(ACC)[-1], AllowanceReturned)
+    assert host.state(ACC).allowance() is None and gate.allowance_left(ACC) is None
+    with pytest.raises(StaleAllowance):
+        host.report_spent([AllowanceSpent(ACC, grant_id, 9, "AAPL", Side.BUY, 1, PX * 10**5, 20)])
+    # with nothing out, the next order is strict and brings a new grant
+    assert isinstance(gate.decide(buy("b9"), 9, 21), OrderAccepted) and gate.fallbacks == 2
+
+
+def test_replaying_the_journal_with_grants_rebuilds_the_same_state() -> None:
+    host, gate = setup(low_orders=1)
+    warm(gate)
+    for i in range(2, 12):
+        gate.decide(buy(f"b{i}", qty=5 + i), i, 10 + i)
+        if i % 3 == 0:
+            gate.on_events([OrderFilled(i, f"b{i}", ACC, "AAPL", i, Side.BUY, 5 + i, PX, 0, 5 + i, PX, True, 10 + i)])
+    gate.flush()
+    state = host.state(ACC)
+    assert state.allowance() is not None
+
+    replayed = AccountState(ACC, limits(), REG)
+    replayed.apply_all(account_decoder.decode(account_encoder.encode(e)) for e in host.events(ACC))
+
+    assert replayed.state_hash() == state.state_hash()
+    assert replayed.allowance() == state.allowance()
+    restored = AccountState.restore(state.snapshot(), REG)
+    assert restored.state_hash() == state.state_hash() and restored.allowance_id == state.allowance_id
+
+
+def test_snapshots_without_allowances_encode_as_before() -> None:
+    state = AccountState(ACC, limits(), REG)
+    encoded = msgspec.msgpack.encode(state.snapshot())
+    assert b"allowance" not in encoded and b"grant_seq" not in encoded
+
+
+def test_no_grant_while_the_account_cannot_trade() -> None:
+    state = AccountState(ACC, limits(), REG)
+    state.mark("AAPL", PX)
+    state.set_kill_switch(True)
+    assert state.grant_allowance(FULL, 1) is None
+    state.set_kill_switch(False)
+    state.set_trading_state(TradingState.REDUCING)
+    assert state.grant_allowance(FULL, 1) is None
+    state.set_trading_state(TradingState.ACTIVE)
+    assert state.grant_allowance(FULL, 1) is not None
+
+
+def test_accounts_not_in_reserved_mode_are_always_decided_by_the_host() -> None:
+    host, _ = setup()
+    gate = ReservedGate(host, REG, [], FULL)
+    for i in range(3):
+        assert isinstance(gate.decide(buy(f"s{i}"), i + 1, 10), OrderAccepted)
+    assert gate.local_accepts == 0 and gate.fallbacks == 3
+    assert host.state(ACC).allowance() is None
