@@ -15,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 
+from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
 from oms.actors import ActorGate, HostConfig, account_actor_class
 from oms.engine import OrderManager
 from oms.model.instruments import ConfigError, InstrumentRegistry
@@ -41,6 +42,7 @@ class OmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis: RedisSettings = RedisSettings()
     ray: RaySettings = RaySettings()
     venues: VenueSettings = VenueSettings()
+    fix: FixSettings = FixSettings()
 
 
 class LoadedConfig(msgspec.Struct, frozen=True):
@@ -52,6 +54,7 @@ class LoadedConfig(msgspec.Struct, frozen=True):
     accounts_path: Path
     instruments: InstrumentRegistry
     risk: RiskConfig
+    fix_sessions: list[SessionSpec]
 
 
 def load_config(path: str | PathLike[str] = DEFAULT_CONFIG) -> LoadedConfig:
@@ -72,6 +75,12 @@ def load_config(path: str | PathLike[str] = DEFAULT_CONFIG) -> LoadedConfig:
         config = msgspec.structs.replace(
             config, redis=msgspec.structs.replace(config.redis, data_dir=str(base / config.redis.data_dir))
         )
+    config = msgspec.structs.replace(
+        config,
+        fix=msgspec.structs.replace(
+            config.fix, settings=str(base / config.fix.settings), data_dir=str(base / config.fix.data_dir)
+        ),
+    )
     instruments_path, accounts_path = base / config.instruments, base / config.accounts
     instruments = InstrumentRegistry.load(instruments_path)
     risk = load_risk_config(accounts_path, instruments)
@@ -81,7 +90,8 @@ def load_config(path: str | PathLike[str] = DEFAULT_CONFIG) -> LoadedConfig:
     for venue in {config.venues.default, *config.venues.routes.values()}:
         if venue != "INTERNAL":
             raise ConfigError(f"{path}: venues: unknown venue {venue!r} (known: INTERNAL)")
-    return LoadedConfig(path, config, instruments_path, accounts_path, instruments, risk)
+    fix_sessions = load_sessions(config.fix.settings, risk.accounts)
+    return LoadedConfig(path, config, instruments_path, accounts_path, instruments, risk, fix_sessions)
 
 
 class OmsApp:
@@ -147,3 +157,27 @@ class OmsApp:
             self._managed.stop()
             self._managed = None
         self.engine = None
+
+
+ORDER_IDS_PER_START = 10**9
+EXEC_IDS_PER_START = 10**10
+
+
+def id_bases(generation: int) -> tuple[int, int]:
+    """(first order id, execution id base) of start number `generation`: each start has its own id ranges, so
+    OrderIDs and ExecIDs stay unique across restarts."""
+    return generation * ORDER_IDS_PER_START + 1, generation * EXEC_IDS_PER_START
+
+
+def local_engine(loaded: LoadedConfig, generation: int = 1) -> OrderManager:
+    """An OrderManager whose accounts live in this process, without a journal: every account in reserved mode
+    over a LocalHost. For benchmarks and tests of the adapters; `OmsApp` is the journaled, actor-backed core."""
+    from oms.accounts import AccountState
+    from oms.reserved import LocalHost, ReservedGate
+
+    accounts = sorted(loaded.risk.accounts)
+    host = LocalHost(AccountState(a, loaded.risk.limits_for(a), loaded.instruments) for a in accounts)
+    first_order_id, exec_base = id_bases(generation)
+    venue = InternalVenue(loaded.instruments, exec_id_base=exec_base)
+    gate = ReservedGate(host, loaded.instruments, accounts)
+    return OrderManager(loaded.instruments, gate, lambda symbol: venue, first_order_id)

@@ -7,6 +7,10 @@ venues are adapters (in-process account state, Ray actors, the native book, a FI
 
 Rejects happen before an order id is spent where the command itself is wrong (unknown symbol, duplicate ClOrdID,
 unknown order to cancel): those events carry order_id 0. Everything else carries the order's id.
+
+Every event any call produces also lands in the outbox with the order's view right after that event
+(`take_reports`), so the adapters that answer clients (FIX, REST) report each event with the CumQty, LeavesQty and
+AvgPx it caused, whichever adapter's command caused it, and route it by `session_of`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from oms.model.messages import (
     SubmitOrder,
     TradePrinted,
 )
-from oms.orders import Order
+from oms.orders import Order, OrderView
 from risk.reasons import describe
 
 
@@ -93,6 +97,7 @@ class OrderManager:
         self._by_clordid: dict[tuple[str, str], int] = {}  # (session, ClOrdID) -> order id, every one ever seen
         self.orders: dict[int, Order] = {}
         self.session_of: dict[int, str] = {}  # order id -> the session its reports go to
+        self._outbox: list[tuple[Message, OrderView | None]] = []
 
     # -- COMMANDS --
 
@@ -100,9 +105,9 @@ class OrderManager:
         """Risk-check and route a new order; returns the events for the client and the tape."""
         key = (cmd.session, cmd.cl_ord_id)
         if key in self._by_clordid:
-            return [self._reject(cmd, 0, RejectReason.DUPLICATE_CL_ORD_ID, now_ns)]
+            return self._report([self._reject(cmd, 0, RejectReason.DUPLICATE_CL_ORD_ID, now_ns)])
         if self._instruments.by_symbol(cmd.symbol) is None:
-            return [self._reject(cmd, 0, RejectReason.UNKNOWN_SYMBOL, now_ns)]
+            return self._report([self._reject(cmd, 0, RejectReason.UNKNOWN_SYMBOL, now_ns)])
         order_id = self._next_id
         self._next_id += 1
         self._by_clordid[key] = order_id
@@ -112,9 +117,9 @@ class OrderManager:
         self.orders[order_id] = order
         self.session_of[order_id] = cmd.session
         decision = self._gate.decide(cmd, order_id, now_ns)
-        if isinstance(decision, OrderRejected):
+        if isinstance(decision, OrderRejected):  # the gate held nothing: it is not told again
             order.on_rejected()
-            return [decision]
+            return self._report([decision])
         events = self._venue_for(cmd.symbol).submit(order_id, cmd, now_ns)
         return self._settle(events)
 
@@ -122,7 +127,7 @@ class OrderManager:
         """Ask the venue to cancel the order `cmd.orig_cl_ord_id` names."""
         order = self._find(cmd, "cancel", now_ns)
         if isinstance(order, CancelRejected):
-            return [order]
+            return self._report([order])
         self._by_clordid[(cmd.session, cmd.cl_ord_id)] = order.order_id
         order.on_pending_cancel()
         events = self._venue_for(order.symbol).cancel(order.order_id, cmd, now_ns)
@@ -132,11 +137,11 @@ class OrderManager:
         """Risk-check and send a cancel/replace for the order `cmd.orig_cl_ord_id` names."""
         order = self._find(cmd, "replace", now_ns)
         if isinstance(order, CancelRejected):
-            return [order]
+            return self._report([order])
         self._by_clordid[(cmd.session, cmd.cl_ord_id)] = order.order_id
         reason = self._gate.decide_replace(cmd, order.order_id, now_ns)
         if reason != RejectReason.NONE:
-            return [self._cancel_rejected(cmd, order.order_id, "replace", reason, now_ns)]
+            return self._report([self._cancel_rejected(cmd, order.order_id, "replace", reason, now_ns)])
         order.on_pending_replace()
         events = self._venue_for(order.symbol).replace(order.order_id, cmd, now_ns)
         return self._settle(events)
@@ -154,17 +159,50 @@ class OrderManager:
                 events += self._venue_for(order.symbol).withdraw(order.order_id, CancelReason.KILL_SWITCH, now_ns)
         return self._settle(events)
 
+    def mass_cancel(
+        self, session: str | None, symbol: str | None, now_ns: int, reason: CancelReason = CancelReason.USER
+    ) -> list[Message]:
+        """Cancel every working order of `session` (every session's when None; in `symbol` only, when given);
+        returns what that caused."""
+        events: list[Message] = []
+        for order in self.working(session, symbol):
+            events += self._venue_for(order.symbol).withdraw(order.order_id, reason, now_ns)
+        return self._settle(events)
+
     def on_venue_events(self, events: list[Message]) -> list[Message]:
         """Events a venue produced on its own (a resting order filled by someone else's flow, an expiry)."""
         return self._settle(events)
 
+    # -- QUERIES --
+
+    def find(self, session: str, cl_ord_id: str) -> Order | None:
+        """The order that `cl_ord_id` (its first ClOrdID, a cancel's or a replace's) names on `session`."""
+        return self.orders.get(self._by_clordid.get((session, cl_ord_id), 0))
+
+    def working(self, session: str | None = None, symbol: str | None = None) -> list[Order]:
+        """Orders not yet terminal, of `session` and in `symbol` when given, oldest first."""
+        return [
+            o for oid, o in self.orders.items()
+            if not o.is_terminal and (session is None or self.session_of[oid] == session)
+            and (symbol is None or o.symbol == symbol)
+        ]  # fmt: skip
+
+    def take_reports(self) -> list[tuple[Message, OrderView | None]]:
+        """Every event since the last call, in order, each with its order's view right after it (None when the
+        event names no order of this manager); empties the outbox."""
+        reports, self._outbox = self._outbox, []
+        return reports
+
     # -- INTERNALS --
 
     def _settle(self, events: list[Message]) -> list[Message]:
-        """Drive each order's state machine with the venue's events and pass the account-moving ones to the gate."""
+        """Drive each order's state machine with the venue's events, queue them with the views they leave for the
+        client adapters, and pass the account-moving ones to the gate."""
+        outbox = self._outbox
         for e in events:
             order = self.orders.get(getattr(e, "order_id", 0))
             if order is None:
+                outbox.append((e, None))
                 continue
             match e:
                 case OrderAccepted():
@@ -182,7 +220,15 @@ class OrderManager:
                 case CancelRejected():
                     if not order.is_terminal:
                         order.on_cancel_rejected()
+            outbox.append((e, order.view()))
         self._gate.on_events([e for e in events if isinstance(e, _GATE_EVENTS)])
+        return events
+
+    def _report(self, events: list[Message]) -> list[Message]:
+        """Queue answers that moved no order state and no account (rejected commands) for the client adapters."""
+        for e in events:
+            order = self.orders.get(getattr(e, "order_id", 0))
+            self._outbox.append((e, None if order is None else order.view()))
         return events
 
     def _find(self, cmd: CancelOrder | ReplaceOrder, response_to: str, now_ns: int) -> Order | CancelRejected:

@@ -28,6 +28,7 @@ in every terminal status; cum_notional == sum(fill qty * fill price), so `avg_px
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import NamedTuple
 
 from oms.model.enums import OrdStatus, OrdType, Side, TimeInForce
 
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidQty",
     "Order",
     "OrderError",
+    "OrderView",
     "Overfill",
     "check_transition",
 ]
@@ -106,6 +108,17 @@ def check_transition(from_status: OrdStatus, to_status: OrdStatus, event: str = 
         raise IllegalTransition(from_status, to_status, event)
 
 
+class OrderView(NamedTuple):
+    """An order's status and quantities at one moment; `cum_notional / cum_qty` is the exact average price."""
+
+    status: OrdStatus
+    qty: int
+    price: int | None
+    cum_qty: int
+    cum_notional: int
+    leaves_qty: int
+
+
 class Order:
     """Mutable state of one order, changed only through the `on_*` methods. Starts PENDING_NEW."""
 
@@ -161,6 +174,10 @@ class Order:
         )
 
     # -- QUERIES --
+
+    def view(self) -> OrderView:
+        """The order's reportable state now (what an ExecutionReport for the latest event carries)."""
+        return OrderView(self.status, self.qty, self.price, self.cum_qty, self.cum_notional, self.leaves_qty)
 
     @property
     def is_terminal(self) -> bool:

@@ -101,7 +101,7 @@ class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A loopback port the kernel considers free right now, never in Ray's reserved range."""
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -224,7 +224,7 @@ class ManagedRedis:
         try:
             attempts = 1 if self._fixed_port is not None else 3
             for attempt in range(attempts):
-                port = self._fixed_port if self._fixed_port is not None else _free_port()
+                port = self._fixed_port if self._fixed_port is not None else free_port()
                 try:
                     self._spawn(exe, port)
                     self._wait_ready()

@@ -130,6 +130,7 @@ class CancelReason(IntEnum):
     FOK_UNFILLABLE = 5
     KILL_SWITCH = 6
     EXPIRED = 7
+    SHUTDOWN = 8  # the OMS stopped and its book with it
 
 
 class OrdStatus(Enum):

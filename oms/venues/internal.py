@@ -53,9 +53,16 @@ class InternalVenue:
     """A venue backed by `native.MatchingEngine`, one book per instrument of the registry."""
 
     def __init__(
-        self, instruments: InstrumentRegistry, stp_mode: StpMode = StpMode.CANCEL_RESTING, name: str = "INTERNAL"
+        self,
+        instruments: InstrumentRegistry,
+        stp_mode: StpMode = StpMode.CANCEL_RESTING,
+        name: str = "INTERNAL",
+        exec_id_base: int = 0,
     ) -> None:
+        """Execution ids are `exec_id_base` + the book's own (1, 2, ...): give each start its own base so ids stay
+        unique across restarts."""
         self.name = name
+        self._exec_id_base = exec_id_base
         self._instruments = instruments
         self._engine = MatchingEngine(stp_mode)
         self._symbols: dict[int, str] = {}
@@ -130,7 +137,8 @@ class InternalVenue:
         withdraw: CancelReason | None = None,
     ) -> list[Message]:
         out: list[Message] = []
-        for kind, sym_id, oid, other, side, price, qty, leaves, exec_id, reason, aggressor in book_events:
+        for kind, sym_id, oid, other, side, price, qty, leaves, book_exec_id, reason, aggressor in book_events:
+            exec_id = self._exec_id_base + book_exec_id
             if kind == K.TRADE:
                 out.append(TradePrinted(self.name, self._symbols[sym_id], exec_id, price, qty, Side(side), ts_ns))
                 continue

@@ -187,3 +187,41 @@ def test_global_kill_switch_reaches_every_account_and_can_be_lifted(oms, gate):
 
     assert sorted(e.order_id for e in events) == [1, 2]
     assert isinstance(oms.submit(new("c2"), 5)[0], OrderAccepted)
+
+
+def test_outbox_holds_each_event_with_the_order_as_it_was_right_after_it(oms):
+    oms.submit(new("s1", Side.SELL, qty=100), 1)
+    oms.take_reports()
+
+    oms.submit(new("b1", Side.BUY, qty=60, account="ACC2"), 2)
+    reports = oms.take_reports()
+
+    views = [(type(e).__name__, e.order_id, v.status, v.cum_qty, v.leaves_qty) for e, v in reports if v is not None]
+    assert views[0][:3] == ("OrderAccepted", 2, OrdStatus.NEW) and views[0][3:] == (0, 60)
+    assert (2, OrdStatus.FILLED, 60, 0) in [v[1:] for v in views]
+    assert (1, OrdStatus.PARTIALLY_FILLED, 60, 40) in [v[1:] for v in views]
+    assert oms.take_reports() == []
+
+
+def test_refused_commands_reach_the_outbox_without_a_view(oms):
+    oms.submit(new("c1"), 1)
+    oms.take_reports()
+
+    oms.submit(new("c1"), 2)
+    oms.cancel(cancel("x", "nope"), 3)
+    (dup, _), (refused, view) = oms.take_reports()
+
+    assert dup.reason == RejectReason.DUPLICATE_CL_ORD_ID
+    assert refused.reason == RejectReason.UNKNOWN_ORDER and view is None
+
+
+def test_mass_cancel_takes_only_the_sessions_working_orders_in_the_symbol(oms):
+    oms.submit(new("a", session="S1"), 1)
+    oms.submit(new("b", session="S2", account="ACC2"), 2)
+
+    events = oms.mass_cancel("S1", "AAPL", 3)
+
+    assert [(e.cl_ord_id, e.reason) for e in events if isinstance(e, OrderCanceled)] == [("a", CancelReason.USER)]
+    assert [o.cl_ord_id for o in oms.working()] == ["b"]
+    assert oms.find("S2", "b") is oms.working("S2")[0]
+    assert oms.find("S1", "b") is None

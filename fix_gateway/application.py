@@ -1,0 +1,63 @@
+"""The QuickFIX Application: hands each message to the gateway by (BeginString, MsgType), nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import quickfix as fix
+
+from fix_gateway import tags as T
+
+if TYPE_CHECKING:
+    from fix_gateway.gateway import FixGateway
+
+__all__ = ["GatewayApplication"]
+
+
+class GatewayApplication(fix.Application):  # type: ignore[misc]
+    """QuickFIX callbacks for a FixGateway. An exception escaping a handler is answered, never swallowed."""
+
+    def __init__(self, gateway: FixGateway) -> None:
+        super().__init__()
+        self._gateway = gateway
+        g = gateway
+        self._router: dict[tuple[str, str], Callable[[Any, Any], None]] = {
+            ("FIX.4.2", T.MT_NEW_ORDER_SINGLE): g.on_new_order,
+            ("FIX.4.2", T.MT_ORDER_CANCEL_REQUEST): g.on_cancel,
+            ("FIX.4.2", T.MT_ORDER_CANCEL_REPLACE_REQUEST): g.on_replace,
+            ("FIX.4.2", T.MT_ORDER_STATUS_REQUEST): g.on_status,
+            ("FIX.4.4", T.MT_NEW_ORDER_SINGLE): g.on_new_order,
+            ("FIX.4.4", T.MT_ORDER_CANCEL_REQUEST): g.on_cancel,
+            ("FIX.4.4", T.MT_ORDER_CANCEL_REPLACE_REQUEST): g.on_replace,
+            ("FIX.4.4", T.MT_ORDER_STATUS_REQUEST): g.on_status,
+            ("FIX.4.4", T.MT_ORDER_MASS_CANCEL_REQUEST): g.on_mass_cancel,
+        }
+
+    def onCreate(self, session_id: Any) -> None:
+        pass
+
+    def onLogon(self, session_id: Any) -> None:
+        pass
+
+    def onLogout(self, session_id: Any) -> None:
+        pass
+
+    def toAdmin(self, message: Any, session_id: Any) -> None:
+        pass
+
+    def fromAdmin(self, message: Any, session_id: Any) -> None:
+        if message.getHeader().getField(T.MSG_TYPE) == T.MT_LOGON:
+            self._gateway.check_logon(message, session_id)
+
+    def toApp(self, message: Any, session_id: Any) -> None:
+        pass
+
+    def fromApp(self, message: Any, session_id: Any) -> None:
+        header = message.getHeader()
+        key = (header.getField(T.BEGIN_STRING), header.getField(T.MSG_TYPE))
+        handler = self._router.get(key, self._gateway.on_unsupported)
+        try:
+            handler(message, session_id)
+        except Exception as exc:  # answered with a BusinessMessageReject and logged, see FixGateway.on_error
+            self._gateway.on_error(message, session_id, exc)

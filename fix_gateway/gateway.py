@@ -1,0 +1,364 @@
+"""The FIX acceptor in front of an OrderManager.
+
+HOW CALLBACKS REACH THE CORE, AND WHY ONE SLOW COUNTERPARTY STALLS NO ONE
+The gateway runs QuickFIX's `ThreadedSocketAcceptor`: each connection has its own reader thread, which calls
+`fromApp` with that session's messages in order. A callback decodes the message and runs the command through the
+OrderManager under the gateway's lock (timers and other adapters take the same lock), then hands every resulting
+report to the outbox of the session it is for and returns. Each session's outbox is drained by its own sender
+thread into `Session.sendToTarget` (which releases the GIL). A counterparty that stops reading therefore blocks
+only its own sender thread and grows only its own outbox; the callbacks, the lock and every other session go on.
+A report for a session that is not logged on is stored in its FileStore and delivered by resend at its next logon.
+(QuickFIX's single-threaded `SocketAcceptor` would avoid the sender threads, but its `stop()` races its own poll
+thread over the socket server it deletes, which crashes a process that stops and restarts its acceptor.)
+
+IDS
+OrderID is the OMS's order id (unique across restarts: each start has its own id range, see `OmsApp`). A fill's
+ExecID is its execution id (the venue's, also per-start); every other ExecutionReport's ExecID is
+`<generation>.<n>`, which never collides with a fill's (that one has no dot). Resent reports come from the
+FileStore byte for byte, so ids are stable across restarts.
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import quickfix as fix
+
+from fix_gateway import tags as T
+from fix_gateway.codec import Codec, Refusal
+from fix_gateway.fix42 import Fix42Codec
+from fix_gateway.fix44 import Fix44Codec
+from fix_gateway.settings import SessionSpec, quickfix_settings
+from oms.engine import OrderManager
+from oms.model.enums import CancelReason
+from oms.model.instruments import InstrumentRegistry
+from oms.model.messages import CancelRejected, Message, OrderFilled, OrderRejected, TradePrinted
+from oms.orders import OrderView
+
+__all__ = ["FixGateway"]
+
+log = logging.getLogger("oms.fix")
+
+_CODECS: dict[str, type[Codec]] = {"FIX.4.2": Fix42Codec, "FIX.4.4": Fix44Codec}
+
+
+class _Outbox:
+    """One session's outbound queue and the thread that sends it, in order."""
+
+    def __init__(self, session_id: Any, name: str) -> None:
+        self._session_id = session_id
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"fix-send {name}", daemon=True)
+        self._thread.start()
+
+    def put(self, msg: Any) -> None:
+        self._queue.put(msg)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Send everything queued so far, then stop the thread; False if it is still sending after `timeout` s
+        (a counterparty that does not read: closing its connection releases the thread)."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while (msg := self._queue.get()) is not None:
+            try:
+                fix.Session.sendToTarget(msg, self._session_id)
+            except fix.SessionNotFound:  # the acceptor stopped while this was still queued
+                log.error("report not sent, session gone: %s", msg.toString().replace("\x01", "|"))
+
+
+class FixGateway:
+    """QuickFIX acceptor sessions translating to and from one OrderManager."""
+
+    def __init__(
+        self,
+        engine: OrderManager,
+        instruments: InstrumentRegistry,
+        sessions: Iterable[SessionSpec],
+        port: int,
+        data_dir: str | Path,
+        generation: int,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        """`generation` makes this start's report ids unique: pass a number no earlier start used."""
+        self.engine = engine
+        self.port = port
+        self.lock = threading.RLock()
+        self._instruments = instruments
+        self._specs = {s.name: s for s in sessions}
+        self._codecs = {name: _CODECS[s.begin_string](instruments, s) for name, s in self._specs.items()}
+        self._drop_copies = [name for name, s in self._specs.items() if s.drop_copy]
+        self._session_ids: dict[str, Any] = {
+            name: fix.SessionID(s.begin_string, s.sender_comp_id, s.target_comp_id) for name, s in self._specs.items()
+        }
+        self._data_dir = Path(data_dir)
+        self._generation = generation
+        self._report_seq = itertools.count(1)
+        self._clock = clock
+        self._acceptor: Any = None
+        self._application: Any = None
+        self._outboxes: dict[str, _Outbox] = {}
+        self._factories: tuple[Any, ...] = ()
+
+    # -- LIFECYCLE --
+
+    def start(self) -> None:
+        """Listen on `port`; returns once the acceptor is up (QuickFIX reads each connection on its own thread)."""
+        from fix_gateway.application import GatewayApplication
+
+        settings = quickfix_settings(self._specs.values(), self.port, self._data_dir)
+        self._application = GatewayApplication(self)
+        # QuickFIX keeps references to the factories (not copies): they must live as long as the acceptor
+        self._factories = (settings, fix.FileStoreFactory(settings), fix.FileLogFactory(settings))
+        self._outboxes = {name: _Outbox(sid, name) for name, sid in self._session_ids.items()}
+        try:
+            acceptor = fix.ThreadedSocketAcceptor(self._application, self._factories[1], settings, self._factories[2])
+            acceptor.start()
+        except (fix.ConfigError, fix.RuntimeError) as exc:
+            self._close_outboxes()
+            raise OSError(f"FIX acceptor on port {self.port}: {exc}") from exc
+        self._acceptor = acceptor
+
+    def stop(self, cancel_working: bool = True) -> None:
+        """Cancel every working order of the FIX sessions (reason SHUTDOWN: the book goes with the process), send
+        those reports, log every session out and close the port. Safe to call twice."""
+        if self._acceptor is None:
+            return
+        if cancel_working:
+            with self.lock:
+                now = self._clock()
+                for name in self._specs:
+                    self.engine.mass_cancel(name, None, now, CancelReason.SHUTDOWN)
+                self._dispatch("", "1")
+        # every report goes to QuickFIX (sent, or stored for resend) before logout, unless a counterparty that
+        # stopped reading holds its sender: closing the connections below releases it
+        stuck = [o for o in self._outboxes.values() if not o.close(timeout=2.0)]
+        sessions = [fix.Session.lookupSession(sid) for sid in self._session_ids.values()]
+        live = [s for s in sessions if s is not None and s.isLoggedOn()]
+        for session in live:
+            session.logout()  # QuickFIX's own stop() sleeps whole seconds waiting for the answers
+        deadline = time.monotonic() + 5.0
+        while any(s.isLoggedOn() for s in live) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self._acceptor.stop(True)
+        for outbox in stuck:
+            outbox.close()
+        self._outboxes = {}
+        # dropping the acceptor unregisters its sessions from QuickFIX's process-wide registry; it must go
+        # before the factories its destructor still uses
+        self._acceptor = None
+        self._factories = ()
+
+    def is_logged_on(self, target_comp_id: str) -> bool:
+        """Whether the session with this counterparty is logged on."""
+        for name, spec in self._specs.items():
+            if spec.target_comp_id == target_comp_id:
+                session = fix.Session.lookupSession(self._session_ids[name])
+                return session is not None and session.isLoggedOn()
+        return False
+
+    # -- SESSION EVENTS (QuickFIX thread) --
+
+    def check_logon(self, msg: Any, session_id: Any) -> None:
+        """Refuse (fix.RejectLogon) a Logon without the session's configured Password."""
+        spec = self._specs.get(session_id.toString())
+        if spec is None or spec.password is None:
+            return
+        given = msg.getField(T.PASSWORD) if msg.isSetField(T.PASSWORD) else ""
+        if not hmac.compare_digest(given.encode(), spec.password.encode()):
+            log.warning("logon refused: bad password", extra={"session": spec.name})
+            raise fix.RejectLogon("invalid password")
+
+    # -- APPLICATION MESSAGES (QuickFIX thread) --
+
+    def on_new_order(self, msg: Any, session_id: Any) -> None:
+        """NewOrderSingle: an ExecutionReport (New, Rejected, fills) always answers it."""
+        name, codec = self._session(session_id)
+        if codec is None:
+            return self._read_only(msg, session_id)
+        side = msg.getField(T.SIDE)
+        with self.lock:
+            now = self._clock()
+            cl_ord_id = msg.getField(T.CL_ORD_ID)
+            if _poss_resend(msg):
+                order = self.engine.find(name, cl_ord_id)
+                if order is not None:  # already booked: answer with its status, book nothing
+                    self._send(codec.status(order, self._report_id(), None, now), name)
+                    return None
+            cmd = codec.new_order(msg, now)
+            if isinstance(cmd, Refusal):
+                account = msg.getField(T.ACCOUNT) if msg.isSetField(T.ACCOUNT) else ""
+                event = OrderRejected(0, cl_ord_id, account, msg.getField(T.SYMBOL), cmd.reason, cmd.text, now)
+                self._send(codec.report(event, None, None, self._report_id(), side), name)
+                return None
+            self.engine.submit(cmd, now)
+            self._dispatch(name, side)
+        return None
+
+    def on_cancel(self, msg: Any, session_id: Any) -> None:
+        """OrderCancelRequest: a Canceled ExecutionReport or an OrderCancelReject answers it."""
+        self._cancel_or_replace(msg, session_id, "cancel")
+
+    def on_replace(self, msg: Any, session_id: Any) -> None:
+        """OrderCancelReplaceRequest: a Replaced ExecutionReport (and any fills) or an OrderCancelReject."""
+        self._cancel_or_replace(msg, session_id, "replace")
+
+    def on_status(self, msg: Any, session_id: Any) -> None:
+        """OrderStatusRequest: an ExecutionReport with the order's current status (Rejected when unknown)."""
+        name, codec = self._session(session_id)
+        if codec is None:
+            return self._read_only(msg, session_id)
+        req_id = msg.getField(T.ORD_STATUS_REQ_ID) if msg.isSetField(T.ORD_STATUS_REQ_ID) else None
+        with self.lock:
+            now = self._clock()
+            cl_ord_id = msg.getField(T.CL_ORD_ID)
+            order = self.engine.find(name, cl_ord_id)
+            if order is None:
+                reply = codec.unknown_status(
+                    cl_ord_id, msg.getField(T.SYMBOL), msg.getField(T.SIDE), self._report_id(), now
+                )
+            else:
+                reply = codec.status(order, self._report_id(), req_id, now)
+            self._send(reply, name)
+        return None
+
+    def on_mass_cancel(self, msg: Any, session_id: Any) -> None:
+        """OrderMassCancelRequest (FIX 4.4): an OrderMassCancelReport, then a Canceled report per order."""
+        name, codec = self._session(session_id)
+        if codec is None:
+            return self._read_only(msg, session_id)
+        request_type = msg.getField(T.MASS_CANCEL_REQUEST_TYPE)
+        symbol = msg.getField(T.SYMBOL) if msg.isSetField(T.SYMBOL) else None
+        with self.lock:
+            now = self._clock()
+            report_id = self._report_id()
+            if request_type not in (T.MASS_CANCEL_BY_SECURITY, T.MASS_CANCEL_ALL) or (
+                request_type == T.MASS_CANCEL_BY_SECURITY and symbol is None
+            ):
+                text = "only MassCancelRequestType 1 (by security, with Symbol) and 7 (all orders) are supported"
+                self._send(codec.mass_cancel_report(msg, report_id, None, 0, text, now), name)
+                return None
+            scope = symbol if request_type == T.MASS_CANCEL_BY_SECURITY else None
+            count = len(self.engine.working(name, scope))
+            self._send(codec.mass_cancel_report(msg, report_id, request_type, count, "", now), name)
+            self.engine.mass_cancel(name, scope, now)
+            self._dispatch(name, "1")
+        return None
+
+    def on_unsupported(self, msg: Any, session_id: Any) -> None:
+        """Any other application message: BusinessMessageReject, Unsupported Message Type."""
+        name, _ = self._session(session_id)
+        msg_type = msg.getHeader().getField(T.MSG_TYPE)
+        reason = T.BUSINESS_REJECT_UNSUPPORTED_MESSAGE_TYPE
+        self._business_reject(msg, name, reason, f"MsgType {msg_type} not supported")
+
+    def on_error(self, msg: Any, session_id: Any, exc: Exception) -> None:
+        """A message that broke the gateway: logged with its content and answered, so it is never silently lost."""
+        name = session_id.toString()
+        log.exception("failed to process %s from %s", msg.toString().replace("\x01", "|"), name, exc_info=exc)
+        self._business_reject(msg, name, T.BUSINESS_REJECT_APPLICATION_NOT_AVAILABLE, f"internal error: {exc}")
+
+    # -- REPORTS --
+
+    def deliver(self) -> None:
+        """Send the reports of everything the engine did outside a FIX callback (timers, other adapters)."""
+        with self.lock:
+            self._dispatch("", "1")
+
+    def _dispatch(self, current: str, side: str) -> None:
+        """Send each queued engine event to the FIX session that owns its order (`current` for answers to a
+        command that never became an order), with a copy of every ExecutionReport to each drop-copy session."""
+        engine = self.engine
+        for event, view in engine.take_reports():
+            if isinstance(event, TradePrinted):
+                continue
+            order_id = event.order_id
+            name = engine.session_of.get(order_id, current) if order_id else current
+            codec = self._codecs.get(name)
+            if codec is None:  # another adapter's order
+                continue
+            order = engine.orders.get(order_id)
+            exec_id = str(event.exec_id) if isinstance(event, OrderFilled) else self._report_id()
+            msg = codec.report(event, view, order, exec_id, side)
+            if msg is None:
+                continue
+            self._send(msg, name)
+            if not isinstance(event, CancelRejected):
+                self._copy(event, view, order, exec_id, side)
+
+    def _copy(self, event: Message, view: OrderView | None, order: Any, exec_id: str, side: str) -> None:
+        for name in self._drop_copies:
+            codec = self._codecs[name]
+            msg = codec.report(event, view, order, exec_id, side)
+            if msg is not None:
+                codec.mark_copy(msg)
+                self._send(msg, name)
+
+    def _send(self, msg: Any, name: str) -> None:
+        self._outboxes[name].put(msg)
+
+    def _close_outboxes(self) -> None:
+        for outbox in self._outboxes.values():
+            outbox.close(timeout=2.0)
+        self._outboxes = {}
+
+    def _report_id(self) -> str:
+        return f"{self._generation}.{next(self._report_seq)}"
+
+    # -- INTERNALS --
+
+    def _session(self, session_id: Any) -> tuple[str, Codec | None]:
+        """The session's name and codec; no codec for a drop-copy session (it sends nothing in)."""
+        name = session_id.toString()
+        return name, None if name in self._drop_copies else self._codecs[name]
+
+    def _cancel_or_replace(self, msg: Any, session_id: Any, response_to: str) -> None:
+        name, codec = self._session(session_id)
+        if codec is None:
+            return self._read_only(msg, session_id)
+        side = msg.getField(T.SIDE)
+        with self.lock:
+            now = self._clock()
+            order = self.engine.find(name, msg.getField(T.ORIG_CL_ORD_ID))
+            cmd = codec.cancel(msg, order, now) if response_to == "cancel" else codec.replace(msg, order, now)
+            if isinstance(cmd, Refusal):
+                event = CancelRejected(
+                    order.order_id if order is not None else 0, msg.getField(T.CL_ORD_ID),
+                    msg.getField(T.ORIG_CL_ORD_ID), order.account if order is not None else "",
+                    msg.getField(T.SYMBOL), cmd.reason, cmd.text, response_to, now,  # type: ignore[arg-type]
+                )  # fmt: skip
+                self._send(codec.cancel_reject(event, order), name)
+                return None
+            if response_to == "cancel":
+                self.engine.cancel(cmd, now)  # type: ignore[arg-type]
+            else:
+                self.engine.replace(cmd, now)  # type: ignore[arg-type]
+            self._dispatch(name, side)
+        return None
+
+    def _read_only(self, msg: Any, session_id: Any) -> None:
+        self._business_reject(
+            msg, session_id.toString(), T.BUSINESS_REJECT_UNSUPPORTED_MESSAGE_TYPE, "drop-copy session is read-only"
+        )
+
+    def _business_reject(self, msg: Any, name: str, reason: str, text: str) -> None:
+        header = msg.getHeader()
+        codec = self._codecs[name]
+        self._send(
+            codec.business_reject(header.getField(T.MSG_SEQ_NUM), header.getField(T.MSG_TYPE), reason, text), name
+        )
+
+
+def _poss_resend(msg: Any) -> bool:
+    header = msg.getHeader()
+    return header.isSetField(T.POSS_RESEND) and header.getField(T.POSS_RESEND) == "Y"

@@ -1,0 +1,444 @@
+"""The FIX gateway over loopback: real QuickFIX initiators (and a bare socket for garbled input) against the real
+QuickFIX acceptor in front of the OMS core (accounts in process, native book)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from fix_gateway import tags as T
+from fix_gateway.client import SOH, FixClient, Received
+from fix_gateway.gateway import FixGateway
+from fix_gateway.settings import SessionSpec
+from oms.app import DEFAULT_CONFIG, LoadedConfig, load_config, local_engine
+from oms.engine import OrderManager
+from oms.redis_server import free_port
+from tests.integration.fix_raw import RawSession
+
+pytestmark = pytest.mark.integration
+
+PASSWORDS = {"CLIENT42": None, "CLIENT44": "client44-dev", "DROPCOPY": None}
+VERSION_OF = {"CLIENT42": "FIX.4.2", "CLIENT44": "FIX.4.4", "DROPCOPY": "FIX.4.4"}
+FILL = {"CLIENT42": ("1", "2"), "CLIENT44": ("F", "F")}  # ExecType of a partial fill, of a full fill
+
+
+@dataclass
+class Env:
+    loaded: LoadedConfig
+    specs: list[SessionSpec]
+    port: int
+    root: Path
+    generation: int = 1
+    gateway: FixGateway | None = None
+    clients: list[FixClient] = field(default_factory=list)
+
+    def start_gateway(self, generation: int = 1) -> FixGateway:
+        self.generation = generation
+        engine = local_engine(self.loaded, generation)
+        self.gateway = FixGateway(engine, self.loaded.instruments, self.specs, self.port, self.root / "gw", generation)
+        self.gateway.start()
+        return self.gateway
+
+    def client(self, sender: str, password: str | None = "", wait: float = 10.0) -> FixClient:
+        pw = PASSWORDS[sender] if password == "" else password
+        c = FixClient(VERSION_OF[sender], sender, self.port, self.root / sender, password=pw)
+        self.clients.append(c)
+        return c.start(wait=wait)
+
+    @property
+    def engine(self) -> OrderManager:
+        assert self.gateway is not None
+        return self.gateway.engine
+
+
+def stop_all(clients: list[FixClient]) -> None:
+    """Stop clients side by side: each QuickFIX initiator takes about a second to stop."""
+    threads = [threading.Thread(target=c.stop) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    loaded = load_config(DEFAULT_CONFIG)
+    e = Env(loaded, loaded.fix_sessions, free_port(), tmp_path)
+    e.start_gateway()
+    yield e
+    stop_all(e.clients)
+    if e.gateway is not None:
+        e.gateway.stop()
+
+
+@pytest.fixture(params=["CLIENT42", "CLIENT44"])
+def pair(request: pytest.FixtureRequest, env: Env) -> tuple[FixClient, FixClient, str]:
+    """(the client under test, a counterparty on the other FIX version, the tested client's CompID)."""
+    me = request.param
+    other = "CLIENT44" if me == "CLIENT42" else "CLIENT42"
+    return env.client(me), env.client(other), me
+
+
+def test_new_order_is_acknowledged_with_order_id_and_quantities(pair: tuple[FixClient, FixClient, str]) -> None:
+    c, _, me = pair
+
+    c.new_order("n1", "AAPL", "1", "100", "150.25")
+    (ack,) = c.expect(1)
+
+    assert (ack.msg_type, ack[T.EXEC_TYPE], ack[T.ORD_STATUS]) == ("8", "0", "0")
+    assert ack[T.CL_ORD_ID] == "n1" and ack[T.ORDER_ID].isdigit()
+    assert (ack[T.LEAVES_QTY], ack[T.CUM_QTY], ack[T.AVG_PX], ack[T.PRICE]) == ("100", "0", "0", "150.25")
+    assert ack[T.ACCOUNT] == ("ACC1" if me == "CLIENT42" else "ACC2")
+    assert (T.EXEC_TRANS_TYPE in ack) == (me == "CLIENT42")
+
+
+def test_partial_then_full_fill_against_resting_liquidity(pair: tuple[FixClient, FixClient, str]) -> None:
+    c, other, me = pair
+    full = FILL[me][1]
+    other_partial = FILL["CLIENT44" if me == "CLIENT42" else "CLIENT42"][0]
+    other.new_order("r1", "AAPL", "2", "100", "150")
+    other.expect(1)
+
+    c.new_order("t1", "AAPL", "1", "60", "150.05")
+    ack, fill = c.expect(2)
+    c.new_order("t2", "AAPL", "1", "40", "150")
+    _, fill2 = c.expect(2)
+    resting = other.expect(2)
+
+    assert ack[T.EXEC_TYPE] == "0"
+    assert (fill[T.EXEC_TYPE], fill[T.ORD_STATUS], fill[T.LAST_QTY], fill[T.LAST_PX]) == (full, "2", "60", "150")
+    assert (fill[T.CUM_QTY], fill[T.LEAVES_QTY], fill[T.AVG_PX]) == ("60", "0", "150")
+    assert (fill2[T.ORD_STATUS], fill2[T.LAST_QTY]) == ("2", "40")
+    assert [(m[T.ORD_STATUS], m[T.CUM_QTY], m[T.LEAVES_QTY]) for m in resting] == [("1", "60", "40"), ("2", "100", "0")]
+    assert resting[0][T.EXEC_TYPE] == other_partial
+    assert fill[T.EXEC_ID] != fill2[T.EXEC_ID]
+    if me == "CLIENT44":
+        assert fill[T.LAST_LIQUIDITY_IND] == "2"  # took liquidity
+
+
+def test_average_price_is_exact_over_fills_at_two_prices(pair: tuple[FixClient, FixClient, str]) -> None:
+    c, other, _ = pair
+    other.new_order("r1", "AAPL", "2", "1", "150")
+    other.new_order("r2", "AAPL", "2", "2", "150.01")
+    other.expect(2)
+
+    c.new_order("t1", "AAPL", "1", "3", "150.01")
+    _, _, last = c.expect(3)
+
+    assert last[T.AVG_PX] == "150.0066666667"  # (150 + 2 * 150.01) / 3 to 6 digits past the price precision (4)
+    assert last[T.CUM_QTY] == "3"
+
+
+def test_cancel_is_confirmed_and_a_second_cancel_is_refused(pair: tuple[FixClient, FixClient, str]) -> None:
+    c, _, _ = pair
+    c.new_order("o1", "MSFT", "1", "10", "300")
+    c.expect(1)
+
+    c.cancel("o2", "o1", "MSFT", "1")
+    (done,) = c.expect(1)
+    c.cancel("o3", "o1", "MSFT", "1")
+    (refused,) = c.expect(1)
+
+    assert (done[T.EXEC_TYPE], done[T.ORD_STATUS], done[T.CL_ORD_ID], done[T.ORIG_CL_ORD_ID]) == ("4", "4", "o2", "o1")
+    assert done[T.LEAVES_QTY] == "0"
+    assert refused.msg_type == "9"
+    assert (refused[T.CXL_REJ_RESPONSE_TO], refused[T.CXL_REJ_REASON], refused[T.ORD_STATUS]) == ("1", "0", "4")
+
+
+def test_cancel_of_an_unknown_order_is_refused_as_unknown(pair: tuple[FixClient, FixClient, str]) -> None:
+    c, _, _ = pair
+
+    c.cancel("x2", "never-sent", "MSFT", "1")
+    (refused,) = c.expect(1)
+
+    assert (refused.msg_type, refused[T.CXL_REJ_REASON], refused[T.ORDER_ID]) == ("9", "1", "NONE")
+
+
+def test_replace_down_keeps_priority_and_replace_up_loses_it(pair: tuple[FixClient, FixClient, str]) -> None:
+    c, other, me = pair
+    c.new_order("a", "AAPL", "2", "100", "150")
+    c.new_order("b", "AAPL", "2", "100", "150")
+    c.expect(2)
+
+    c.replace("a2", "a", "AAPL", "2", "90", "150")
+    (down,) = c.expect(1)
+    other.new_order("hit1", "AAPL", "1", "10", "150")
+    other.expect(2)
+    (first_fill,) = c.expect(1)
+    c.replace("a3", "a2", "AAPL", "2", "200", "150")
+    (up,) = c.expect(1)
+    other.new_order("hit2", "AAPL", "1", "10", "150")
+    other.expect(2)
+    (second_fill,) = c.expect(1)
+
+    assert (down[T.EXEC_TYPE], down[T.ORIG_CL_ORD_ID], down[T.ORDER_QTY]) == ("5", "a", "90")
+    assert down[T.ORD_STATUS] == ("5" if me == "CLIENT42" else "0")
+    assert first_fill[T.CL_ORD_ID] == "a2"  # still first in the queue
+    assert up[T.LEAVES_QTY] == "190"
+    assert second_fill[T.CL_ORD_ID] == "b"  # a3 went to the back
+
+
+def test_replace_that_changes_the_side_is_refused(pair: tuple[FixClient, FixClient, str]) -> None:
+    c, _, _ = pair
+    c.new_order("s", "AAPL", "2", "10", "150")
+    c.expect(1)
+
+    c.replace("s2", "s", "AAPL", "1", "10", "150")
+    (refused,) = c.expect(1)
+
+    assert (refused.msg_type, refused[T.CXL_REJ_RESPONSE_TO]) == ("9", "2")
+    assert "side" in refused[T.TEXT]
+
+
+def test_risk_reject_carries_reason_and_text(pair: tuple[FixClient, FixClient, str]) -> None:
+    c, _, _ = pair
+
+    c.new_order("big", "AAPL", "1", "100", "250", account="TIGHT1")  # 25,000 over TIGHT1's 20,000 per order
+    (rej,) = c.expect(1)
+
+    assert (rej[T.EXEC_TYPE], rej[T.ORD_STATUS], rej[T.ORD_REJ_REASON]) == ("8", "8", "3")
+    assert rej[T.TEXT] == "order notional above the account's maximum"
+    assert rej[T.ORDER_ID] != "NONE"  # risk refused an order the OMS had numbered
+
+
+@pytest.mark.parametrize(
+    ("symbol", "qty", "price", "account", "reason42", "reason44", "text"),
+    [
+        ("NOPE", "1", "1", None, "1", "1", "unknown symbol"),
+        ("AAPL", "1.5", "150", None, "0", "13", "quantity not on the lot grid"),
+        ("AAPL", "10", "150.001", None, "0", "99", "price not on the tick grid"),
+        ("AAPL", "10", "150", "ALGO1", "0", "15", "not traded on this session"),
+    ],
+)
+def test_bad_order_values_are_rejected_with_a_specific_reason(
+    pair: tuple[FixClient, FixClient, str], symbol: str, qty: str, price: str, account: str | None,
+    reason42: str, reason44: str, text: str,
+) -> None:  # fmt: skip
+    c, _, me = pair
+
+    c.new_order("bad", symbol, "1", qty, price, account=account)
+    (rej,) = c.expect(1)
+
+    assert (rej[T.ORD_STATUS], rej[T.ORDER_ID]) == ("8", "NONE")
+    assert rej[T.ORD_REJ_REASON] == (reason42 if me == "CLIENT42" else reason44)
+    assert text in rej[T.TEXT]
+
+
+def test_status_request_reports_the_current_state(pair: tuple[FixClient, FixClient, str], env: Env) -> None:
+    c, other, me = pair
+    c.new_order("s1", "AAPL", "1", "50", "150")
+    other.new_order("hit", "AAPL", "2", "20", "150")
+    c.expect(2)
+    other.expect(2)
+
+    c.status("s1", "AAPL", "1")
+    (st,) = c.expect(1)
+    c.status("nobody", "AAPL", "1")
+    (unknown,) = c.expect(1)
+
+    assert (st[T.ORD_STATUS], st[T.CUM_QTY], st[T.LEAVES_QTY]) == ("1", "20", "30")
+    if me == "CLIENT42":
+        assert (st[T.EXEC_TRANS_TYPE], st[T.EXEC_TYPE]) == ("3", "1")
+    else:
+        assert st[T.EXEC_TYPE] == "I"
+    assert (unknown[T.ORD_STATUS], unknown[T.ORD_REJ_REASON]) == ("8", "5")
+
+
+def test_mass_cancel_cancels_every_working_order_of_the_session(env: Env) -> None:
+    c44, c42 = env.client("CLIENT44"), env.client("CLIENT42")
+    for i, symbol in enumerate(["AAPL", "AAPL", "MSFT"]):
+        c44.new_order(f"m{i}", symbol, "1", "10", "100")
+    c42.new_order("theirs", "AAPL", "1", "10", "100")
+    c44.expect(3)
+    c42.expect(1)
+
+    c44.send("q", {T.CL_ORD_ID: "mc1", T.MASS_CANCEL_REQUEST_TYPE: "1", T.SYMBOL: "AAPL", 60: "20260101-00:00:00"})
+    report, *cancels = c44.expect(3)
+    c44.send("q", {T.CL_ORD_ID: "mc2", T.MASS_CANCEL_REQUEST_TYPE: "7", 60: "20260101-00:00:00"})
+    report_all, last = c44.expect(2)
+
+    assert (report.msg_type, report[T.MASS_CANCEL_RESPONSE], report[T.TOTAL_AFFECTED_ORDERS]) == ("r", "1", "2")
+    assert sorted(m[T.CL_ORD_ID] for m in cancels) == ["m0", "m1"]
+    assert all(m[T.ORD_STATUS] == "4" for m in [*cancels, last])
+    assert (report_all[T.TOTAL_AFFECTED_ORDERS], last[T.CL_ORD_ID]) == ("1", "m2")
+    assert c42.quiet()  # the other session's order is untouched
+    assert [o.cl_ord_id for o in env.engine.working()] == ["theirs"]
+
+
+def test_mass_cancel_of_an_unsupported_scope_is_rejected(env: Env) -> None:
+    c44 = env.client("CLIENT44")
+
+    c44.send("q", {T.CL_ORD_ID: "mc", T.MASS_CANCEL_REQUEST_TYPE: "3", 60: "20260101-00:00:00"})
+    (report,) = c44.expect(1)
+
+    assert (report[T.MASS_CANCEL_RESPONSE], report[T.MASS_CANCEL_REJECT_REASON]) == ("0", "0")
+
+
+def test_duplicate_cl_ord_id_is_rejected_and_a_poss_resend_books_nothing(
+    pair: tuple[FixClient, FixClient, str], env: Env
+) -> None:
+    c, _, _ = pair
+    c.new_order("dup", "AAPL", "1", "10", "150")
+    c.expect(1)
+
+    c.new_order("dup", "AAPL", "1", "10", "150")
+    (rej,) = c.expect(1)
+    c.send(
+        "D",
+        [(T.CL_ORD_ID, "dup"), (T.HANDL_INST, "1"), (T.SYMBOL, "AAPL"), (T.SIDE, "1"), (T.ORDER_QTY, "10"),
+         (T.ORD_TYPE, "2"), (T.PRICE, "150"), (T.TRANSACT_TIME, "20260101-00:00:00"), (T.POSS_RESEND, "Y")],
+    )  # fmt: skip
+    (resent,) = c.expect(1)
+
+    assert (rej[T.ORD_STATUS], rej[T.ORD_REJ_REASON]) == ("8", "6")
+    assert resent[T.ORD_STATUS] == "0" and resent[T.ORDER_ID] != "NONE"
+    assert len(env.engine.orders) == 1
+
+
+def test_unsupported_message_gets_a_business_message_reject(pair: tuple[FixClient, FixClient, str]) -> None:
+    c, _, _ = pair
+
+    c.send("c", {320: "req1", 321: "0"})  # SecurityDefinitionRequest
+    (rej,) = c.expect(1)
+
+    assert (rej.msg_type, rej[T.REF_MSG_TYPE], rej[T.BUSINESS_REJECT_REASON]) == ("j", "c", "3")
+
+
+def test_drop_copy_receives_every_execution_report_and_sends_nothing(env: Env) -> None:
+    c42, c44, dc = env.client("CLIENT42"), env.client("CLIENT44"), env.client("DROPCOPY")
+    c42.new_order("d1", "AAPL", "2", "10", "150")
+    c44.new_order("d2", "AAPL", "1", "10", "150")
+    c42.expect(2)
+    c44.expect(2)
+
+    copies = dc.expect(4)
+    dc.new_order("x", "AAPL", "1", "1", "150")
+    (rej,) = dc.expect(1)
+
+    assert all(m[T.COPY_MSG_INDICATOR] == "Y" and m.msg_type == "8" for m in copies)
+    assert sorted((m[T.CL_ORD_ID], m[T.ORD_STATUS]) for m in copies) == [
+        ("d1", "0"), ("d1", "2"), ("d2", "0"), ("d2", "2"),
+    ]  # fmt: skip
+    assert (rej.msg_type, rej[T.REF_MSG_TYPE]) == ("j", "D")
+    assert "read-only" in rej[T.TEXT]
+    assert [o.cl_ord_id for o in env.engine.orders.values()] == ["d1", "d2"]
+
+
+def test_logon_with_a_wrong_password_is_refused(env: Env) -> None:
+    with pytest.raises(TimeoutError):
+        env.client("CLIENT44", password="wrong", wait=3)
+    logout = env.clients[-1].next_admin("5")
+
+    assert "invalid password" in logout.get(T.TEXT, "")
+
+
+def test_restart_continues_sequence_numbers_and_resends_missed_reports(env: Env) -> None:
+    c42, c44 = env.client("CLIENT42"), env.client("CLIENT44")
+    c42.new_order("rest", "AAPL", "2", "10", "150")
+    (ack,) = c42.expect(1)
+    c42.stop()
+    c44.new_order("take", "AAPL", "1", "10", "150")
+    _, took = c44.expect(2)  # CLIENT42's fill report is stored while it is away
+    stop_all(env.clients)
+    env.clients.clear()
+    assert env.gateway is not None
+    env.gateway.stop()
+
+    env.start_gateway(generation=2)
+    c42b, c44b = env.client("CLIENT42"), env.client("CLIENT44")
+    (missed,) = c42b.expect(1)
+    c44b.new_order("after", "AAPL", "1", "1", "150")
+    (ack2,) = c44b.expect(1)
+
+    assert (missed[T.CL_ORD_ID], missed[T.ORD_STATUS], missed[T.POSS_DUP_FLAG]) == ("rest", "2", "Y")
+    assert missed[T.ORDER_ID] == ack[T.ORDER_ID]
+    assert int(ack2[T.MSG_SEQ_NUM]) > int(took[T.MSG_SEQ_NUM])  # the sequence continued across the restart
+    assert int(ack2[T.ORDER_ID]) > int(ack[T.ORDER_ID])  # this start's ids are new ones
+
+
+def test_stop_cancels_working_orders_and_reports_it(env: Env) -> None:
+    c42 = env.client("CLIENT42")
+    c42.new_order("w", "AAPL", "1", "10", "150")
+    c42.expect(1)
+
+    assert env.gateway is not None
+    env.gateway.stop()
+    (done,) = c42.expect(1)
+
+    assert (done[T.ORD_STATUS], done[T.CL_ORD_ID]) == ("4", "w")
+    assert "shutdown" in done[T.TEXT]
+
+
+NOS = f"11=g1{SOH}21=1{SOH}55=AAPL{SOH}54=1{SOH}38=10{SOH}40=2{SOH}44=150{SOH}60=20260101-00:00:00{SOH}"
+
+
+@pytest.mark.parametrize(
+    ("fields", "reject_reason"),
+    [
+        (NOS.replace(f"54=1{SOH}", ""), "1"),  # missing required tag
+        (NOS + f"9999=x{SOH}", None),  # tag unknown to the dictionary
+        (NOS.replace("54=1", "54=Z"), "5"),  # value not in the enumeration
+    ],
+    ids=["missing-tag", "unknown-tag", "bad-enum"],
+)
+def test_invalid_message_gets_a_session_reject_and_books_nothing(
+    env: Env, fields: str, reject_reason: str | None
+) -> None:
+    c44 = env.client("CLIENT44")
+    raw = RawSession(env.port, "FIX.4.2", "CLIENT42")
+    raw.logon()
+
+    raw.send("D", fields)
+    rej = raw.read("3")
+    c44.new_order("alive", "AAPL", "1", "1", "150")
+    (ack,) = c44.expect(1)
+
+    if reject_reason is not None:
+        assert rej[373] == reject_reason
+    assert rej[45] == "2"  # RefSeqNum: the offending message
+    assert ack[T.EXEC_TYPE] == "0"
+    assert [o.cl_ord_id for o in env.engine.orders.values()] == ["alive"]
+    raw.close()
+
+
+@pytest.mark.parametrize("garble", [{"checksum": 1}, {"body_length": 5}], ids=["bad-checksum", "bad-body-length"])
+def test_garbled_message_is_ignored_and_the_session_stays_up(env: Env, garble: dict[str, int]) -> None:
+    raw = RawSession(env.port, "FIX.4.2", "CLIENT42")
+    raw.logon()
+
+    raw.send("D", NOS, **garble)  # FIX: a garbled message is discarded without reply or sequence change
+    raw.send("1", f"112=still-there{SOH}")  # TestRequest with the sequence number the garbled one had
+    beat = raw.read("0")
+
+    assert beat[112] == "still-there"
+    assert not env.engine.orders
+    raw.close()
+
+
+def test_a_counterparty_that_stops_reading_does_not_stall_the_others(env: Env) -> None:
+    raw = RawSession(env.port, "FIX.4.2", "CLIENT42", rcvbuf=4096)
+    raw.logon()
+    for i in range(3000):  # acks pile up unread on this session until its socket and QuickFIX's send block
+        raw.send("D", NOS.replace("11=g1", f"11=s{i}").replace("44=150", "44=100"))
+    c44 = env.client("CLIENT44")
+
+    started = time.monotonic()
+    for i in range(20):
+        c44.new_order(f"live{i}", "MSFT", "1", "1", "300")
+    acks = c44.expect(20, timeout=30)
+
+    assert all(m[T.EXEC_TYPE] == "0" for m in acks)
+    assert len(env.engine.working("FIX.4.4:OMS->CLIENT44")) == 20
+    print(f"20 acks on the live session in {time.monotonic() - started:.2f} s")
+    raw.close()  # the stuck session's own reader waits on its blocked send; stop() must not hang on it either
+
+
+def test_received_messages_parse_every_field() -> None:
+    msg = Received.parse(f"8=FIX.4.4{SOH}35=8{SOH}11=a{SOH}")
+
+    assert (msg.msg_type, msg[11]) == ("8", "a")
