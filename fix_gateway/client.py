@@ -25,7 +25,10 @@ _HEADER_TAGS = frozenset({T.POSS_DUP_FLAG, T.POSS_RESEND})
 
 
 class Received(dict[int, str]):
-    """One message as {tag: value} (the last value of a repeated tag); `msg_type` is its MsgType."""
+    """One message as {tag: value} (the last value of a repeated tag); `msg_type` is its MsgType, `received_ns`
+    the `time.perf_counter_ns()` at which the initiator's callback got it."""
+
+    received_ns: int = 0
 
     @property
     def msg_type(self) -> str:
@@ -67,7 +70,10 @@ class _App(fix.Application):  # type: ignore[misc]
         pass
 
     def fromApp(self, message: Any, session_id: Any) -> None:
-        self._client.inbox.put(Received.parse(message.toString()))
+        now = time.perf_counter_ns()
+        msg = Received.parse(message.toString())
+        msg.received_ns = now
+        self._client.inbox.put(msg)
 
 
 class FixClient:

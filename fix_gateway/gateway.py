@@ -4,9 +4,12 @@ HOW CALLBACKS REACH THE CORE, AND WHY ONE SLOW COUNTERPARTY STALLS NO ONE
 The gateway runs QuickFIX's `ThreadedSocketAcceptor`: each connection has its own reader thread, which calls
 `fromApp` with that session's messages in order. A callback decodes the message and runs the command through the
 OrderManager under the gateway's lock (timers and other adapters take the same lock), then hands every resulting
-report to the outbox of the session it is for and returns. Each session's outbox is drained by its own sender
-thread into `Session.sendToTarget` (which releases the GIL). A counterparty that stops reading therefore blocks
-only its own sender thread and grows only its own outbox; the callbacks, the lock and every other session go on.
+report to the outbox of the session it is for. Each session's outbox is drained by its own sender thread into
+`Session.sendToTarget` (which releases the GIL). The answers to a session's own message skip that hop when its
+outbox is empty: the callback reserves the session's sender under the gateway lock and sends them itself after
+releasing it, so they still leave in the order the engine produced them. A counterparty that stops reading
+therefore blocks only its own sender (or its own reader thread) and grows only its own outbox; the lock and every
+other session go on.
 A report for a session that is not logged on is stored in its FileStore and delivered by resend at its next logon.
 (QuickFIX's single-threaded `SocketAcceptor` would avoid the sender threads, but its `stop()` races its own poll
 thread over the socket server it deletes, which crashes a process that stops and restarts its acceptor.)
@@ -26,7 +29,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +55,36 @@ _CODECS: dict[str, type[Codec]] = {"FIX.4.2": Fix42Codec, "FIX.4.4": Fix44Codec}
 
 
 class _Outbox:
-    """One session's outbound queue and the thread that sends it, in order."""
+    """One session's outbound queue and the thread that sends it, in order. `pending` counts messages queued or
+    reserved for an inline send and not yet sent; an inline send is allowed only when nothing is pending."""
 
     def __init__(self, session_id: Any, name: str) -> None:
-        self._session_id = session_id
+        self.session_id = session_id
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._count = threading.Lock()  # guards `pending`; never held across I/O
+        self._sending = threading.Lock()  # held by whoever is sending to this session
+        self.pending = 0
         self._thread = threading.Thread(target=self._run, name=f"fix-send {name}", daemon=True)
         self._thread.start()
 
     def put(self, msg: Any) -> None:
+        with self._count:
+            self.pending += 1
         self._queue.put(msg)
+
+    def reserve(self) -> bool:
+        """Take the sender for an inline send, if nothing is queued ahead; `release` gives it back."""
+        with self._count:
+            if self.pending:
+                return False
+            self.pending += 1
+        self._sending.acquire()  # free: nothing is pending, so the sender thread is idle
+        return True
+
+    def release(self) -> None:
+        self._sending.release()
+        with self._count:
+            self.pending -= 1
 
     def close(self, timeout: float | None = None) -> bool:
         """Send everything queued so far, then stop the thread; False if it is still sending after `timeout` s
@@ -71,10 +95,51 @@ class _Outbox:
 
     def _run(self) -> None:
         while (msg := self._queue.get()) is not None:
-            try:
-                fix.Session.sendToTarget(msg, self._session_id)
-            except fix.SessionNotFound:  # the acceptor stopped while this was still queued
-                log.error("report not sent, session gone: %s", msg.toString().replace("\x01", "|"))
+            with self._sending:
+                send(msg, self.session_id)
+            with self._count:
+                self.pending -= 1
+
+
+def send(msg: Any, session_id: Any) -> None:
+    """Hand `msg` to QuickFIX (sent now, or stored for resend when the session is not logged on)."""
+    try:
+        fix.Session.sendToTarget(msg, session_id)
+    except fix.SessionNotFound:  # the acceptor stopped while this was still queued
+        log.error("report not sent, session gone: %s", msg.toString().replace("\x01", "|"))
+
+
+class _Replies:
+    """What one callback sends: its own session's answers inline when that session has nothing queued, the rest
+    (and everything once one message had to queue) through the outboxes."""
+
+    def __init__(self, current: str, outboxes: dict[str, _Outbox]) -> None:
+        self._current = current
+        self._outboxes = outboxes
+        self._inline: list[Any] = []
+        self._reserved: _Outbox | None = None
+        self._decided = False
+
+    def send(self, name: str, msg: Any) -> None:
+        outbox = self._outboxes[name]
+        if name == self._current:
+            if not self._decided:
+                self._decided = True
+                self._reserved = outbox if outbox.reserve() else None
+            if self._reserved is not None:
+                self._inline.append(msg)
+                return
+        outbox.put(msg)
+
+    def flush(self) -> None:
+        """Send the inline answers; call after releasing the gateway lock."""
+        if self._reserved is None:
+            return
+        try:
+            for msg in self._inline:
+                send(msg, self._reserved.session_id)
+        finally:
+            self._reserved.release()
 
 
 class FixGateway:
@@ -108,6 +173,7 @@ class FixGateway:
         self._acceptor: Any = None
         self._application: Any = None
         self._outboxes: dict[str, _Outbox] = {}
+        self._replies: _Replies | None = None  # set only while a callback holds the lock
         self._factories: tuple[Any, ...] = ()
 
     # -- LIFECYCLE --
@@ -187,7 +253,7 @@ class FixGateway:
         if codec is None:
             return self._read_only(msg, session_id)
         side = msg.getField(T.SIDE)
-        with self.lock:
+        with self._answering(name):
             now = self._clock()
             cl_ord_id = msg.getField(T.CL_ORD_ID)
             if _poss_resend(msg):
@@ -219,7 +285,7 @@ class FixGateway:
         if codec is None:
             return self._read_only(msg, session_id)
         req_id = msg.getField(T.ORD_STATUS_REQ_ID) if msg.isSetField(T.ORD_STATUS_REQ_ID) else None
-        with self.lock:
+        with self._answering(name):
             now = self._clock()
             cl_ord_id = msg.getField(T.CL_ORD_ID)
             order = self.engine.find(name, cl_ord_id)
@@ -239,7 +305,7 @@ class FixGateway:
             return self._read_only(msg, session_id)
         request_type = msg.getField(T.MASS_CANCEL_REQUEST_TYPE)
         symbol = msg.getField(T.SYMBOL) if msg.isSetField(T.SYMBOL) else None
-        with self.lock:
+        with self._answering(name):
             now = self._clock()
             report_id = self._report_id()
             if request_type not in (T.MASS_CANCEL_BY_SECURITY, T.MASS_CANCEL_ALL) or (
@@ -305,7 +371,24 @@ class FixGateway:
                 self._send(msg, name)
 
     def _send(self, msg: Any, name: str) -> None:
-        self._outboxes[name].put(msg)
+        if self._replies is not None:
+            self._replies.send(name, msg)
+        else:
+            self._outboxes[name].put(msg)
+
+    @contextmanager
+    def _answering(self, current: str) -> Iterator[None]:
+        """Hold the gateway lock while answering a message of session `current`; its answers leave after."""
+        replies = _Replies(current, self._outboxes)
+        try:
+            with self.lock:
+                self._replies = replies
+                try:
+                    yield
+                finally:
+                    self._replies = None
+        finally:
+            replies.flush()
 
     def _close_outboxes(self) -> None:
         for outbox in self._outboxes.values():
@@ -327,7 +410,7 @@ class FixGateway:
         if codec is None:
             return self._read_only(msg, session_id)
         side = msg.getField(T.SIDE)
-        with self.lock:
+        with self._answering(name):
             now = self._clock()
             order = self.engine.find(name, msg.getField(T.ORIG_CL_ORD_ID))
             cmd = codec.cancel(msg, order, now) if response_to == "cancel" else codec.replace(msg, order, now)
@@ -353,10 +436,11 @@ class FixGateway:
 
     def _business_reject(self, msg: Any, name: str, reason: str, text: str) -> None:
         header = msg.getHeader()
-        codec = self._codecs[name]
-        self._send(
-            codec.business_reject(header.getField(T.MSG_SEQ_NUM), header.getField(T.MSG_TYPE), reason, text), name
+        reply = self._codecs[name].business_reject(
+            header.getField(T.MSG_SEQ_NUM), header.getField(T.MSG_TYPE), reason, text
         )
+        with self._answering(name):
+            self._send(reply, name)
 
 
 def _poss_resend(msg: Any) -> bool:

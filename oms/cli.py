@@ -44,8 +44,18 @@ def _bench_risk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_fix(args: argparse.Namespace) -> int:
+    from bench.fix import FixBenchParams, run, summary
+
+    result = run(_params(args, FixBenchParams), out_dir=args.out_dir)
+    print(summary(result))
+    print(f"wrote {args.out_dir}/fix.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bench.book import BookBenchParams
+    from bench.fix import FixBenchParams
     from bench.risk import RiskBenchParams
 
     parser = argparse.ArgumentParser(prog="oms", description="Low-latency order management system with a FIX gateway.")
@@ -72,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params(risk, RiskBenchParams)
     risk.add_argument("--out-dir", default="bench/results", help="where risk.json goes (default: bench/results)")
     risk.set_defaults(func=_bench_risk)
+    fix = benches.add_parser(
+        "fix",
+        help="FIX gateway: NOS->ER(New) and NOS->ER(Fill) latency, pipelined orders/s, bare QuickFIX and raw TCP",
+        description="A QuickFIX FIX 4.4 initiator in this process sends orders to the OMS's FIX gateway in another "
+        "process, then to a bare QuickFIX acceptor (the same-run baseline); a raw TCP ping-pong gives the floor. "
+        "Fails if any order is not acknowledged exactly once, or filled as it should be.",
+    )
+    _add_params(fix, FixBenchParams)
+    fix.add_argument("--out-dir", default="bench/results", help="where fix.json goes (default: bench/results)")
+    fix.set_defaults(func=_bench_fix)
     return parser
 
 

@@ -324,6 +324,9 @@ class _Local:
     seen: set[str] = field(default_factory=set)  # ClOrdIDs the account saw since the grant, through this gate
 
 
+GRANT_RETRY_NS = 50_000_000  # after an empty grant, orders of the account go to the host for this long
+
+
 class ReservedGate:
     """The OrderManager's risk gate in reserved mode (the `oms.engine.RiskGate` protocol).
 
@@ -351,6 +354,7 @@ class ReservedGate:
         self._local: dict[str, _Local] = {}
         self._pending: list[AccountEvent] = []
         self._low: set[str] = set()
+        self._retry_at: dict[str, int] = {}  # account -> earliest ts to ask again after a grant came back empty
         self._clock = 0  # the latest now_ns seen: grants asked for outside a decision are stamped with it
         self.local_accepts = 0
         self.fallbacks = 0
@@ -481,7 +485,8 @@ class ReservedGate:
         loc = self._local.get(cmd.account)
         if loc is not None:
             loc.seen.add(cmd.cl_ord_id)
-        if cmd.account in self._accounts and (loc is None or loc.lease.void or cmd.account in self._low):
+        wants = loc is None or loc.lease.void or cmd.account in self._low
+        if cmd.account in self._accounts and wants and now_ns >= self._retry_at.get(cmd.account, 0):
             self._grant(cmd.account, now_ns)
         return decision
 
@@ -489,9 +494,11 @@ class ReservedGate:
         self.flush()
         self._low.discard(account)
         allowance = self._host.grant_allowance(account, self._request, ts_ns)
-        if allowance is None:
+        if allowance is None:  # nothing to grant yet (e.g. no reference price): ask again later, not every order
             self._local.pop(account, None)
+            self._retry_at[account] = ts_ns + GRANT_RETRY_NS
             return
+        self._retry_at.pop(account, None)
         g, lim = allowance.grant, allowance.limits
         symbols: dict[str, _Side] = {}
         for s in g.symbols:
