@@ -1,7 +1,9 @@
 """Starting and stopping the OMS core from its configuration.
 
 `OmsApp.start` loads and validates every configuration file first, then starts, in order: Redis (managed, or the
-configured URL), Ray (local, or the configured cluster), the account actors, and the OrderManager with its venues.
+configured URL), Ray (local, or the configured cluster), the account actors, the OrderManager with its venues, and
+(when asked) the FIX acceptor. Each start takes the next number of the Redis counter `oms:generation`, which gives
+it its own OrderID and ExecID ranges (`id_bases`).
 Anything that fails stops what was already started and raises an error whose message names what is wrong, so
 nothing is left half-started. `stop` undoes `start` in reverse order and may be called more than once.
 """
@@ -12,10 +14,14 @@ import tomllib
 import uuid
 from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
+
+if TYPE_CHECKING:
+    from fix_gateway.gateway import FixGateway
 from oms.actors import ActorGate, HostConfig, account_actor_class
 from oms.engine import OrderManager
 from oms.model.instruments import ConfigError, InstrumentRegistry
@@ -101,16 +107,23 @@ class OmsApp:
         self.loaded = loaded
         self.redis_url = ""
         self.engine: OrderManager | None = None
+        self.gateway: FixGateway | None = None
+        self.generation = 0
         self._managed: ManagedRedis | None = None
         self._actors: list[object] = []
         self._ray_started = False
 
     @classmethod
-    def start(cls, path: str | PathLike[str] = DEFAULT_CONFIG) -> OmsApp:
-        """Validate the configuration, then start everything; on any failure stop what started and raise."""
+    def start(cls, path: str | PathLike[str] = DEFAULT_CONFIG, with_fix: bool = False) -> OmsApp:
+        """Validate the configuration, then start everything (the FIX acceptor too when `with_fix`); on any failure
+        stop what started and raise."""
         app = cls(load_config(path))
+        if with_fix:
+            _check_port_free(app.loaded.config.fix.port, "FIX acceptor")
         try:
             app._start()
+            if with_fix:
+                app._start_fix()
         except BaseException:
             app.stop()
             raise
@@ -119,6 +132,7 @@ class OmsApp:
     def _start(self) -> None:
         cfg = self.loaded.config
         client, self._managed = connect(cfg.redis)
+        self.generation = int(client.incr("oms:generation"))
         client.close()
         self.redis_url = self._managed.url if self._managed is not None else str(cfg.redis.url)
         import ray
@@ -139,11 +153,27 @@ class OmsApp:
             self._actors.append(actor)
             by_account.update(dict.fromkeys(group, actor))
         ray.get([a.accounts.remote() for a in self._actors])  # every actor has rebuilt its accounts
-        venue = InternalVenue(self.loaded.instruments)
-        self.engine = OrderManager(self.loaded.instruments, ActorGate(by_account), lambda symbol: venue)
+        first_order_id, exec_base = id_bases(self.generation)
+        venue = InternalVenue(self.loaded.instruments, exec_id_base=exec_base)
+        self.engine = OrderManager(self.loaded.instruments, ActorGate(by_account), lambda symbol: venue, first_order_id)
+
+    def _start_fix(self) -> None:
+        from fix_gateway.gateway import FixGateway
+
+        assert self.engine is not None
+        fix = self.loaded.config.fix
+        gateway = FixGateway(
+            self.engine, self.loaded.instruments, self.loaded.fix_sessions, fix.port, fix.data_dir, self.generation
+        )
+        gateway.start()
+        self.gateway = gateway
 
     def stop(self) -> None:
-        """Stop the actors, Ray (if this app started it) and the managed Redis; safe to call twice."""
+        """Stop the FIX acceptor (working orders are canceled and reported), the actors, Ray (if this app started
+        it) and the managed Redis; safe to call twice."""
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
         if self._actors:
             import ray
 
@@ -157,6 +187,18 @@ class OmsApp:
             self._managed.stop()
             self._managed = None
         self.engine = None
+
+
+def _check_port_free(port: int, what: str) -> None:
+    """Raise OSError naming `what` and `port` when something already listens there."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError as exc:
+            raise OSError(f"{what}: port {port} is busy ({exc.strerror})") from None
 
 
 ORDER_IDS_PER_START = 10**9

@@ -53,13 +53,52 @@ def _bench_fix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from oms.app import OmsApp
+    from oms.model.instruments import ConfigError
+    from oms.redis_server import JournalUnavailable
+
+    try:
+        app = OmsApp.start(args.config, with_fix=True)
+    except (ConfigError, JournalUnavailable, OSError) as exc:
+        print(f"oms serve: {exc}", file=sys.stderr)
+        return 1
+    done = threading.Event()  # installed after start: ray.init replaces the driver's SIGTERM handler
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    assert app.gateway is not None
+    print(f"redis     {app.redis_url}")
+    print(f"accounts  {', '.join(sorted(app.loaded.risk.accounts))} (Ray actors)")
+    sessions = ", ".join(s.name for s in app.loaded.fix_sessions)
+    print(f"fix       port {app.gateway.port}: {sessions}")
+    print("ready (SIGINT or SIGTERM stops)", flush=True)
+    done.wait()
+    app.stop()
+    print("stopped", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bench.book import BookBenchParams
     from bench.fix import FixBenchParams
     from bench.risk import RiskBenchParams
+    from oms.app import DEFAULT_CONFIG
 
     parser = argparse.ArgumentParser(prog="oms", description="Low-latency order management system with a FIX gateway.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the OMS: Redis journal, account actors on Ray, the FIX acceptor; until SIGINT/SIGTERM",
+        description="Starts everything the configuration names (a managed redis-server unless a URL is set, a local "
+        "Ray cluster unless an address is set, one actor per group of accounts, the FIX acceptor) and runs until "
+        "SIGINT or SIGTERM; then cancels and reports working orders, logs the FIX sessions out and stops.",
+    )
+    serve.add_argument("--config", default=str(DEFAULT_CONFIG), help="(default: configs/dev.toml)")
+    serve.set_defaults(func=_serve)
 
     bench = commands.add_parser("bench", help="run a benchmark and write bench/results/<name>.json")
     benches = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
