@@ -225,14 +225,6 @@ class FixGateway:
         self._acceptor = None
         self._factories = ()
 
-    def is_logged_on(self, target_comp_id: str) -> bool:
-        """Whether the session with this counterparty is logged on."""
-        for name, spec in self._specs.items():
-            if spec.target_comp_id == target_comp_id:
-                session = fix.Session.lookupSession(self._session_ids[name])
-                return session is not None and session.isLoggedOn()
-        return False
-
     # -- SESSION EVENTS (QuickFIX thread) --
 
     def check_logon(self, msg: Any, session_id: Any) -> None:
@@ -335,11 +327,6 @@ class FixGateway:
         self._business_reject(msg, name, T.BUSINESS_REJECT_APPLICATION_NOT_AVAILABLE, f"internal error: {exc}")
 
     # -- REPORTS --
-
-    def deliver(self) -> None:
-        """Send the reports of everything the engine did outside a FIX callback (timers, other adapters)."""
-        with self.lock:
-            self._dispatch("", "1")
 
     def _dispatch(self, current: str, side: str) -> None:
         """Send each queued engine event to the FIX session that owns its order (`current` for answers to a
