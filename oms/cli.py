@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -26,30 +27,12 @@ def _params(args: argparse.Namespace, params_type: type) -> object:
     return params_type(**{f.name: getattr(args, f.name) for f in dataclasses.fields(params_type)})
 
 
-def _bench_book(args: argparse.Namespace) -> int:
-    from bench.book import BookBenchParams, run, summary
-
-    result = run(_params(args, BookBenchParams), out_dir=args.out_dir)
-    print(summary(result))
-    print(f"wrote {args.out_dir}/book.json")
-    return 0
-
-
-def _bench_risk(args: argparse.Namespace) -> int:
-    from bench.risk import RiskBenchParams, run, summary
-
-    result = run(_params(args, RiskBenchParams), out_dir=args.out_dir)
-    print(summary(result))
-    print(f"wrote {args.out_dir}/risk.json")
-    return 0
-
-
-def _bench_fix(args: argparse.Namespace) -> int:
-    from bench.fix import FixBenchParams, run, summary
-
-    result = run(_params(args, FixBenchParams), out_dir=args.out_dir)
-    print(summary(result))
-    print(f"wrote {args.out_dir}/fix.json")
+def _bench(args: argparse.Namespace) -> int:
+    """Run the benchmark module `bench.<name>` (its `run` and `summary`) with the flags' parameters."""
+    module = importlib.import_module(f"bench.{args.bench}")
+    result = module.run(_params(args, args.params_type), out_dir=args.out_dir)
+    print(module.summary(result))
+    print(f"wrote {args.out_dir}/{args.bench}.json")
     return 0
 
 
@@ -102,35 +85,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="run a benchmark and write bench/results/<name>.json")
     benches = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
-    book = benches.add_parser(
-        "book",
-        help="matching engine: native vs reference, batch throughput and single-call latency",
-        description="Mixed add/cancel/replace/marketable workload through the native matching engine, with the "
-        "pure-Python reference engine as the same-run baseline. Fails if the two engines disagree.",
-    )
-    _add_params(book, BookBenchParams)
-    book.add_argument("--out-dir", default="bench/results", help="where book.json goes (default: bench/results)")
-    book.set_defaults(func=_bench_book)
-    risk = benches.add_parser(
-        "risk",
-        help="pre-trade risk: in-process check, strict Ray actor round trip and throughput, bare Ray baseline",
-        description="AccountState decisions timed in process; the same checks through AccountHost actors journaling "
-        "to a managed redis-server, one order per synchronous call and batched with calls in flight; a bare Ray "
-        "actor call as the same-run baseline. Fails if any decision, journal or state disagrees with a replica.",
-    )
-    _add_params(risk, RiskBenchParams)
-    risk.add_argument("--out-dir", default="bench/results", help="where risk.json goes (default: bench/results)")
-    risk.set_defaults(func=_bench_risk)
-    fix = benches.add_parser(
-        "fix",
-        help="FIX gateway: NOS->ER(New) and NOS->ER(Fill) latency, pipelined orders/s, bare QuickFIX and raw TCP",
-        description="A QuickFIX FIX 4.4 initiator in this process sends orders to the OMS's FIX gateway in another "
-        "process, then to a bare QuickFIX acceptor (the same-run baseline); a raw TCP ping-pong gives the floor. "
-        "Fails if any order is not acknowledged exactly once, or filled as it should be.",
-    )
-    _add_params(fix, FixBenchParams)
-    fix.add_argument("--out-dir", default="bench/results", help="where fix.json goes (default: bench/results)")
-    fix.set_defaults(func=_bench_fix)
+    for name, params_type, help_text, description in (
+        (
+            "book",
+            BookBenchParams,
+            "matching engine: native vs reference, batch throughput and single-call latency",
+            "Mixed add/cancel/replace/marketable workload through the native matching engine, with the pure-Python "
+            "reference engine as the same-run baseline. Fails if the two engines disagree.",
+        ),
+        (
+            "risk",
+            RiskBenchParams,
+            "pre-trade risk: in-process check, strict Ray actor round trip and throughput, bare Ray baseline",
+            "AccountState decisions timed in process; the same checks through AccountHost actors journaling to a "
+            "managed redis-server, one order per synchronous call and batched with calls in flight; a bare Ray actor "
+            "call as the same-run baseline. Fails if any decision, journal or state disagrees with a replica.",
+        ),
+        (
+            "fix",
+            FixBenchParams,
+            "FIX gateway: NOS->ER(New) and NOS->ER(Fill) latency, pipelined orders/s, bare QuickFIX and raw TCP",
+            "A QuickFIX FIX 4.4 initiator in this process sends orders to the OMS's FIX gateway in another process, "
+            "then to a bare QuickFIX acceptor (the same-run baseline); a raw TCP ping-pong gives the floor. Fails if "
+            "any order is not acknowledged exactly once, or filled as it should be.",
+        ),
+    ):
+        sub = benches.add_parser(name, help=help_text, description=description)
+        _add_params(sub, params_type)
+        sub.add_argument("--out-dir", default="bench/results", help=f"where {name}.json goes (default: bench/results)")
+        sub.set_defaults(func=_bench, params_type=params_type)
     return parser
 
 
