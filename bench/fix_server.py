@@ -20,36 +20,19 @@ from typing import Any
 import quickfix as fix
 
 from fix_gateway import tags as T
+from fix_gateway.application import QuietApplication
 from fix_gateway.gateway import FixGateway
 from fix_gateway.settings import quickfix_settings
 from oms.app import load_config, local_engine
 
 
-class BareApplication(fix.Application):  # type: ignore[misc]
+class BareApplication(QuietApplication):
     """Answers each NewOrderSingle at once with a fixed ExecutionReport (New): QuickFIX and nothing else."""
 
     def __init__(self) -> None:
         super().__init__()
         self.orders = 0
         self._exec_ids = itertools.count(1)
-
-    def onCreate(self, session_id: Any) -> None:
-        pass
-
-    def onLogon(self, session_id: Any) -> None:
-        pass
-
-    def onLogout(self, session_id: Any) -> None:
-        pass
-
-    def toAdmin(self, message: Any, session_id: Any) -> None:
-        pass
-
-    def fromAdmin(self, message: Any, session_id: Any) -> None:
-        pass
-
-    def toApp(self, message: Any, session_id: Any) -> None:
-        pass
 
     def fromApp(self, message: Any, session_id: Any) -> None:
         self.orders += 1

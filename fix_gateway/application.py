@@ -12,10 +12,35 @@ from fix_gateway import tags as T
 if TYPE_CHECKING:
     from fix_gateway.gateway import FixGateway
 
-__all__ = ["GatewayApplication"]
+__all__ = ["GatewayApplication", "QuietApplication"]
 
 
-class GatewayApplication(fix.Application):  # type: ignore[misc]
+class QuietApplication(fix.Application):  # type: ignore[misc]
+    """A QuickFIX Application whose callbacks do nothing: subclasses override only what they use."""
+
+    def onCreate(self, session_id: Any) -> None:
+        pass
+
+    def onLogon(self, session_id: Any) -> None:
+        pass
+
+    def onLogout(self, session_id: Any) -> None:
+        pass
+
+    def toAdmin(self, message: Any, session_id: Any) -> None:
+        pass
+
+    def fromAdmin(self, message: Any, session_id: Any) -> None:
+        pass
+
+    def toApp(self, message: Any, session_id: Any) -> None:
+        pass
+
+    def fromApp(self, message: Any, session_id: Any) -> None:
+        pass
+
+
+class GatewayApplication(QuietApplication):
     """QuickFIX callbacks for a FixGateway. An exception escaping a handler is answered, never swallowed."""
 
     def __init__(self, gateway: FixGateway) -> None:
@@ -34,24 +59,9 @@ class GatewayApplication(fix.Application):  # type: ignore[misc]
             ("FIX.4.4", T.MT_ORDER_MASS_CANCEL_REQUEST): g.on_mass_cancel,
         }
 
-    def onCreate(self, session_id: Any) -> None:
-        pass
-
-    def onLogon(self, session_id: Any) -> None:
-        pass
-
-    def onLogout(self, session_id: Any) -> None:
-        pass
-
-    def toAdmin(self, message: Any, session_id: Any) -> None:
-        pass
-
     def fromAdmin(self, message: Any, session_id: Any) -> None:
         if message.getHeader().getField(T.MSG_TYPE) == T.MT_LOGON:
             self._gateway.check_logon(message, session_id)
-
-    def toApp(self, message: Any, session_id: Any) -> None:
-        pass
 
     def fromApp(self, message: Any, session_id: Any) -> None:
         header = message.getHeader()

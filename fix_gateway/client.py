@@ -16,6 +16,7 @@ from typing import Any
 import quickfix as fix
 
 from fix_gateway import tags as T
+from fix_gateway.application import QuietApplication
 from fix_gateway.settings import dictionary_path
 
 __all__ = ["FixClient", "Received"]
@@ -44,13 +45,10 @@ class Received(dict[int, str]):
         return out
 
 
-class _App(fix.Application):  # type: ignore[misc]
+class _App(QuietApplication):
     def __init__(self, client: FixClient) -> None:
         super().__init__()
         self._client = client
-
-    def onCreate(self, session_id: Any) -> None:
-        pass
 
     def onLogon(self, session_id: Any) -> None:
         self._client.logged_on.set()
@@ -65,9 +63,6 @@ class _App(fix.Application):  # type: ignore[misc]
 
     def fromAdmin(self, message: Any, session_id: Any) -> None:
         self._client.admin.put(Received.parse(message.toString()))
-
-    def toApp(self, message: Any, session_id: Any) -> None:
-        pass
 
     def fromApp(self, message: Any, session_id: Any) -> None:
         now = time.perf_counter_ns()

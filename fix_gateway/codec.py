@@ -38,7 +38,7 @@ from oms.model.numbers import InvalidValue, from_units, to_units
 from oms.orders import Order, OrderView
 from risk.reasons import describe
 
-__all__ = ["Codec", "Refusal", "utc_timestamp"]
+__all__ = ["LIMIT_REASONS", "Codec", "Refusal", "utc_timestamp"]
 
 AVG_PX_EXTRA_DIGITS = 6  # AvgPx carries this many digits beyond the instrument's price precision
 
@@ -61,6 +61,12 @@ _ORD_STATUS_CHARS = {
     OrdStatus.EXPIRED: "C",
     OrdStatus.PENDING_REPLACE: "E",
 }
+#: Risk limits an order exceeded: FIX OrdRejReason 3 (order exceeds limit) in both versions.
+LIMIT_REASONS = (
+    RejectReason.MAX_ORDER_QTY, RejectReason.MAX_ORDER_NOTIONAL, RejectReason.CREDIT_LIMIT,
+    RejectReason.POSITION_LIMIT, RejectReason.GROSS_LIMIT, RejectReason.NET_LIMIT, RejectReason.ORDER_RATE,
+    RejectReason.SESSION_RATE, RejectReason.MAX_OPEN_ORDERS,
+)  # fmt: skip
 _PRICED = (OrdType.LIMIT, OrdType.STOP_LIMIT)
 _STOPPED = (OrdType.STOP, OrdType.STOP_LIMIT)
 
@@ -97,16 +103,13 @@ class Codec:
     def new_order(self, msg: Any, now_ns: int) -> SubmitOrder | Refusal:
         """A NewOrderSingle as a SubmitOrder, or why it cannot be one."""
         cl_ord_id = msg.getField(T.CL_ORD_ID)
-        account = self._account(_get(msg, T.ACCOUNT), None)
-        if isinstance(account, Refusal):
-            return account
-        symbol = msg.getField(T.SYMBOL)
-        inst = self._instruments.by_symbol(symbol)
-        if inst is None:
-            return Refusal(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
-        side = _SIDES.get(msg.getField(T.SIDE))
-        if side is None:
-            return Refusal(RejectReason.INVALID_SIDE, f"side {msg.getField(T.SIDE)!r} not supported (1=buy, 2=sell)")
+        target = self._account_and_instrument(msg, None)
+        if isinstance(target, Refusal):
+            return target
+        account, inst = target
+        side = self._side(msg)
+        if isinstance(side, Refusal):
+            return side
         ord_type = _ORD_TYPES.get(msg.getField(T.ORD_TYPE))
         if ord_type is None:
             return Refusal(RejectReason.INVALID_ORD_TYPE, f"OrdType {msg.getField(T.ORD_TYPE)!r} not supported")
@@ -130,7 +133,19 @@ class Codec:
             if expire is None or expire <= now_ns:
                 return Refusal(RejectReason.INVALID_TIF, f"ExpireTime {text!r} is not a future UTC timestamp")
         return SubmitOrder(
-            account, cl_ord_id, symbol, side, ord_type, qty, price, stop, tif, display, expire, now_ns, self.session
+            account,
+            cl_ord_id,
+            inst.symbol,
+            side,
+            ord_type,
+            qty,
+            price,
+            stop,
+            tif,
+            display,
+            expire,
+            now_ns,
+            self.session,
         )
 
     def cancel(self, msg: Any, order: Order | None, now_ns: int) -> CancelOrder | Refusal:
@@ -138,9 +153,9 @@ class Codec:
         account = self._account(_get(msg, T.ACCOUNT), order)
         if isinstance(account, Refusal):
             return account
-        side = _SIDES.get(msg.getField(T.SIDE))
-        if side is None:
-            return Refusal(RejectReason.INVALID_SIDE, f"side {msg.getField(T.SIDE)!r} not supported (1=buy, 2=sell)")
+        side = self._side(msg)
+        if isinstance(side, Refusal):
+            return side
         return CancelOrder(
             account, msg.getField(T.CL_ORD_ID), msg.getField(T.ORIG_CL_ORD_ID), msg.getField(T.SYMBOL), side, now_ns,
             self.session,
@@ -148,13 +163,10 @@ class Codec:
 
     def replace(self, msg: Any, order: Order | None, now_ns: int) -> ReplaceOrder | Refusal:
         """An OrderCancelReplaceRequest as a ReplaceOrder (new total qty and price; type and side unchanged)."""
-        account = self._account(_get(msg, T.ACCOUNT), order)
-        if isinstance(account, Refusal):
-            return account
-        symbol = msg.getField(T.SYMBOL)
-        inst = self._instruments.by_symbol(symbol)
-        if inst is None:
-            return Refusal(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+        target = self._account_and_instrument(msg, order)
+        if isinstance(target, Refusal):
+            return target
+        account, inst = target
         side = _SIDES.get(msg.getField(T.SIDE))
         ord_type = _ORD_TYPES.get(msg.getField(T.ORD_TYPE))
         if order is not None and side is not order.side:
@@ -169,9 +181,27 @@ class Codec:
         except InvalidValue as exc:
             return Refusal(exc.reason, f"{describe(exc.reason)}: {exc}")
         return ReplaceOrder(
-            account, msg.getField(T.CL_ORD_ID), msg.getField(T.ORIG_CL_ORD_ID), symbol, side, qty, price, now_ns,
+            account, msg.getField(T.CL_ORD_ID), msg.getField(T.ORIG_CL_ORD_ID), inst.symbol, side, qty, price, now_ns,
             self.session,
         )  # fmt: skip
+
+    def _account_and_instrument(self, msg: Any, order: Order | None) -> tuple[str, Instrument] | Refusal:
+        """The order's account (see `_account`) and the instrument Symbol (55) names."""
+        account = self._account(_get(msg, T.ACCOUNT), order)
+        if isinstance(account, Refusal):
+            return account
+        symbol = msg.getField(T.SYMBOL)
+        inst = self._instruments.by_symbol(symbol)
+        if inst is None:
+            return Refusal(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+        return account, inst
+
+    @staticmethod
+    def _side(msg: Any) -> Side | Refusal:
+        side = _SIDES.get(msg.getField(T.SIDE))
+        if side is None:
+            return Refusal(RejectReason.INVALID_SIDE, f"side {msg.getField(T.SIDE)!r} not supported (1=buy, 2=sell)")
+        return side
 
     def _account(self, tagged: str | None, order: Order | None) -> str | Refusal:
         """Account (1) if given, else the order's, else the session's default; it must be one the session trades."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fix_gateway import tags as T
-from fix_gateway.codec import Codec
+from fix_gateway.codec import LIMIT_REASONS, Codec
 from oms.model.enums import RejectReason as R
 
 # FIX 4.2 OrdRejReason: 0 broker option, 1 unknown symbol, 2 exchange closed, 3 order exceeds limit,
@@ -15,12 +15,8 @@ _ORD_REJ = {
     R.UNKNOWN_ORDER: "5",
     R.DUPLICATE_CL_ORD_ID: "6",
     R.DUPLICATE_ORDER_ID: "6",
-    **dict.fromkeys(
-        (R.MAX_ORDER_QTY, R.MAX_ORDER_NOTIONAL, R.CREDIT_LIMIT, R.POSITION_LIMIT, R.GROSS_LIMIT, R.NET_LIMIT,
-         R.ORDER_RATE, R.SESSION_RATE, R.MAX_OPEN_ORDERS),
-        "3",
-    ),
-}  # fmt: skip
+    **dict.fromkeys(LIMIT_REASONS, "3"),
+}
 # FIX 4.2 CxlRejReason: 0 too late to cancel, 1 unknown order, 2 broker option, 3 already pending
 _CXL_REJ = {R.TOO_LATE_TO_CANCEL: "0", R.UNKNOWN_ORDER: "1", R.ORDER_PENDING: "3"}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fix_gateway import tags as T
-from fix_gateway.codec import Codec
+from fix_gateway.codec import LIMIT_REASONS, Codec
 from oms.model.enums import OrdStatus
 from oms.model.enums import RejectReason as R
 
@@ -18,11 +18,7 @@ _ORD_REJ = {
     R.DUPLICATE_CL_ORD_ID: "6",
     R.DUPLICATE_ORDER_ID: "6",
     R.UNKNOWN_ACCOUNT: "15",
-    **dict.fromkeys(
-        (R.MAX_ORDER_QTY, R.MAX_ORDER_NOTIONAL, R.CREDIT_LIMIT, R.POSITION_LIMIT, R.GROSS_LIMIT, R.NET_LIMIT,
-         R.ORDER_RATE, R.SESSION_RATE, R.MAX_OPEN_ORDERS),
-        "3",
-    ),
+    **dict.fromkeys(LIMIT_REASONS, "3"),
     **dict.fromkeys((R.INVALID_SIDE, R.INVALID_ORD_TYPE, R.INVALID_TIF, R.INVALID_DISPLAY_QTY), "11"),
     **dict.fromkeys((R.INVALID_QTY, R.OFF_LOT, R.QTY_BELOW_FILLED), "13"),
     **dict.fromkeys((R.INVALID_PRICE, R.OFF_TICK, R.INVALID_STOP_PRICE, R.PRICE_COLLAR, R.NO_REFERENCE_PRICE,
