@@ -155,7 +155,7 @@ class OrderManager:
             self._gate.set_kill_switch(acct, on, now_ns)
             if not on:
                 continue
-            for order in [o for o in self.orders.values() if o.account == acct and not o.is_terminal]:
+            for order in self.working(account=acct):
                 events += self._venue_for(order.symbol).withdraw(order.order_id, CancelReason.KILL_SWITCH, now_ns)
         return self._settle(events)
 
@@ -179,12 +179,12 @@ class OrderManager:
         """The order that `cl_ord_id` (its first ClOrdID, a cancel's or a replace's) names on `session`."""
         return self.orders.get(self._by_clordid.get((session, cl_ord_id), 0))
 
-    def working(self, session: str | None = None, symbol: str | None = None) -> list[Order]:
-        """Orders not yet terminal, of `session` and in `symbol` when given, oldest first."""
+    def working(self, session: str | None = None, symbol: str | None = None, account: str | None = None) -> list[Order]:
+        """Orders not yet terminal, of `session`, in `symbol` and of `account` when given, oldest first."""
         return [
             o for oid, o in self.orders.items()
             if not o.is_terminal and (session is None or self.session_of[oid] == session)
-            and (symbol is None or o.symbol == symbol)
+            and (symbol is None or o.symbol == symbol) and (account is None or o.account == account)
         ]  # fmt: skip
 
     def take_reports(self) -> list[tuple[Message, OrderView | None]]:
