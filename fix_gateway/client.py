@@ -68,7 +68,10 @@ class _App(QuietApplication):
         now = time.perf_counter_ns()
         msg = Received.parse(message.toString())
         msg.received_ns = now
-        self._client.inbox.put(msg)
+        if self._client.on_app is not None:
+            self._client.on_app(msg)
+        else:
+            self._client.inbox.put(msg)
 
 
 class FixClient:
@@ -84,11 +87,14 @@ class FixClient:
         password: str | None = None,
         host: str = "127.0.0.1",
         heartbeat: int = 30,
+        on_app: Callable[[Received], None] | None = None,
     ) -> None:
         """Sequence numbers and sent messages are kept under `data_dir` (a FileStore), so a restarted client
-        continues its session and asks for what it missed."""
+        continues its session and asks for what it missed. Application messages go to `on_app` (called on
+        QuickFIX's thread, in order) when given, else to `inbox`."""
         self.begin_string = begin_string
         self.password = password
+        self.on_app = on_app
         self.inbox: queue.Queue[Received] = queue.Queue()
         self.admin: queue.Queue[Received] = queue.Queue()
         self.logged_on = threading.Event()

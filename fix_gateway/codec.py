@@ -24,6 +24,7 @@ from oms.model.instruments import Instrument, InstrumentRegistry, format_price, 
 from oms.model.messages import (
     CancelOrder,
     CancelRejected,
+    ChangePending,
     Message,
     OrderAccepted,
     OrderCanceled,
@@ -38,16 +39,16 @@ from oms.model.numbers import InvalidValue, from_units, to_units
 from oms.orders import Order, OrderView
 from risk.reasons import describe
 
-__all__ = ["LIMIT_REASONS", "Codec", "Refusal", "utc_timestamp"]
+__all__ = ["LIMIT_REASONS", "ORD_TYPE_CHARS", "SIDE_CHARS", "TIF_CHARS", "Codec", "Refusal", "utc_timestamp"]
 
 AVG_PX_EXTRA_DIGITS = 6  # AvgPx carries this many digits beyond the instrument's price precision
 
 _SIDES = {"1": Side.BUY, "2": Side.SELL}
-_SIDE_CHARS = {Side.BUY: "1", Side.SELL: "2"}
+SIDE_CHARS = {Side.BUY: "1", Side.SELL: "2"}
 _ORD_TYPES = {"1": OrdType.MARKET, "2": OrdType.LIMIT, "3": OrdType.STOP, "4": OrdType.STOP_LIMIT}
-_ORD_TYPE_CHARS = {v: k for k, v in _ORD_TYPES.items()}
+ORD_TYPE_CHARS = {v: k for k, v in _ORD_TYPES.items()}
 _TIFS = {"0": TimeInForce.DAY, "1": TimeInForce.GTC, "3": TimeInForce.IOC, "4": TimeInForce.FOK, "6": TimeInForce.GTD}
-_TIF_CHARS = {v: k for k, v in _TIFS.items()}
+TIF_CHARS = {v: k for k, v in _TIFS.items()}
 _ORD_STATUS_CHARS = {
     OrdStatus.NEW: "0",
     OrdStatus.PARTIALLY_FILLED: "1",
@@ -244,6 +245,8 @@ class Codec:
                 exec_type = "C"
             case OrderRejected():
                 exec_type = "8"
+            case ChangePending():
+                exec_type = "6" if event.request == "cancel" else "E"
             case _:  # OrderTriggered: the stop is now live, its fills report it (neither dictionary has ExecType L)
                 return None
         msg = self._execution_report(event, view, order, exec_id, exec_type, side)
@@ -260,7 +263,7 @@ class Codec:
                 msg.setField(T.ORIG_CL_ORD_ID, event.orig_cl_ord_id)
             case OrderCanceled():
                 msg.setField(T.TEXT, f"canceled: {event.reason.name.lower().replace('_', ' ')}")
-            case OrderReplaced():
+            case OrderReplaced() | ChangePending():
                 msg.setField(T.ORIG_CL_ORD_ID, event.orig_cl_ord_id)
         return msg
 
@@ -270,7 +273,7 @@ class Codec:
             order.order_id, order.cl_ord_id, order.account, order.symbol, order.side, order.ord_type, order.tif,
             order.qty, order.price, now_ns,
         )  # fmt: skip
-        msg = self._execution_report(event, order.view(), order, exec_id, "", _SIDE_CHARS[order.side])
+        msg = self._execution_report(event, order.view(), order, exec_id, "", SIDE_CHARS[order.side])
         self.status_fields(msg, self.ord_status(order.status, order.cum_qty), req_id)
         return msg
 
@@ -353,9 +356,9 @@ class Codec:
             msg.setField(T.ACCOUNT, event.account)
         msg.setField(T.SYMBOL, event.symbol)
         if order is not None:
-            msg.setField(T.SIDE, _SIDE_CHARS[order.side])
-            msg.setField(T.ORD_TYPE, _ORD_TYPE_CHARS[order.ord_type])
-            msg.setField(T.TIME_IN_FORCE, _TIF_CHARS[order.tif])
+            msg.setField(T.SIDE, SIDE_CHARS[order.side])
+            msg.setField(T.ORD_TYPE, ORD_TYPE_CHARS[order.ord_type])
+            msg.setField(T.TIME_IN_FORCE, TIF_CHARS[order.tif])
             qty, price = (view.qty, view.price) if view is not None else (order.qty, order.price)
             if inst is not None:
                 msg.setField(T.ORDER_QTY, format_qty(inst, qty))

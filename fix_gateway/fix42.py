@@ -12,6 +12,7 @@ from oms.model.enums import RejectReason as R
 # 4 too late to enter, 5 unknown order, 6 duplicate order
 _ORD_REJ = {
     R.UNKNOWN_SYMBOL: "1",
+    R.VENUE_UNAVAILABLE: "2",  # exchange closed
     R.UNKNOWN_ORDER: "5",
     R.DUPLICATE_CL_ORD_ID: "6",
     R.DUPLICATE_ORDER_ID: "6",

@@ -10,10 +10,11 @@ from fix_gateway.codec import LIMIT_REASONS, Codec
 from oms.model.enums import OrdStatus
 from oms.model.enums import RejectReason as R
 
-# FIX 4.4 OrdRejReason: 0 broker option, 1 unknown symbol, 3 order exceeds limit, 5 unknown order, 6 duplicate,
-# 11 unsupported order characteristic, 13 incorrect quantity, 15 unknown account, 99 other
+# FIX 4.4 OrdRejReason: 0 broker option, 1 unknown symbol, 2 exchange closed, 3 order exceeds limit, 5 unknown order,
+# 6 duplicate, 11 unsupported order characteristic, 13 incorrect quantity, 15 unknown account, 99 other
 _ORD_REJ = {
     R.UNKNOWN_SYMBOL: "1",
+    R.VENUE_UNAVAILABLE: "2",  # exchange closed
     R.UNKNOWN_ORDER: "5",
     R.DUPLICATE_CL_ORD_ID: "6",
     R.DUPLICATE_ORDER_ID: "6",

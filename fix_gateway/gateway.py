@@ -154,11 +154,13 @@ class FixGateway:
         data_dir: str | Path,
         generation: int,
         clock: Callable[[], int] = time.time_ns,
+        lock: threading.RLock | None = None,
     ) -> None:
-        """`generation` makes this start's report ids unique: pass a number no earlier start used."""
+        """`generation` makes this start's report ids unique: pass a number no earlier start used. `lock` is the
+        engine's: every adapter driving `engine` holds it while it does (a new one when None)."""
         self.engine = engine
         self.port = port
-        self.lock = threading.RLock()
+        self.lock = lock if lock is not None else threading.RLock()
         self._instruments = instruments
         self._specs = {s.name: s for s in sessions}
         self._codecs = {name: _CODECS[s.begin_string](instruments, s) for name, s in self._specs.items()}
@@ -206,9 +208,12 @@ class FixGateway:
                 for name in self._specs:
                     self.engine.mass_cancel(name, None, now, CancelReason.SHUTDOWN)
                 self._dispatch("", "1")
+            self._await_cancels(deadline=time.monotonic() + 5.0)
         # every report goes to QuickFIX (sent, or stored for resend) before logout, unless a counterparty that
         # stopped reading holds its sender: closing the connections below releases it
-        stuck = [o for o in self._outboxes.values() if not o.close(timeout=2.0)]
+        with self.lock:  # from here on, reports of venues that answer late are booked but not sent
+            outboxes, self._outboxes = self._outboxes, {}
+        stuck = [o for o in outboxes.values() if not o.close(timeout=2.0)]
         sessions = [fix.Session.lookupSession(sid) for sid in self._session_ids.values()]
         live = [s for s in sessions if s is not None and s.isLoggedOn()]
         for session in live:
@@ -219,11 +224,32 @@ class FixGateway:
         self._acceptor.stop(True)
         for outbox in stuck:
             outbox.close()
-        self._outboxes = {}
         # dropping the acceptor unregisters its sessions from QuickFIX's process-wide registry; it must go
         # before the factories its destructor still uses
         self._acceptor = None
         self._factories = ()
+
+    def _await_cancels(self, deadline: float) -> None:
+        """Wait (until `deadline`, monotonic) for venues that answer later to confirm the shutdown cancels."""
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not any(self.engine.working(name) for name in self._specs):
+                    return
+            time.sleep(0.01)
+        log.error("stopping with orders still working at a venue that did not confirm their cancel")
+
+    # -- VENUE EVENTS (a venue's own thread) --
+
+    def on_venue_events(self, events: list[Message]) -> None:
+        """What a venue reported on its own (acks, fills, cancels of orders it holds): applied to the engine and
+        reported to the sessions that own the orders."""
+        with self.lock:
+            self.engine.on_venue_events(events)
+            if not self._outboxes:  # stopped: the sessions are gone, the engine still books what happened
+                for event, _ in self.engine.take_reports():
+                    log.warning("not reported, the acceptor is stopped: %s", event)
+                return
+            self._dispatch("", "1")
 
     # -- SESSION EVENTS (QuickFIX thread) --
 

@@ -12,13 +12,20 @@ import sys
 from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 from oms.model.instruments import ConfigError
 
-__all__ = ["FixSettings", "SessionSpec", "dictionary_path", "load_sessions", "quickfix_settings"]
+__all__ = [
+    "FixSettings",
+    "FixVenueSettings",
+    "SessionSpec",
+    "dictionary_path",
+    "load_sessions",
+    "quickfix_settings",
+]
 
 VERSIONS = ("FIX.4.2", "FIX.4.4")
 
@@ -54,6 +61,20 @@ class FixSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 9878
     settings: str = "fix/acceptor.cfg"  # relative to the OMS config file
     data_dir: str = "../var/fix"  # FileStore (sequence numbers, sent messages) and message logs
+
+
+class FixVenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One `[venues.fix.NAME]` table: the initiator session to an external venue reached over FIX."""
+
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
+    host: str = "127.0.0.1"
+    begin_string: Literal["FIX.4.2", "FIX.4.4"] = "FIX.4.4"
+    sender_comp_id: str = "OMS"
+    target_comp_id: str = "EXCH"
+    account: str = ""  # Account (1) on every order: the account the venue knows the OMS by; none when empty
+    password: str | None = None  # FIX 4.4 Logon Password (554), when the venue asks for one
+    heartbeat: Annotated[int, msgspec.Meta(ge=1)] = 30
+    data_dir: str = "../var/venues"  # FileStore and log, one folder per venue; relative to the OMS config file
 
 
 class SessionSpec(msgspec.Struct, frozen=True):
@@ -108,10 +129,11 @@ def _sections(path: Path) -> list[tuple[str, int, dict[str, str]]]:
     return sections
 
 
-def load_sessions(path: str | PathLike[str], known_accounts: Iterable[str]) -> list[SessionSpec]:
-    """Every session of the settings file at `path`, validated; raises ConfigError naming what is wrong."""
+def load_sessions(path: str | PathLike[str], known_accounts: Iterable[str] | None) -> list[SessionSpec]:
+    """Every session of the settings file at `path`, validated; raises ConfigError naming what is wrong. Accounts
+    must be among `known_accounts` (any name, when None)."""
     path = Path(path)
-    known = set(known_accounts)
+    known = None if known_accounts is None else set(known_accounts)
     sections = _sections(path)
     defaults = next((keys for name, _, keys in sections if name == "DEFAULT"), {})
     specs: list[SessionSpec] = []
@@ -133,7 +155,7 @@ def load_sessions(path: str | PathLike[str], known_accounts: Iterable[str]) -> l
         drop_copy = keys.pop("DropCopy", "N") == "Y"
         accounts = tuple(a.strip() for a in keys.pop("Accounts", "").split(",") if a.strip())
         password = keys.pop("LogonPassword", None)
-        unknown = [a for a in accounts if a not in known]
+        unknown = [] if known is None else [a for a in accounts if a not in known]
         if unknown:
             raise ConfigError(f"{where}: Accounts: unknown account {unknown[0]!r}")
         if drop_copy and accounts:

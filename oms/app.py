@@ -10,34 +10,44 @@ nothing is left half-started. `stop` undoes `start` in reverse order and may be 
 
 from __future__ import annotations
 
+import threading
 import tomllib
 import uuid
+from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
-
-if TYPE_CHECKING:
-    from fix_gateway.gateway import FixGateway
+from fix_gateway.settings import FixSettings, FixVenueSettings, SessionSpec, load_sessions
+from fix_gateway.venue import FixVenue
 from oms.actors import ActorGate, HostConfig, account_actor_class
-from oms.engine import OrderManager
+from oms.engine import OrderManager, Venue
 from oms.model.instruments import ConfigError, InstrumentRegistry
+from oms.model.messages import Message
 from oms.ray_runtime import RaySettings, start_ray, stop_ray
 from oms.redis_server import ManagedRedis, RedisSettings, connect
 from oms.venues.internal import InternalVenue
 from risk.limits import RiskConfig, load_risk_config
 
+if TYPE_CHECKING:
+    from fix_gateway.gateway import FixGateway
+
 DEFAULT_CONFIG = Path(__file__).parents[1] / "configs" / "dev.toml"
 
 
 class VenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The `[venues]` table: where each symbol is routed."""
+    """The `[venues]` table: where each symbol is routed (INTERNAL, the native book, or a venue of `fix`)."""
 
     default: str = "INTERNAL"
     routes: dict[str, str] = {}
+    fix: dict[str, FixVenueSettings] = {}  # external venues reached over a FIX initiator session, by name
+
+    def routed(self) -> list[str]:
+        """The names of the FIX venues some symbol is routed to, in the order `fix` lists them."""
+        used = {self.default, *self.routes.values()}
+        return [name for name in self.fix if name in used]
 
 
 class OmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -93,9 +103,15 @@ def load_config(path: str | PathLike[str] = DEFAULT_CONFIG) -> LoadedConfig:
     unknown = sorted({*config.venues.routes} - {i.symbol for i in instruments})
     if unknown:
         raise ConfigError(f"{path}: venues.routes: unknown symbol {unknown[0]!r}")
-    for venue in {config.venues.default, *config.venues.routes.values()}:
-        if venue != "INTERNAL":
-            raise ConfigError(f"{path}: venues: unknown venue {venue!r} (known: INTERNAL)")
+    known = ["INTERNAL", *config.venues.fix]
+    for venue in sorted({config.venues.default, *config.venues.routes.values()}):
+        if venue not in known:
+            raise ConfigError(f"{path}: venues: unknown venue {venue!r} (known: {', '.join(known)})")
+    fix_venues = {
+        name: msgspec.structs.replace(v, data_dir=str(base / v.data_dir / name))
+        for name, v in config.venues.fix.items()
+    }
+    config = msgspec.structs.replace(config, venues=msgspec.structs.replace(config.venues, fix=fix_venues))
     fix_sessions = load_sessions(config.fix.settings, risk.accounts)
     return LoadedConfig(path, config, instruments_path, accounts_path, instruments, risk, fix_sessions)
 
@@ -108,6 +124,8 @@ class OmsApp:
         self.redis_url = ""
         self.engine: OrderManager | None = None
         self.gateway: FixGateway | None = None
+        self.venues: dict[str, Venue] = {}
+        self.lock = threading.RLock()  # the engine's: held by every adapter while it drives the engine
         self.generation = 0
         self._managed: ManagedRedis | None = None
         self._actors: list[object] = []
@@ -119,11 +137,12 @@ class OmsApp:
         stop what started and raise."""
         app = cls(load_config(path))
         if with_fix:
-            _check_port_free(app.loaded.config.fix.port, "FIX acceptor")
+            check_port_free(app.loaded.config.fix.port, "FIX acceptor")
         try:
             app._start()
             if with_fix:
                 app._start_fix()
+            app._start_venues()
         except BaseException:
             app.stop()
             raise
@@ -154,8 +173,23 @@ class OmsApp:
             by_account.update(dict.fromkeys(group, actor))
         ray.get([a.accounts.remote() for a in self._actors])  # every actor has rebuilt its accounts
         first_order_id, exec_base = id_bases(self.generation)
-        venue = InternalVenue(self.loaded.instruments, exec_id_base=exec_base)
-        self.engine = OrderManager(self.loaded.instruments, ActorGate(by_account), lambda symbol: venue, first_order_id)
+        self.venues = build_venues(self.loaded, exec_base)
+        self.engine = OrderManager(
+            self.loaded.instruments, ActorGate(by_account), router(self.loaded, self.venues), first_order_id
+        )
+
+    def _start_venues(self) -> None:
+        """Connect the FIX venues (each keeps reconnecting on its own); their answers reach the engine under
+        the engine's lock, and the FIX sessions when the acceptor runs."""
+        deliver = self.gateway.on_venue_events if self.gateway is not None else self._on_venue_events
+        for venue in self.venues.values():
+            if isinstance(venue, FixVenue):
+                venue.start(deliver, self.lock)
+
+    def _on_venue_events(self, events: list[Message]) -> None:
+        assert self.engine is not None
+        with self.lock:
+            self.engine.on_venue_events(events)
 
     def _start_fix(self) -> None:
         from fix_gateway.gateway import FixGateway
@@ -163,8 +197,9 @@ class OmsApp:
         assert self.engine is not None
         fix = self.loaded.config.fix
         gateway = FixGateway(
-            self.engine, self.loaded.instruments, self.loaded.fix_sessions, fix.port, fix.data_dir, self.generation
-        )
+            self.engine, self.loaded.instruments, self.loaded.fix_sessions, fix.port, fix.data_dir, self.generation,
+            lock=self.lock,
+        )  # fmt: skip
         gateway.start()
         self.gateway = gateway
 
@@ -174,6 +209,10 @@ class OmsApp:
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
+        for venue in self.venues.values():
+            if isinstance(venue, FixVenue):
+                venue.stop()
+        self.venues = {}
         if self._actors:
             import ray
 
@@ -189,7 +228,7 @@ class OmsApp:
         self.engine = None
 
 
-def _check_port_free(port: int, what: str) -> None:
+def check_port_free(port: int, what: str) -> None:
     """Raise OSError naming `what` and `port` when something already listens there."""
     import socket
 
@@ -211,15 +250,39 @@ def id_bases(generation: int) -> tuple[int, int]:
     return generation * ORDER_IDS_PER_START + 1, generation * EXEC_IDS_PER_START
 
 
-def local_engine(loaded: LoadedConfig, generation: int = 1) -> OrderManager:
+def local_engine(loaded: LoadedConfig, generation: int = 1, venues: dict[str, Venue] | None = None) -> OrderManager:
     """An OrderManager whose accounts live in this process, without a journal: every account in reserved mode
-    over a LocalHost. For benchmarks and tests of the adapters; `OmsApp` is the journaled, actor-backed core."""
+    over a LocalHost, routing to `venues` (`build_venues`' when None; FIX venues among them are the caller's to
+    start). For benchmarks and tests of the adapters; `OmsApp` is the journaled, actor-backed core."""
     from oms.accounts import AccountState
     from oms.reserved import LocalHost, ReservedGate
 
     accounts = sorted(loaded.risk.accounts)
     host = LocalHost(AccountState(a, loaded.risk.limits_for(a), loaded.instruments) for a in accounts)
     first_order_id, exec_base = id_bases(generation)
-    venue = InternalVenue(loaded.instruments, exec_id_base=exec_base)
     gate = ReservedGate(host, loaded.instruments, accounts)
-    return OrderManager(loaded.instruments, gate, lambda symbol: venue, first_order_id)
+    venues = build_venues(loaded, exec_base) if venues is None else venues
+    return OrderManager(loaded.instruments, gate, router(loaded, venues), first_order_id)
+
+
+EXEC_IDS_PER_VENUE = 10**9
+
+
+def build_venues(loaded: LoadedConfig, exec_id_base: int) -> dict[str, Venue]:
+    """The venues some symbol is routed to, by name (FIX venues not yet started), each with its own execution id
+    range inside this start's."""
+    venues: dict[str, Venue] = {"INTERNAL": InternalVenue(loaded.instruments, exec_id_base=exec_id_base)}
+    fix = loaded.config.venues.fix
+    for n, name in enumerate(loaded.config.venues.routed(), 1):
+        settings = fix[name]
+        venues[name] = FixVenue(
+            name, loaded.instruments, settings, settings.data_dir, exec_id_base + n * EXEC_IDS_PER_VENUE
+        )
+    return venues
+
+
+def router(loaded: LoadedConfig, venues: dict[str, Venue]) -> Callable[[str], Venue]:
+    """`venue_for(symbol)` of the configured routes over `venues`."""
+    cfg = loaded.config.venues
+    table = {i.symbol: venues[cfg.routes.get(i.symbol, cfg.default)] for i in loaded.instruments}
+    return table.__getitem__

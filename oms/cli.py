@@ -37,9 +37,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
     from oms.app import OmsApp
     from oms.model.instruments import ConfigError
     from oms.redis_server import JournalUnavailable
@@ -49,17 +46,46 @@ def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, JournalUnavailable, OSError) as exc:
         print(f"oms serve: {exc}", file=sys.stderr)
         return 1
-    done = threading.Event()  # installed after start: ray.init replaces the driver's SIGTERM handler
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
     assert app.gateway is not None
     print(f"redis     {app.redis_url}")
     print(f"accounts  {', '.join(sorted(app.loaded.risk.accounts))} (Ray actors)")
     sessions = ", ".join(s.name for s in app.loaded.fix_sessions)
     print(f"fix       port {app.gateway.port}: {sessions}")
+    for name, settings in app.loaded.config.venues.fix.items():
+        if name in app.venues:
+            print(f"venue     {name}: FIX initiator to {settings.host}:{settings.port}")
+    _until_signal()  # handlers installed after start: ray.init replaces the driver's SIGTERM handler
+    app.stop()
+    print("stopped", flush=True)
+    return 0
+
+
+def _until_signal() -> None:
+    """Block until SIGINT or SIGTERM."""
+    import signal
+    import threading
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
     print("ready (SIGINT or SIGTERM stops)", flush=True)
     done.wait()
-    app.stop()
+
+
+def _exchange_sim(args: argparse.Namespace) -> int:
+    from fix_gateway.exchange import ExchangeSim
+    from oms.model.instruments import ConfigError
+
+    try:
+        sim = ExchangeSim.start(args.config, args.port)
+    except (ConfigError, OSError) as exc:
+        print(f"oms exchange-sim: {exc}", file=sys.stderr)
+        return 1
+    members = ", ".join(f"{s.target_comp_id} ({s.begin_string}: {', '.join(s.accounts)})" for s in sim.sessions)
+    print(f"venue     {sim.name}: native matching core, {len(sim.instruments)} instruments")
+    print(f"fix       port {sim.port}: {members}")
+    _until_signal()
+    sim.stop()
     print("stopped", flush=True)
     return 0
 
@@ -68,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.book import BookBenchParams
     from bench.fix import FixBenchParams
     from bench.risk import RiskBenchParams
+    from fix_gateway.exchange import DEFAULT_EXCHANGE_CONFIG
     from oms.app import DEFAULT_CONFIG
 
     parser = argparse.ArgumentParser(prog="oms", description="Low-latency order management system with a FIX gateway.")
@@ -82,6 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--config", default=str(DEFAULT_CONFIG), help="(default: configs/dev.toml)")
     serve.set_defaults(func=_serve)
+
+    sim = commands.add_parser(
+        "exchange-sim",
+        help="run a FIX venue on the native matching core (where the OMS routes over FIX); until SIGINT/SIGTERM",
+        description="A FIX acceptor in front of the native matching core, one book per instrument: its members "
+        "(the sessions of its settings file) trade with each other. Configure the OMS to route a symbol to it with "
+        "[venues] routes and [venues.fix.<NAME>] in the OMS configuration.",
+    )
+    sim.add_argument("--config", default=str(DEFAULT_EXCHANGE_CONFIG), help="(default: configs/exchange.toml)")
+    sim.add_argument("--port", type=int, default=None, help="listen here instead of the configured port")
+    sim.set_defaults(func=_exchange_sim)
 
     bench = commands.add_parser("bench", help="run a benchmark and write bench/results/<name>.json")
     benches = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)

@@ -16,13 +16,14 @@ AvgPx it caused, whichever adapter's command caused it, and route it by `session
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Literal, Protocol
 
 from oms.model.enums import CancelReason, OrdStatus, RejectReason
 from oms.model.instruments import InstrumentRegistry
 from oms.model.messages import (
     CancelOrder,
     CancelRejected,
+    ChangePending,
     Message,
     OrderAccepted,
     OrderCanceled,
@@ -130,8 +131,8 @@ class OrderManager:
             return self._report([order])
         self._by_clordid[(cmd.session, cmd.cl_ord_id)] = order.order_id
         order.on_pending_cancel()
-        events = self._venue_for(order.symbol).cancel(order.order_id, cmd, now_ns)
-        return self._settle(events)
+        events = self._settle(self._venue_for(order.symbol).cancel(order.order_id, cmd, now_ns))
+        return self._pending(order, cmd, "cancel", events, now_ns)
 
     def replace(self, cmd: ReplaceOrder, now_ns: int) -> list[Message]:
         """Risk-check and send a cancel/replace for the order `cmd.orig_cl_ord_id` names."""
@@ -143,8 +144,8 @@ class OrderManager:
         if reason != RejectReason.NONE:
             return self._report([self._cancel_rejected(cmd, order.order_id, "replace", reason, now_ns)])
         order.on_pending_replace()
-        events = self._venue_for(order.symbol).replace(order.order_id, cmd, now_ns)
-        return self._settle(events)
+        events = self._settle(self._venue_for(order.symbol).replace(order.order_id, cmd, now_ns))
+        return self._pending(order, cmd, "replace", events, now_ns)
 
     def kill_switch(self, account: str | None, on: bool, now_ns: int) -> list[Message]:
         """Block (on) or allow new orders of `account` (every account when None); turning it on also cancels the
@@ -223,6 +224,18 @@ class OrderManager:
             outbox.append((e, order.view()))
         self._gate.on_events([e for e in events if isinstance(e, _GATE_EVENTS)])
         return events
+
+    def _pending(
+        self, order: Order, cmd: CancelOrder | ReplaceOrder, request: Literal["cancel", "replace"],
+        events: list[Message], now_ns: int,
+    ) -> list[Message]:  # fmt: skip
+        """`events` plus a ChangePending when the venue has not answered `cmd` yet (it answers later)."""
+        if order.status not in _PENDING:
+            return events
+        pending = ChangePending(order.order_id, cmd.cl_ord_id, order.cl_ord_id, order.account, order.symbol, request,
+                                now_ns)  # fmt: skip
+        self._outbox.append((pending, order.view()))
+        return [*events, pending]
 
     def _report(self, events: list[Message]) -> list[Message]:
         """Queue answers that moved no order state and no account (rejected commands) for the client adapters."""

@@ -85,6 +85,8 @@ class RejectReason(IntEnum):
     INVALID_NUMBER = 18  # not a plain decimal string
     EXCESS_PRECISION = 19  # more decimal places than the field's precision allows
     ORDER_PENDING = 20  # a cancel or replace is already pending on the order
+    VENUE_UNAVAILABLE = 21  # the venue the symbol is routed to is not connected
+    VENUE_REJECTED = 22  # the venue refused it (its own text goes with it)
     # -- risk checks (risk/) --
     MAX_ORDER_QTY = 50
     MAX_ORDER_NOTIONAL = 51
@@ -131,6 +133,7 @@ class CancelReason(IntEnum):
     KILL_SWITCH = 6
     EXPIRED = 7
     SHUTDOWN = 8  # the OMS stopped and its book with it
+    VENUE = 9  # an external venue canceled it on its own (IOC remainder, no liquidity, its own reasons)
 
 
 class OrdStatus(Enum):

@@ -18,6 +18,7 @@ from oms.model.enums import CancelReason, OrdType, RejectReason, Side, TimeInFor
 __all__ = [
     "CancelOrder",
     "CancelRejected",
+    "ChangePending",
     "Command",
     "Event",
     "Message",
@@ -127,6 +128,7 @@ class OrderFilled(msgspec.Struct, frozen=True, tag="order_filled"):
     aggressor: bool  # True: this order took liquidity
     ts_ns: int
     contra_order_id: int | None = None
+    venue: str = "INTERNAL"  # where it executed (best-execution reports group by it)
 
     @property
     def avg_px(self) -> Fraction:
@@ -180,6 +182,19 @@ class CancelRejected(msgspec.Struct, frozen=True, tag="cancel_rejected"):
     ts_ns: int
 
 
+class ChangePending(msgspec.Struct, frozen=True, tag="change_pending"):
+    """A cancel or replace went to a venue that answers later: the order is PendingCancel / PendingReplace until
+    it does (FIX ExecType 6 / E). Moves no account."""
+
+    order_id: int
+    cl_ord_id: str  # the cancel's or replace's
+    orig_cl_ord_id: str
+    account: str
+    symbol: str
+    request: Literal["cancel", "replace"]
+    ts_ns: int
+
+
 Event = OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | OrderReplaced | OrderExpired | CancelRejected
 
 
@@ -209,7 +224,7 @@ class TradePrinted(msgspec.Struct, frozen=True, tag="trade_printed"):
     ts_ns: int
 
 
-Message = Command | Event | OrderTriggered | TradePrinted
+Message = Command | Event | ChangePending | OrderTriggered | TradePrinted
 
 encoder = msgspec.msgpack.Encoder()
 decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)

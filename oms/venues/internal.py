@@ -173,7 +173,7 @@ class InternalVenue:
                 out.append(
                     OrderFilled(
                         oid, w.cl_ord_id, w.account, w.symbol, exec_id, w.side, qty, price, leaves,
-                        w.cum_qty, w.cum_notional, bool(aggressor), ts_ns, other,
+                        w.cum_qty, w.cum_notional, bool(aggressor), ts_ns, other, self.name,
                     )
                 )  # fmt: skip
             elif kind == K.TRIGGERED:

@@ -75,3 +75,73 @@ def test_a_busy_fix_port_is_named_in_one_line_and_nothing_keeps_running(configs:
 
     assert done.returncode == 1
     assert done.stderr == f"oms serve: FIX acceptor: port {port} is busy (Address already in use)\n"
+
+
+def read_until_ready(proc: subprocess.Popen[str]) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith("ready"):
+        line = proc.stdout.readline()
+        assert line, f"exited before ready: {lines}"
+        lines.append(line)
+    return lines
+
+
+def test_serve_routes_a_symbol_to_the_exchange_simulator_over_fix(configs: tuple[Path, int], tmp_path: Path) -> None:
+    config, port = configs
+    sim_port = free_port()
+    exchange = config.parent / "exchange.toml"
+    exchange.write_text(
+        exchange.read_text()
+        .replace("port = 9879", f"port = {sim_port}")
+        .replace('data_dir = "../var/exchange"', f'data_dir = "{tmp_path / "exchange"}"')
+    )
+    config.write_text(
+        config.read_text()
+        .replace('# routes = { "MSFT" = "EXCH" }', 'routes = { "MSFT" = "EXCH" }')
+        .replace("port = 9879", f"port = {sim_port}")
+        .replace('data_dir = "../var/venues"', f'data_dir = "{tmp_path / "venues"}"')
+    )
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "oms", "exchange-sim", "--config", str(exchange)], stdout=subprocess.PIPE, text=True
+    )
+    oms = subprocess.Popen([sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE,
+                           text=True)  # fmt: skip
+    clients: list[FixClient] = []
+    try:
+        sim_lines, oms_lines = read_until_ready(sim), read_until_ready(oms)
+        maker = FixClient("FIX.4.4", "MAKER", sim_port, tmp_path / "maker", target="EXCH").start()
+        clients.append(maker)
+        client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client").start()
+        clients.append(client)
+        maker.new_order("m1", "MSFT", "2", "50", "300")
+        maker.expect(1, timeout=30)
+        client.new_order("b1", "MSFT", "1", "20", "300")
+        ack, fill = client.expect(2, timeout=30)
+        (maker_fill,) = maker.expect(1, timeout=30)
+    finally:
+        for c in clients:
+            c.stop()
+        oms.send_signal(signal.SIGTERM)
+        oms_out, _ = oms.communicate(timeout=120)
+        sim.send_signal(signal.SIGTERM)
+        sim_out, _ = sim.communicate(timeout=60)
+
+    assert f"port {sim_port}" in sim_lines[1] and "MAKER" in sim_lines[1]
+    assert any(line.startswith(f"venue     EXCH: FIX initiator to 127.0.0.1:{sim_port}") for line in oms_lines)
+    assert (ack[T.EXEC_TYPE], fill[T.EXEC_TYPE], fill[T.LAST_QTY], fill[T.LAST_PX]) == ("0", "2", "20", "300")
+    assert (maker_fill[T.LAST_QTY], maker_fill[T.LEAVES_QTY]) == ("20", "30")
+    assert (oms.returncode, sim.returncode) == (0, 0)
+    assert "stopped" in oms_out and "stopped" in sim_out
+
+
+def test_exchange_sim_names_a_busy_port_in_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    with socket.create_server(("0.0.0.0", port)):
+        done = subprocess.run(
+            [sys.executable, "-m", "oms", "exchange-sim", "--port", str(port)], capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+
+    assert done.returncode == 1
+    assert done.stderr == f"oms exchange-sim: FIX acceptor: port {port} is busy (Address already in use)\n"

@@ -1,0 +1,377 @@
+"""An external venue reached over FIX: the OMS is the initiator, the venue (an exchange, a broker, or
+`oms exchange-sim`) the acceptor.
+
+Orders leave as NewOrderSingle / OrderCancelRequest / OrderCancelReplaceRequest, and the `submit` / `cancel` /
+`replace` calls return nothing: the venue answers later. Its ExecutionReports, OrderCancelRejects and
+BusinessMessageRejects come back on QuickFIX's thread, become model events here and go to `deliver`, in the order
+the venue sent them. Meanwhile the OrderManager reports the order as PendingNew, PendingCancel or PendingReplace.
+
+IDS ON THE VENUE
+Each order's ClOrdID on the venue is its OMS order id; each cancel or replace of it is `<order id>-<n>`. Both are
+unique across restarts (order ids are per start), and any answer names the OMS order it is about. The venue's
+ExecIDs dedupe resent reports (PossDupFlag): a fill is applied once. Fills get OMS execution ids from
+`exec_id_base` up, so they never collide with another venue's.
+
+WHAT THE OMS DOES WITH EACH ANSWER
+ExecType New -> OrderAccepted; PartialFill/Fill/Trade -> OrderFilled (LastQty, LastPx, LeavesQty, and
+LastLiquidityInd for passive/aggressive); Canceled -> OrderCanceled (the client's cancel, the OMS's own withdraw,
+or reason VENUE when the venue canceled on its own); Replaced -> OrderReplaced; Rejected -> OrderRejected
+(VENUE_REJECTED with the venue's text); Expired -> OrderExpired. PendingNew/PendingCancel/PendingReplace, status
+answers and restatements change nothing. OrderCancelReject -> CancelRejected. A BusinessMessageReject naming one
+of our ClOrdIDs rejects that order or request. Anything about an order this venue does not hold is logged.
+While the session is not logged on, new orders are rejected (VENUE_UNAVAILABLE) and so are cancels and replaces;
+orders already at the venue stay working and the session's resend brings their missed reports at the next logon.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fix_gateway import tags as T
+from fix_gateway.client import FixClient, Received
+from fix_gateway.codec import ORD_TYPE_CHARS, SIDE_CHARS, TIF_CHARS, utc_timestamp
+from fix_gateway.settings import FixVenueSettings
+from oms.model.enums import CancelReason, RejectReason, TimeInForce
+from oms.model.instruments import Instrument, InstrumentRegistry, format_price, format_qty, parse_price, parse_qty
+from oms.model.messages import (
+    CancelOrder,
+    CancelRejected,
+    Message,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaced,
+    ReplaceOrder,
+    SubmitOrder,
+)
+from oms.model.numbers import to_units
+from risk.reasons import describe
+
+__all__ = ["FixVenue"]
+
+log = logging.getLogger("oms.venue")
+
+_FILL_EXEC_TYPES = frozenset({"1", "2", "F"})  # 4.2 PartialFill / Fill, 4.4 Trade
+_QUIET_EXEC_TYPES = frozenset({"3", "6", "A", "D", "E", "I"})  # done for day, pendings, restated, status
+_CXL_REJ_REASONS = {"0": RejectReason.TOO_LATE_TO_CANCEL, "1": RejectReason.TOO_LATE_TO_CANCEL,
+                    "3": RejectReason.ORDER_PENDING}  # fmt: skip
+
+Request = CancelOrder | ReplaceOrder | CancelReason  # a client's cancel or replace, or the OMS's own withdraw
+
+
+class _Routed:
+    """What the venue adapter keeps of one order it sent: the client's terms and what the venue reported."""
+
+    __slots__ = ("accepted", "cl_ord_id", "cmd", "cum_notional", "cum_qty", "inst", "price", "qty", "requests",
+                 "venue_cl")  # fmt: skip
+
+    def __init__(self, cmd_order_id: int, cmd: SubmitOrder, inst: Instrument) -> None:
+        self.cmd = cmd
+        self.inst = inst
+        self.cl_ord_id = cmd.cl_ord_id  # the client's current ClOrdID (changes with each replace)
+        self.qty = cmd.qty
+        self.price = cmd.price
+        self.cum_qty = 0
+        self.cum_notional = 0
+        self.venue_cl = str(cmd_order_id)  # the order's ClOrdID on the venue (changes with each replace)
+        self.accepted = False
+        self.requests = itertools.count(1)
+
+
+class FixVenue:
+    """The Venue protocol over one FIX initiator session (see the module text for what goes and comes back).
+    Its commands are called under the engine's lock, like every engine call."""
+
+    def __init__(
+        self,
+        name: str,
+        instruments: InstrumentRegistry,
+        settings: FixVenueSettings,
+        data_dir: str | Path,
+        exec_id_base: int = 0,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        """The session keeps its sequence numbers and sent messages under `data_dir`; fills get execution ids
+        `exec_id_base` + 1, + 2, ... (give each venue and each start its own base)."""
+        self.name = name
+        self._instruments = instruments
+        self._settings = settings
+        self._clock = clock
+        self._exec_ids = itertools.count(exec_id_base + 1)
+        self._engine_lock = threading.RLock()  # the engine's (see `start`): held around every use of the maps below
+        self._orders: dict[int, _Routed] = {}
+        self._requests: dict[str, tuple[int, Request]] = {}  # venue ClOrdID of a pending cancel/replace
+        self._seen: set[str] = set()  # venue ExecIDs already applied
+        self._deliver: Callable[[list[Message]], None] | None = None
+        self._client = FixClient(
+            settings.begin_string, settings.sender_comp_id, settings.port, data_dir, target=settings.target_comp_id,
+            password=settings.password, host=settings.host, heartbeat=settings.heartbeat, on_app=self._on_message,
+        )  # fmt: skip
+
+    # -- LIFECYCLE --
+
+    def start(self, deliver: Callable[[list[Message]], None], lock: threading.RLock, wait: float = 0.0) -> None:
+        """Connect (and keep reconnecting) to the venue. Its answers are translated and handed to `deliver` while
+        holding `lock`, the engine's, which the engine's callers hold too: the venue's view of each order and the
+        engine's never differ. With `wait`, raise TimeoutError when the logon takes longer than `wait` seconds."""
+        self._deliver = deliver
+        self._engine_lock = lock
+        self._client.start(wait)
+
+    def stop(self) -> None:
+        """Log out and disconnect; orders at the venue stay there. Safe to call twice."""
+        self._client.stop()
+
+    @property
+    def connected(self) -> bool:
+        """True while the session is logged on."""
+        return self._client.logged_on.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """True once the session is logged on, False after `timeout` seconds without."""
+        return self._client.logged_on.wait(timeout)
+
+    # -- COMMANDS (the engine's thread) --
+
+    def submit(self, order_id: int, cmd: SubmitOrder, ts_ns: int) -> list[Message]:
+        """Send `cmd` to the venue as order `order_id`; nothing now, the venue answers later."""
+        inst = self._instruments.by_symbol(cmd.symbol)
+        if inst is None:
+            return [self._rejected(order_id, cmd, RejectReason.UNKNOWN_SYMBOL, describe(RejectReason.UNKNOWN_SYMBOL))]
+        if not self.connected:
+            return [self._rejected(order_id, cmd, RejectReason.VENUE_UNAVAILABLE, self._unavailable())]
+        fields = [(T.CL_ORD_ID, str(order_id)), *self._account(), (T.HANDL_INST, "1"), (T.SYMBOL, cmd.symbol),
+                  (T.SIDE, SIDE_CHARS[cmd.side]), (T.ORDER_QTY, format_qty(inst, cmd.qty)),
+                  (T.ORD_TYPE, ORD_TYPE_CHARS[cmd.ord_type]), (T.TIME_IN_FORCE, TIF_CHARS[cmd.tif])]  # fmt: skip
+        if cmd.price is not None:
+            fields.append((T.PRICE, format_price(inst, cmd.price)))
+        if cmd.stop_price is not None:
+            fields.append((T.STOP_PX, format_price(inst, cmd.stop_price)))
+        if cmd.display_qty is not None:
+            fields.append((T.MAX_FLOOR, format_qty(inst, cmd.display_qty)))
+        if cmd.tif == TimeInForce.GTD and cmd.expire_ts_ns is not None:
+            fields.append((T.EXPIRE_TIME, utc_timestamp(cmd.expire_ts_ns)))
+        fields.append((T.TRANSACT_TIME, utc_timestamp(ts_ns)))
+        self._orders[order_id] = _Routed(order_id, cmd, inst)
+        if not self._send(T.MT_NEW_ORDER_SINGLE, fields):
+            del self._orders[order_id]
+            return [self._rejected(order_id, cmd, RejectReason.VENUE_UNAVAILABLE, self._unavailable())]
+        return []
+
+    def cancel(self, order_id: int, cmd: CancelOrder, ts_ns: int) -> list[Message]:
+        """Ask the venue to cancel order `order_id` for the client's `cmd`; it answers later."""
+        return self._request(order_id, cmd, ts_ns)
+
+    def replace(self, order_id: int, cmd: ReplaceOrder, ts_ns: int) -> list[Message]:
+        """Ask the venue to change order `order_id` to `cmd.qty` (new total) at `cmd.price`; it answers later."""
+        return self._request(order_id, cmd, ts_ns)
+
+    def withdraw(self, order_id: int, reason: CancelReason, ts_ns: int) -> list[Message]:
+        """Ask the venue to cancel order `order_id` on the OMS's own initiative; its Canceled carries `reason`."""
+        return self._request(order_id, reason, ts_ns)
+
+    # -- ANSWERS (QuickFIX's thread) --
+
+    def _on_message(self, msg: Received) -> None:
+        assert self._deliver is not None, "FixVenue.start names where answers go"
+        with self._engine_lock:
+            try:
+                events = self._translate(msg)
+            except (KeyError, ValueError):  # a report missing a field or with a bad value: the venue's bug
+                log.exception("venue %s: report not understood, order state unchanged: %s", self.name, dict(msg))
+                return
+            if events:
+                self._deliver(events)
+
+    def _translate(self, msg: Received) -> list[Message]:
+        msg_type = msg.msg_type
+        if msg_type == T.MT_BUSINESS_MESSAGE_REJECT:
+            return self._business_reject(msg)
+        venue_cl = msg.get(T.CL_ORD_ID, "")
+        if msg_type == T.MT_ORDER_CANCEL_REJECT and venue_cl in self._requests:  # the order may be done by now
+            order_id, request = self._requests.pop(venue_cl)
+            reason = _CXL_REJ_REASONS.get(msg.get(T.CXL_REJ_REASON, ""), RejectReason.VENUE_REJECTED)
+            return self._cancel_rejected(order_id, request, reason, _venue_text(msg, reason), self._clock())
+        order_id = _order_id(venue_cl)
+        routed = self._orders.get(order_id)
+        if routed is None or msg_type != T.MT_EXECUTION_REPORT:
+            log.warning("venue %s: message about no order or request of ours: %s", self.name, dict(msg))
+            return []
+        now = self._clock()
+        exec_type = msg.get(T.EXEC_TYPE, "")
+        if exec_type in _QUIET_EXEC_TYPES:
+            return []
+        exec_id = msg.get(T.EXEC_ID, "")
+        if exec_id in self._seen:  # a resent report (PossDupFlag) already applied
+            return []
+        self._seen.add(exec_id)
+        out: list[Message] = []
+        if exec_type != "8" and not routed.accepted:  # the venue's first word may be a fill
+            out.append(self._accepted(order_id, routed, now))
+        if exec_type in _FILL_EXEC_TYPES:
+            out.append(self._filled(order_id, routed, msg, now))
+        elif exec_type == "4":
+            out.append(self._canceled(order_id, routed, self._requests.pop(venue_cl, (0, None))[1], now))
+        elif exec_type == "5":
+            out += self._replaced(order_id, routed, venue_cl, msg, now)
+        elif exec_type == "8":
+            text = _venue_text(msg, RejectReason.VENUE_REJECTED)
+            out.append(self._rejected(order_id, routed.cmd, RejectReason.VENUE_REJECTED, text, now))
+            del self._orders[order_id]
+        elif exec_type == "C":
+            out.append(OrderExpired(order_id, routed.cl_ord_id, routed.cmd.account, routed.cmd.symbol,
+                                    routed.qty - routed.cum_qty, now))  # fmt: skip
+            del self._orders[order_id]
+        elif exec_type != "0":
+            log.warning("venue %s: ExecType %r not understood: %s", self.name, exec_type, dict(msg))
+        return out
+
+    def _accepted(self, order_id: int, routed: _Routed, now: int) -> OrderAccepted:
+        routed.accepted = True
+        c = routed.cmd
+        return OrderAccepted(
+            order_id, c.cl_ord_id, c.account, c.symbol, c.side, c.ord_type, c.tif, c.qty, c.price, now, c.stop_price
+        )
+
+    def _filled(self, order_id: int, routed: _Routed, msg: Received, now: int) -> OrderFilled:
+        inst = routed.inst
+        qty, price = parse_qty(inst, msg[T.LAST_QTY]), parse_price(inst, msg[T.LAST_PX])
+        leaves = to_units(msg[T.LEAVES_QTY], inst.qty_precision, field="LeavesQty")
+        routed.cum_qty += qty
+        routed.cum_notional += qty * price
+        aggressor = msg.get(T.LAST_LIQUIDITY_IND) != "1"  # 1: added liquidity; unknown counts as taking it
+        if leaves == 0:
+            del self._orders[order_id]
+        c = routed.cmd
+        return OrderFilled(
+            order_id, routed.cl_ord_id, c.account, c.symbol, next(self._exec_ids), c.side, qty, price, leaves,
+            routed.cum_qty, routed.cum_notional, aggressor, now, None, self.name,
+        )  # fmt: skip
+
+    def _canceled(self, order_id: int, routed: _Routed, request: Request | None, now: int) -> OrderCanceled:
+        del self._orders[order_id]
+        c, left = routed.cmd, routed.qty - routed.cum_qty
+        if isinstance(request, CancelOrder):
+            return OrderCanceled(order_id, request.cl_ord_id, c.account, c.symbol, CancelReason.USER, left, now,
+                                 routed.cl_ord_id)  # fmt: skip
+        reason = request if isinstance(request, CancelReason) else CancelReason.VENUE
+        return OrderCanceled(order_id, routed.cl_ord_id, c.account, c.symbol, reason, left, now)
+
+    def _replaced(self, order_id: int, routed: _Routed, venue_cl: str, msg: Received, now: int) -> list[Message]:
+        request = self._requests.pop(venue_cl, (0, None))[1]
+        if not isinstance(request, ReplaceOrder):
+            log.warning("venue %s: Replaced without a replace of ours: %s", self.name, dict(msg))
+            return []
+        orig = routed.cl_ord_id
+        routed.cl_ord_id, routed.qty, routed.price = request.cl_ord_id, request.qty, request.price
+        routed.venue_cl = venue_cl
+        leaves = to_units(msg[T.LEAVES_QTY], routed.inst.qty_precision, field="LeavesQty")
+        if leaves == 0:
+            del self._orders[order_id]
+        c = routed.cmd
+        return [OrderReplaced(order_id, request.cl_ord_id, orig, c.account, c.symbol, request.qty, request.price,
+                              leaves, now)]  # fmt: skip
+
+    def _business_reject(self, msg: Received) -> list[Message]:
+        venue_cl = msg.get(T.BUSINESS_REJECT_REF_ID, "")
+        text = _venue_text(msg, RejectReason.VENUE_REJECTED)
+        now = self._clock()
+        if venue_cl in self._requests:
+            order_id, request = self._requests.pop(venue_cl)
+            return self._cancel_rejected(order_id, request, RejectReason.VENUE_REJECTED, text, now)
+        order_id = _order_id(venue_cl)
+        routed = self._orders.get(order_id)
+        if routed is None or routed.accepted:
+            log.error("venue %s: BusinessMessageReject: %s", self.name, dict(msg))
+            return []
+        del self._orders[order_id]
+        return [self._rejected(order_id, routed.cmd, RejectReason.VENUE_REJECTED, text, now)]
+
+    def _cancel_rejected(
+        self, order_id: int, request: Request, reason: RejectReason, text: str, now: int
+    ) -> list[Message]:
+        if isinstance(request, CancelReason):  # the OMS's own withdraw: no client is waiting for an answer
+            log.warning("venue %s refused to cancel order %d (%s): %s", self.name, order_id, request.name, text)
+            return []
+        return self._refused(order_id, request, reason, text, now)
+
+    # -- INTERNALS --
+
+    def _request(self, order_id: int, request: Request, ts_ns: int) -> list[Message]:
+        routed = self._orders.get(order_id)
+        if routed is None:
+            if isinstance(request, CancelReason):
+                return []
+            reason = RejectReason.TOO_LATE_TO_CANCEL
+            return self._refused(order_id, request, reason, describe(reason), ts_ns)
+        if not self.connected:
+            if isinstance(request, CancelReason):
+                log.error("venue %s not connected: order %d not withdrawn (%s)", self.name, order_id, request.name)
+                return []
+            return self._refused(order_id, request, RejectReason.VENUE_UNAVAILABLE, self._unavailable(), ts_ns)
+        venue_cl, orig = f"{order_id}-{next(routed.requests)}", routed.venue_cl
+        c, inst = routed.cmd, routed.inst
+        fields = [(T.CL_ORD_ID, venue_cl), (T.ORIG_CL_ORD_ID, orig), *self._account(), (T.SYMBOL, c.symbol),
+                  (T.SIDE, SIDE_CHARS[c.side])]  # fmt: skip
+        if isinstance(request, ReplaceOrder):
+            fields += [(T.HANDL_INST, "1"), (T.ORDER_QTY, format_qty(inst, request.qty)),
+                       (T.ORD_TYPE, ORD_TYPE_CHARS[c.ord_type])]  # fmt: skip
+            if request.price is not None:
+                fields.append((T.PRICE, format_price(inst, request.price)))
+            msg_type = T.MT_ORDER_CANCEL_REPLACE_REQUEST
+        else:
+            fields.append((T.ORDER_QTY, format_qty(inst, routed.qty)))
+            msg_type = T.MT_ORDER_CANCEL_REQUEST
+        fields.append((T.TRANSACT_TIME, utc_timestamp(ts_ns)))
+        self._requests[venue_cl] = (order_id, request)
+        if self._send(msg_type, fields):
+            return []
+        del self._requests[venue_cl]
+        if isinstance(request, CancelReason):
+            return []
+        return self._refused(order_id, request, RejectReason.VENUE_UNAVAILABLE, self._unavailable(), ts_ns)
+
+    def _send(self, msg_type: str, fields: list[tuple[int, str]]) -> bool:
+        try:
+            self._client.send(msg_type, fields)
+        except ConnectionError:  # logged out between the check and the send
+            return False
+        return True
+
+    def _account(self) -> list[tuple[int, str]]:
+        return [(T.ACCOUNT, self._settings.account)] if self._settings.account else []
+
+    def _unavailable(self) -> str:
+        return f"venue {self.name} not connected"
+
+    def _rejected(
+        self, order_id: int, cmd: SubmitOrder, reason: RejectReason, text: str, ts_ns: int | None = None
+    ) -> OrderRejected:
+        now = self._clock() if ts_ns is None else ts_ns
+        return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, text, now)
+
+    @staticmethod
+    def _refused(
+        order_id: int, request: CancelOrder | ReplaceOrder, reason: RejectReason, text: str, ts_ns: int
+    ) -> list[Message]:
+        response_to = "cancel" if isinstance(request, CancelOrder) else "replace"
+        return [CancelRejected(order_id, request.cl_ord_id, request.orig_cl_ord_id, request.account, request.symbol,
+                               reason, text, response_to, ts_ns)]  # fmt: skip
+
+
+def _order_id(venue_cl_ord_id: str) -> int:
+    """The OMS order id a venue ClOrdID (`<order id>` or `<order id>-<n>`) names; 0 for anything else."""
+    head = venue_cl_ord_id.partition("-")[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _venue_text(msg: Received, reason: RejectReason) -> str:
+    text = msg.get(T.TEXT)
+    return f"{describe(reason)}: {text}" if text else describe(reason)
