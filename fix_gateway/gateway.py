@@ -155,9 +155,12 @@ class FixGateway:
         generation: int,
         clock: Callable[[], int] = time.time_ns,
         lock: threading.RLock | None = None,
+        on_events: Callable[[list[Message]], None] | None = None,
     ) -> None:
         """`generation` makes this start's report ids unique: pass a number no earlier start used. `lock` is the
-        engine's: every adapter driving `engine` holds it while it does (a new one when None)."""
+        engine's: every adapter driving `engine` holds it while it does (a new one when None). `on_events` sees
+        every engine event after its reports went out (e.g. the market tape), under the lock."""
+        self._on_events = on_events
         self.engine = engine
         self.port = port
         self.lock = lock if lock is not None else threading.RLock()
@@ -358,7 +361,8 @@ class FixGateway:
         """Send each queued engine event to the FIX session that owns its order (`current` for answers to a
         command that never became an order), with a copy of every ExecutionReport to each drop-copy session."""
         engine = self.engine
-        for event, view in engine.take_reports():
+        reports = engine.take_reports()
+        for event, view in reports:
             if isinstance(event, TradePrinted):
                 continue
             order_id = event.order_id
@@ -374,6 +378,8 @@ class FixGateway:
             self._send(msg, name)
             if not isinstance(event, CancelRejected):
                 self._copy(event, view, order, exec_id, side)
+        if self._on_events is not None and reports:
+            self._on_events([event for event, _ in reports])
 
     def _copy(self, event: Message, view: OrderView | None, order: Any, exec_id: str, side: str) -> None:
         for name in self._drop_copies:

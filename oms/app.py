@@ -23,16 +23,19 @@ import msgspec
 from fix_gateway.settings import FixSettings, FixVenueSettings, SessionSpec, load_sessions
 from fix_gateway.venue import FixVenue
 from oms.actors import ActorGate, HostConfig, account_actor_class
+from oms.analytics.settings import AnalyticsSettings
 from oms.engine import OrderManager, Venue
 from oms.model.instruments import ConfigError, InstrumentRegistry
 from oms.model.messages import Message
 from oms.ray_runtime import RaySettings, start_ray, stop_ray
-from oms.redis_server import ManagedRedis, RedisSettings, connect
+from oms.redis_server import ManagedRedis, RedisSettings, connect, make_client
 from oms.venues.internal import InternalVenue
 from risk.limits import RiskConfig, load_risk_config
 
 if TYPE_CHECKING:
     from fix_gateway.gateway import FixGateway
+    from oms.analytics.service import SinkProcess
+    from oms.analytics.tape import MarketFeed
 
 DEFAULT_CONFIG = Path(__file__).parents[1] / "configs" / "dev.toml"
 
@@ -59,6 +62,7 @@ class OmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ray: RaySettings = RaySettings()
     venues: VenueSettings = VenueSettings()
     fix: FixSettings = FixSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
 
 
 class LoadedConfig(msgspec.Struct, frozen=True):
@@ -97,6 +101,7 @@ def load_config(path: str | PathLike[str] = DEFAULT_CONFIG) -> LoadedConfig:
             config.fix, settings=str(base / config.fix.settings), data_dir=str(base / config.fix.data_dir)
         ),
     )
+    config = msgspec.structs.replace(config, analytics=config.analytics.resolved(base))
     instruments_path, accounts_path = base / config.instruments, base / config.accounts
     instruments = InstrumentRegistry.load(instruments_path)
     risk = load_risk_config(accounts_path, instruments)
@@ -125,6 +130,8 @@ class OmsApp:
         self.engine: OrderManager | None = None
         self.gateway: FixGateway | None = None
         self.venues: dict[str, Venue] = {}
+        self.sink: SinkProcess | None = None
+        self.market_feed: MarketFeed | None = None
         self.lock = threading.RLock()  # the engine's: held by every adapter while it drives the engine
         self.generation = 0
         self._managed: ManagedRedis | None = None
@@ -132,14 +139,19 @@ class OmsApp:
         self._ray_started = False
 
     @classmethod
-    def start(cls, path: str | PathLike[str] = DEFAULT_CONFIG, with_fix: bool = False) -> OmsApp:
-        """Validate the configuration, then start everything (the FIX acceptor too when `with_fix`); on any failure
-        stop what started and raise."""
+    def start(
+        cls, path: str | PathLike[str] = DEFAULT_CONFIG, with_fix: bool = False, with_analytics: bool = False
+    ) -> OmsApp:
+        """Validate the configuration, then start everything: the FIX acceptor too when `with_fix`, the ClickHouse
+        sink (its own process) and the market tape when `with_analytics`. On any failure stop what started and
+        raise."""
         app = cls(load_config(path))
         if with_fix:
             check_port_free(app.loaded.config.fix.port, "FIX acceptor")
         try:
             app._start()
+            if with_analytics:
+                app._start_analytics()
             if with_fix:
                 app._start_fix()
             app._start_venues()
@@ -178,6 +190,18 @@ class OmsApp:
             self.loaded.instruments, ActorGate(by_account), router(self.loaded, self.venues), first_order_id
         )
 
+    def _start_analytics(self) -> None:
+        from oms.analytics.service import SinkProcess
+        from oms.analytics.tape import MarketFeed, Tape
+
+        log_path = self.loaded.path.parent / "../var/log/analytics-sink.log"
+        self.sink = SinkProcess(self.loaded.path, self.redis_url, log_path).start()
+        internal = self.venues["INTERNAL"]
+        assert isinstance(internal, InternalVenue)
+        cfg = self.loaded.config.venues
+        symbols = [i.symbol for i in self.loaded.instruments if cfg.routes.get(i.symbol, cfg.default) == "INTERNAL"]
+        self.market_feed = MarketFeed(Tape(make_client(self.redis_url)), internal, self.loaded.instruments, symbols)
+
     def _start_venues(self) -> None:
         """Connect the FIX venues (each keeps reconnecting on its own); their answers reach the engine under
         the engine's lock, and the FIX sessions when the acceptor runs."""
@@ -196,16 +220,18 @@ class OmsApp:
 
         assert self.engine is not None
         fix = self.loaded.config.fix
+        on_events = self.market_feed.on_events if self.market_feed is not None else None
         gateway = FixGateway(
             self.engine, self.loaded.instruments, self.loaded.fix_sessions, fix.port, fix.data_dir, self.generation,
-            lock=self.lock,
+            lock=self.lock, on_events=on_events,
         )  # fmt: skip
         gateway.start()
         self.gateway = gateway
 
     def stop(self) -> None:
-        """Stop the FIX acceptor (working orders are canceled and reported), the actors, Ray (if this app started
-        it) and the managed Redis; safe to call twice."""
+        """Stop the FIX acceptor (working orders are canceled and reported), the FIX venues, the market tape, the
+        ClickHouse sink (it commits what it holds), the actors, Ray (if this app started it) and the managed Redis;
+        safe to call twice."""
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
@@ -213,6 +239,12 @@ class OmsApp:
             if isinstance(venue, FixVenue):
                 venue.stop()
         self.venues = {}
+        if self.market_feed is not None:
+            self.market_feed.stop()
+            self.market_feed = None
+        if self.sink is not None:  # after everything that journals: it commits what it holds as it stops
+            self.sink.stop()
+            self.sink = None
         if self._actors:
             import ray
 

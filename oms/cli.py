@@ -37,13 +37,14 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from oms.analytics.clickhouse import AnalyticsError
     from oms.app import OmsApp
     from oms.model.instruments import ConfigError
     from oms.redis_server import JournalUnavailable
 
     try:
-        app = OmsApp.start(args.config, with_fix=True)
-    except (ConfigError, JournalUnavailable, OSError) as exc:
+        app = OmsApp.start(args.config, with_fix=True, with_analytics=True)
+    except (ConfigError, JournalUnavailable, AnalyticsError, OSError) as exc:
         print(f"oms serve: {exc}", file=sys.stderr)
         return 1
     assert app.gateway is not None
@@ -51,6 +52,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"accounts  {', '.join(sorted(app.loaded.risk.accounts))} (Ray actors)")
     sessions = ", ".join(s.name for s in app.loaded.fix_sessions)
     print(f"fix       port {app.gateway.port}: {sessions}")
+    assert app.sink is not None
+    print(f"analytics {app.sink.where} (fills, orders and the tape, from the journal)")
     for name, settings in app.loaded.config.venues.fix.items():
         if name in app.venues:
             print(f"venue     {name}: FIX initiator to {settings.host}:{settings.port}")
@@ -94,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.book import BookBenchParams
     from bench.fix import FixBenchParams
     from bench.risk import RiskBenchParams
+    from bench.sink import SinkBenchParams
     from fix_gateway.exchange import DEFAULT_EXCHANGE_CONFIG
+    from oms.analytics.cli import add_report_command
     from oms.app import DEFAULT_CONFIG
 
     parser = argparse.ArgumentParser(prog="oms", description="Low-latency order management system with a FIX gateway.")
@@ -102,10 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="run the OMS: Redis journal, account actors on Ray, the FIX acceptor; until SIGINT/SIGTERM",
+        help="run the OMS: Redis journal, account actors on Ray, ClickHouse sink, FIX acceptor; until SIGINT/SIGTERM",
         description="Starts everything the configuration names (a managed redis-server unless a URL is set, a local "
-        "Ray cluster unless an address is set, one actor per group of accounts, the FIX acceptor) and runs until "
-        "SIGINT or SIGTERM; then cancels and reports working orders, logs the FIX sessions out and stops.",
+        "Ray cluster unless an address is set, one actor per group of accounts, the ClickHouse sink on embedded "
+        "chDB unless a DSN is set, the FIX acceptor, the FIX venues symbols are routed to) and runs until SIGINT "
+        "or SIGTERM; then cancels and reports working orders, logs the FIX sessions out and stops.",
     )
     serve.add_argument("--config", default=str(DEFAULT_CONFIG), help="(default: configs/dev.toml)")
     serve.set_defaults(func=_serve)
@@ -120,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--config", default=str(DEFAULT_EXCHANGE_CONFIG), help="(default: configs/exchange.toml)")
     sim.add_argument("--port", type=int, default=None, help="listen here instead of the configured port")
     sim.set_defaults(func=_exchange_sim)
+
+    add_report_command(commands)  # oms report tca|buckets|best-ex|routing
 
     bench = commands.add_parser("bench", help="run a benchmark and write bench/results/<name>.json")
     benches = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
@@ -146,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
             "A QuickFIX FIX 4.4 initiator in this process sends orders to the OMS's FIX gateway in another process, "
             "then to a bare QuickFIX acceptor (the same-run baseline); a raw TCP ping-pong gives the floor. Fails if "
             "any order is not acknowledged exactly once, or filled as it should be.",
+        ),
+        (
+            "sink",
+            SinkBenchParams,
+            "ClickHouse sink: fills/s from the Redis journal into embedded chDB, fill-to-visible delay",
+            "Journals fills into a managed redis-server, drains them through the sink's consumer group into an "
+            "embedded chDB (fills/s), then measures the delay from a fill's journal append to its insert while a "
+            "producer journals at a steady rate. Fails if ClickHouse does not hold every fill exactly once.",
         ),
     ):
         sub = benches.add_parser(name, help=help_text, description=description)

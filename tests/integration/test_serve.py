@@ -14,6 +14,7 @@ import pytest
 
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient
+from oms.analytics.clickhouse import connect
 from oms.redis_server import free_port
 
 pytestmark = pytest.mark.integration
@@ -41,8 +42,7 @@ def test_serve_trades_over_fix_and_stops_cleanly_on_sigterm(configs: tuple[Path,
     proc = subprocess.Popen(
         [sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE, text=True
     )
-    assert proc.stdout is not None
-    lines = [proc.stdout.readline() for _ in range(4)]
+    lines = read_until_ready(proc)
     client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client").start()
     try:
         client.new_order("s1", "AAPL", "2", "100", "150")
@@ -57,12 +57,21 @@ def test_serve_trades_over_fix_and_stops_cleanly_on_sigterm(configs: tuple[Path,
         client.stop()
         out, _ = proc.communicate(timeout=120)
 
-    assert lines[-1].startswith("ready") and f"port {port}" in lines[2]
+    assert any(line.startswith(f"fix       port {port}") for line in lines)
+    assert any(line.startswith("analytics chdb://") for line in lines)
     assert (ack[T.ORD_STATUS], ack2[T.EXEC_TYPE]) == ("0", "0")
     assert {(m[T.CL_ORD_ID], m[T.ORD_STATUS]) for m in (fill_b, fill_s)} == {("b1", "2"), ("s1", "1")}
     assert (rejected[T.ORD_STATUS], rejected[T.TEXT]) == ("8", "order notional above the account's maximum")
     assert (shutdown[T.CL_ORD_ID], shutdown[T.ORD_STATUS], shutdown[T.CUM_QTY]) == ("s1", "4", "40")
     assert proc.returncode == 0 and "stopped" in out
+    # every fill reached ClickHouse, once, by the time serve stopped
+    ch = connect(f"chdb://{tmp_path / 'var' / 'clickhouse'}")
+    try:
+        rows = ch.query("SELECT order_id, qty FROM executions FINAL ORDER BY exec_id").result_rows
+        trades = ch.query("SELECT count() FROM market_trades FINAL").result_rows
+    finally:
+        ch.close()
+    assert [qty for _, qty in rows] == [40.0, 40.0] and trades == [(1,)]
 
 
 def test_a_busy_fix_port_is_named_in_one_line_and_nothing_keeps_running(configs: tuple[Path, int]) -> None:

@@ -1,0 +1,124 @@
+"""The sink in one process (real redis-server, real chDB): what it does with unusable entries, admin events, new
+account streams, one-sided quotes, and how `SinkService` starts and stops."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from oms.accounts import AccountEvent, Marked
+from oms.analytics.clickhouse import Client, apply_schema, connect
+from oms.analytics.rows import scales
+from oms.analytics.service import SinkService
+from oms.analytics.settings import AnalyticsSettings
+from oms.analytics.sink import Sink, dead_letter_key
+from oms.analytics.tape import Quote, Tape
+from oms.journal import Journal, journal_key
+from oms.model.enums import OrdType, Side, TimeInForce
+from oms.model.instruments import InstrumentRegistry
+from oms.model.messages import OrderAccepted, OrderFilled, TradePrinted
+from oms.redis_server import ManagedRedis
+from tests.integration.sink_child import INSTRUMENTS
+
+pytestmark = pytest.mark.integration
+
+SCALE = scales(InstrumentRegistry.load(INSTRUMENTS))
+T = 1_767_225_600_000_000_000
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"chdb://{tmp_path_factory.mktemp('sink')}/store"
+
+
+@pytest.fixture
+def db(store: str) -> Iterator[tuple[Client, str]]:
+    """A fresh database with the schema, and a fresh stream prefix, per test."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    ch = connect(store, name)
+    apply_schema(ch)
+    yield ch, name
+    ch.close()
+
+
+def fill(exec_id: int, symbol: str = "AAPL", account: str = "ACC1") -> OrderFilled:
+    return OrderFilled(7, "c7", account, symbol, exec_id, Side.BUY, 10, 1_500_000, 0, 10, 15_000_000, False, T)
+
+
+def count(ch: Client, table: str) -> int:
+    return int(ch.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0])
+
+
+def test_unusable_entries_become_dead_letters_and_do_not_stall_the_rest(
+    redis_client: redis.Redis, db: tuple[Client, str]
+) -> None:
+    ch, prefix = db
+    journal: Journal[AccountEvent] = Journal(redis_client, AccountEvent, prefix=prefix)
+    journal.append("ACC1", fill(1))
+    redis_client.xadd(journal_key("ACC1", prefix), {"r": b"\xc1 not msgpack"})
+    redis_client.xadd(journal_key("ACC1", prefix), {"x": b"no r field"})
+    journal.append("ACC1", fill(2, symbol="NOPE"))
+    journal.append("ACC1", Marked("ACC1", "AAPL", 1_500_000, T))  # an admin event: no row, not dead either
+    journal.append("ACC1", fill(3))
+    sink = Sink(redis_client, ch, SCALE, AnalyticsSettings(dsn="x"), prefix=prefix)
+
+    sink.drain()
+
+    assert sorted(r[0] for r in ch.query("SELECT exec_id FROM executions FINAL").result_rows) == [1, 3]
+    dead = redis_client.xrange(dead_letter_key(prefix))
+    reasons = sorted(fields[b"reason"].decode().split(":")[0] for _, fields in dead)
+    assert reasons == ["does not decode", "no record field 'r' (or the entry was deleted while pending)",
+                       "unknown instrument 'NOPE'"]  # fmt: skip
+    assert sink.stats.entries == 6 and sink.stats.dead == 3
+    assert redis_client.xpending(journal_key("ACC1", prefix), "oms-clickhouse")["pending"] == 0
+
+
+def test_a_running_service_picks_up_new_accounts_and_commits_on_stop(
+    redis_server: ManagedRedis, redis_client: redis.Redis, db: tuple[Client, str], store: str
+) -> None:
+    ch, prefix = db
+    journal: Journal[AccountEvent] = Journal(redis_client, AccountEvent, prefix=prefix)
+    journal.append("ACC1", fill(1))
+    settings = AnalyticsSettings(dsn=store, database=prefix, batch_interval_s=30.0, discover_interval_s=0.05)
+    service = SinkService(settings, redis_server.url, SCALE, prefix=prefix).start()
+    try:
+        time.sleep(0.3)
+        journal.append("NEWACC", fill(2, account="NEWACC"))  # a stream that did not exist when the sink started
+        time.sleep(0.3)
+        assert count(ch, "executions") == 0  # held: neither batch_rows nor batch_interval_s reached
+    finally:
+        service.stop()
+
+    assert service.error is None
+    assert sorted(r[0] for r in ch.query("SELECT account FROM executions FINAL").result_rows) == ["ACC1", "NEWACC"]
+
+
+def test_tape_prints_and_quotes_land_in_their_tables_with_empty_sides_as_null(
+    redis_client: redis.Redis, db: tuple[Client, str]
+) -> None:
+    ch, prefix = db
+    Tape(redis_client, prefix=prefix).append_many(
+        [
+            TradePrinted("XNAS", "AAPL", 1, 1_500_100, 5, Side.SELL, T),
+            Quote("XNAS", "AAPL", 1_499_900, 0, 1_500_100, 300, T + 1),  # no bid
+            Quote("XNAS", "AAPL", 1_499_900, 200, 1_500_100, 300, T + 2),
+        ]
+    )
+    Journal(redis_client, AccountEvent, prefix=prefix).append(
+        "ACC1", OrderAccepted(7, "c7", "ACC1", "AAPL", Side.BUY, OrdType.MARKET, TimeInForce.IOC, 10, None, T)
+    )
+
+    Sink(redis_client, ch, SCALE, AnalyticsSettings(dsn="x"), prefix=prefix).drain()
+
+    assert ch.query("SELECT price, qty, aggressor_side FROM market_trades FINAL").result_rows == [(150.01, 5.0, "SELL")]
+    assert ch.query("SELECT bid, ask FROM quotes FINAL ORDER BY ts_ns").result_rows == [
+        (None, 150.01),
+        (149.99, 150.01),
+    ]
+    assert ch.query("SELECT event, side, ord_type, tif, qty, price FROM orders FINAL").result_rows == [
+        ("accepted", "BUY", "MARKET", "IOC", 10.0, None)
+    ]

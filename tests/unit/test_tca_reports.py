@@ -1,0 +1,222 @@
+"""Bucketed VWAP/TWAP, best execution (RTS 28 style) and routing (606 style) against numpy over the same data, and
+`oms report` on the command line: formats, and one-line messages for a missing table, an unknown order, no data."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from oms.analytics.clickhouse import Client, apply_schema, connect
+from oms.analytics.reports import Report, best_execution, market_buckets, render, routing
+from oms.cli import main
+from tests.unit.test_tca import MID0, SCALE, SEC, T0, Book, Market, Series, load, px, qty, simulate
+
+W = 10 * SEC  # bucket width
+FROM, TO = T0 + 23_700_000_000, T0 + 187_300_000_000  # not on bucket boundaries: the edges are clipped
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"chdb://{tmp_path_factory.mktemp('tca-reports')}/store"
+
+
+@pytest.fixture(scope="module")
+def data(store: str) -> Iterator[tuple[Client, Market, Book]]:
+    client = connect(store, "reports")
+    apply_schema(client)
+    market, book = simulate(seed=8)
+    load(client, market, book)
+    yield client, market, book
+    client.close()
+
+
+def _close(got: object, want: object) -> bool:
+    if want is None:
+        return got is None
+    return got == pytest.approx(want, rel=1e-9, abs=1e-9)
+
+
+def _diff(report: Report, want: dict[tuple, dict[str, object]], key: tuple[str, ...]) -> list[tuple]:
+    got = {tuple(r[k] for k in key): r for r in report.records()}
+    assert sorted(got) == sorted(want)
+    return [(k, c, got[k][c], v) for k, row in want.items() for c, v in row.items() if not _close(got[k][c], v)]
+
+
+def test_buckets_equal_the_numpy_computation(data: tuple[Client, Market, Book]) -> None:
+    client, market, book = data
+    want: dict[tuple, dict[str, object]] = {}
+    for symbol in MID0:
+        s = Series(market, symbol)
+        t_in = (s.t_ts >= FROM) & (s.t_ts < TO)
+        fills = [f for f in book.fills if f.symbol == symbol and FROM <= f.ts_ns < TO]
+        f_ts = np.array([f.ts_ns for f in fills], dtype=np.int64)
+        f_q = np.array([qty(symbol, f.qty) for f in fills])
+        f_p = np.array([px(symbol, f.price) for f in fills])
+        for b in sorted(set((s.t_ts[t_in] // W).tolist()) | set((f_ts // W).tolist())):
+            m = t_in & (s.t_ts // W == b)
+            o = f_ts // W == b
+            mq, oq = float(s.t_qty[m].sum()), float(f_q[o].sum())
+            lo, hi = max(b * W, FROM), min((b + 1) * W, TO)
+            want[(symbol, b * W)] = {
+                "market_vwap": float((s.t_qty[m] * s.t_px[m]).sum() / mq) if mq else None,
+                "market_twap": s.twap(lo, hi) if m.any() else None,
+                "market_qty": mq, "market_trades": int(m.sum()),
+                "own_vwap": float((f_q[o] * f_p[o]).sum() / oq) if oq else None, "own_qty": oq,
+                "own_fills": int(o.sum()), "participation": oq / mq if mq else None,
+            }  # fmt: skip
+
+    report = market_buckets(client, start_ns=FROM, end_ns=TO, bucket_s=W / SEC)
+
+    assert _diff(report, want, ("symbol", "bucket_start_ns")) == []
+    assert sum(r["own_fills"] > 0 and r["market_trades"] > 0 for r in report.records()) > 10
+
+
+def _executions(book: Book) -> list[dict[str, object]]:
+    types = {a.order_id: a.ord_type.name for a in book.accepted}
+    return [
+        {"order_id": f.order_id, "venue": f.venue, "class": SCALE[f.symbol].asset_class, "type": types[f.order_id],
+         "qty": qty(f.symbol, f.qty), "notional": qty(f.symbol, f.qty) * px(f.symbol, f.price),
+         "passive": not f.aggressor}
+        for f in book.fills if FROM <= f.ts_ns < TO
+    ]  # fmt: skip
+
+
+def test_best_execution_lists_the_top_five_venues_per_class_like_numpy(data: tuple[Client, Market, Book]) -> None:
+    client, _, book = data
+    fills = _executions(book)
+    want: dict[tuple, dict[str, object]] = {}
+    for cls in sorted({f["class"] for f in fills}):
+        in_class = [f for f in fills if f["class"] == cls]
+        class_notional = float(np.sum([f["notional"] for f in in_class]))
+        class_orders = len({f["order_id"] for f in in_class})
+        venues = sorted({f["venue"] for f in in_class})
+        notional = {v: float(np.sum([f["notional"] for f in in_class if f["venue"] == v])) for v in venues}
+        ranked = sorted(venues, key=lambda v: (-notional[v], v))[:5]
+        for rank, v in enumerate(ranked, 1):
+            at = [f for f in in_class if f["venue"] == v]
+            passive = sum(bool(f["passive"]) for f in at)
+            want[(cls, rank)] = {
+                "venue": v, "notional": notional[v], "pct_volume": 100 * notional[v] / class_notional,
+                "orders": len({f["order_id"] for f in at}),
+                "pct_orders": 100 * len({f["order_id"] for f in at}) / class_orders, "executions": len(at),
+                "pct_passive": 100 * passive / len(at), "pct_aggressive": 100 * (len(at) - passive) / len(at),
+            }  # fmt: skip
+
+    report = best_execution(client, start_ns=FROM, end_ns=TO)
+
+    assert _diff(report, want, ("asset_class", "rank")) == []
+    assert any(len({f["venue"] for f in fills if f["class"] == c}) > 5 for c in {f["class"] for f in fills})
+
+
+def test_routing_per_venue_and_order_type_equals_numpy(data: tuple[Client, Market, Book]) -> None:
+    client, _, book = data
+    fills = _executions(book)
+    all_orders = len({f["order_id"] for f in fills})
+    want: dict[tuple, dict[str, object]] = {}
+    for venue, kind in sorted({(f["venue"], f["type"]) for f in fills}):
+        at = [f for f in fills if f["venue"] == venue and f["type"] == kind]
+        of_type = len({f["order_id"] for f in fills if f["type"] == kind})
+        orders = len({f["order_id"] for f in at})
+        passive = sum(bool(f["passive"]) for f in at)
+        want[(venue, kind)] = {
+            "orders": orders, "pct_of_type": 100 * orders / of_type, "pct_of_all": 100 * orders / all_orders,
+            "executions": len(at), "qty": float(np.sum([f["qty"] for f in at])),
+            "notional": float(np.sum([f["notional"] for f in at])), "pct_passive": 100 * passive / len(at),
+            "pct_aggressive": 100 * (len(at) - passive) / len(at),
+        }  # fmt: skip
+
+    report = routing(client, start_ns=FROM, end_ns=TO)
+
+    assert _diff(report, want, ("venue", "ord_type")) == []
+    assert {r["ord_type"] for r in report.records()} == {"LIMIT", "MARKET"}
+
+
+# -- the command line --
+
+
+def _cli(store: str, *args: str) -> list[str]:
+    return ["report", *args, "--dsn", store, "--database", "reports"]
+
+
+def test_oms_report_prints_json_csv_and_a_table(
+    data: tuple[Client, Market, Book], store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, _, _ = data
+    window = ["--from", str(FROM), "--to", "2026-01-01T09:36:27.300Z"]  # TO as ISO 8601
+
+    assert main(_cli(store, "best-ex", "--format", "json", *window)) == 0
+    as_json = json.loads(capsys.readouterr().out)
+    assert main(_cli(store, "best-ex", "--format", "csv", *window)) == 0
+    as_csv = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert main(_cli(store, "best-ex", *window)) == 0
+    table = capsys.readouterr().out.splitlines()
+
+    expected = best_execution(client, start_ns=FROM, end_ns=TO)
+    assert as_json == json.loads(render(expected, "json"))
+    assert [r["venue"] for r in as_csv] == [r["venue"] for r in expected.records()]
+    assert table[0].split() == expected.columns and len(table) == 2 + len(expected.rows)
+
+
+def test_oms_report_of_one_order_prints_its_figures_one_per_line(
+    data: tuple[Client, Market, Book], store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, book = data
+    order = next(f.order_id for f in book.fills)
+
+    assert main(_cli(store, "tca", "--order-id", str(order))) == 0
+
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["order_id"].strip() == str(order)
+    assert {"slippage_vwap_bps", "is_total_bps", "markout_60s_bps", "participation"} <= lines.keys()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tca", "--order-id", "999999"], "oms report tca: order 999999 not found: no accepted order with that id"),
+        (
+            ["tca", "--from", "2020-01-01", "--to", "2020-01-02"],
+            "oms report tca: no orders accepted between 2020-01-01",
+        ),
+        (["buckets", "--from", "2020-01-01", "--to", "2020-01-02"], "oms report buckets: no market trades or fills"),
+        (["best-ex", "--account", "NOBODY"], "oms report best-ex: no executions at any time for account NOBODY"),
+    ],
+)
+def test_no_data_is_one_clear_line_and_exit_code_1(
+    data: tuple[Client, Market, Book], store: str, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(_cli(store, *args)) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_database_without_the_schema_is_one_clear_line(
+    data: tuple[Client, Market, Book], store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "routing", "--dsn", store, "--database", "no_schema_here"]) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith("oms report routing: report routing: table executions is missing")
+    assert "database no_schema_here has no OMS schema" in err and err.count("\n") == 1
+
+
+def test_a_bad_time_is_refused_by_the_argument_parser(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(_cli(store, "tca", "--from", "yesterday"))
+
+    assert exc.value.code == 2
+    assert "'yesterday' is neither ns since the epoch nor an ISO 8601 time" in capsys.readouterr().err
+
+
+def test_the_report_sql_files_are_plain_clickhouse_with_named_parameters() -> None:
+    sql_dir = Path(__file__).resolve().parents[2] / "oms" / "analytics" / "sql" / "reports"
+    for path in sql_dir.glob("*.sql"):
+        text = path.read_text()
+        assert "{" in text and "%(" not in text and "?" not in text.replace("-- ", ""), path.name
