@@ -24,6 +24,7 @@ from fix_gateway.application import QuietApplication
 from fix_gateway.gateway import FixGateway
 from fix_gateway.settings import quickfix_settings
 from oms.app import load_config, local_engine
+from oms.host import EngineHost
 
 
 class BareApplication(QuietApplication):
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: done.set())
     if args.mode == "oms":
         gateway = FixGateway(
-            local_engine(loaded), loaded.instruments, loaded.fix_sessions, args.port, args.dir, generation=1
+            EngineHost(local_engine(loaded)), loaded.instruments, loaded.fix_sessions, args.port, args.dir, generation=1
         )
         gateway.start()
         print("ready", flush=True)

@@ -12,7 +12,6 @@ in its data folder.
 
 from __future__ import annotations
 
-import threading
 import tomllib
 from collections.abc import Iterable
 from os import PathLike
@@ -24,6 +23,7 @@ import msgspec
 from fix_gateway.gateway import FixGateway
 from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
 from oms.engine import OrderManager
+from oms.host import EngineHost
 from oms.model.enums import RejectReason, StpMode
 from oms.model.instruments import ConfigError, InstrumentRegistry
 from oms.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder
@@ -117,10 +117,8 @@ class ExchangeSim:
         self.engine = OrderManager(
             loaded.instruments, OpenGate(members), lambda symbol: venue, self.generation * 10**9 + 1
         )
-        self.lock = threading.RLock()
-        self.gateway = FixGateway(
-            self.engine, loaded.instruments, loaded.sessions, self.port, data, self.generation, lock=self.lock
-        )
+        self.host = EngineHost(self.engine)
+        self.gateway = FixGateway(self.host, loaded.instruments, loaded.sessions, self.port, data, self.generation)
 
     @classmethod
     def start(cls, path: str | PathLike[str] = DEFAULT_EXCHANGE_CONFIG, port: int | None = None) -> ExchangeSim:

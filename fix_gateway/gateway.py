@@ -3,8 +3,9 @@
 HOW CALLBACKS REACH THE CORE, AND WHY ONE SLOW COUNTERPARTY STALLS NO ONE
 The gateway runs QuickFIX's `ThreadedSocketAcceptor`: each connection has its own reader thread, which calls
 `fromApp` with that session's messages in order. A callback decodes the message and runs the command through the
-OrderManager under the gateway's lock (timers and other adapters take the same lock), then hands every resulting
-report to the outbox of the session it is for. Each session's outbox is drained by its own sender thread into
+OrderManager under the engine host's lock (`oms.host.EngineHost`: REST, algos and venues that answer later take the
+same lock), then the host publishes the step's reports to every adapter; the gateway hands each one to the outbox of
+the FIX session it is for, whichever adapter's step caused it. Each session's outbox is drained by its own sender thread into
 `Session.sendToTarget` (which releases the GIL). The answers to a session's own message skip that hop when its
 outbox is empty: the callback reserves the session's sender under the gateway lock and sends them itself after
 releasing it, so they still leave in the order the engine produced them. A counterparty that stops reading
@@ -41,7 +42,7 @@ from fix_gateway.codec import Codec, Refusal
 from fix_gateway.fix42 import Fix42Codec
 from fix_gateway.fix44 import Fix44Codec
 from fix_gateway.settings import SessionSpec, quickfix_settings
-from oms.engine import OrderManager
+from oms.host import EngineHost, Reports
 from oms.model.enums import CancelReason
 from oms.model.instruments import InstrumentRegistry
 from oms.model.messages import CancelRejected, Message, OrderFilled, OrderRejected, TradePrinted
@@ -147,23 +148,21 @@ class FixGateway:
 
     def __init__(
         self,
-        engine: OrderManager,
+        host: EngineHost,
         instruments: InstrumentRegistry,
         sessions: Iterable[SessionSpec],
         port: int,
         data_dir: str | Path,
         generation: int,
         clock: Callable[[], int] = time.time_ns,
-        lock: threading.RLock | None = None,
-        on_events: Callable[[list[Message]], None] | None = None,
     ) -> None:
-        """`generation` makes this start's report ids unique: pass a number no earlier start used. `lock` is the
-        engine's: every adapter driving `engine` holds it while it does (a new one when None). `on_events` sees
-        every engine event after its reports went out (e.g. the market tape), under the lock."""
-        self._on_events = on_events
-        self.engine = engine
+        """`generation` makes this start's report ids unique: pass a number no earlier start used. The gateway
+        drives `host.engine` under `host.lock` and reports what every step of any adapter did to its sessions."""
+        self._host = host
+        self.engine = host.engine
         self.port = port
-        self.lock = lock if lock is not None else threading.RLock()
+        self.lock = host.lock
+        self._current: tuple[str, str] | None = None  # (session, Side) of the message being answered
         self._instruments = instruments
         self._specs = {s.name: s for s in sessions}
         self._codecs = {name: _CODECS[s.begin_string](instruments, s) for name, s in self._specs.items()}
@@ -192,10 +191,12 @@ class FixGateway:
         # QuickFIX keeps references to the factories (not copies): they must live as long as the acceptor
         self._factories = (settings, fix.FileStoreFactory(settings), fix.FileLogFactory(settings))
         self._outboxes = {name: _Outbox(sid, name) for name, sid in self._session_ids.items()}
+        self._host.subscribe(self._on_reports)
         try:
             acceptor = fix.ThreadedSocketAcceptor(self._application, self._factories[1], settings, self._factories[2])
             acceptor.start()
         except (fix.ConfigError, fix.RuntimeError) as exc:
+            self._host.unsubscribe(self._on_reports)
             self._close_outboxes()
             raise OSError(f"FIX acceptor on port {self.port}: {exc}") from exc
         self._acceptor = acceptor
@@ -210,11 +211,12 @@ class FixGateway:
                 now = self._clock()
                 for name in self._specs:
                     self.engine.mass_cancel(name, None, now, CancelReason.SHUTDOWN)
-                self._dispatch("", "1")
+                self._host.publish()
             self._await_cancels(deadline=time.monotonic() + 5.0)
         # every report goes to QuickFIX (sent, or stored for resend) before logout, unless a counterparty that
         # stopped reading holds its sender: closing the connections below releases it
         with self.lock:  # from here on, reports of venues that answer late are booked but not sent
+            self._host.unsubscribe(self._on_reports)
             outboxes, self._outboxes = self._outboxes, {}
         stuck = [o for o in outboxes.values() if not o.close(timeout=2.0)]
         sessions = [fix.Session.lookupSession(sid) for sid in self._session_ids.values()]
@@ -240,19 +242,6 @@ class FixGateway:
                     return
             time.sleep(0.01)
         log.error("stopping with orders still working at a venue that did not confirm their cancel")
-
-    # -- VENUE EVENTS (a venue's own thread) --
-
-    def on_venue_events(self, events: list[Message]) -> None:
-        """What a venue reported on its own (acks, fills, cancels of orders it holds): applied to the engine and
-        reported to the sessions that own the orders."""
-        with self.lock:
-            self.engine.on_venue_events(events)
-            if not self._outboxes:  # stopped: the sessions are gone, the engine still books what happened
-                for event, _ in self.engine.take_reports():
-                    log.warning("not reported, the acceptor is stopped: %s", event)
-                return
-            self._dispatch("", "1")
 
     # -- SESSION EVENTS (QuickFIX thread) --
 
@@ -289,7 +278,7 @@ class FixGateway:
                 self._send(codec.report(event, None, None, self._report_id(), side), name)
                 return None
             self.engine.submit(cmd, now)
-            self._dispatch(name, side)
+            self._publish(name, side)
         return None
 
     def on_cancel(self, msg: Any, session_id: Any) -> None:
@@ -339,7 +328,7 @@ class FixGateway:
             count = len(self.engine.working(name, scope))
             self._send(codec.mass_cancel_report(msg, report_id, request_type, count, "", now), name)
             self.engine.mass_cancel(name, scope, now)
-            self._dispatch(name, "1")
+            self._publish(name, "1")
         return None
 
     def on_unsupported(self, msg: Any, session_id: Any) -> None:
@@ -357,11 +346,20 @@ class FixGateway:
 
     # -- REPORTS --
 
-    def _dispatch(self, current: str, side: str) -> None:
-        """Send each queued engine event to the FIX session that owns its order (`current` for answers to a
-        command that never became an order), with a copy of every ExecutionReport to each drop-copy session."""
+    def _publish(self, current: str, side: str) -> None:
+        """Publish the step just taken for session `current`: its answers, and everything it caused elsewhere."""
+        self._current = (current, side)
+        try:
+            self._host.publish()
+        finally:
+            self._current = None
+
+    def _on_reports(self, reports: Reports) -> None:
+        """Send each event of a step (any adapter's) to the FIX session that owns its order, with a copy of every
+        ExecutionReport to each drop-copy session. An event of a command refused before it became an order goes
+        to the session being answered (`_current`), if any: without one it is another adapter's."""
         engine = self.engine
-        reports = engine.take_reports()
+        current, side = self._current or ("", "1")
         for event, view in reports:
             if isinstance(event, TradePrinted):
                 continue
@@ -378,8 +376,6 @@ class FixGateway:
             self._send(msg, name)
             if not isinstance(event, CancelRejected):
                 self._copy(event, view, order, exec_id, side)
-        if self._on_events is not None and reports:
-            self._on_events([event for event, _ in reports])
 
     def _copy(self, event: Message, view: OrderView | None, order: Any, exec_id: str, side: str) -> None:
         for name in self._drop_copies:
@@ -445,7 +441,7 @@ class FixGateway:
                 self.engine.cancel(cmd, now)  # type: ignore[arg-type]
             else:
                 self.engine.replace(cmd, now)  # type: ignore[arg-type]
-            self._dispatch(name, side)
+            self._publish(name, side)
         return None
 
     def _read_only(self, msg: Any, session_id: Any) -> None:

@@ -25,8 +25,8 @@ from fix_gateway.venue import FixVenue
 from oms.actors import ActorGate, HostConfig, account_actor_class
 from oms.analytics.settings import AnalyticsSettings
 from oms.engine import OrderManager, Venue
+from oms.host import EngineHost
 from oms.model.instruments import ConfigError, InstrumentRegistry
-from oms.model.messages import Message
 from oms.ray_runtime import RaySettings, start_ray, stop_ray
 from oms.redis_server import ManagedRedis, RedisSettings, connect, make_client
 from oms.venues.internal import InternalVenue
@@ -130,6 +130,7 @@ class OmsApp:
         self.engine: OrderManager | None = None
         self.gateway: FixGateway | None = None
         self.venues: dict[str, Venue] = {}
+        self.host: EngineHost | None = None
         self.sink: SinkProcess | None = None
         self.market_feed: MarketFeed | None = None
         self.lock = threading.RLock()  # the engine's: held by every adapter while it drives the engine
@@ -189,6 +190,7 @@ class OmsApp:
         self.engine = OrderManager(
             self.loaded.instruments, ActorGate(by_account), router(self.loaded, self.venues), first_order_id
         )
+        self.host = EngineHost(self.engine, self.lock)
 
     def _start_analytics(self) -> None:
         from oms.analytics.service import SinkProcess
@@ -200,31 +202,28 @@ class OmsApp:
         assert isinstance(internal, InternalVenue)
         cfg = self.loaded.config.venues
         symbols = [i.symbol for i in self.loaded.instruments if cfg.routes.get(i.symbol, cfg.default) == "INTERNAL"]
-        self.market_feed = MarketFeed(Tape(make_client(self.redis_url)), internal, self.loaded.instruments, symbols)
+        feed = MarketFeed(Tape(make_client(self.redis_url)), internal, self.loaded.instruments, symbols)
+        assert self.host is not None
+        self.host.subscribe(lambda reports: feed.on_events([event for event, _ in reports]))
+        self.market_feed = feed
 
     def _start_venues(self) -> None:
         """Connect the FIX venues (each keeps reconnecting on its own); their answers reach the engine under
         the engine's lock, and the FIX sessions when the acceptor runs."""
-        deliver = self.gateway.on_venue_events if self.gateway is not None else self._on_venue_events
+        assert self.host is not None
         for venue in self.venues.values():
             if isinstance(venue, FixVenue):
-                venue.start(deliver, self.lock)
-
-    def _on_venue_events(self, events: list[Message]) -> None:
-        assert self.engine is not None
-        with self.lock:
-            self.engine.on_venue_events(events)
+                venue.start(self.host.on_venue_events, self.host.lock)
 
     def _start_fix(self) -> None:
         from fix_gateway.gateway import FixGateway
 
         assert self.engine is not None
         fix = self.loaded.config.fix
-        on_events = self.market_feed.on_events if self.market_feed is not None else None
+        assert self.host is not None
         gateway = FixGateway(
-            self.engine, self.loaded.instruments, self.loaded.fix_sessions, fix.port, fix.data_dir, self.generation,
-            lock=self.lock, on_events=on_events,
-        )  # fmt: skip
+            self.host, self.loaded.instruments, self.loaded.fix_sessions, fix.port, fix.data_dir, self.generation
+        )
         gateway.start()
         self.gateway = gateway
 
@@ -258,6 +257,7 @@ class OmsApp:
             self._managed.stop()
             self._managed = None
         self.engine = None
+        self.host = None
 
 
 def check_port_free(port: int, what: str) -> None:

@@ -17,6 +17,7 @@ from fix_gateway.gateway import FixGateway
 from fix_gateway.settings import SessionSpec
 from oms.app import DEFAULT_CONFIG, LoadedConfig, load_config, local_engine
 from oms.engine import OrderManager
+from oms.host import EngineHost
 from oms.redis_server import free_port
 from tests.integration.fix_raw import RawSession
 
@@ -40,7 +41,9 @@ class Env:
     def start_gateway(self, generation: int = 1) -> FixGateway:
         self.generation = generation
         engine = local_engine(self.loaded, generation)
-        self.gateway = FixGateway(engine, self.loaded.instruments, self.specs, self.port, self.root / "gw", generation)
+        self.gateway = FixGateway(
+            EngineHost(engine), self.loaded.instruments, self.specs, self.port, self.root / "gw", generation
+        )
         self.gateway.start()
         return self.gateway
 

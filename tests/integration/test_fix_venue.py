@@ -20,6 +20,7 @@ from fix_gateway.exchange import DEFAULT_EXCHANGE_CONFIG, ExchangeSim
 from fix_gateway.gateway import FixGateway
 from fix_gateway.venue import FixVenue
 from oms.app import DEFAULT_CONFIG, build_venues, id_bases, load_config, local_engine
+from oms.host import EngineHost
 from oms.redis_server import free_port
 
 pytestmark = pytest.mark.integration
@@ -90,11 +91,12 @@ def start_routed(root: Path, account: str = "OMS") -> Routed:
     venues = build_venues(loaded, id_bases(1)[1])
     engine = local_engine(loaded, 1, venues)
     fix = loaded.config.fix
-    gateway = FixGateway(engine, loaded.instruments, loaded.fix_sessions, fix.port, fix.data_dir, 1)
+    host = EngineHost(engine)
+    gateway = FixGateway(host, loaded.instruments, loaded.fix_sessions, fix.port, fix.data_dir, 1)
     gateway.start()
     venue = venues["EXCH"]
     assert isinstance(venue, FixVenue)
-    venue.start(gateway.on_venue_events, gateway.lock, wait=10.0)
+    venue.start(host.on_venue_events, host.lock, wait=10.0)
     return Routed(root, sim, gateway, venue, oms_port)
 
 

@@ -1,0 +1,59 @@
+"""EngineHost: one OrderManager shared by every adapter (FIX, REST, algos, venues that answer later).
+
+Whoever drives the engine holds the host's lock, and after each step the host hands that step's reports (every
+event, with the order's view right after it, see `OrderManager.take_reports`) to every subscriber, in order, still
+under the lock. So each adapter hears about every event once, whichever adapter's command caused it: a REST order
+that fills against a FIX client's resting order reaches the FIX session, and the FIX gateway never drains reports
+that another adapter needs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from oms.engine import OrderManager
+from oms.model.messages import Message
+from oms.orders import OrderView
+
+__all__ = ["EngineHost", "Reports"]
+
+T = TypeVar("T")
+Reports = list[tuple[Message, OrderView | None]]
+
+
+class EngineHost:
+    """An OrderManager, its lock, and the subscribers its reports go to."""
+
+    def __init__(self, engine: OrderManager, lock: threading.RLock | None = None) -> None:
+        self.engine = engine
+        self.lock = lock if lock is not None else threading.RLock()
+        self._subscribers: list[Callable[[Reports], None]] = []
+
+    def subscribe(self, subscriber: Callable[[Reports], None]) -> None:
+        """Call `subscriber` with the reports of every step from now on (under the lock, on the driving thread)."""
+        with self.lock:
+            self._subscribers.append(subscriber)
+
+    def unsubscribe(self, subscriber: Callable[[Reports], None]) -> None:
+        with self.lock:
+            self._subscribers.remove(subscriber)
+
+    def run(self, step: Callable[[OrderManager], T]) -> T:
+        """`step(engine)` under the lock, then its reports to every subscriber; returns what `step` returned."""
+        with self.lock:
+            result = step(self.engine)
+            self.publish()
+            return result
+
+    def publish(self) -> None:
+        """Hand the reports queued since the last call to every subscriber; call with the lock held."""
+        reports = self.engine.take_reports()
+        if reports:
+            for subscriber in list(self._subscribers):
+                subscriber(reports)
+
+    def on_venue_events(self, events: list[Message]) -> None:
+        """What a venue reported on its own (acks, fills, cancels of orders it holds), applied and published."""
+        self.run(lambda engine: engine.on_venue_events(events))
