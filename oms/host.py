@@ -30,6 +30,7 @@ class EngineHost:
         self.engine = engine
         self.lock = lock if lock is not None else threading.RLock()
         self._subscribers: list[Callable[[Reports], None]] = []
+        self._publishing = False
 
     def subscribe(self, subscriber: Callable[[Reports], None]) -> None:
         """Call `subscriber` with the reports of every step from now on (under the lock, on the driving thread)."""
@@ -48,11 +49,18 @@ class EngineHost:
             return result
 
     def publish(self) -> None:
-        """Hand the reports queued since the last call to every subscriber; call with the lock held."""
-        reports = self.engine.take_reports()
-        if reports:
-            for subscriber in list(self._subscribers):
-                subscriber(reports)
+        """Hand the reports queued since the last call to every subscriber; call with the lock held. What a
+        subscriber does to the engine in its callback (an algo's next child) is published by the same call, after
+        the reports that caused it; a publish from inside a subscriber returns at once for that reason."""
+        if self._publishing:
+            return
+        self._publishing = True
+        try:
+            while reports := self.engine.take_reports():
+                for subscriber in list(self._subscribers):
+                    subscriber(reports)
+        finally:
+            self._publishing = False
 
     def on_venue_events(self, events: list[Message]) -> None:
         """What a venue reported on its own (acks, fills, cancels of orders it holds), applied and published."""

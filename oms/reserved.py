@@ -174,6 +174,8 @@ class AllowanceHost(Protocol):
 
     def attach_drain(self, account: str, drain: Callable[[], None]) -> None: ...
 
+    def set_kill_switch(self, account: str, on: bool, ts_ns: int) -> list[int]: ...
+
 
 class LocalHost:
     """Accounts in this process, no journal: every applied event is appended to `events(account)` instead.
@@ -398,6 +400,16 @@ class ReservedGate:
         for p in prints:
             self._host.mark(p.symbol, p.price, p.ts_ns)
         self.refill()
+
+    def set_kill_switch(self, account: str, on: bool, now_ns: int) -> None:
+        """Block (on) or allow new orders of `account`; the host drains this gate and voids its allowance first,
+        so nothing is accepted locally after the switch."""
+        self.flush()
+        self._host.set_kill_switch(account, on, now_ns)
+
+    def accounts(self) -> list[str]:
+        """The accounts this gate decides for locally (others go to the host, strict)."""
+        return sorted(self._accounts)
 
     # -- reserved mode --
 

@@ -55,3 +55,23 @@ def test_an_unsubscribed_adapter_hears_nothing_more() -> None:
     host.run(lambda e: e.submit(new("c1"), 1))
 
     assert calls == []
+
+
+def test_what_a_subscriber_does_in_its_callback_is_published_in_the_same_step() -> None:
+    host = make_host()
+    seen: list[list[str]] = []
+
+    def refill(reports: Reports) -> None:  # like an iceberg algo: a fill of c1 sends the next child
+        if any(isinstance(e, OrderFilled) and e.cl_ord_id == "c1" for e, _ in reports):
+            host.run(lambda e: e.submit(new("c2", Side.SELL, 10, session="ALGO"), 3))
+
+    host.subscribe(refill)
+    host.subscribe(lambda reports: seen.append([type(e).__name__ for e, _ in reports]))
+    host.run(lambda e: e.submit(new("c1", Side.SELL, 10, session="ALGO"), 1))
+    host.run(lambda e: e.submit(new("b1", Side.BUY, 10, account="ACC2", session="FIX"), 2))
+
+    assert seen == [
+        ["OrderAccepted"],
+        ["OrderAccepted", "OrderFilled", "OrderFilled", "TradePrinted"],
+        ["OrderAccepted"],  # c2, within the second step's publish
+    ]

@@ -248,3 +248,21 @@ def test_accounts_not_in_reserved_mode_are_always_decided_by_the_host() -> None:
         assert isinstance(gate.decide(buy(f"s{i}"), i + 1, 10), OrderAccepted)
     assert gate.local_accepts == 0 and gate.fallbacks == 3
     assert host.state(ACC).allowance() is None
+
+
+def test_kill_switch_through_the_engine_cancels_working_orders_and_blocks_new_ones() -> None:
+    from oms.engine import OrderManager
+    from oms.model.messages import OrderCanceled
+    from oms.venues.internal import InternalVenue
+
+    host, gate = setup()
+    venue = InternalVenue(REG)
+    engine = OrderManager(REG, gate, lambda symbol: venue)
+    engine.submit(buy("w1"), 1)
+
+    (canceled,) = engine.kill_switch(ACC, True, 2)
+    (rejected,) = engine.submit(buy("w2"), 3)
+
+    assert isinstance(canceled, OrderCanceled) and canceled.cl_ord_id == "w1"
+    assert isinstance(rejected, OrderRejected) and rejected.reason == RejectReason.KILL_SWITCH
+    assert gate.accounts() == [ACC] and host.state(ACC).kill_switch
