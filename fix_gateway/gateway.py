@@ -6,9 +6,9 @@ The gateway runs QuickFIX's `ThreadedSocketAcceptor`: each connection has its ow
 OrderManager under the engine host's lock (`oms.host.EngineHost`: REST, algos and venues that answer later take the
 same lock), then the host publishes the step's reports to every adapter; the gateway hands each one to the outbox of
 the FIX session it is for, whichever adapter's step caused it. Each session's outbox is drained by its own sender
-thread into `Session.sendToTarget` (which releases the GIL). The answers to a session's own message skip that hop when its
-outbox is empty: the callback reserves the session's sender under the gateway lock and sends them itself after
-releasing it, so they still leave in the order the engine produced them. A counterparty that stops reading
+thread into `Session.sendToTarget` (which releases the GIL). The answers to a session's own message skip that hop
+when its outbox is empty: the callback reserves the session's sender under the gateway lock and sends them itself
+after releasing it, so they still leave in the order the engine produced them. A counterparty that stops reading
 therefore blocks only its own sender (or its own reader thread) and grows only its own outbox; the lock and every
 other session go on.
 A report for a session that is not logged on is stored in its FileStore and delivered by resend at its next logon.
