@@ -1,8 +1,10 @@
 """Starting and stopping the OMS core from its configuration.
 
 `OmsApp.start` loads and validates every configuration file first, then starts, in order: Redis (managed, or the
-configured URL), Ray (local, or the configured cluster), the account actors, the OrderManager with its venues, and
-(when asked) the FIX acceptor. Each start takes the next number of the Redis counter `oms:generation`, which gives
+configured URL), Ray (local, or the configured cluster), the account actors, the OrderManager with its venues and
+its EngineHost (the lock and report fan-out every adapter shares), (when asked) the ClickHouse sink and the market
+tape, the algo engine (parents recovered from their journal, schedules on a timer thread), (when asked) the FIX
+acceptor, then the FIX venues. Each start takes the next number of the Redis counter `oms:generation`, which gives
 it its own OrderID and ExecID ranges (`id_bases`).
 Anything that fails stops what was already started and raises an error whose message names what is wrong, so
 nothing is left half-started. `stop` undoes `start` in reverse order and may be called more than once.
@@ -24,6 +26,7 @@ from fix_gateway.settings import FixSettings, FixVenueSettings, SessionSpec, loa
 from fix_gateway.venue import FixVenue
 from oms.actors import ActorGate, HostConfig, account_actor_class
 from oms.analytics.settings import AnalyticsSettings
+from oms.api.settings import ApiSettings
 from oms.engine import OrderManager, Venue
 from oms.host import EngineHost
 from oms.model.instruments import ConfigError, InstrumentRegistry
@@ -34,10 +37,14 @@ from risk.limits import RiskConfig, load_risk_config
 
 if TYPE_CHECKING:
     from fix_gateway.gateway import FixGateway
+    from oms.algos.engine import AlgoEngine
     from oms.analytics.service import SinkProcess
     from oms.analytics.tape import MarketFeed
+    from oms.api.server import ApiServer
+    from oms.reserved import LocalHost
 
 DEFAULT_CONFIG = Path(__file__).parents[1] / "configs" / "dev.toml"
+ALGO_TIMER_S = 0.5  # how often due algo slices are looked for
 
 
 class VenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -63,6 +70,7 @@ class OmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     venues: VenueSettings = VenueSettings()
     fix: FixSettings = FixSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
+    api: ApiSettings = ApiSettings()
 
 
 class LoadedConfig(msgspec.Struct, frozen=True):
@@ -101,7 +109,11 @@ def load_config(path: str | PathLike[str] = DEFAULT_CONFIG) -> LoadedConfig:
             config.fix, settings=str(base / config.fix.settings), data_dir=str(base / config.fix.data_dir)
         ),
     )
-    config = msgspec.structs.replace(config, analytics=config.analytics.resolved(base))
+    config = msgspec.structs.replace(
+        config,
+        analytics=config.analytics.resolved(base),
+        api=msgspec.structs.replace(config.api, keys=str(base / config.api.keys)),
+    )
     instruments_path, accounts_path = base / config.instruments, base / config.accounts
     instruments = InstrumentRegistry.load(instruments_path)
     risk = load_risk_config(accounts_path, instruments)
@@ -131,6 +143,11 @@ class OmsApp:
         self.gateway: FixGateway | None = None
         self.venues: dict[str, Venue] = {}
         self.host: EngineHost | None = None
+        self.algos: AlgoEngine | None = None
+        self.api: ApiServer | None = None
+        self._by_account: dict[str, object] = {}
+        self._timer: threading.Thread | None = None
+        self._timer_stop = threading.Event()
         self.sink: SinkProcess | None = None
         self.market_feed: MarketFeed | None = None
         self.lock = threading.RLock()  # the engine's: held by every adapter while it drives the engine
@@ -141,20 +158,29 @@ class OmsApp:
 
     @classmethod
     def start(
-        cls, path: str | PathLike[str] = DEFAULT_CONFIG, with_fix: bool = False, with_analytics: bool = False
+        cls,
+        path: str | PathLike[str] = DEFAULT_CONFIG,
+        with_fix: bool = False,
+        with_analytics: bool = False,
+        with_api: bool = False,
     ) -> OmsApp:
         """Validate the configuration, then start everything: the FIX acceptor too when `with_fix`, the ClickHouse
-        sink (its own process) and the market tape when `with_analytics`. On any failure stop what started and
-        raise."""
+        sink (its own process) and the market tape when `with_analytics`, the REST API when `with_api`. On any
+        failure stop what started and raise."""
         app = cls(load_config(path))
         if with_fix:
             check_port_free(app.loaded.config.fix.port, "FIX acceptor")
+        if with_api:
+            check_port_free(app.loaded.config.api.port, "REST API")
         try:
             app._start()
             if with_analytics:
                 app._start_analytics()
+            app._start_algos()
             if with_fix:
                 app._start_fix()
+            if with_api:
+                app._start_api()
             app._start_venues()
         except BaseException:
             app.stop()
@@ -184,6 +210,7 @@ class OmsApp:
             actor = actor_class.options(name=name, namespace=cfg.ray.namespace).remote(group, host)
             self._actors.append(actor)
             by_account.update(dict.fromkeys(group, actor))
+        self._by_account = by_account
         ray.get([a.accounts.remote() for a in self._actors])  # every actor has rebuilt its accounts
         first_order_id, exec_base = id_bases(self.generation)
         self.venues = build_venues(self.loaded, exec_base)
@@ -206,6 +233,31 @@ class OmsApp:
         assert self.host is not None
         self.host.subscribe(lambda reports: feed.on_events([event for event, _ in reports]))
         self.market_feed = feed
+
+    def _start_algos(self) -> None:
+        """The algo engine over the host: parents journaled to Redis and recovered, schedules on a timer thread."""
+        from oms.algos.engine import AlgoEngine
+        from oms.algos.store import RedisStore
+
+        assert self.host is not None
+        self.algos = AlgoEngine(self.host, self.loaded.instruments, store=RedisStore(make_client(self.redis_url)))
+        self.algos.recover()
+        self._timer_stop.clear()
+        self._timer = threading.Thread(target=self._run_timers, name="algo-timer", daemon=True)
+        self._timer.start()
+
+    def _run_timers(self) -> None:
+        assert self.algos is not None
+        while not self._timer_stop.wait(ALGO_TIMER_S):
+            self.algos.on_timer()
+
+    def _start_api(self) -> None:
+        from oms.api.accounts import RayAccountView
+        from oms.api.server import ApiServer
+
+        assert self.host is not None
+        view = RayAccountView(self._by_account, self.loaded.risk, self.loaded.instruments)
+        self.api = ApiServer(self.host, view, self.loaded.config.api, self.loaded.instruments).start()
 
     def _start_venues(self) -> None:
         """Connect the FIX venues (each keeps reconnecting on its own); their answers reach the engine under
@@ -231,6 +283,16 @@ class OmsApp:
         """Stop the FIX acceptor (working orders are canceled and reported), the FIX venues, the market tape, the
         ClickHouse sink (it commits what it holds), the actors, Ray (if this app started it) and the managed Redis;
         safe to call twice."""
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+        if self._timer is not None:  # parents stay journaled and resume at the next start
+            self._timer_stop.set()
+            self._timer.join()
+            self._timer = None
+        if self.algos is not None:
+            self.algos.close()
+            self.algos = None
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
@@ -282,17 +344,31 @@ def id_bases(generation: int) -> tuple[int, int]:
     return generation * ORDER_IDS_PER_START + 1, generation * EXEC_IDS_PER_START
 
 
-def local_engine(loaded: LoadedConfig, generation: int = 1, venues: dict[str, Venue] | None = None) -> OrderManager:
-    """An OrderManager whose accounts live in this process, without a journal: every account in reserved mode
-    over a LocalHost, routing to `venues` (`build_venues`' when None; FIX venues among them are the caller's to
-    start). For benchmarks and tests of the adapters; `OmsApp` is the journaled, actor-backed core."""
+def local_accounts(loaded: LoadedConfig) -> LocalHost:
+    """Every configured account's state in this process, without a journal."""
     from oms.accounts import AccountState
-    from oms.reserved import LocalHost, ReservedGate
+    from oms.reserved import LocalHost
 
-    accounts = sorted(loaded.risk.accounts)
-    host = LocalHost(AccountState(a, loaded.risk.limits_for(a), loaded.instruments) for a in accounts)
+    return LocalHost(
+        AccountState(a, loaded.risk.limits_for(a), loaded.instruments) for a in sorted(loaded.risk.accounts)
+    )
+
+
+def local_engine(
+    loaded: LoadedConfig,
+    generation: int = 1,
+    venues: dict[str, Venue] | None = None,
+    accounts: LocalHost | None = None,
+) -> OrderManager:
+    """An OrderManager whose accounts live in this process (`accounts`, or `local_accounts`' when None), without a
+    journal: every account in reserved mode, routing to `venues` (`build_venues`' when None; FIX venues among them
+    are the caller's to start). For benchmarks and tests of the adapters; `OmsApp` is the journaled, actor-backed
+    core."""
+    from oms.reserved import ReservedGate
+
+    host = local_accounts(loaded) if accounts is None else accounts
     first_order_id, exec_base = id_bases(generation)
-    gate = ReservedGate(host, loaded.instruments, accounts)
+    gate = ReservedGate(host, loaded.instruments, sorted(loaded.risk.accounts))
     venues = build_venues(loaded, exec_base) if venues is None else venues
     return OrderManager(loaded.instruments, gate, router(loaded, venues), first_order_id)
 

@@ -43,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
     from oms.redis_server import JournalUnavailable
 
     try:
-        app = OmsApp.start(args.config, with_fix=True, with_analytics=True)
+        app = OmsApp.start(args.config, with_fix=True, with_analytics=True, with_api=True)
     except (ConfigError, JournalUnavailable, AnalyticsError, OSError) as exc:
         print(f"oms serve: {exc}", file=sys.stderr)
         return 1
@@ -52,6 +52,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"accounts  {', '.join(sorted(app.loaded.risk.accounts))} (Ray actors)")
     sessions = ", ".join(s.name for s in app.loaded.fix_sessions)
     print(f"fix       port {app.gateway.port}: {sessions}")
+    assert app.api is not None
+    print(f"api       {app.api.url} (REST + WebSocket under /v1; keys: {app.loaded.config.api.keys})")
     assert app.sink is not None
     print(f"analytics {app.sink.where} (fills, orders and the tape, from the journal)")
     for name, settings in app.loaded.config.venues.fix.items():
@@ -96,6 +98,7 @@ def _exchange_sim(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from bench.book import BookBenchParams
     from bench.fix import FixBenchParams
+    from bench.rest import RestBenchParams
     from bench.risk import RiskBenchParams
     from bench.sink import SinkBenchParams
     from fix_gateway.exchange import DEFAULT_EXCHANGE_CONFIG
@@ -154,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
             "A QuickFIX FIX 4.4 initiator in this process sends orders to the OMS's FIX gateway in another process, "
             "then to a bare QuickFIX acceptor (the same-run baseline); a raw TCP ping-pong gives the floor. Fails if "
             "any order is not acknowledged exactly once, or filled as it should be.",
+        ),
+        (
+            "rest",
+            RestBenchParams,
+            "REST API: POST /v1/orders -> 201 latency and orders/s over loopback",
+            "An ApiServer (uvicorn, uvloop) in its own process over the in-process core; this process sends orders "
+            "over keep-alive HTTP connections, one at a time (latency) and over several at once (orders/s). Fails if "
+            "any order is not acknowledged exactly once or the server did not book what was sent.",
         ),
         (
             "sink",

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fix_gateway import tags as T
@@ -33,6 +34,7 @@ def configs(tmp_path: Path) -> tuple[Path, int]:
         .replace('data_dir = "../var/redis"', f'data_dir = "{tmp_path / "redis"}"')
         .replace('data_dir = "../var/fix"', f'data_dir = "{tmp_path / "fix"}"')
         .replace("port = 9878", f"port = {port}")
+        .replace("port = 8080", f"port = {free_port()}")
     )
     return dev, port
 
@@ -50,6 +52,16 @@ def test_serve_trades_over_fix_and_stops_cleanly_on_sigterm(configs: tuple[Path,
         ack, ack2, fill_b, fill_s = client.expect(4, timeout=30)
         client.new_order("big", "AAPL", "1", "100", "250", account="TIGHT1")
         (rejected,) = client.expect(1, timeout=30)
+        # REST trades against the FIX client's resting order, through the same core
+        api = next(line.split()[1] for line in lines if line.startswith("api "))
+        rest = httpx.post(
+            f"{api}/v1/orders", headers={"X-API-Key": "trader1-dev-secret"}, timeout=30,
+            json={"account": "ACC2", "symbol": "AAPL", "side": "buy", "qty": "10", "price": "150"},
+        )  # fmt: skip
+        (fill_s2,) = client.expect(1, timeout=30)
+        positions = httpx.get(
+            f"{api}/v1/accounts/ACC2/positions", headers={"X-API-Key": "trader1-dev-secret"}, timeout=30
+        )
 
         proc.send_signal(signal.SIGTERM)
         (shutdown,) = client.expect(1, timeout=60)
@@ -62,7 +74,11 @@ def test_serve_trades_over_fix_and_stops_cleanly_on_sigterm(configs: tuple[Path,
     assert (ack[T.ORD_STATUS], ack2[T.EXEC_TYPE]) == ("0", "0")
     assert {(m[T.CL_ORD_ID], m[T.ORD_STATUS]) for m in (fill_b, fill_s)} == {("b1", "2"), ("s1", "1")}
     assert (rejected[T.ORD_STATUS], rejected[T.TEXT]) == ("8", "order notional above the account's maximum")
-    assert (shutdown[T.CL_ORD_ID], shutdown[T.ORD_STATUS], shutdown[T.CUM_QTY]) == ("s1", "4", "40")
+    assert rest.status_code == 201 and rest.json()["status"] == "filled"
+    assert (fill_s2[T.CL_ORD_ID], fill_s2[T.LAST_QTY], fill_s2[T.CUM_QTY]) == ("s1", "10", "50")
+    assert positions.status_code == 200
+    assert [(p["symbol"], p["qty"]) for p in positions.json()["positions"]] == [("AAPL", "50")]  # 40 FIX + 10 REST
+    assert (shutdown[T.CL_ORD_ID], shutdown[T.ORD_STATUS], shutdown[T.CUM_QTY]) == ("s1", "4", "50")
     assert proc.returncode == 0 and "stopped" in out
     # every fill reached ClickHouse, once, by the time serve stopped
     ch = connect(f"chdb://{tmp_path / 'var' / 'clickhouse'}")
@@ -71,7 +87,7 @@ def test_serve_trades_over_fix_and_stops_cleanly_on_sigterm(configs: tuple[Path,
         trades = ch.query("SELECT count() FROM market_trades FINAL").result_rows
     finally:
         ch.close()
-    assert [qty for _, qty in rows] == [40.0, 40.0] and trades == [(1,)]
+    assert [qty for _, qty in rows] == [40.0, 40.0, 10.0, 10.0] and trades == [(2,)]
 
 
 def test_a_busy_fix_port_is_named_in_one_line_and_nothing_keeps_running(configs: tuple[Path, int]) -> None:

@@ -1,0 +1,31 @@
+"""`ApiSettings`: the `[api]` table of the OMS configuration."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from oms.api.keys import DEFAULT_KEYS
+
+__all__ = ["ApiSettings"]
+
+
+class ApiSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where the API listens, whose keys it accepts, how it authenticates and how fast a key may call it.
+
+    `signing`: "optional" accepts `X-API-Key` or a signed request (a signed request is always verified);
+    "required" refuses unsigned requests. `rate_limit` requests per `rate_window_ms` per key (sliding window),
+    unless the key's own `rate_limit` says otherwise. `max_clock_skew_s`: how old (or how far ahead) a signed
+    request's timestamp may be.
+    """
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080  # 0: any free port (ApiServer.port tells which)
+    keys: str = str(DEFAULT_KEYS)
+    signing: Literal["optional", "required"] = "optional"
+    rate_limit: Annotated[int, msgspec.Meta(ge=1)] = 100
+    rate_window_ms: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    max_clock_skew_s: Annotated[int, msgspec.Meta(ge=1)] = 30
+    idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=1)] = 86_400
+    executions_kept: Annotated[int, msgspec.Meta(ge=1)] = 100_000  # fills kept per account for GET executions
