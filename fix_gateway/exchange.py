@@ -22,6 +22,7 @@ import msgspec
 
 from fix_gateway.gateway import FixGateway
 from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
+from oms.app import check_port_free, id_bases
 from oms.engine import OrderManager
 from oms.host import EngineHost
 from oms.model.enums import RejectReason, StpMode
@@ -108,23 +109,16 @@ class ExchangeSim:
         self.port = cfg.fix.port if port is None else port
         data = Path(cfg.fix.data_dir)
         self.generation = _next_generation(data / "generation")
-        # ids of its own range per start, like the OMS's (1e9 order ids, 1e10 execution ids per start)
-        self.venue = InternalVenue(
-            loaded.instruments, _STP[cfg.self_trade], cfg.name, exec_id_base=self.generation * 10**10
-        )
+        first_order_id, exec_base = id_bases(self.generation)  # its own id ranges per start, like the OMS's
+        self.venue = venue = InternalVenue(loaded.instruments, _STP[cfg.self_trade], cfg.name, exec_id_base=exec_base)
         members = [a for s in loaded.sessions for a in s.accounts]
-        venue = self.venue
-        self.engine = OrderManager(
-            loaded.instruments, OpenGate(members), lambda symbol: venue, self.generation * 10**9 + 1
-        )
+        self.engine = OrderManager(loaded.instruments, OpenGate(members), lambda symbol: venue, first_order_id)
         self.host = EngineHost(self.engine)
         self.gateway = FixGateway(self.host, loaded.instruments, loaded.sessions, self.port, data, self.generation)
 
     @classmethod
     def start(cls, path: str | PathLike[str] = DEFAULT_EXCHANGE_CONFIG, port: int | None = None) -> ExchangeSim:
         """Load the configuration and listen; raises ConfigError or OSError naming what is wrong."""
-        from oms.app import check_port_free
-
         loaded = load_exchange_config(path)
         check_port_free(loaded.config.fix.port if port is None else port, "FIX acceptor")
         sim = cls(loaded, port)

@@ -144,9 +144,10 @@ class FixVenue:
         """Send `cmd` to the venue as order `order_id`; nothing now, the venue answers later."""
         inst = self._instruments.by_symbol(cmd.symbol)
         if inst is None:
-            return [self._rejected(order_id, cmd, RejectReason.UNKNOWN_SYMBOL, describe(RejectReason.UNKNOWN_SYMBOL))]
+            reason = RejectReason.UNKNOWN_SYMBOL
+            return [self._rejected(order_id, cmd, reason, describe(reason), ts_ns)]
         if not self.connected:
-            return [self._rejected(order_id, cmd, RejectReason.VENUE_UNAVAILABLE, self._unavailable())]
+            return [self._rejected(order_id, cmd, RejectReason.VENUE_UNAVAILABLE, self._unavailable(), ts_ns)]
         fields = [(T.CL_ORD_ID, str(order_id)), *self._account(), (T.HANDL_INST, "1"), (T.SYMBOL, cmd.symbol),
                   (T.SIDE, SIDE_CHARS[cmd.side]), (T.ORDER_QTY, format_qty(inst, cmd.qty)),
                   (T.ORD_TYPE, ORD_TYPE_CHARS[cmd.ord_type]), (T.TIME_IN_FORCE, TIF_CHARS[cmd.tif])]  # fmt: skip
@@ -162,7 +163,7 @@ class FixVenue:
         self._orders[order_id] = _Routed(order_id, cmd, inst)
         if not self._send(T.MT_NEW_ORDER_SINGLE, fields):
             del self._orders[order_id]
-            return [self._rejected(order_id, cmd, RejectReason.VENUE_UNAVAILABLE, self._unavailable())]
+            return [self._rejected(order_id, cmd, RejectReason.VENUE_UNAVAILABLE, self._unavailable(), ts_ns)]
         return []
 
     def cancel(self, order_id: int, cmd: CancelOrder, ts_ns: int) -> list[Message]:
@@ -351,11 +352,9 @@ class FixVenue:
     def _unavailable(self) -> str:
         return f"venue {self.name} not connected"
 
-    def _rejected(
-        self, order_id: int, cmd: SubmitOrder, reason: RejectReason, text: str, ts_ns: int | None = None
-    ) -> OrderRejected:
-        now = self._clock() if ts_ns is None else ts_ns
-        return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, text, now)
+    @staticmethod
+    def _rejected(order_id: int, cmd: SubmitOrder, reason: RejectReason, text: str, ts_ns: int) -> OrderRejected:
+        return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, text, ts_ns)
 
     @staticmethod
     def _refused(

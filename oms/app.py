@@ -54,6 +54,10 @@ class VenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     routes: dict[str, str] = {}
     fix: dict[str, FixVenueSettings] = {}  # external venues reached over a FIX initiator session, by name
 
+    def venue_of(self, symbol: str) -> str:
+        """The name of the venue `symbol` is routed to."""
+        return self.routes.get(symbol, self.default)
+
     def routed(self) -> list[str]:
         """The names of the FIX venues some symbol is routed to, in the order `fix` lists them."""
         used = {self.default, *self.routes.values()}
@@ -228,7 +232,7 @@ class OmsApp:
         internal = self.venues["INTERNAL"]
         assert isinstance(internal, InternalVenue)
         cfg = self.loaded.config.venues
-        symbols = [i.symbol for i in self.loaded.instruments if cfg.routes.get(i.symbol, cfg.default) == "INTERNAL"]
+        symbols = [i.symbol for i in self.loaded.instruments if cfg.venue_of(i.symbol) == "INTERNAL"]
         feed = MarketFeed(Tape(make_client(self.redis_url)), internal, self.loaded.instruments, symbols)
         assert self.host is not None
         self.host.subscribe(lambda reports: feed.on_events([event for event, _ in reports]))
@@ -392,5 +396,5 @@ def build_venues(loaded: LoadedConfig, exec_id_base: int) -> dict[str, Venue]:
 def router(loaded: LoadedConfig, venues: dict[str, Venue]) -> Callable[[str], Venue]:
     """`venue_for(symbol)` of the configured routes over `venues`."""
     cfg = loaded.config.venues
-    table = {i.symbol: venues[cfg.routes.get(i.symbol, cfg.default)] for i in loaded.instruments}
+    table = {i.symbol: venues[cfg.venue_of(i.symbol)] for i in loaded.instruments}
     return table.__getitem__
