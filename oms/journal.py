@@ -4,13 +4,27 @@ Keys (`prefix` defaults to `oms`):
 
 - `oms:journal:{account}`: a Redis stream. Each entry holds exactly one field, `r`, whose value is one record
   encoded as msgpack by msgspec (for the OMS: a `Command` or `Event` from `oms.model.messages`, tagged, so the
-  reader decodes the union). Entry ids are Redis's own (`<ms>-<seq>`), strictly increasing, and are the record's
-  position. Entries are only ever appended (XADD); with `stream_maxlen` set, old entries are trimmed from the
-  front (XADD MAXLEN ~); nothing is ever deleted from the middle.
+  reader decodes the union), sealed into the account's hash chain (below). Entry ids are Redis's own
+  (`<ms>-<seq>`), strictly increasing, and are the record's position. Entries are only ever appended (XADD); with
+  `stream_maxlen` set, old entries are trimmed from the front (XADD MAXLEN ~); nothing is ever deleted from the
+  middle.
 - `oms:snapshot:{account}`: a hash, written in one HSET, with fields `data` (the snapshot, msgpack or the
   caller's own bytes), `upto` (the id of the last stream entry the snapshot includes), `seq` (how many entries the
-  stream had received up to and including `upto`, used to detect trimming past the snapshot) and `ts`
-  (wall-clock ns when it was written).
+  stream had received up to and including `upto`, used to detect trimming past the snapshot), `chain` (hex of the
+  chain hash of the record at `upto`, empty when that record carries none) and `ts` (wall-clock ns when it was
+  written).
+
+The hash chain (checked by `oms.audit`): a record must encode as a msgpack map (a msgspec Struct that is not
+`array_like`, or a dict). `seal` adds one last key to that map, `#chain`, whose value is 41 bytes: a version byte
+(1), `seq` (8 bytes, big-endian: the record's 1-based position in the stream, i.e. the stream's `entries-added`
+counter once it is added), `prev` (16 bytes: the hash of the record before it in the stream, or `genesis(key)` for
+the first) and `hash` (16 bytes: BLAKE2b-128 of every stored byte before it, `prev` included). Decoders of the
+record type ignore the extra key (msgspec skips unknown map keys), so the ClickHouse sink and any other reader of
+the `r` field keep working; `read` strips it. The writer keeps each stream's chain head (last `seq` and `hash`, and
+the id of its last entry) in memory and reads it from the stream's last entry on its first append; the append
+script refuses a batch when the stream's last entry is not the one the writer knows (another writer appended
+meanwhile), replying with the stream's real head, and the writer seals again, so concurrent writers still produce
+one unbroken chain. docs/journal.md says what `oms audit verify` then promises, and what it cannot see.
 
 Promises:
 
@@ -28,11 +42,12 @@ Promises:
 - `recover` restores the snapshot (if any) and applies every record after it; it raises `JournalGap` when records
   that the snapshot does not cover were trimmed or deleted, or when the snapshot claims records the stream lacks.
 - No automatic retries (see `oms.redis_server.make_client`): a failed append raises, and the caller must treat the
-  record as possibly written.
+  record as possibly written (the writer forgets its chain head and reads it again before the next append).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +57,11 @@ import msgspec
 import redis
 
 __all__ = [
+    "CHAIN_KEY",
+    "DIGEST_SIZE",
+    "RECORD_FIELD",
+    "ChainHead",
+    "ChainLink",
     "CorruptRecord",
     "CorruptSnapshot",
     "Journal",
@@ -49,8 +69,13 @@ __all__ = [
     "JournalGap",
     "Recovery",
     "SnapshotRegression",
+    "chain_hash",
+    "genesis",
     "journal_key",
+    "link_of",
+    "seal",
     "snapshot_key",
+    "unseal",
 ]
 
 R = TypeVar("R")
@@ -60,19 +85,168 @@ RECORD_FIELD = b"r"
 
 # One EVALSHA per batch: a single command, so one round trip, and Redis runs a script atomically (nothing
 # interleaves). Measured faster than MULTI + n XADD + EXEC through redis-py (~240 vs ~330 us p50 for 10 records).
-# ARGV[1] is the MAXLEN (0: no trimming), the rest are the encoded records.
-_APPEND_MANY_LUA = """
+# ARGV[1] is the MAXLEN (0: no trimming), ARGV[2] the id of the stream's last entry as the writer knows it ('' for
+# none), the rest are the sealed records. When the last entry is another (another writer appended, the stream was
+# recreated or its tail deleted), nothing is written and the reply is {entries-added, last id or '', the last
+# entry's `r` or nil}: what the writer needs to re-seal. The guard (XREVRANGE COUNT 1) costs ~5 us of server time
+# per call, XINFO STREAM would cost ~10 us (INFO commandstats).
+_APPEND_LUA = """
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+local last = top and top[1] or ''
+if last ~= ARGV[2] then
+    local added, r = 0, false
+    if redis.call('EXISTS', KEYS[1]) == 1 then
+        local info = redis.call('XINFO', 'STREAM', KEYS[1])
+        for i = 1, #info, 2 do
+            if info[i] == 'entries-added' then added = info[i + 1] end
+        end
+    end
+    if top then
+        for j = 1, #top[2], 2 do
+            if top[2][j] == 'r' then r = top[2][j + 1] end
+        end
+    end
+    return {added, last, r}
+end
 local maxlen = tonumber(ARGV[1])
 local ids = {}
-for i = 2, #ARGV do
+for i = 3, #ARGV do
     if maxlen > 0 then
-        ids[i - 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'r', ARGV[i])
+        ids[i - 2] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'r', ARGV[i])
     else
-        ids[i - 1] = redis.call('XADD', KEYS[1], '*', 'r', ARGV[i])
+        ids[i - 2] = redis.call('XADD', KEYS[1], '*', 'r', ARGV[i])
     end
 end
 return ids
 """
+_STALE_RETRIES = 64  # re-seal this many times when other writers keep appending, then give up
+
+# -- THE HASH CHAIN (pure) --
+
+CHAIN_KEY = "#chain"
+"""The map key `seal` adds to a record: no msgspec Struct field can be named so."""
+DIGEST_SIZE = 16  # BLAKE2b-128: tamper evidence needs second-preimage resistance, 128 bits is plenty
+_CHAIN_VERSION = 1
+# fixstr "#chain", then bin8 of 41 bytes: version (1), seq (8), prev (16), hash (16)
+_TRAILER = b"\xa6" + CHAIN_KEY.encode() + b"\xc4" + bytes((1 + 8 + 2 * DIGEST_SIZE, _CHAIN_VERSION))
+_TRAILER_SIZE = len(_TRAILER) + 8 + 2 * DIGEST_SIZE
+_SEQ_END = 1 << 64
+_RECORD_HASH = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"oms-journal-1")
+_GENESIS_HASH = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"oms-genesis-1")
+
+
+class ChainLink(NamedTuple):
+    """What a sealed record carries: its position in the stream, the hash before it, and its own hash."""
+
+    seq: int
+    prev: bytes
+    hash: bytes
+
+
+class ChainHead(NamedTuple):
+    """Where a stream's chain ends: the seq of its last record (0: none yet) and the hash the next one chains to."""
+
+    seq: int
+    hash: bytes
+
+
+def genesis(stream_key: str) -> bytes:
+    """The `prev` of a stream's first record: a hash of the stream's key, so a chain copied to another stream fails."""
+    h = _GENESIS_HASH.copy()
+    h.update(stream_key.encode())
+    return h.digest()
+
+
+def chain_hash(sealed_prefix: bytes) -> bytes:
+    """BLAKE2b-128 (personalised) of everything a sealed record stores before its hash."""
+    h = _RECORD_HASH.copy()
+    h.update(sealed_prefix)
+    return h.digest()
+
+
+def _map_header(count: int) -> bytes:
+    if count < 16:
+        return bytes((0x80 | count,))
+    if count < 0x10000:
+        return b"\xde" + count.to_bytes(2, "big")
+    return b"\xdf" + count.to_bytes(4, "big")
+
+
+def _map_count(data: bytes) -> tuple[int, int]:
+    """(number of keys, header length) of a msgpack map; raises ValueError for anything else."""
+    if not data:
+        raise ValueError("an empty record is not a msgpack map")
+    first = data[0]
+    if first & 0xF0 == 0x80:
+        return first & 0x0F, 1
+    if first == 0xDE and len(data) >= 3:
+        return int.from_bytes(data[1:3], "big"), 3
+    if first == 0xDF and len(data) >= 5:
+        return int.from_bytes(data[1:5], "big"), 5
+    raise ValueError(
+        f"a journal record must encode as a msgpack map to carry the hash chain (a msgspec Struct that is not "
+        f"array_like, or a dict), not one starting with byte 0x{first:02x}"
+    )
+
+
+def seal(record: bytes, seq: int, prev: bytes) -> bytes:
+    """`record` (a msgpack map) with the `#chain` key added last: version, `seq`, `prev` and the hash of it all.
+
+    Raises ValueError when `record` is not a msgpack map, `seq` is not in 1..2**64-1 or `prev` is not 16 bytes.
+    """
+    if not 0 < seq < _SEQ_END or len(prev) != DIGEST_SIZE:
+        raise ValueError(f"chain seq must be in 1..2**64-1 (not {seq}) and prev {DIGEST_SIZE} bytes (not {len(prev)})")
+    first = record[0] if record else 0
+    if 0x80 <= first < 0x8F:  # the common case, a fixmap that stays one: its header is one byte
+        parts = (bytes((first + 1,)), memoryview(record)[1:], _TRAILER, seq.to_bytes(8, "big"), prev)
+    else:
+        count, header = _map_count(record)
+        parts = (_map_header(count + 1), memoryview(record)[header:], _TRAILER, seq.to_bytes(8, "big"), prev)
+    prefix = b"".join(parts)
+    h = _RECORD_HASH.copy()
+    h.update(prefix)
+    return prefix + h.digest()
+
+
+def link_of(stored: bytes) -> ChainLink | None:
+    """The link a stored record carries, or None when it carries none (not sealed, or its trailer is damaged).
+
+    Says nothing about whether the hash matches: compare `chain_hash(stored[:-16])` with `link.hash` for that.
+    """
+    start = len(stored) - _TRAILER_SIZE
+    if start < 1 or stored[start : start + len(_TRAILER)] != _TRAILER:
+        return None
+    at = start + len(_TRAILER)
+    return ChainLink(
+        int.from_bytes(stored[at : at + 8], "big"),
+        bytes(stored[at + 8 : at + 8 + DIGEST_SIZE]),
+        bytes(stored[at + 8 + DIGEST_SIZE :]),
+    )
+
+
+def unseal(stored: bytes) -> bytes:
+    """The record as it was before `seal`: the `#chain` key removed. Bytes without a chain trailer come back as is."""
+    if link_of(stored) is None:
+        return stored
+    try:
+        count, header = _map_count(stored)
+    except ValueError:
+        return stored
+    if count < 1:
+        return stored
+    return _map_header(count - 1) + stored[header : len(stored) - _TRAILER_SIZE]
+
+
+def _head_after(stream_key: str, added: int, last: bytes | None) -> ChainHead:
+    """The chain head of a stream that received `added` entries, the last one still there holding `last`.
+
+    When the last entry carries no link (a stream written before the chain, or a foreign entry), the chain restarts
+    from the stream's genesis hash; `oms.audit` reports such entries.
+    """
+    link = link_of(last) if last is not None else None
+    return ChainHead(added, link.hash if link is not None else genesis(stream_key))
+
+
 _ID = re.compile(r"^\d+-\d+$")
 
 
@@ -136,6 +310,10 @@ class Journal(Generic[R]):
     given to `append` are encoded with msgspec's msgpack encoder. `snapshot_type`, when given, is what
     `load_snapshot` decodes into; without it `load_snapshot` returns the raw bytes. The client must return bytes
     (`decode_responses=False`); a client that decodes responses is rejected, since msgpack is not text.
+
+    Records must encode as msgpack maps (see the module doc: each is sealed into its stream's hash chain). One
+    `Journal` should be the only writer of its streams (an account host); other writers are tolerated (the append
+    script notices them and the chain stays whole), at the price of a re-read and a re-seal each time.
     """
 
     def __init__(
@@ -163,28 +341,22 @@ class Journal(Generic[R]):
             msgspec.msgpack.Decoder(snapshot_type, dec_hook=dec_hook) if snapshot_type is not None else None
         )
         self._maxlen = stream_maxlen
-        self._append_many_script = client.register_script(_APPEND_MANY_LUA)
+        self._append_script = client.register_script(_APPEND_LUA)
         self._batch = batch
         self._prefix = prefix
+        self._heads: dict[str, tuple[ChainHead, str]] = {}  # stream key -> (chain head, last entry id) as written
 
     # -- COMMANDS --
 
     def append(self, account: str, record: R) -> str:
-        """XADD one record to the account's stream; returns its stream id once Redis has answered."""
-        data = self._encoder.encode(record)
-        sid = self._client.xadd(self._key(account), {RECORD_FIELD: data}, maxlen=self._maxlen, approximate=True)
-        return _text(sid)
+        """XADD one record, sealed into the account's chain, to its stream; returns its id once Redis has answered."""
+        return self._append(self._key(account), [self._encoder.encode(record)])[0]
 
     def append_many(self, account: str, records: Iterable[R]) -> list[str]:
         """Append records in order in one round trip, all or nothing (see module doc); returns their stream ids."""
+        key = self._key(account)
         datas = [self._encoder.encode(r) for r in records]
-        if not datas:
-            return []
-        if len(datas) == 1:  # a lone XADD is atomic already and skips the script call
-            sid = self._client.xadd(self._key(account), {RECORD_FIELD: datas[0]}, maxlen=self._maxlen, approximate=True)
-            return [_text(sid)]
-        ids = self._append_many_script(keys=[self._key(account)], args=[self._maxlen or 0, *datas])
-        return [_text(sid) for sid in ids]
+        return self._append(key, datas) if datas else []
 
     def save_snapshot(self, account: str, snapshot: bytes | Any, upto_id: str) -> None:
         """Store the account's snapshot covering every record up to and including `upto_id`, replacing the old one.
@@ -192,7 +364,8 @@ class Journal(Generic[R]):
         `snapshot` is bytes (stored as is) or anything msgspec encodes. Written in one HSET, so readers see the old
         snapshot or the new one, never a mix. Raises `SnapshotRegression` when the stored snapshot is newer, or when
         `upto_id` is past the last record of the stream. Costs a few round trips plus O(records after `upto_id`):
-        take snapshots right after an append, and rarely.
+        take snapshots right after an append, and rarely. The chain hash of the record at `upto_id` is stored
+        beside it (`chain`), so the chain still verifies from the first retained record once the stream is trimmed.
         """
         upto = _parse_id(upto_id)
         data = (
@@ -215,8 +388,11 @@ class Journal(Generic[R]):
                 )
             later = len(pipe.xrange(jkey, f"({upto_id}", "+")) if info else 0
             seq = int(info["entries-added"]) - later if info else 0
+            at = pipe.xrange(jkey, upto_id, upto_id) if info and upto > (0, 0) else []
+            link = link_of(at[0][1].get(RECORD_FIELD, b"")) if at else None
+            chain = link.hash.hex() if link is not None else ""
             pipe.multi()
-            pipe.hset(skey, mapping={"data": data, "upto": upto_id, "seq": seq, "ts": time.time_ns()})
+            pipe.hset(skey, mapping={"data": data, "upto": upto_id, "seq": seq, "chain": chain, "ts": time.time_ns()})
 
         self._client.transaction(write, jkey, skey)
 
@@ -320,12 +496,40 @@ class Journal(Generic[R]):
             raise ValueError("account must be a non-empty string")
         return snapshot_key(account, self._prefix)
 
+    def _append(self, key: str, datas: list[bytes]) -> list[str]:
+        """Seal `datas` onto the stream's chain and append them in one script call (re-sealing when it was stale)."""
+        known = self._heads.pop(key, None)  # put back only after a success: a failed append may have written
+        if known is None:
+            info = self._stream_info(self._client, key)
+            if info is None:
+                known = (ChainHead(0, genesis(key)), "")
+            else:
+                top = info.get("last-entry")
+                last_id, last = (_text(top[0]), top[1].get(RECORD_FIELD)) if top else ("", None)
+                known = (_head_after(key, int(info["entries-added"]), last), last_id)
+        for _ in range(_STALE_RETRIES):
+            (seq, prev), last_id = known
+            sealed = []
+            for data in datas:
+                seq += 1
+                data = seal(data, seq, prev)
+                prev = data[-DIGEST_SIZE:]
+                sealed.append(data)
+            reply = self._append_script(keys=[key], args=[self._maxlen or 0, last_id, *sealed])
+            if reply and isinstance(reply[0], int):  # stale: {entries-added, last id, last r}
+                known = (_head_after(key, reply[0], reply[2]), _text(reply[1]))
+                continue
+            ids = [_text(sid) for sid in reply]
+            self._heads[key] = (ChainHead(seq, prev), ids[-1])
+            return ids
+        raise JournalError(f"{key}: other writers kept appending; gave up after {_STALE_RETRIES} attempts")
+
     def _decode(self, account: str, sid: str, fields: dict[bytes, bytes]) -> R:
         data = fields.get(RECORD_FIELD)
         if data is None:
             raise CorruptRecord(account, sid, f"no field 'r' (fields: {sorted(_text(f) for f in fields)})")
         try:
-            return self._decoder.decode(data)  # type: ignore[no-any-return]
+            return self._decoder.decode(unseal(data))  # type: ignore[no-any-return]
         except msgspec.DecodeError as exc:
             raise CorruptRecord(account, sid, str(exc)) from exc
 

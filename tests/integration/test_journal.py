@@ -11,14 +11,19 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from oms.audit import verify
 from oms.journal import (
     CorruptRecord,
     CorruptSnapshot,
     Journal,
     JournalGap,
     SnapshotRegression,
+    chain_hash,
+    genesis,
     journal_key,
+    link_of,
     snapshot_key,
+    unseal,
 )
 from oms.redis_server import ManagedRedis, make_client
 
@@ -109,14 +114,22 @@ def test_read_rejects_a_malformed_after_id(journal: Journal[Record], account: st
         list(journal.read(account, after_id="latest"))
 
 
-def test_records_are_msgpack_in_field_r_of_each_entry(
+def test_records_are_msgpack_in_field_r_of_each_entry_sealed_into_the_chain(
     journal: Journal[Record], redis_client: redis.Redis, account: str
 ) -> None:
     journal.append(account, Added(5))
+    journal.append(account, Noted("x"))
 
-    [(_, fields)] = redis_client.xrange(journal_key(account))
+    [(_, first), (_, second)] = redis_client.xrange(journal_key(account))
 
-    assert fields == {b"r": _encode(Added(5))}
+    assert set(first) == set(second) == {b"r"}
+    assert msgspec.msgpack.decode(first[b"r"], type=Record) == Added(5)  # the chain key is an unknown field
+    assert unseal(first[b"r"]) == _encode(Added(5))
+    one, two = link_of(first[b"r"]), link_of(second[b"r"])
+    assert one is not None and two is not None
+    assert (one.seq, one.prev) == (1, genesis(journal_key(account)))
+    assert (two.seq, two.prev) == (2, one.hash)
+    assert two.hash == chain_hash(second[b"r"][:-16])
 
 
 def test_append_many_is_one_transaction_that_no_other_writer_interleaves(
@@ -139,8 +152,10 @@ def test_append_many_is_one_transaction_that_no_other_writer_interleaves(
 
     client = make_client(redis_server.url)
     stream = [sid for sid, _ in Journal(client, Record).read(account)]
+    report = verify(client, account)
     client.close()
     assert len(stream) == 600
+    assert report.ok, report.first_problem  # the writers re-sealed whenever another got in first: one chain
     for ids in batches.values():
         start = stream.index(ids[0])
         assert stream[start : start + 10] == ids
@@ -269,8 +284,11 @@ def test_snapshot_bytes_are_stored_as_given_with_upto_and_ts(redis_client: redis
 
     assert journal.load_snapshot(account) == (b"opaque", sid)
     stored = redis_client.hgetall(snapshot_key(account))
-    assert set(stored) == {b"data", b"upto", b"seq", b"ts"}
+    assert set(stored) == {b"data", b"upto", b"seq", b"chain", b"ts"}
     assert stored[b"seq"] == b"1"
+    [(_, fields)] = redis_client.xrange(journal_key(account))
+    link = link_of(fields[b"r"])
+    assert link is not None and stored[b"chain"] == link.hash.hex().encode()
 
 
 def test_an_older_snapshot_or_one_past_the_journal_end_is_refused(journal: Journal[Record], account: str) -> None:
