@@ -66,8 +66,10 @@ after every event the account re-checks that any order within the unspent budget
 moment it would not (a fill, mark, cancel, replace or strict decision ate into it, a breaker tripped), the
 allowance is void. KillSwitchSet, TradingStateSet, LimitsChanged, DayStarted, AllowanceRevoked and
 AllowanceReturned void it outright. AllowanceSpent (the engine's report, journaled just before the OrderAccepted it
-covers) draws it down; a report against a void or unknown grant is refused (StaleAllowance). Voiding is a pure
-function of the event sequence, so replay rebuilds it. See `oms.reserved` for the rules the engine side follows.
+covers) draws it down; a report against a void or unknown grant is refused (StaleAllowance). `top_up_allowance`
+(AllowanceToppedUp) adds to the live grant under the same id, certified the same way, so spends already on their
+way against that grant stay good. Voiding is a pure function of the event sequence, so replay rebuilds it. See
+`oms.reserved` for the rules the engine side follows.
 
 Exceptions are for bugs only: events for another account (WrongAccount), fills or replaces for orders the account
 never accepted (UnknownOrder), an order accepted twice (DuplicateOrder), an overfill (OverfillError), an order
@@ -117,6 +119,7 @@ __all__ = [
     "AllowanceRevoked",
     "AllowanceSpent",
     "AllowanceState",
+    "AllowanceToppedUp",
     "DayStarted",
     "DuplicateOrder",
     "KillSwitchSet",
@@ -132,6 +135,7 @@ __all__ = [
     "StaleAllowance",
     "SymbolAllowance",
     "SymbolHeadroom",
+    "SymbolTopUp",
     "TradingStateSet",
     "UnknownOrder",
     "WrongAccount",
@@ -268,6 +272,26 @@ class AllowanceSpent(msgspec.Struct, frozen=True, tag="allowance_spent"):
     ts_ns: int
 
 
+class SymbolTopUp(msgspec.Struct, frozen=True):
+    """Quantity headroom a top-up adds to one symbol of the live allowance (its price band stays)."""
+
+    symbol: str
+    buy_qty: int
+    sell_qty: int
+
+
+class AllowanceToppedUp(msgspec.Struct, frozen=True, tag="allowance_topped_up"):
+    """More of grant `grant_id`, same terms otherwise: `orders` more tokens, `credit` more money, more quantity
+    headroom per symbol. The grant id stays, so spends already on their way against it remain good."""
+
+    account: str
+    grant_id: int
+    orders: int
+    credit: int
+    symbols: tuple[SymbolTopUp, ...]
+    ts_ns: int
+
+
 class AllowanceReturned(msgspec.Struct, frozen=True, tag="allowance_returned"):
     """The engine gives back what is left of grant `grant_id` (a no-op when it is already void)."""
 
@@ -283,7 +307,7 @@ class AllowanceRevoked(msgspec.Struct, frozen=True, tag="allowance_revoked"):
     ts_ns: int
 
 
-AllowanceEvent = AllowanceGranted | AllowanceSpent | AllowanceReturned | AllowanceRevoked
+AllowanceEvent = AllowanceGranted | AllowanceSpent | AllowanceToppedUp | AllowanceReturned | AllowanceRevoked
 AdminEvent = Marked | Quoted | KillSwitchSet | TradingStateSet | LimitsChanged | DayStarted | AllowanceEvent
 AccountEvent = Event | AdminEvent
 
@@ -417,6 +441,7 @@ class AccountState:
         self._rate = SlidingWindow(limits.orders_per_window, limits.window_ns)
         self._allowance: AllowanceState | None = None
         self._grant_seq = 0  # the last grant id handed out
+        self._last_spend: AllowanceSpent | None = None  # transient: the event just applied, when it was a spend
         # derived, rebuilt from the above on restore
         self._exposure = 0
         self._working: dict[tuple[str, Side], int] = {}
@@ -476,6 +501,18 @@ class AccountState:
     def allowance_id(self) -> int:
         """The live allowance's grant id, 0 when there is none."""
         return 0 if self._allowance is None else self._allowance.grant_id
+
+    def allowance_covers(self, symbol: str) -> bool:
+        """True while the live allowance grants something on `symbol`."""
+        return self._allowance is not None and symbol in self._allowance.symbols
+
+    def symbols_in_play(self) -> set[str]:
+        """Symbols the account has a position, a working order or a live allowance in: those a trade print moves."""
+        out = {s for s, p in self._positions.items() if p.qty}
+        out.update(o.symbol for o in self._orders.values())
+        if self._allowance is not None:
+            out.update(self._allowance.symbols)
+        return out
 
     def seen_cl_ord_ids(self) -> frozenset[str]:
         """The ClOrdIDs `decide` refuses as duplicates."""
@@ -705,6 +742,8 @@ class AccountState:
                 self._on_granted(event)
             case AllowanceSpent():
                 self._on_spent(event)
+            case AllowanceToppedUp():
+                self._on_topped_up(event)
             case AllowanceReturned():
                 if self._allowance is not None and self._allowance.grant_id == event.grant_id:
                     self._allowance = None
@@ -722,8 +761,13 @@ class AccountState:
         if self._allowance is not None:
             if isinstance(event, OrderAccepted):
                 self._allowance.rate_used += 1
-            if isinstance(event, _VOIDING) or not self._allowance_holds():
+            if isinstance(event, _VOIDING):
                 self._allowance = None
+            elif type(event) is not AllowanceSpent and not self._spent_on(event) and not self._allowance_holds():
+                # a spend only shrinks the budget and changes nothing else, and every check of the certificate is
+                # monotone in the budget, so it needs no check; nor does the acceptance it covers (`_spent_on`)
+                self._allowance = None
+        self._last_spend = event if type(event) is AllowanceSpent else None
 
     def apply_all(self, events: Iterable[AccountEvent]) -> None:
         for event in events:
@@ -819,6 +863,39 @@ class AccountState:
         else:
             room.sell_qty = left
 
+    def _on_topped_up(self, e: AllowanceToppedUp) -> None:
+        a = self._allowance
+        if a is None or a.grant_id != e.grant_id:
+            raise StaleAllowance(f"account {self.account}: top-up of grant {e.grant_id}, live {self.allowance_id}")
+        a.orders += e.orders
+        a.credit += e.credit
+        for t in e.symbols:
+            room = a.symbols.get(t.symbol)
+            if room is None:
+                raise AllowanceOverdrawn(f"account {self.account}: top-up of {t.symbol}, not in grant {e.grant_id}")
+            room.buy_qty += t.buy_qty
+            room.sell_qty += t.sell_qty
+
+    def _spent_on(self, event: AccountEvent) -> bool:
+        """True for the OrderAccepted a spend just before it covers (same order, symbol, side and quantity, a hold
+        within the credit spent). That pair keeps the certificate: tokens and rate use, open orders and tokens move
+        one for one; buying power drops by the hold, credit by at least as much; on the order's symbol and side the
+        working quantity grows by what the headroom shrinks, so the worst-case positions at the ends of the
+        remaining headroom stay where they were or move inward (gross and net pass on an interval); nothing else
+        changes."""
+        spend = self._last_spend
+        if spend is None or type(event) is not OrderAccepted:
+            return False
+        order = self._orders.get(event.order_id)
+        return (
+            order is not None
+            and spend.order_id == event.order_id
+            and spend.symbol == event.symbol
+            and spend.side is event.side
+            and spend.qty == event.qty
+            and spend.credit >= order.hold
+        )
+
     def _allowance_holds(self) -> bool:
         """True while every order the live allowance covers would pass `decide` (see `oms.reserved`)."""
         a = self._allowance
@@ -830,26 +907,31 @@ class AccountState:
             return False
         if self.buying_power() < a.credit:
             return False
-        gross = sum(abs(self.market_value(s)) for s in self._positions)
-        net = sum(self.market_value(s) for s in self._positions)
+        values = {s: self.market_value(s) for s in self._positions}
+        gross = sum(abs(v) for v in values.values())
+        net = sum(values.values())
         for symbol, room in a.symbols.items():
             collar = lim.symbols[symbol].collar_bp
             ref = self._marks.reference_price(symbol)
+            before = values.get(symbol, 0)
             if (
                 ref is None
                 or checks.check_collar(room.lo, ref, collar) is not _OK
                 or checks.check_collar(room.hi, ref, collar) is not _OK
                 or checks.collared_price(ref, collar) > room.value_cap
-                or not self._headroom_ok(symbol, Side.BUY, room.buy_qty, room.value_cap, gross, net)
-                or not self._headroom_ok(symbol, Side.SELL, room.sell_qty, room.value_cap, gross, net)
+                or not self._headroom_ok(symbol, Side.BUY, room.buy_qty, room.value_cap, gross, net, before)
+                or not self._headroom_ok(symbol, Side.SELL, room.sell_qty, room.value_cap, gross, net, before)
             ):
                 return False
         return True
 
-    def _headroom_ok(self, symbol: str, side: Side, qty: int, value_cap: int, gross: int, net: int) -> bool:
+    def _headroom_ok(
+        self, symbol: str, side: Side, qty: int, value_cap: int, gross: int, net: int, before: int | None = None
+    ) -> bool:
         """True when every order of 1..`qty` on `symbol` and `side`, valued at any price in (0, value_cap], passes
-        the position, gross and net checks. The worst-case position is affine in the order's qty, so its extremes
-        over 1..qty lie at the ends (0 and qty); see `oms.reserved` for why checking those suffices."""
+        the position, gross and net checks (`before`: the symbol's market value, when the caller has it). The
+        worst-case position is affine in the order's qty, so its extremes over 1..qty lie at the ends (0 and qty);
+        see `oms.reserved` for why checking those suffices."""
         if qty <= 0:
             return True
         lim = self._limits
@@ -860,7 +942,8 @@ class AccountState:
         pq = p0 + side.sign * qty
         if checks.check_position(pq, pos_qty, lim.symbols[symbol].max_position) is not _OK:
             return False
-        before = self.market_value(symbol)
+        if before is None:
+            before = self.market_value(symbol)
         worst = notional_money(inst, max(abs(p0), abs(pq)), value_cap)
         if checks.check_gross(gross - abs(before) + worst, gross, lim.max_gross_notional) is not _OK:
             return False
@@ -942,8 +1025,7 @@ class AccountState:
         if self._kill_switch or self._trading_state is not TradingState.ACTIVE:
             return None
         lim = self._limits
-        cutoff = ts_ns - lim.window_ns
-        rate_used = sum(1 for t in self._rate.times() if t > cutoff)
+        rate_used = self._rate.count(ts_ns)
         orders = min(request.orders, lim.orders_per_window - rate_used, lim.max_open_orders - len(self._orders))
         if orders < 1:
             return None
@@ -984,6 +1066,45 @@ class AccountState:
             else:
                 hi = mid - 1
         return lo
+
+    def top_up_allowance(self, grant_id: int, request: AllowanceRequest, ts_ns: int) -> AllowanceToppedUp | None:
+        """Bring the live grant `grant_id` back up to what `request` would grant now, keeping its id, price bands and
+        `rate_used` (apply and return it, for the journal); None when that grant is not live or nothing can be
+        added. What is added is certified like a grant: the topped-up allowance must pass the same check
+        (`_allowance_holds`) before the event exists."""
+        a = self._allowance
+        if a is None or a.grant_id != grant_id:
+            return None
+        lim = self._limits
+        room_orders = min(request.orders, lim.orders_per_window - a.rate_used, lim.max_open_orders - len(self._orders))
+        orders = max(room_orders - a.orders, 0)
+        credit = max(max(self.buying_power(), 0) * request.credit_share_bp // _BP - a.credit, 0)
+        gross = sum(abs(self.market_value(s)) for s in self._positions)
+        net = sum(self.market_value(s) for s in self._positions)
+        added: list[SymbolTopUp] = []
+        share = request.qty_share_bp
+        for symbol, room in sorted(a.symbols.items()):
+            buy, sell = (
+                max(self._max_headroom(symbol, side, room.value_cap, gross, net) * share // _BP - left, 0)
+                for side, left in ((Side.BUY, room.buy_qty), (Side.SELL, room.sell_qty))
+            )
+            if buy or sell:
+                added.append(SymbolTopUp(symbol, buy, sell))
+        if not (orders or credit or added):
+            return None
+        event = AllowanceToppedUp(self.account, grant_id, orders, credit, tuple(added), ts_ns)
+        trial = _copy_allowance(a)
+        assert trial is not None
+        self._allowance = trial
+        try:
+            self._on_topped_up(event)
+            holds = self._allowance_holds()
+        finally:
+            self._allowance = a
+        if not holds:
+            return None
+        self.apply(event)
+        return event
 
     def return_allowance(self, grant_id: int, ts_ns: int = 0) -> AllowanceReturned:
         event = AllowanceReturned(self.account, grant_id, ts_ns)

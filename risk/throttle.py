@@ -49,9 +49,15 @@ class SlidingWindow:
         return True
 
     def count(self, now_ns: int) -> int:
-        """Recorded events inside (now_ns - window_ns, now_ns] (at most `limit`)."""
+        """Recorded events after now_ns - window_ns (at most `limit`). The times never decrease, so it walks back
+        from the newest and stops at the first one outside: O(events in the window), not O(limit)."""
         cutoff = now_ns - self.window_ns
-        return sum(1 for t in self._times if t > cutoff)
+        n = 0
+        for t in reversed(self._times):
+            if t <= cutoff:
+                break
+            n += 1
+        return n
 
     def times(self) -> list[int]:
         """The timestamps kept, oldest first: enough to rebuild an equivalent window."""

@@ -130,3 +130,26 @@ def test_a_killed_account_actor_is_restarted_by_ray_with_the_same_state(config, 
     decisions = ray.get(actor.submit_batch.remote([(order("b3", Side.SELL, 100), 4, time.time_ns())]))
     assert [type(d) for d in decisions] == [OrderAccepted]
     ray.kill(actor, no_restart=True)
+
+
+def test_an_in_process_gate_over_a_host_is_drained_before_an_operator_change(config, fresh_redis, redis_server):
+    from oms.accounts import AllowanceRequest, AllowanceSpent
+    from oms.actors import ReservedGate
+    from oms.model.instruments import InstrumentRegistry
+
+    host = AccountHost(["ALGO1"], config)
+    gate = ReservedGate(host, InstrumentRegistry.load(CONFIGS / "instruments.toml"), ["ALGO1"], AllowanceRequest(8))
+    host.mark("AAPL", PX, 1)  # ALGO1 holds nothing in AAPL yet: the print only moves the host's tape
+    assert isinstance(gate.decide(order("w", Side.BUY, 10, account="ALGO1"), 1, 2), OrderAccepted)  # strict + grant
+    assert isinstance(gate.decide(order("l1", Side.BUY, 10, account="ALGO1"), 2, 3), OrderAccepted)  # local, queued
+    assert (gate.fallbacks, gate.local_accepts) == (1, 1)
+
+    working = host.set_kill_switch("ALGO1", True, 4)
+
+    assert working == [1, 2] and gate.allowance_left("ALGO1") is None
+    records = [r for _, r in Journal(make_client(redis_server.url), AccountEvent).read("ALGO1")]
+    assert [type(r).__name__ for r in records][-3:] == ["AllowanceSpent", "OrderAccepted", "KillSwitchSet"]
+    assert isinstance(records[-3], AllowanceSpent) and records[-3].order_id == 2
+    rejected = gate.decide(order("l2", Side.BUY, 10, account="ALGO1"), 3, 5)
+    assert isinstance(rejected, OrderRejected) and rejected.reason is RejectReason.KILL_SWITCH
+    assert host.state_hash("ALGO1") == host.replayed_hash("ALGO1")

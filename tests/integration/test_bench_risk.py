@@ -18,6 +18,8 @@ TINY = RiskBenchParams(
     checks=500,
     strict_calls=20,
     strict_orders=600,
+    reserved_orders=600,
+    reserved_tokens=32,
     baseline_calls=20,
     baseline_pipelined=60,
     warmup=3,
@@ -37,7 +39,9 @@ def test_a_tiny_run_writes_the_contract_fields_and_verifies_itself(tmp_path: Pat
     written = json.loads((tmp_path / "risk.json").read_text())
     assert written == json.loads(json.dumps(result))
     assert written["name"] == "risk" and written["unit"] == "us" and written["count"] == TINY.checks
-    for fields in (written, written["in_process_apply"], written["strict"], written["baseline"]):
+    reserved = written["reserved"]
+    for fields in (written, written["in_process_apply"], written["strict"], written["baseline"], reserved,
+                   reserved["with_step"]):  # fmt: skip
         assert all(k in fields for k in LATENCY), fields
         assert 0 < fields["p50"] <= fields["p99"] <= fields["p999"] <= fields["max"]
     assert written["strict"]["count"] == TINY.strict_calls and written["strict"]["appendfsync"] == "everysec"
@@ -51,10 +55,13 @@ def test_a_tiny_run_writes_the_contract_fields_and_verifies_itself(tmp_path: Pat
     }
     assert throughput["post_trade_events"] > 0  # the steady state was kept by retiring orders
     assert written["baseline"]["ops_per_sec"] > 0 and written["baseline"]["count"] == TINY.baseline_calls
-    assert written["reserved"] is None or "p50" in written["reserved"]
-    if written["reserved"] is None:
-        assert any(n.startswith("reserved:") for n in written["notes"])
-    assert {"strict_p50_over_baseline_p50", "in_process_p50_over_target"} <= written["ratio"].keys()
+    assert reserved["count"] == TINY.reserved_orders and reserved["tokens_per_grant"] == 32
+    assert reserved["over_in_process_p50_us"] == pytest.approx(reserved["p50"] - written["p50"])
+    assert 0 < reserved["local_share"] <= 1 and reserved["ops_per_sec"] > 0
+    assert isinstance(written["targets"]["reserved_met"], bool)
+    assert {"strict_p50_over_baseline_p50", "in_process_p50_over_target", "reserved_p50_over_in_process_p50"} <= (
+        written["ratio"].keys()
+    )
 
     verified = written["verified"]
     assert verified["in_process"]["decisions"] == TINY.checks
@@ -65,6 +72,14 @@ def test_a_tiny_run_writes_the_contract_fields_and_verifies_itself(tmp_path: Pat
     assert strict["accepted"] - strict["retired"] == strict["working"]
     assert strict["accounts_hash_equal_replay"] == TINY.accounts
     assert set(strict["reject_reasons"]) <= {"MAX_ORDER_QTY"}
+    checked = verified["reserved"]
+    # every reserved decision, warm-up included, is journaled and equals a strict replay of its account's journal
+    total = TINY.warmup + TINY.reserved_orders
+    assert checked["decisions"] == checked["journal_decisions_equal_strict_replay"] == total
+    assert checked["local"] + checked["fallbacks"] == checked["decisions"]
+    assert checked["local"] > checked["fallbacks"]  # mostly local: 32-token grants topped up at half
+    assert checked["accepted"] - checked["retired"] == checked["working"]
+    assert set(checked["reject_reasons"]) <= {"MAX_ORDER_QTY"}
 
 
 def test_the_command_line_has_the_risk_benchmark_with_a_flag_per_parameter(capsys: pytest.CaptureFixture[str]) -> None:

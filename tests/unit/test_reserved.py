@@ -14,11 +14,12 @@ from oms.accounts import (
     AllowanceRequest,
     AllowanceReturned,
     AllowanceSpent,
+    AllowanceToppedUp,
     StaleAllowance,
     account_decoder,
     account_encoder,
 )
-from oms.model.enums import OrdType, RejectReason, Side, TradingState
+from oms.model.enums import OrdType, RejectReason, RiskMode, Side, TradingState
 from oms.model.instruments import InstrumentRegistry
 from oms.model.messages import OrderAccepted, OrderFilled, OrderRejected, SubmitOrder, TradePrinted
 from oms.reserved import LocalHost, ReservedGate
@@ -102,7 +103,7 @@ def test_exhausted_allowance_falls_back_to_a_strict_decision_and_asks_again() ->
     assert isinstance(gate.decide(buy("b5"), 5, 12), OrderAccepted) and gate.local_accepts == 3
 
 
-def test_an_order_the_allowance_cannot_cover_is_decided_strictly() -> None:
+def test_an_order_the_allowance_cannot_cover_is_decided_strictly_and_a_sure_reject_locally() -> None:
     _host, gate = setup()
     warm(gate)
     outside_band = buy("far", price=PX * 108 // 100)  # inside the 10 % collar, outside the 5 % band
@@ -114,7 +115,24 @@ def test_an_order_the_allowance_cannot_cover_is_decided_strictly() -> None:
     rejected = gate.decide(too_big, 4, 12)
 
     assert isinstance(rejected, OrderRejected) and rejected.reason is RejectReason.MAX_ORDER_NOTIONAL
-    assert gate.local_accepts == 0 and gate.fallbacks == 4
+    assert (gate.local_accepts, gate.local_rejects, gate.fallbacks) == (0, 1, 3)
+
+
+def test_local_rejects_are_the_accounts_own_and_are_journaled() -> None:
+    host, gate = setup()
+    warm(gate)
+    mirror = AccountState.restore(host.state(ACC).snapshot(), REG)
+    big = buy("big", qty=200_000)  # above max_order_qty (the notional would fail too: the quantity is checked first)
+    zero = buy("zero", qty=0)
+
+    decisions = [gate.decide(big, 2, 10), gate.decide(zero, 3, 11)]
+
+    assert [d.reason for d in decisions] == [RejectReason.MAX_ORDER_QTY, RejectReason.INVALID_QTY]  # type: ignore[union-attr]
+    assert decisions == [mirror.decide(big, 2, 10), mirror.decide(zero, 3, 11)]
+    assert (gate.local_rejects, gate.fallbacks) == (2, 1)
+    again = gate.decide(buy("big", qty=5), 4, 12)  # a ClOrdID the gate has seen: the account decides (duplicate)
+    assert isinstance(again, OrderRejected) and again.reason is RejectReason.DUPLICATE_CL_ORD_ID and gate.fallbacks == 2
+    assert [e for e in host.events(ACC) if isinstance(e, OrderRejected)][:2] == decisions
 
 
 def test_a_kill_switch_drains_the_queue_then_revokes_at_once() -> None:
@@ -266,3 +284,51 @@ def test_kill_switch_through_the_engine_cancels_working_orders_and_blocks_new_on
     assert isinstance(canceled, OrderCanceled) and canceled.cl_ord_id == "w1"
     assert isinstance(rejected, OrderRejected) and rejected.reason == RejectReason.KILL_SWITCH
     assert gate.accounts() == [ACC] and host.state(ACC).kill_switch
+
+
+def test_a_low_allowance_is_topped_up_under_the_same_grant_and_replays() -> None:
+    host, gate = setup(low_orders=2)
+    warm(gate)
+    for i in (2, 3):
+        assert isinstance(gate.decide(buy(f"b{i}"), i, 10), OrderAccepted)
+    assert gate.allowance_left(ACC) is not None and gate.allowance_left(ACC)[0] == 2  # type: ignore[index]
+
+    gate.on_events([])  # a post-trade step: the allowance is low, the host tops it up
+
+    (topped,) = [e for e in host.events(ACC) if isinstance(e, AllowanceToppedUp)]
+    assert topped.grant_id == 1 and topped.orders == 2 and gate.top_ups == 1
+    allowance = host.state(ACC).allowance()
+    assert allowance is not None and allowance.grant_id == 1
+    assert (allowance.orders, allowance.credit) == gate.allowance_left(ACC)
+    assert isinstance(gate.decide(buy("b4"), 4, 11), OrderAccepted) and gate.local_accepts == 3
+    gate.flush()
+    replayed = AccountState(ACC, limits(), REG)
+    replayed.apply_all(account_decoder.decode(account_encoder.encode(e)) for e in host.events(ACC))
+    assert replayed.state_hash() == host.state(ACC).state_hash()
+
+
+def test_a_top_up_needs_the_grant_it_names_to_be_live() -> None:
+    state = AccountState(ACC, limits(), REG)
+    state.mark("AAPL", PX)
+    granted = state.grant_allowance(FULL, 1)
+    assert granted is not None
+    assert state.top_up_allowance(granted.grant_id, FULL, 2) is None  # nothing spent: nothing to add
+    state.revoke_allowance(3)
+    assert state.top_up_allowance(granted.grant_id, FULL, 4) is None
+    with pytest.raises(StaleAllowance):
+        state.apply(AllowanceToppedUp(ACC, granted.grant_id, 1, 0, (), 5))
+
+
+def test_operator_changes_through_the_gate_report_the_queue_first_and_revoke() -> None:
+    host, gate = setup()
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2"), 2, 10), OrderAccepted)  # queued
+
+    gate.set_limits(ACC, limits(max_order_qty="5"), 11)
+
+    assert host.state(ACC).working_orders() == [1, 2] and gate.allowance_left(ACC) is None
+    rejected = gate.decide(buy("b3"), 3, 12)
+    assert isinstance(rejected, OrderRejected) and rejected.reason is RejectReason.MAX_ORDER_QTY
+    gate.set_limits(ACC, msgspec.structs.replace(limits(), risk_mode=RiskMode.STRICT), 13)
+    assert gate.reserved_accounts() == []  # strict from now on: every order to the host
+    assert isinstance(gate.decide(buy("b4"), 4, 14), OrderAccepted) and gate.allowance_left(ACC) is None
