@@ -15,6 +15,14 @@ A report for a session that is not logged on is stored in its FileStore and deli
 (QuickFIX's single-threaded `SocketAcceptor` would avoid the sender threads, but its `stop()` races its own poll
 thread over the socket server it deletes, which crashes a process that stops and restarts its acceptor.)
 
+OBSERVABILITY
+Each NewOrderSingle starts a `StageClock` (`oms.metrics`, counted as an order in on channel `fix`) that the engine
+stamps at the risk decision and after the venue, and that the first report answering the order carries to QuickFIX:
+once `sendToTarget` returned, its stages go into the histograms. For a venue that answers later the clock waits,
+by order id, for the venue's first word. The order lifecycle (received, acked, rejected with reason, filled,
+canceled, replaced, expired) is logged at INFO on `oms.fix` with session, account, ClOrdID and OrderID
+(`oms.logs.EventLog`: one level check when INFO is off).
+
 IDS
 OrderID is the OMS's order id (unique across restarts: each start has its own id range, see `OmsApp`). A fill's
 ExecID is its execution id (the venue's, also per-start); every other ExecutionReport's ExecID is
@@ -43,16 +51,39 @@ from fix_gateway.fix42 import Fix42Codec
 from fix_gateway.fix44 import Fix44Codec
 from fix_gateway.settings import SessionSpec, quickfix_settings
 from oms.host import EngineHost, Reports
+from oms.logs import EventLog
+from oms.metrics import StageClock
 from oms.model.enums import CancelReason
 from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import CancelRejected, Message, OrderFilled, OrderRejected, TradePrinted
+from oms.model.messages import (
+    CancelRejected,
+    Message,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaced,
+    TradePrinted,
+)
 from oms.orders import OrderView
 
 __all__ = ["FixGateway"]
 
 log = logging.getLogger("oms.fix")
+events_log = EventLog(log)
 
 _CODECS: dict[str, type[Codec]] = {"FIX.4.2": Fix42Codec, "FIX.4.4": Fix44Codec}
+_LIFECYCLE = {
+    OrderAccepted: "order acked",
+    OrderRejected: "order rejected",
+    OrderFilled: "order filled",
+    OrderCanceled: "order canceled",
+    OrderReplaced: "order replaced",
+    OrderExpired: "order expired",
+    CancelRejected: "cancel rejected",
+}
+AWAITING_MAX = 100_000  # clocks of orders waiting for a venue's first answer; the oldest go beyond this
 
 
 class _Outbox:
@@ -68,10 +99,11 @@ class _Outbox:
         self._thread = threading.Thread(target=self._run, name=f"fix-send {name}", daemon=True)
         self._thread.start()
 
-    def put(self, msg: Any) -> None:
+    def put(self, msg: Any, clock: StageClock | None = None) -> None:
+        """Queue `msg`; `clock` (the order's it answers) is stamped acked once QuickFIX has it."""
         with self._count:
             self.pending += 1
-        self._queue.put(msg)
+        self._queue.put((msg, clock))
 
     def reserve(self) -> bool:
         """Take the sender for an inline send, if nothing is queued ahead; `release` gives it back."""
@@ -95,19 +127,25 @@ class _Outbox:
         return not self._thread.is_alive()
 
     def _run(self) -> None:
-        while (msg := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            msg, clock = item
             with self._sending:
-                send(msg, self.session_id)
+                sent = send(msg, self.session_id)
+            if sent and clock is not None:
+                clock.acked()
             with self._count:
                 self.pending -= 1
 
 
-def send(msg: Any, session_id: Any) -> None:
-    """Hand `msg` to QuickFIX (sent now, or stored for resend when the session is not logged on)."""
+def send(msg: Any, session_id: Any) -> bool:
+    """Hand `msg` to QuickFIX (sent now, or stored for resend when the session is not logged on); False when the
+    session is gone."""
     try:
         fix.Session.sendToTarget(msg, session_id)
     except fix.SessionNotFound:  # the acceptor stopped while this was still queued
         log.error("report not sent, session gone: %s", msg.toString().replace("\x01", "|"))
+        return False
+    return True
 
 
 class _Replies:
@@ -117,28 +155,31 @@ class _Replies:
     def __init__(self, current: str, outboxes: dict[str, _Outbox]) -> None:
         self._current = current
         self._outboxes = outboxes
-        self._inline: list[Any] = []
+        self._inline: list[tuple[Any, StageClock | None]] = []
         self._reserved: _Outbox | None = None
         self._decided = False
 
-    def send(self, name: str, msg: Any) -> None:
+    def send(self, name: str, msg: Any, clock: StageClock | None = None) -> None:
         outbox = self._outboxes[name]
         if name == self._current:
             if not self._decided:
                 self._decided = True
                 self._reserved = outbox if outbox.reserve() else None
             if self._reserved is not None:
-                self._inline.append(msg)
+                self._inline.append((msg, clock))
                 return
-        outbox.put(msg)
+        outbox.put(msg, clock)
 
     def flush(self) -> None:
-        """Send the inline answers; call after releasing the gateway lock."""
+        """Send the inline answers (stamping the clock an answer carries once QuickFIX has it); call after
+        releasing the gateway lock."""
         if self._reserved is None:
             return
         try:
-            for msg in self._inline:
-                send(msg, self._reserved.session_id)
+            session_id = self._reserved.session_id
+            for msg, clock in self._inline:
+                if send(msg, session_id) and clock is not None:
+                    clock.acked()
         finally:
             self._reserved.release()
 
@@ -163,6 +204,9 @@ class FixGateway:
         self.port = port
         self.lock = host.lock
         self._current: tuple[str, str] | None = None  # (session, Side) of the message being answered
+        self._metrics = host.metrics
+        self._timing: tuple[StageClock, str] | None = None  # the clock and ClOrdID of the order being answered
+        self._awaiting: dict[int, StageClock] = {}  # by order id: orders at a venue that answers later
         self._instruments = instruments
         self._specs = {s.name: s for s in sessions}
         self._codecs = {name: _CODECS[s.begin_string](instruments, s) for name, s in self._specs.items()}
@@ -229,6 +273,7 @@ class FixGateway:
         self._acceptor.stop(True)
         for outbox in stuck:
             outbox.close()
+        self._awaiting.clear()
         # dropping the acceptor unregisters its sessions from QuickFIX's process-wide registry; it must go
         # before the factories its destructor still uses
         self._acceptor = None
@@ -262,6 +307,7 @@ class FixGateway:
         name, codec = self._session(session_id)
         if codec is None:
             return self._read_only(msg, session_id)
+        clock = self._metrics.clock("fix")
         side = msg.getField(T.SIDE)
         with self._answering(name):
             now = self._clock()
@@ -269,16 +315,33 @@ class FixGateway:
             if _poss_resend(msg):
                 order = self.engine.find(name, cl_ord_id)
                 if order is not None:  # already booked: answer with its status, book nothing
-                    self._send(codec.status(order, self._report_id(), None, now), name)
+                    self._send(codec.status(order, self._report_id(), None, now), name, clock)
                     return None
             cmd = codec.new_order(msg, now)
+            logging_on = events_log.enabled()
             if isinstance(cmd, Refusal):
                 account = msg.getField(T.ACCOUNT) if msg.isSetField(T.ACCOUNT) else ""
                 event = OrderRejected(0, cl_ord_id, account, msg.getField(T.SYMBOL), cmd.reason, cmd.text, now)
-                self._send(codec.report(event, None, None, self._report_id(), side), name)
+                self._metrics.reject(cmd.reason)
+                if logging_on:
+                    events_log.info(
+                        "order received", session=name, account=account, cl_ord_id=cl_ord_id, symbol=event.symbol
+                    )
+                    self._log_event(event, name)
+                self._send(codec.report(event, None, None, self._report_id(), side), name, clock)
                 return None
-            self.engine.submit(cmd, now)
-            self._publish(name, side)
+            if logging_on:
+                events_log.info(
+                    "order received", session=name, account=cmd.account, cl_ord_id=cl_ord_id, symbol=cmd.symbol
+                )
+            self._timing = (clock, cl_ord_id)
+            try:
+                self.engine.submit(cmd, now, clock)
+                self._publish(name, side)
+                if self._timing is not None:  # nothing answered it yet: a venue that answers later has it
+                    self._await(name, cl_ord_id, clock)
+            finally:
+                self._timing = None
         return None
 
     def on_cancel(self, msg: Any, session_id: Any) -> None:
@@ -360,6 +423,8 @@ class FixGateway:
         to the session being answered (`_current`), if any: without one it is another adapter's."""
         engine = self.engine
         current, side = self._current or ("", "1")
+        timing, awaiting = self._timing, self._awaiting
+        logging_on = events_log.enabled()
         for event, view in reports:
             if isinstance(event, TradePrinted):
                 continue
@@ -373,7 +438,14 @@ class FixGateway:
             msg = codec.report(event, view, order, exec_id, side)
             if msg is None:
                 continue
-            self._send(msg, name)
+            clock = None
+            if timing is not None and name == current and event.cl_ord_id == timing[1]:  # type: ignore[union-attr]
+                clock, timing, self._timing = timing[0], None, None  # the first answer to the order in hand
+            elif awaiting and order_id in awaiting:
+                clock = awaiting.pop(order_id)
+            self._send(msg, name, clock)
+            if logging_on:
+                self._log_event(event, name)
             if not isinstance(event, CancelRejected):
                 self._copy(event, view, order, exec_id, side)
 
@@ -385,11 +457,49 @@ class FixGateway:
                 codec.mark_copy(msg)
                 self._send(msg, name)
 
-    def _send(self, msg: Any, name: str) -> None:
+    def _send(self, msg: Any, name: str, clock: StageClock | None = None) -> None:
         if self._replies is not None:
-            self._replies.send(name, msg)
+            self._replies.send(name, msg, clock)
         else:
-            self._outboxes[name].put(msg)
+            self._outboxes[name].put(msg, clock)
+
+    def _await(self, name: str, cl_ord_id: str, clock: StageClock) -> None:
+        """Keep `clock` until the venue's first answer about the order `cl_ord_id` names, if it is still open."""
+        order = self.engine.find(name, cl_ord_id)
+        if order is None or order.is_terminal:
+            return
+        awaiting = self._awaiting
+        if len(awaiting) >= AWAITING_MAX:  # a venue that never answers must not grow this without end
+            del awaiting[next(iter(awaiting))]
+        awaiting[order.order_id] = clock
+
+    @staticmethod
+    def _log_event(event: Message, name: str) -> None:
+        """The lifecycle line of one event for a FIX session (INFO on `oms.fix`)."""
+        what = _LIFECYCLE.get(type(event))
+        if what is None:
+            return
+        fields: dict[str, Any] = {
+            "session": name,
+            "account": event.account,  # type: ignore[union-attr]
+            "cl_ord_id": event.cl_ord_id,  # type: ignore[union-attr]
+            "order_id": event.order_id,  # type: ignore[union-attr]
+            "symbol": event.symbol,  # type: ignore[union-attr]
+        }
+        match event:
+            case OrderRejected() | CancelRejected():
+                fields["reason"] = event.reason.name.lower()
+                fields["text"] = event.text
+            case OrderFilled():
+                fields["exec_id"] = event.exec_id
+                fields["venue"] = event.venue
+            case OrderCanceled():
+                fields["reason"] = event.reason.name.lower()
+                if event.orig_cl_ord_id:
+                    fields["orig_cl_ord_id"] = event.orig_cl_ord_id
+            case OrderReplaced():
+                fields["orig_cl_ord_id"] = event.orig_cl_ord_id
+        events_log.info(what, **fields)
 
     @contextmanager
     def _answering(self, current: str) -> Iterator[None]:

@@ -11,6 +11,10 @@ unknown order to cancel): those events carry order_id 0. Everything else carries
 Every event any call produces also lands in the outbox with the order's view right after that event
 (`take_reports`), so the adapters that answer clients (FIX, REST) report each event with the CumQty, LeavesQty and
 AvgPx it caused, whichever adapter's command caused it, and route it by `session_of`.
+
+An adapter that times its orders (`oms.metrics.StageClock`) passes a `StageStamps` to `submit`: the manager stamps
+it when the risk decision is made and when the venue has done its part, and nothing else; without one it reads no
+clock.
 """
 
 from __future__ import annotations
@@ -63,6 +67,18 @@ class RiskGate(Protocol):
         ...
 
 
+class StageStamps(Protocol):
+    """Where an order's hot-path timestamps go (`oms.metrics.StageClock`)."""
+
+    def risk_decided(self) -> None:
+        """The order was accepted or refused before routing (by the gate, or the manager's own checks)."""
+        ...
+
+    def venue_done(self) -> None:
+        """The venue returned from `submit`: the order matched or rests, or is on its way to a FIX venue."""
+        ...
+
+
 class Venue(Protocol):
     """Where orders are matched: the native book (InternalVenue) or a FIX venue."""
 
@@ -102,13 +118,14 @@ class OrderManager:
 
     # -- COMMANDS --
 
-    def submit(self, cmd: SubmitOrder, now_ns: int) -> list[Message]:
-        """Risk-check and route a new order; returns the events for the client and the tape."""
+    def submit(self, cmd: SubmitOrder, now_ns: int, stamps: StageStamps | None = None) -> list[Message]:
+        """Risk-check and route a new order; returns the events for the client and the tape. `stamps`, when
+        given, is stamped once the order is accepted or refused before routing, and once the venue returned."""
         key = (cmd.session, cmd.cl_ord_id)
         if key in self._by_clordid:
-            return self._report([self._reject(cmd, 0, RejectReason.DUPLICATE_CL_ORD_ID, now_ns)])
+            return self._refuse(cmd, RejectReason.DUPLICATE_CL_ORD_ID, now_ns, stamps)
         if self._instruments.by_symbol(cmd.symbol) is None:
-            return self._report([self._reject(cmd, 0, RejectReason.UNKNOWN_SYMBOL, now_ns)])
+            return self._refuse(cmd, RejectReason.UNKNOWN_SYMBOL, now_ns, stamps)
         order_id = self._next_id
         self._next_id += 1
         self._by_clordid[key] = order_id
@@ -118,10 +135,14 @@ class OrderManager:
         self.orders[order_id] = order
         self.session_of[order_id] = cmd.session
         decision = self._gate.decide(cmd, order_id, now_ns)
+        if stamps is not None:
+            stamps.risk_decided()
         if isinstance(decision, OrderRejected):  # the gate held nothing: it is not told again
             order.on_rejected()
             return self._report([decision])
         events = self._venue_for(cmd.symbol).submit(order_id, cmd, now_ns)
+        if stamps is not None:
+            stamps.venue_done()
         return self._settle(events)
 
     def cancel(self, cmd: CancelOrder, now_ns: int) -> list[Message]:
@@ -236,6 +257,12 @@ class OrderManager:
                                 now_ns)  # fmt: skip
         self._outbox.append((pending, order.view()))
         return [*events, pending]
+
+    def _refuse(self, cmd: SubmitOrder, reason: RejectReason, now_ns: int, stamps: StageStamps | None) -> list[Message]:
+        """Reject a new order before an order id is spent for it."""
+        if stamps is not None:
+            stamps.risk_decided()
+        return self._report([self._reject(cmd, 0, reason, now_ns)])
 
     def _report(self, events: list[Message]) -> list[Message]:
         """Queue answers that moved no order state and no account (rejected commands) for the client adapters."""

@@ -5,6 +5,10 @@ event, with the order's view right after it, see `OrderManager.take_reports`) to
 under the lock. So each adapter hears about every event once, whichever adapter's command caused it: a REST order
 that fills against a FIX client's resting order reaches the FIX session, and the FIX gateway never drains reports
 that another adapter needs.
+
+The host also counts what it publishes into the process's hot-path metrics (`oms.metrics`): acks, fills by venue and
+rejects by reason, whichever adapter's order they belong to. Adapters that time their orders reach the same metrics
+as `host.metrics` (`host.metrics.clock("rest")`, passed to `OrderManager.submit`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from oms.engine import OrderManager
+from oms.metrics import METRICS, HotPathMetrics
 from oms.model.messages import Message
 from oms.orders import OrderView
 
@@ -26,9 +31,13 @@ Reports = list[tuple[Message, OrderView | None]]
 class EngineHost:
     """An OrderManager, its lock, and the subscribers its reports go to."""
 
-    def __init__(self, engine: OrderManager, lock: threading.RLock | None = None) -> None:
+    def __init__(
+        self, engine: OrderManager, lock: threading.RLock | None = None, metrics: HotPathMetrics = METRICS
+    ) -> None:
+        """`metrics`: where the published reports are counted and the adapters' orders timed (the process's)."""
         self.engine = engine
         self.lock = lock if lock is not None else threading.RLock()
+        self.metrics = metrics
         self._subscribers: list[Callable[[Reports], None]] = []
         self._publishing = False
 
@@ -57,6 +66,7 @@ class EngineHost:
         self._publishing = True
         try:
             while reports := self.engine.take_reports():
+                self.metrics.count_reports(reports)
                 for subscriber in list(self._subscribers):
                     subscriber(reports)
         finally:

@@ -1,8 +1,12 @@
-"""Prometheus counters of one API server, in a registry of its own (several servers may share a process)."""
+"""Prometheus counters of one API server, in a registry of its own (several servers may share a process); its
+`/metrics` page also shows the process's hot-path metrics (`oms.metrics`: orders in by channel, rejects, acks,
+fills, per-stage latency histograms)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from oms.metrics import REGISTRY as HOT_PATH_REGISTRY
 
 __all__ = ["CONTENT_TYPE", "ApiMetrics"]
 
@@ -12,8 +16,10 @@ _LATENCY_BUCKETS = (50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 750e-6, 1e-3, 2e-3, 5
 
 
 class ApiMetrics:
-    def __init__(self) -> None:
+    def __init__(self, hot_path: CollectorRegistry | None = HOT_PATH_REGISTRY) -> None:
+        """`hot_path`: the registry rendered after this server's own (the process's hot-path metrics; None: none)."""
         self.registry = CollectorRegistry(auto_describe=True)
+        self.hot_path = hot_path
         r = self.registry
         self.orders_in = Counter("oms_api_orders_in", "order submissions received", registry=r)
         self.rejects = Counter(
@@ -32,4 +38,6 @@ class ApiMetrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The Prometheus text exposition: this server's metrics, then the hot path's (names do not overlap)."""
+        own = generate_latest(self.registry)
+        return own if self.hot_path is None else own + generate_latest(self.hot_path)

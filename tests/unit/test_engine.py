@@ -225,3 +225,50 @@ def test_mass_cancel_takes_only_the_sessions_working_orders_in_the_symbol(oms):
     assert [o.cl_ord_id for o in oms.working()] == ["b"]
     assert oms.find("S2", "b") is oms.working("S2")[0]
     assert oms.find("S1", "b") is None
+
+
+class Stamps:
+    """Records the order of the engine's stage stamps."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def risk_decided(self) -> None:
+        self.calls.append("risk")
+
+    def venue_done(self) -> None:
+        self.calls.append("venue")
+
+
+class NoisyVenue:
+    """A venue that notes in `stamps` when it is asked, to show where the venue stamp falls."""
+
+    def __init__(self, stamps: Stamps) -> None:
+        self.inner = InternalVenue(INSTRUMENTS)
+        self.stamps = stamps
+
+    def submit(self, order_id, cmd, ts_ns):
+        self.stamps.calls.append("venue called")
+        return self.inner.submit(order_id, cmd, ts_ns)
+
+
+def test_an_accepted_order_is_stamped_after_the_risk_decision_and_after_the_venue(gate):
+    stamps = Stamps()
+    oms = OrderManager(INSTRUMENTS, gate, lambda symbol: NoisyVenue(stamps))
+
+    (ack,) = oms.submit(new("c1"), 1, stamps)
+
+    assert isinstance(ack, OrderAccepted)
+    assert stamps.calls == ["risk", "venue called", "venue"]
+
+
+def test_a_refused_order_is_stamped_at_its_decision_only(oms, gate):
+    gate.deny["c2"] = RejectReason.CREDIT_LIMIT
+    oms.submit(new("c1"), 1)
+    refused = {"risk": Stamps(), "duplicate": Stamps(), "symbol": Stamps()}
+
+    oms.submit(new("c2"), 2, refused["risk"])
+    oms.submit(new("c1"), 3, refused["duplicate"])
+    oms.submit(SubmitOrder("ACC1", "c3", "NOPE", Side.BUY, OrdType.LIMIT, 10, PX), 4, refused["symbol"])
+
+    assert {k: s.calls for k, s in refused.items()} == {"risk": ["risk"], "duplicate": ["risk"], "symbol": ["risk"]}

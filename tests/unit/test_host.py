@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from oms.engine import OrderManager
 from oms.host import EngineHost, Reports
+from oms.metrics import HotPathMetrics
 from oms.model.enums import OrdStatus, Side
 from oms.model.messages import OrderAccepted, OrderFilled, TradePrinted
 from oms.venues.internal import InternalVenue
@@ -75,3 +76,17 @@ def test_what_a_subscriber_does_in_its_callback_is_published_in_the_same_step() 
         ["OrderAccepted", "OrderFilled", "OrderFilled", "TradePrinted"],
         ["OrderAccepted"],  # c2, within the second step's publish
     ]
+
+
+def test_the_host_counts_acks_fills_and_rejects_of_every_step_it_publishes() -> None:
+    venue = InternalVenue(INSTRUMENTS)
+    metrics = HotPathMetrics()
+    host = EngineHost(OrderManager(INSTRUMENTS, RecordingGate(), lambda symbol: venue), metrics=metrics)
+
+    host.run(lambda e: e.submit(new("s1", Side.SELL, 60, account="ACC2", session="FIX"), 1))
+    host.run(lambda e: e.submit(new("b1", Side.BUY, 100, session="REST"), 2))
+    host.run(lambda e: e.submit(new("b1", Side.BUY, 100, session="REST"), 3))  # duplicate ClOrdID
+    snap = metrics.snapshot()
+
+    assert host.metrics is metrics
+    assert (snap.acks, snap.fills, snap.rejects) == (2, {"INTERNAL": 2}, {"duplicate_cl_ord_id": 1})
