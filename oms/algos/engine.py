@@ -175,6 +175,10 @@ class AlgoEngine:
         host)."""
         self._listeners.append(listener)
 
+    def unsubscribe(self, listener: Callable[[AlgoEvent], None]) -> None:
+        """Stop calling `listener` (one registered by `subscribe`)."""
+        self._listeners.remove(listener)
+
     # -- QUERIES --
 
     def view(self, parent_id: str) -> ParentView | None:
@@ -341,7 +345,9 @@ class AlgoEngine:
                 )  # fmt: skip
                 self._submitting = (parent, cl)
                 try:
-                    events = self._handle(engine.submit(cmd, now))
+                    clock = self._host.metrics.clock("algo")
+                    events = self._handle(engine.submit(cmd, now, clock))
+                    clock.done()
                     order = engine.find(self.session, cl)
                     if order is not None and order.order_id not in self._by_oid:
                         self._by_oid[order.order_id] = (parent, cl)

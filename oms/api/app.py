@@ -21,6 +21,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
 from oms.api.accounts import AccountView
+from oms.api.algos import KINDS, AlgoDesk
 from oms.api.desk import OrderDesk
 from oms.api.errors import ApiError, ErrorBody
 from oms.api.keys import ApiKey, Permission
@@ -31,11 +32,16 @@ from oms.api.schemas import (
     Health,
     KillSwitchOut,
     KillSwitchRequest,
+    KindText,
     OrderOut,
     OrderRequest,
+    ParentOut,
+    ParentRequest,
+    ParentStatusText,
     ReplaceRequest,
     RiskOut,
     StatusText,
+    VwapRequest,
 )
 from oms.api.security import Authenticator, IdempotencyStore, RateLimiter
 
@@ -45,12 +51,15 @@ log = logging.getLogger("oms.api")
 _PUBLIC = ("/healthz", "/metrics", "/schema")
 _STREAM_QUEUE_MAX = 10_000  # events queued for one WebSocket before it is closed as too slow
 _ERROR_TEXT = {
-    400: "bad input: malformed JSON, unknown field, unknown symbol or account, bad number, off tick or lot",
+    400: "bad input: malformed JSON, unknown field, unknown symbol or account, bad number, off tick or lot, "
+    "unknown parent kind or profile, bad window, rate, clips or bracket prices",
     401: "no or bad credentials: unknown key, stale timestamp, replayed nonce, bad signature",
     403: "the key's role or accounts do not allow this",
-    404: "no such order or account (or not visible to this key)",
-    409: "duplicate client_order_id, reused Idempotency-Key, or a cancel/replace the order cannot take",
+    404: "no such order, parent or account (or not visible to this key)",
+    409: "duplicate client_order_id or parent_id, reused Idempotency-Key, or a cancel/replace the order (or a cancel "
+    "the parent) cannot take",
     429: "the key is over its rate limit",
+    503: "the algo engine does not run on this server",
 }
 
 
@@ -79,7 +88,12 @@ class ApiState:
         limiter: RateLimiter,
         idempotency: IdempotencyStore,
         metrics: ApiMetrics,
+        algos: AlgoDesk | None = None,
+        algo_idempotency: IdempotencyStore | None = None,
     ) -> None:
+        """`algos`: the parent-order desk (None: one without an algo engine, every algo route answers 503)."""
+        self.algos = algos if algos is not None else AlgoDesk(None, desk, desk.instruments, time.time_ns)
+        self.algo_idempotency = algo_idempotency if algo_idempotency is not None else IdempotencyStore(86_400)
         self.desk = desk
         self.view = view
         self.auth = auth
@@ -89,7 +103,7 @@ class ApiState:
 
 
 def build_app(s: ApiState) -> Litestar:
-    desk, view, metrics = s.desk, s.view, s.metrics
+    desk, view, metrics, algos = s.desk, s.view, s.metrics, s.algos
 
     def key_of(request: Request) -> ApiKey:
         return request.state.key
@@ -130,7 +144,7 @@ def build_app(s: ApiState) -> Litestar:
         if idempotency_key is not None:
             digest = msgspec.json.encode(data)
             previous = s.idempotency.get(key.key_id, idempotency_key, digest)
-            if previous is not None:
+            if isinstance(previous, int):
                 return Response(desk.get(key, previous), status_code=201, headers={"Idempotent-Replayed": "true"})
         try:
             out = desk.submit(key, data, time.time_ns())
@@ -172,6 +186,66 @@ def build_app(s: ApiState) -> Litestar:
     )
     async def replace_order(request: Request, order_id: FromPath[int], data: JSONBody[ReplaceRequest]) -> OrderOut:
         return desk.replace(key_of(request), order_id, data, time.time_ns())
+
+    # -- ALGORITHMIC PARENT ORDERS --
+
+    @post(
+        "/v1/algos",
+        status_code=201,
+        responses=_errors(*_AUTH, 409, 503),
+        summary="Submit a parent order: TWAP, VWAP, POV, iceberg or bracket (tagged by `kind`)",
+        description="Checked before the algo engine sees it: bad input is a 400 with a specific code and makes no "
+        "parent. The answer is the parent after its first step (children due at once already sent). Its children "
+        "pass the same risk checks as any order; a refused child shows on the parent. A retry with the same "
+        "Idempotency-Key returns the same parent (header Idempotent-Replayed: true).",
+    )
+    async def submit_parent(
+        request: Request,
+        data: JSONBody[ParentRequest],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=128)] = None,
+    ) -> Response[ParentOut]:
+        key = key_of(request)
+        digest = b""
+        if idempotency_key is not None:
+            digest = msgspec.json.encode(data)
+            previous = s.algo_idempotency.get(key.key_id, idempotency_key, digest)
+            if isinstance(previous, str):
+                return Response(algos.get(key, previous), status_code=201, headers={"Idempotent-Replayed": "true"})
+        if isinstance(data, VwapRequest) and data.profile == "history" and algos.profiles is not None:
+            out = await asyncio.to_thread(algos.submit, key, data)  # reads ClickHouse: off the event loop
+        else:
+            out = algos.submit(key, data)
+        if idempotency_key is not None:
+            s.algo_idempotency.put(key.key_id, idempotency_key, digest, out.parent_id)
+        return Response(out, status_code=201)
+
+    @get("/v1/algos", responses=_errors(*_AUTH, 404, 503), summary="List parent orders, newest first")
+    async def list_parents(
+        request: Request,
+        account: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        status: Annotated[ParentStatusText | None, QueryParameter()] = None,
+        kind: Annotated[KindText | None, QueryParameter()] = None,
+        symbol: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> list[ParentOut]:
+        return algos.list(key_of(request), account, status, kind, symbol, limit)
+
+    @get(
+        "/v1/algos/{parent_id:str}",
+        responses=_errors(*_AUTH, 404, 503),
+        summary="Get a parent order with its children",
+    )
+    async def get_parent(request: Request, parent_id: FromPath[str]) -> ParentOut:
+        return algos.get(key_of(request), parent_id)
+
+    @delete(
+        "/v1/algos/{parent_id:str}",
+        status_code=HTTP_200_OK,
+        responses=_errors(*_AUTH, 404, 409, 503),
+        summary="Cancel a parent order: its working children are canceled, nothing new is sent",
+    )
+    async def cancel_parent(request: Request, parent_id: FromPath[str]) -> ParentOut:
+        return algos.cancel(key_of(request), parent_id)
 
     # -- ACCOUNTS --
 
@@ -222,8 +296,9 @@ def build_app(s: ApiState) -> Litestar:
 
     @websocket("/v1/accounts/{account:str}/stream")
     async def stream(socket: WebSocket, account: FromPath[str]) -> None:
-        """Every order event of `account` (any adapter's orders) as JSON text frames; the first frame is
-        {"type": "subscribed", ...}. Refusals send one {"code", "message"} frame, then close 4401/4403/4404/4429."""
+        """Every order event of `account` (any adapter's orders) and every event of its parent orders, as JSON text
+        frames; the first frame is {"type": "subscribed", ...}. Refusals send one {"code", "message"} frame, then
+        close 4401/4403/4404/4429."""
         try:
             key = s.auth.authenticate("GET", path_of(socket.scope), socket.headers, b"")
             s.limiter.check(key)
@@ -295,6 +370,8 @@ def build_app(s: ApiState) -> Litestar:
             first = extra[0] if isinstance(extra[0], dict) else {}
             if first.get("key") == "data" and first.get("message") == "'data'":
                 return error(request, 400, "bad_json", "the request body is missing: a JSON object is required")
+            if request.url.path == "/v1/algos" and request.method == "POST" and _names_kind(first):
+                return error(request, 400, "unknown_kind", f"`kind` must be one of {KINDS}: {first.get('message')}")
             detail = f"{first.get('message', detail)}" + (f" (at {first['key']})" if first.get("key") else "")
         return error(request, 400, "invalid_request", detail[:500])
 
@@ -313,8 +390,8 @@ def build_app(s: ApiState) -> Litestar:
     openapi = OpenAPIConfig(
         title="OMS REST API",
         version="1.0.0",
-        description="Orders, cancels, replaces, executions, positions, risk and kill switches. Prices and "
-        'quantities are decimal strings. Errors are {"code", "message"}. See docs/api.md.',
+        description="Orders, cancels, replaces, algorithmic parent orders, executions, positions, risk and kill "
+        'switches. Prices and quantities are decimal strings. Errors are {"code", "message"}. See docs/api.md.',
         components=Components(
             security_schemes={
                 "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
@@ -335,6 +412,10 @@ def build_app(s: ApiState) -> Litestar:
             risk,
             account_kill_switch,
             global_kill_switch,
+            submit_parent,
+            list_parents,
+            get_parent,
+            cancel_parent,
             stream,
             healthz,
             metrics_page,
@@ -350,3 +431,9 @@ def build_app(s: ApiState) -> Litestar:
         debug=False,
         logging_config=None,
     )
+
+
+def _names_kind(first: dict) -> bool:
+    """True when a body validation error is about the parent's `kind` (missing, or not a known one)."""
+    message = str(first.get("message", ""))
+    return first.get("key") == "kind" or "required field `kind`" in message

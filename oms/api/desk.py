@@ -44,7 +44,7 @@ from oms.model.messages import (
 from oms.model.numbers import InvalidValue, from_units
 from oms.orders import Order, OrderView
 
-__all__ = ["OrderDesk"]
+__all__ = ["MAX_UNITS", "OrderDesk", "avg_px_text", "lower_name", "price_units", "qty_units", "role_forbidden"]
 
 AVG_PX_EXTRA_DIGITS = 6  # like FIX AvgPx: digits beyond the instrument's price precision
 MAX_UNITS = 2**62  # the matching core's integers are 64-bit: larger values are refused at the edge
@@ -73,7 +73,8 @@ _STREAMED = (
 _json = msgspec.json.Encoder()
 
 
-def _lower(e: object) -> str:
+def lower_name(e: object) -> str:
+    """An enum member's name in lower case: how the API writes enumerations."""
     return e.name.lower()  # type: ignore[attr-defined]
 
 
@@ -117,7 +118,14 @@ class OrderDesk:
     def submit(self, key: ApiKey, req: OrderRequest, now_ns: int) -> OrderOut:
         """Validate `req` and run it; returns the order after the step (status `rejected` on a risk reject).
         Raises ApiError 400/403/409 for requests that never become orders."""
-        cmd, extra = self._command(key, req, now_ns)
+        clock = self.host.metrics.clock("rest")  # gateway in: counts oms_orders_in{channel="rest"}
+        try:
+            cmd, extra = self._command(key, req, now_ns)
+        except ApiError as exc:
+            if exc.status == 400:  # bad input, refused before the engine (the engine's rejects count themselves)
+                self.host.metrics.reject(exc.code)
+            clock.acked()
+            raise
         session = key.session
 
         def step(engine: OrderManager) -> OrderOut | ApiError:
@@ -130,7 +138,7 @@ class OrderDesk:
                 while engine.find(session, cl := f"{self._prefix}{next(self._ids)}") is not None:
                     pass
                 c = msgspec.structs.replace(cmd, cl_ord_id=cl)
-            events = engine.submit(c, now_ns)
+            events = engine.submit(c, now_ns, clock)
             order = engine.find(session, cl)
             if order is None:  # refused before an order id was spent
                 rej = next((e for e in events if isinstance(e, OrderRejected)), None)
@@ -144,6 +152,7 @@ class OrderDesk:
             return self._out(order, session)
 
         result = self.host.run(step)
+        clock.acked()  # ack out: the answer is ready for the HTTP response
         if isinstance(result, ApiError):
             raise result
         return result
@@ -177,14 +186,14 @@ class OrderDesk:
             inst = self.instruments.by_symbol(order.symbol)
             assert inst is not None
             try:
-                qty = order.qty if req.qty is None else self._qty(inst, req.qty, "qty")
+                qty = order.qty if req.qty is None else qty_units(inst, req.qty, "qty")
                 price = order.price
                 if req.price is not None:
                     if order.ord_type not in _WITH_PRICE:
                         return reason_error(
-                            400, RejectReason.INVALID_PRICE, f"a {_lower(order.ord_type)} order has no limit price"
+                            400, RejectReason.INVALID_PRICE, f"a {lower_name(order.ord_type)} order has no limit price"
                         )
-                    price = self._price(inst, req.price, "price")
+                    price = price_units(inst, req.price, "price")
             except ApiError as exc:
                 return exc
             if order.is_terminal:
@@ -217,7 +226,7 @@ class OrderDesk:
         if account is not None:
             self.check_account(key, account, Permission.READ_ORDERS)
         elif Permission.READ_ORDERS not in PERMISSIONS[key.role]:
-            raise _role_forbidden(key, Permission.READ_ORDERS)
+            raise role_forbidden(key, Permission.READ_ORDERS)
         want = None if status is None else OrdStatus(status)
 
         def step(engine: OrderManager) -> list[OrderOut]:
@@ -242,9 +251,17 @@ class OrderDesk:
                 raise ApiError(403, "forbidden", f"key {key.key_id!r} may not use the global kill switch")
         else:
             self.check_account(key, account, Permission.KILL_SWITCH)
-        events = self.host.run(lambda engine: engine.kill_switch(account, on, now_ns))
+        accounts = sorted(self.accounts) if account is None else [account]
+
+        def step(engine: OrderManager) -> tuple[list[Message], list[int]]:
+            events = engine.kill_switch(account, on, now_ns)
+            # what is still working now waits for a venue that answers later (a FIX venue)
+            pending = [o.order_id for a in accounts for o in engine.working(account=a)] if on else []
+            return events, pending
+
+        events, pending = self.host.run(step)
         canceled = [e.order_id for e in events if isinstance(e, OrderCanceled) and e.reason == CancelReason.KILL_SWITCH]
-        return KillSwitchOut(sorted(self.accounts) if account is None else [account], on, canceled)
+        return KillSwitchOut(accounts, on, canceled, sorted(pending))
 
     # -- EXECUTIONS AND STREAMS --
 
@@ -268,12 +285,22 @@ class OrderDesk:
                 if not listeners:
                     del self._listeners[account]
 
+    # -- STREAMS OF OTHER EVENTS --
+
+    def push(self, account: str, payload: bytes) -> None:
+        """Send `payload` (a JSON frame) to every stream of `account`, like its order events; call it with the host's
+        lock held (the algo engine's listeners run under it)."""
+        listeners = self._listeners.get(account)
+        if listeners:
+            for push in list(listeners):
+                push(payload)
+
     # -- ACCESS --
 
     def check_account(self, key: ApiKey, account: str, permission: Permission) -> None:
         """403 when the key may not do `permission` on `account`, 404 when no such account exists."""
         if permission not in PERMISSIONS[key.role]:
-            raise _role_forbidden(key, permission)
+            raise role_forbidden(key, permission)
         if not key.sees(account):
             raise ApiError(403, "forbidden", f"key {key.key_id!r} may not access account {account[:64]!r}")
         if account not in self.accounts:
@@ -296,7 +323,7 @@ class OrderDesk:
 
     def _visible(self, engine: OrderManager, key: ApiKey, order_id: int, permission: Permission) -> Order | ApiError:
         if permission not in PERMISSIONS[key.role]:
-            return _role_forbidden(key, permission)
+            return role_forbidden(key, permission)
         order = engine.orders.get(order_id)
         if order is None or not key.may(permission, order.account):
             return ApiError(404, "unknown_order", f"no order {order_id} visible to key {key.key_id!r}")
@@ -318,22 +345,22 @@ class OrderDesk:
         if inst is None:
             raise reason_error(400, RejectReason.UNKNOWN_SYMBOL, repr(req.symbol[:64]))
         ord_type, tif = _ORD_TYPE[req.ord_type], _TIF[req.tif]
-        qty = self._qty(inst, req.qty, "qty")
+        qty = qty_units(inst, req.qty, "qty")
         price = stop = display = None
         if ord_type in _WITH_PRICE:
             if req.price is None:
                 raise reason_error(400, RejectReason.INVALID_PRICE, f"a {req.ord_type} order needs a price")
-            price = self._price(inst, req.price, "price")
+            price = price_units(inst, req.price, "price")
         elif req.price is not None:
             raise reason_error(400, RejectReason.INVALID_PRICE, f"a {req.ord_type} order takes no price")
         if ord_type in _WITH_STOP:
             if req.stop_price is None:
                 raise reason_error(400, RejectReason.INVALID_STOP_PRICE, f"a {req.ord_type} order needs a stop_price")
-            stop = self._price(inst, req.stop_price, "stop_price")
+            stop = price_units(inst, req.stop_price, "stop_price")
         elif req.stop_price is not None:
             raise reason_error(400, RejectReason.INVALID_STOP_PRICE, f"a {req.ord_type} order takes no stop_price")
         if req.display_qty is not None:
-            display = self._qty(inst, req.display_qty, "display_qty")
+            display = qty_units(inst, req.display_qty, "display_qty")
             if display > qty:
                 raise reason_error(400, RejectReason.INVALID_DISPLAY_QTY, "display_qty above qty")
         if (tif is TimeInForce.GTD) != (req.expire_at_ns is not None):
@@ -358,35 +385,11 @@ class OrderDesk:
 
     def check_account_for_order(self, key: ApiKey, account: str) -> None:
         if Permission.TRADE not in PERMISSIONS[key.role]:
-            raise _role_forbidden(key, Permission.TRADE)
+            raise role_forbidden(key, Permission.TRADE)
         if not key.sees(account):
             raise ApiError(403, "forbidden", f"key {key.key_id!r} may not trade account {account[:64]!r}")
         if account not in self.accounts:
             raise reason_error(400, RejectReason.UNKNOWN_ACCOUNT, repr(account[:64]))
-
-    @staticmethod
-    def _qty(inst: Instrument, text: str, field: str) -> int:
-        try:
-            units = parse_qty(inst, text)
-        except InvalidValue as exc:
-            raise reason_error(400, exc.reason, f"{field} {text[:64]!r}") from None
-        if units >= MAX_UNITS:
-            raise reason_error(400, RejectReason.INVALID_QTY, f"{field} {text[:64]!r} is too large")
-        return units
-
-    @staticmethod
-    def _price(inst: Instrument, text: str, field: str) -> int:
-        try:
-            units = parse_price(inst, text)
-        except InvalidValue as exc:
-            reason = exc.reason
-            if field == "stop_price" and reason is RejectReason.INVALID_PRICE:
-                reason = RejectReason.INVALID_STOP_PRICE
-            raise reason_error(400, reason, f"{field} {text[:64]!r}") from None
-        if units >= MAX_UNITS:
-            reason = RejectReason.INVALID_STOP_PRICE if field == "stop_price" else RejectReason.INVALID_PRICE
-            raise reason_error(400, reason, f"{field} {text[:64]!r} is too large")
-        return units
 
     def _out(self, o: Order, session: str) -> OrderOut:
         inst = self.instruments.by_symbol(o.symbol)
@@ -397,9 +400,9 @@ class OrderDesk:
             client_order_id=o.cl_ord_id,
             account=o.account,
             symbol=o.symbol,
-            side=_lower(o.side),
-            ord_type=_lower(o.ord_type),
-            tif=_lower(o.tif),  # type: ignore[arg-type]
+            side=lower_name(o.side),
+            ord_type=lower_name(o.ord_type),
+            tif=lower_name(o.tif),  # type: ignore[arg-type]
             qty=format_qty(inst, o.qty),
             price=None if o.price is None else format_price(inst, o.price),
             stop_price=None if x is None or x.stop_price is None else format_price(inst, x.stop_price),
@@ -407,8 +410,8 @@ class OrderDesk:
             status=o.status.value,  # type: ignore[arg-type]
             cum_qty=format_qty(inst, o.cum_qty),
             leaves_qty=format_qty(inst, o.leaves_qty),
-            avg_px=_avg_px(inst, o.cum_notional, o.cum_qty),
-            reject_code=None if x is None or x.reject is None else _lower(x.reject),
+            avg_px=avg_px_text(inst, o.cum_notional, o.cum_qty),
+            reject_code=None if x is None or x.reject is None else lower_name(x.reject),
             reject_reason=None if x is None else x.reject_text,
             session=session,
         )
@@ -422,7 +425,7 @@ class OrderDesk:
             client_order_id=f.cl_ord_id,
             account=f.account,
             symbol=f.symbol,
-            side=_lower(f.side),
+            side=lower_name(f.side),
             qty=format_qty(inst, f.qty),
             price=format_price(inst, f.price),  # type: ignore[arg-type]
             cum_qty=format_qty(inst, f.cum_qty),
@@ -456,7 +459,7 @@ class OrderDesk:
             elif isinstance(event, OrderRejected) and oid:
                 self._note_reject(event)
                 if rest:
-                    metrics.rejects.labels(_lower(event.reason)).inc()
+                    metrics.rejects.labels(lower_name(event.reason)).inc()
             listeners = self._listeners.get(event.account)
             if listeners:
                 payload = _json.encode(self._event(event, view))
@@ -478,27 +481,27 @@ class OrderDesk:
                 status=view.status.value,
                 cum_qty=format_qty(inst, view.cum_qty),
                 leaves_qty=format_qty(inst, view.leaves_qty),
-                avg_px=_avg_px(inst, view.cum_notional, view.cum_qty),
+                avg_px=avg_px_text(inst, view.cum_notional, view.cum_qty),
             )
         match e:
             case OrderFilled():
                 fields.update(
                     exec_id=e.exec_id,
-                    side=_lower(e.side),
+                    side=lower_name(e.side),
                     last_qty=format_qty(inst, e.qty),
                     last_px=format_price(inst, e.price),
                     aggressor=e.aggressor,
                 )
             case OrderAccepted():
                 fields.update(
-                    side=_lower(e.side),
+                    side=lower_name(e.side),
                     qty=format_qty(inst, e.qty),
                     price=None if e.price is None else format_price(inst, e.price),
                 )
             case OrderRejected() | CancelRejected():
-                fields.update(reason_code=_lower(e.reason), reason=e.text)
+                fields.update(reason_code=lower_name(e.reason), reason=e.text)
             case OrderCanceled():
-                fields.update(reason_code=_lower(e.reason), orig_client_order_id=e.orig_cl_ord_id or None)
+                fields.update(reason_code=lower_name(e.reason), orig_client_order_id=e.orig_cl_ord_id or None)
             case OrderReplaced():
                 fields.update(
                     orig_client_order_id=e.orig_cl_ord_id,
@@ -529,12 +532,41 @@ _VERB = {
 }
 
 
-def _role_forbidden(key: ApiKey, permission: Permission) -> ApiError:
+def role_forbidden(key: ApiKey, permission: Permission) -> ApiError:
+    """The 403 for a key whose role lacks `permission`."""
     return ApiError(403, "forbidden", f"role {key.role.value!r} may not {_VERB[permission]}")
 
 
-def _avg_px(inst: Instrument, cum_notional: int, cum_qty: int) -> str | None:
+def avg_px_text(inst: Instrument, cum_notional: int, cum_qty: int) -> str | None:
+    """The exact average cum_notional / cum_qty, rounded to AVG_PX_EXTRA_DIGITS beyond the price precision."""
     if not cum_qty:
         return None
     units = round(Fraction(cum_notional, cum_qty) * 10**AVG_PX_EXTRA_DIGITS)
     return from_units(units, inst.price_precision + AVG_PX_EXTRA_DIGITS)
+
+
+def qty_units(inst: Instrument, text: str, field: str) -> int:
+    """`text` as quantity units of `inst`; ApiError 400 (invalid_qty, off_lot) naming `field` otherwise."""
+    try:
+        units = parse_qty(inst, text)
+    except InvalidValue as exc:
+        raise reason_error(400, exc.reason, f"{field} {text[:64]!r}") from None
+    if units >= MAX_UNITS:
+        raise reason_error(400, RejectReason.INVALID_QTY, f"{field} {text[:64]!r} is too large")
+    return units
+
+
+def price_units(inst: Instrument, text: str, field: str) -> int:
+    """`text` as price units of `inst`; ApiError 400 (invalid_price or invalid_stop_price for `stop_price`,
+    off_tick) naming `field` otherwise."""
+    try:
+        units = parse_price(inst, text)
+    except InvalidValue as exc:
+        reason = exc.reason
+        if field == "stop_price" and reason is RejectReason.INVALID_PRICE:
+            reason = RejectReason.INVALID_STOP_PRICE
+        raise reason_error(400, reason, f"{field} {text[:64]!r}") from None
+    if units >= MAX_UNITS:
+        reason = RejectReason.INVALID_STOP_PRICE if field == "stop_price" else RejectReason.INVALID_PRICE
+        raise reason_error(400, reason, f"{field} {text[:64]!r} is too large")
+    return units

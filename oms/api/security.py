@@ -147,15 +147,16 @@ class RateLimiter:
 
 
 class IdempotencyStore:
-    """(key id, Idempotency-Key) -> (request digest, order id), kept `ttl_s` seconds."""
+    """(key id, Idempotency-Key) -> (request digest, what the request made: an order id, a parent id), kept `ttl_s`
+    seconds. One store per kind of request, so the same Idempotency-Key may serve an order and a parent."""
 
     def __init__(self, ttl_s: float, max_entries: int = 1_000_000) -> None:
         self._ttl = ttl_s
         self._max = max_entries
-        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes, int]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes, int | str]] = OrderedDict()
 
-    def get(self, key_id: str, idem: str, body: bytes, now: float | None = None) -> int | None:
-        """The order id a previous request with this key made, None when there was none; raises 409 when the
+    def get(self, key_id: str, idem: str, body: bytes, now: float | None = None) -> int | str | None:
+        """The id a previous request with this key made, None when there was none; raises 409 when the
         same Idempotency-Key came with a different request."""
         now = time.monotonic() if now is None else now
         entries = self._entries
@@ -171,6 +172,6 @@ class IdempotencyStore:
             raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
         return hit[2]
 
-    def put(self, key_id: str, idem: str, body: bytes, order_id: int, now: float | None = None) -> None:
+    def put(self, key_id: str, idem: str, body: bytes, made: int | str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        self._entries[(key_id, idem)] = (now, hashlib.sha256(body).digest(), order_id)
+        self._entries[(key_id, idem)] = (now, hashlib.sha256(body).digest(), made)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from oms.api.accounts import AccountView
+from oms.api.algos import AlgoDesk
 from oms.api.app import ApiState, build_app
 from oms.api.desk import OrderDesk
 from oms.api.keys import load_keys
@@ -16,6 +19,10 @@ from oms.api.security import Authenticator, IdempotencyStore, RateLimiter
 from oms.api.settings import ApiSettings
 from oms.host import EngineHost
 from oms.model.instruments import InstrumentRegistry
+
+if TYPE_CHECKING:
+    from oms.algos.engine import AlgoEngine
+    from oms.analytics.profile import ProfileSource
 
 __all__ = ["ApiServer"]
 
@@ -26,6 +33,10 @@ class ApiServer:
 
     The keys file is loaded and validated in the constructor (ConfigError naming the key and field), against the
     accounts `account_view` knows. `instruments` defaults to the engine's own registry.
+
+    `algos`: the AlgoEngine driving parent orders on the same host (None: the /v1/algos routes answer 503).
+    `clock`: the algo engine's clock (ns), for the defaults and checks of parent start/end times (wall clock when
+    None). `profiles`: where VWAP `history` profiles come from; None: ClickHouse at `settings.profile_dsn` when set.
     """
 
     def __init__(
@@ -34,6 +45,9 @@ class ApiServer:
         account_view: AccountView,
         settings: ApiSettings | None = None,
         instruments: InstrumentRegistry | None = None,
+        algos: AlgoEngine | None = None,
+        clock: Callable[[], int] | None = None,
+        profiles: ProfileSource | None = None,
     ) -> None:
         settings = ApiSettings() if settings is None else settings
         self.settings = settings
@@ -43,6 +57,14 @@ class ApiServer:
             instruments = host.engine._instruments  # the engine's registry: the symbols it routes
         self.metrics = ApiMetrics()
         self.desk = OrderDesk(host, instruments, accounts, self.metrics, settings.executions_kept)
+        if profiles is None and settings.profile_dsn:
+            from oms.analytics.profile import ClickHouseProfiles
+
+            profiles = ClickHouseProfiles(
+                settings.profile_dsn, settings.profile_database, settings.profile_lookback_days,
+                settings.profile_min_days,
+            )  # fmt: skip
+        self.algo_desk = AlgoDesk(algos, self.desk, instruments, clock or time.time_ns, profiles)
         self.state = ApiState(
             self.desk,
             account_view,
@@ -50,6 +72,8 @@ class ApiServer:
             RateLimiter(settings.rate_limit, settings.rate_window_ms / 1000),
             IdempotencyStore(settings.idempotency_ttl_s),
             self.metrics,
+            self.algo_desk,
+            IdempotencyStore(settings.idempotency_ttl_s),
         )
         self.app = build_app(self.state)
         self._server: uvicorn.Server | None = None
@@ -95,7 +119,7 @@ class ApiServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving (waits for the thread) and stop listening to the engine's reports."""
+        """Stop serving (waits for the thread) and stop listening to the engine's reports and parent events."""
         if self._server is not None:
             self._server.should_exit = True
             assert self._thread is not None
@@ -104,3 +128,4 @@ class ApiServer:
         if not self._closed:
             self._closed = True
             self.desk.close()
+            self.algo_desk.close()

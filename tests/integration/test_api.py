@@ -375,7 +375,7 @@ def test_the_kill_switch_cancels_working_orders_and_blocks_new_ones(api: Api) ->
     r = api.http.post("/v1/accounts/ACC1/kill-switch", json={"on": True}, headers=RISK)
 
     assert r.status_code == 200, r.text
-    assert r.json() == {"accounts": ["ACC1"], "on": True, "canceled": working}
+    assert r.json() == {"accounts": ["ACC1"], "on": True, "canceled": working, "pending": []}
     blocked = api.order(TRADER1).json()
     assert (blocked["status"], blocked["reject_code"]) == ("rejected", "kill_switch")
     assert api.http.get("/v1/accounts/ACC1/risk", headers=RISK).json()["kill_switch"] is True
