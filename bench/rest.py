@@ -9,8 +9,14 @@ connections with TCP_NODELAY.
 - top level `p50`/`p99`/`p999`/`max`: submit -> ack round trips, one request in flight, non-marketable limit buys,
   timed from just before the send to the parsed response; `ops_per_sec`: acknowledged orders per second with
   `connections` connections each keeping one request in flight (a thread per connection);
-- every answer is checked (201, status `new`, its own client_order_id, a unique order_id), and the server confirms
+- `baseline`: the same two runs against a bare uvicorn app (`python -m bench.rest serve-bare`), same server
+  settings (uvloop, httptools), which parses each order's JSON and answers 201 with a fixed order: HTTP and JSON
+  and nothing else, as the bare QuickFIX acceptor is for `oms bench fix`; `ratio`: OMS over baseline;
+- every answer is checked (201, status `new`, its own client_order_id, a unique order_id), and each server confirms
   at exit how many orders it booked; a mismatch fails the benchmark.
+
+Both latencies are closed loop (`load: "closed"`): one request in flight, the next sent when the answer arrived;
+each keeps its whole distribution (`hdr`, see `bench.report`).
 """
 
 from __future__ import annotations
@@ -149,6 +155,49 @@ def _concurrent(port: int, p: RestBenchParams, seen: set[int]) -> float:
     return p.concurrent / elapsed
 
 
+def _start_server(mode: str, root: Path) -> tuple[subprocess.Popen[str], int]:
+    """A `python -m bench.rest serve|serve-bare` child process and the port it listens on."""
+    args = ["--config", str(root / "oms.toml"), "--keys", str(root / "keys.toml")] if mode == "serve" else []
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.rest", mode, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    if len(line) != 2 or line[0] != "ready":
+        proc.kill()
+        proc.communicate(timeout=30)
+        raise RuntimeError(f"bench.rest {mode} server did not start (said {line!r})")
+    return proc, int(line[1])
+
+
+def _measure(mode: str, root: Path, p: RestBenchParams, progress: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(figures, what the server booked) of the sequential and concurrent runs against one server."""
+    proc, port = _start_server(mode, root)
+    seen: set[int] = set()
+    what = "OMS" if mode == "serve" else "bare uvicorn"
+    try:
+        progress(f"rest bench, {what}: sequential submit -> ack")
+        result: dict[str, Any] = _sequential(port, p, seen)
+        progress(f"rest bench, {what}: {p.connections} connections")
+        result["ops_per_sec"] = _concurrent(port, p, seen)
+    except BaseException:
+        proc.kill()
+        proc.communicate(timeout=30)
+        raise
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.rest {mode} server exited with {proc.returncode}")
+    booked = json.loads(out.strip().splitlines()[-1])
+    sent = p.warmup + p.orders + p.concurrent
+    if booked["orders"] != sent or booked.get("working", sent) != sent or len(seen) != sent:
+        raise AssertionError(f"{what} server booked {booked}, sent {sent}, distinct acks {len(seen)}")
+    return result, booked
+
+
 def run(p: RestBenchParams, out_dir: str = "bench/results", progress: Any = print) -> dict[str, Any]:
     """Run the benchmark, write `<out_dir>/rest.json` and return what it wrote."""
     load_before = os.getloadavg()
@@ -157,47 +206,25 @@ def run(p: RestBenchParams, out_dir: str = "bench/results", progress: Any = prin
         (root / "accounts.toml").write_text(bench_accounts_toml([ACCOUNT]))
         (root / "keys.toml").write_text(KEYS)
         (root / "sessions.cfg").write_text(SESSIONS)
-        config = root / "oms.toml"
-        config.write_text(
+        (root / "oms.toml").write_text(
             f'instruments = "{CONFIGS / "instruments.toml"}"\naccounts = "accounts.toml"\n'
             '[fix]\nsettings = "sessions.cfg"\ndata_dir = "fix"\n'
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.rest", "serve", "--config", str(config), "--keys", str(root / "keys.toml")],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-        assert proc.stdout is not None
-        line = proc.stdout.readline().split()
-        if not line or line[0] != "ready":
-            proc.kill()
-            proc.communicate(timeout=30)
-            raise RuntimeError(f"bench.rest server did not start (said {line!r})")
-        port = int(line[1])
-        seen: set[int] = set()
-        try:
-            progress("rest bench: sequential submit -> ack")
-            result: dict[str, Any] = _sequential(port, p, seen)
-            progress(f"rest bench: {p.connections} connections")
-            result["ops_per_sec"] = _concurrent(port, p, seen)
-        except BaseException:
-            proc.kill()
-            proc.communicate(timeout=30)
-            raise
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
-        if proc.returncode != 0:
-            raise RuntimeError(f"bench.rest server exited with {proc.returncode}")
-        booked = json.loads(out.strip().splitlines()[-1])
-    sent = p.warmup + p.orders + p.concurrent
-    if booked["orders"] != sent or booked["working"] != sent or len(seen) != sent:
-        raise AssertionError(f"server booked {booked}, sent {sent}, distinct acks {len(seen)}")
+        oms, _ = _measure("serve", root, p, progress)
+        bare, _ = _measure("serve-bare", root, p, progress)
     result = {
         "name": "rest",
-        **result,
+        **oms,
+        "baseline": {"name": "bare_uvicorn", **bare},
+        "ratio": {
+            "p50": oms["p50"] / bare["p50"],
+            "p99": oms["p99"] / bare["p99"],
+            "ops_per_sec": oms["ops_per_sec"] / bare["ops_per_sec"],
+        },
         "core": "ApiServer (uvicorn, uvloop, httptools) in its own process; in-process accounts (reserved mode, no "
         "journal), native book; client: http.client keep-alive, TCP_NODELAY",
+        "baseline_core": "a bare ASGI app on the same uvicorn settings, in its own process: parses the order JSON, "
+        "answers 201 with a fixed order (no authentication, no OMS)",
         "verified": True,
         "params": asdict(p),
         "machine": {"cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg()},
@@ -207,12 +234,17 @@ def run(p: RestBenchParams, out_dir: str = "bench/results", progress: Any = prin
 
 
 def summary(r: dict[str, Any]) -> str:
-    """The measured figures as a short table."""
+    """The measured figures beside the bare uvicorn baseline, as a short table."""
+    keys = ("p50", "p99", "p999", "max")
+    b = r["baseline"]
     return "\n".join(
         [
-            f"{'latency (us)':30s}" + "".join(f"{k:>10s}" for k in ("p50", "p99", "p999", "max")),
-            f"{'REST POST /v1/orders -> 201':30s}" + "".join(f"{r[k]:>10.1f}" for k in ("p50", "p99", "p999", "max")),
-            f"{r['params']['connections']} connections: {r['ops_per_sec']:,.0f} orders/s acknowledged",
+            f"{'latency (us)':30s}" + "".join(f"{k:>10s}" for k in keys),
+            f"{'REST POST /v1/orders -> 201':30s}" + "".join(f"{r[k]:>10.1f}" for k in keys),
+            f"{'bare uvicorn (fixed 201)':30s}" + "".join(f"{b[k]:>10.1f}" for k in keys),
+            f"{r['params']['connections']} connections: {r['ops_per_sec']:,.0f} orders/s acknowledged, "
+            f"bare uvicorn {b['ops_per_sec']:,.0f}/s; ratio OMS/bare: p50 {r['ratio']['p50']:.2f}, "
+            f"p99 {r['ratio']['p99']:.2f}, orders/s {r['ratio']['ops_per_sec']:.2f}",
         ]
     )
 
@@ -242,7 +274,69 @@ def _serve(argv: list[str]) -> int:
     return 0
 
 
+class BareApp:
+    """A bare ASGI app: each POST's body is parsed as an order's JSON and answered 201 with a fixed new order
+    carrying its client_order_id and a fresh order_id. No authentication, no OMS: HTTP and JSON only."""
+
+    def __init__(self) -> None:
+        self.orders = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        try:
+            cl = json.loads(body)["client_order_id"]
+        except (ValueError, KeyError, TypeError):
+            await self._answer(send, 400, {"error": "expected an order with a client_order_id"})
+            return
+        self.orders += 1
+        await self._answer(send, 201, {"client_order_id": cl, "order_id": self.orders, "status": "new"})
+
+    @staticmethod
+    async def _answer(send: Any, status: int, payload: dict[str, Any]) -> None:
+        out = json.dumps(payload).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": out})
+
+
+def _serve_bare(argv: list[str]) -> int:
+    """The baseline server: `python -m bench.rest serve-bare`; prints `ready <port>`, runs until SIGTERM/SIGINT,
+    then prints one JSON line with how many orders it answered."""
+    argparse.ArgumentParser(prog="python -m bench.rest serve-bare").parse_args(argv)
+    import uvicorn
+
+    app = BareApp()
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, loop="uvloop", http="httptools", lifespan="off",
+                            log_level="warning", access_log=False)  # fmt: skip
+    server = uvicorn.Server(config)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    thread = threading.Thread(target=server.run, name="bench-bare-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            print("failed", flush=True)
+            return 1
+        time.sleep(0.005)
+    print(f"ready {server.servers[0].sockets[0].getsockname()[1]}", flush=True)
+    done.wait()
+    server.should_exit = True
+    thread.join(15)
+    print(json.dumps({"orders": app.orders}), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
         sys.exit(_serve(sys.argv[2:]))
-    sys.exit("usage: python -m bench.rest serve --config C --keys K (the benchmark itself: oms bench rest)")
+    if sys.argv[1:2] == ["serve-bare"]:
+        sys.exit(_serve_bare(sys.argv[2:]))
+    sys.exit("usage: python -m bench.rest serve --config C --keys K | serve-bare (the benchmark: oms bench rest)")

@@ -28,6 +28,8 @@ def test_a_tiny_run_writes_the_contract_fields_and_verifies_itself(tmp_path: Pat
     assert written["ops_per_sec"] > 0 and written["baseline"]["ops_per_sec"] > 0
     assert written["ratio"]["p50"] == pytest.approx(written["p50"] / written["baseline"]["p50"])
     assert written["verified"] is True
+    assert (written["baseline"]["name"], written["floor"]["name"]) == ("bare_quickfix", "raw_tcp")
+    assert all(s["load"] == "closed" and s["hdr"] for s in (written, written["fill"], written["baseline"]))
 
 
 def test_the_command_line_names_the_benchmark(capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,6 +30,7 @@ def test_a_tiny_run_writes_the_contract_fields_and_verifies_itself(tmp_path: Pat
     assert 0 < visible["p50"] <= visible["p99"] <= visible["p999"] <= visible["max"]
     assert [written[k] for k in ("p50", "p99", "p999", "max")] == [visible[k] for k in ("p50", "p99", "p999", "max")]
     assert written["verified"] is True and written["params"]["fills"] == TINY.fills
+    assert written["load"] == visible["load"] == "open" and visible["timed_from"] == "scheduled append time"
 
 
 def test_the_command_line_names_the_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
