@@ -12,7 +12,9 @@ nothing is left half-started. `stop` undoes `start` in reverse order and may be 
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import tomllib
 import uuid
 from collections.abc import Callable
@@ -24,7 +26,7 @@ import msgspec
 
 from fix_gateway.settings import FixSettings, FixVenueSettings, SessionSpec, load_sessions
 from fix_gateway.venue import FixVenue
-from oms.actors import ActorGate, HostConfig, account_actor_class
+from oms.actors import ActorGate, HostConfig, account_actor_class, build_gate
 from oms.analytics.settings import AnalyticsSettings
 from oms.api.settings import ApiSettings
 from oms.engine import OrderManager, Venue
@@ -43,8 +45,11 @@ if TYPE_CHECKING:
     from oms.api.server import ApiServer
     from oms.reserved import LocalHost
 
+log = logging.getLogger(__name__)
+
 DEFAULT_CONFIG = Path(__file__).parents[1] / "configs" / "dev.toml"
 ALGO_TIMER_S = 0.5  # how often due algo slices are looked for
+REPORT_FLUSH_S = 0.05  # how long a reserved decision may wait for the next order before it is reported
 
 
 class VenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -147,6 +152,7 @@ class OmsApp:
         self.gateway: FixGateway | None = None
         self.venues: dict[str, Venue] = {}
         self.host: EngineHost | None = None
+        self.gate: ActorGate | None = None
         self.algos: AlgoEngine | None = None
         self.api: ApiServer | None = None
         self._by_account: dict[str, object] = {}
@@ -191,6 +197,22 @@ class OmsApp:
             raise
         return app
 
+    def describe(self) -> list[str]:
+        """What runs and where it listens, a line each."""
+        accounts = ", ".join(sorted(self.loaded.risk.accounts))
+        lines = [f"redis     {self.redis_url}", f"accounts  {accounts} (Ray actors)"]
+        if self.gateway is not None:
+            sessions = ", ".join(s.name for s in self.loaded.fix_sessions)
+            lines.append(f"fix       port {self.gateway.port}: {sessions}")
+        if self.api is not None:
+            lines.append(f"api       {self.api.url} (REST + WebSocket under /v1; keys: {self.loaded.config.api.keys})")
+        if self.sink is not None:
+            lines.append(f"analytics {self.sink.where} (fills, orders and the tape, from the journal)")
+        for name, settings in self.loaded.config.venues.fix.items():
+            if name in self.venues:
+                lines.append(f"venue     {name}: FIX initiator to {settings.host}:{settings.port}")
+        return lines
+
     def _start(self) -> None:
         cfg = self.loaded.config
         client, self._managed = connect(cfg.redis)
@@ -218,16 +240,16 @@ class OmsApp:
         ray.get([a.accounts.remote() for a in self._actors])  # every actor has rebuilt its accounts
         first_order_id, exec_base = id_bases(self.generation)
         self.venues = build_venues(self.loaded, exec_base)
-        self.engine = OrderManager(
-            self.loaded.instruments, ActorGate(by_account), router(self.loaded, self.venues), first_order_id
-        )
+        self.gate = build_gate(by_account, self.loaded.risk, self.loaded.instruments)  # strict or reserved per account
+        self.engine = OrderManager(self.loaded.instruments, self.gate, router(self.loaded, self.venues), first_order_id)
         self.host = EngineHost(self.engine, self.lock)
 
     def _start_analytics(self) -> None:
         from oms.analytics.service import SinkProcess
         from oms.analytics.tape import MarketFeed, Tape
 
-        log_path = self.loaded.path.parent / "../var/log/analytics-sink.log"
+        store = self.loaded.path.parent / self.loaded.config.analytics.data_dir
+        log_path = store.parent / "log" / "analytics-sink.log"  # beside the embedded store: var/log
         self.sink = SinkProcess(self.loaded.path, self.redis_url, log_path).start()
         internal = self.venues["INTERNAL"]
         assert isinstance(internal, InternalVenue)
@@ -252,8 +274,14 @@ class OmsApp:
 
     def _run_timers(self) -> None:
         assert self.algos is not None
-        while not self._timer_stop.wait(ALGO_TIMER_S):
-            self.algos.on_timer()
+        next_algo = time.monotonic() + ALGO_TIMER_S
+        while not self._timer_stop.wait(REPORT_FLUSH_S):
+            assert self.gate is not None
+            with self.lock:  # reserved decisions reach their actors while the engine is idle too
+                self.gate.flush()
+            if time.monotonic() >= next_algo:
+                next_algo += ALGO_TIMER_S
+                self.algos.on_timer()
 
     def _start_api(self) -> None:
         from oms.api.accounts import RayAccountView
@@ -261,7 +289,7 @@ class OmsApp:
 
         assert self.host is not None
         view = RayAccountView(self._by_account, self.loaded.risk, self.loaded.instruments)
-        self.api = ApiServer(self.host, view, self.loaded.config.api, self.loaded.instruments).start()
+        self.api = ApiServer(self.host, view, self.loaded.config.api, self.loaded.instruments, algos=self.algos).start()
 
     def _start_venues(self) -> None:
         """Connect the FIX venues (each keeps reconnecting on its own); their answers reach the engine under
@@ -304,6 +332,13 @@ class OmsApp:
             if isinstance(venue, FixVenue):
                 venue.stop()
         self.venues = {}
+        if self.gate is not None:  # allowances back, every queued report journaled: before the sink drains
+            gate, self.gate = self.gate, None
+            try:
+                with self.lock:
+                    gate.close()
+            except Exception:  # an actor gone: the rest must still stop; what it lost is in the log
+                log.exception("returning the reserved allowances failed; queued decisions may be unjournaled")
         if self.market_feed is not None:
             self.market_feed.stop()
             self.market_feed = None

@@ -32,6 +32,8 @@ def _bench(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"bench.{args.bench}")
     result = module.run(_params(args, args.params_type), out_dir=args.out_dir)
     print(module.summary(result))
+    if hasattr(module, "exit_code"):  # `all`: its summary says what it wrote; 1 when a benchmark failed
+        return int(module.exit_code(result))
     print(f"wrote {args.out_dir}/{args.bench}.json")
     return 0
 
@@ -39,28 +41,27 @@ def _bench(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from oms.analytics.clickhouse import AnalyticsError
     from oms.app import OmsApp
+    from oms.logs import configure_logging
     from oms.model.instruments import ConfigError
     from oms.redis_server import JournalUnavailable
 
     try:
+        logs = configure_logging(args.log, args.log_level)
+    except OSError as exc:
+        print(f"oms serve: log {args.log}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
         app = OmsApp.start(args.config, with_fix=True, with_analytics=True, with_api=True)
     except (ConfigError, JournalUnavailable, AnalyticsError, OSError) as exc:
         print(f"oms serve: {exc}", file=sys.stderr)
+        logs.close()
         return 1
-    assert app.gateway is not None
-    print(f"redis     {app.redis_url}")
-    print(f"accounts  {', '.join(sorted(app.loaded.risk.accounts))} (Ray actors)")
-    sessions = ", ".join(s.name for s in app.loaded.fix_sessions)
-    print(f"fix       port {app.gateway.port}: {sessions}")
-    assert app.api is not None
-    print(f"api       {app.api.url} (REST + WebSocket under /v1; keys: {app.loaded.config.api.keys})")
-    assert app.sink is not None
-    print(f"analytics {app.sink.where} (fills, orders and the tape, from the journal)")
-    for name, settings in app.loaded.config.venues.fix.items():
-        if name in app.venues:
-            print(f"venue     {name}: FIX initiator to {settings.host}:{settings.port}")
+    for line in app.describe():
+        print(line)
+    print(f"log       {args.log} (JSON lines, {args.log_level} and above)")
     _until_signal()  # handlers installed after start: ray.init replaces the driver's SIGTERM handler
     app.stop()
+    logs.close()  # after the stop: the shutdown's cancels are logged too
     print("stopped", flush=True)
     return 0
 
@@ -96,6 +97,7 @@ def _exchange_sim(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bench.all import AllBenchParams
     from bench.book import BookBenchParams
     from bench.fix import FixBenchParams
     from bench.rest import RestBenchParams
@@ -104,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fix_gateway.exchange import DEFAULT_EXCHANGE_CONFIG
     from oms.analytics.cli import add_report_command
     from oms.app import DEFAULT_CONFIG
+    from oms.audit import add_audit_command
+    from oms.demo import add_demo_command
+    from oms.logs import DEFAULT_LOG_PATH
 
     parser = argparse.ArgumentParser(prog="oms", description="Low-latency order management system with a FIX gateway.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -117,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         "or SIGTERM; then cancels and reports working orders, logs the FIX sessions out and stops.",
     )
     serve.add_argument("--config", default=str(DEFAULT_CONFIG), help="(default: configs/dev.toml)")
+    serve.add_argument("--log", default=str(DEFAULT_LOG_PATH), help="JSON lines log (default: var/log/oms.jsonl)")
+    serve.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default: INFO)"
+    )
     serve.set_defaults(func=_serve)
 
     sim = commands.add_parser(
@@ -131,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=_exchange_sim)
 
     add_report_command(commands)  # oms report tca|buckets|best-ex|routing
+    add_demo_command(commands)
+    add_audit_command(commands)  # oms audit verify
 
     bench = commands.add_parser("bench", help="run a benchmark and write bench/results/<name>.json")
     benches = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
@@ -174,10 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
             "embedded chDB (fills/s), then measures the delay from a fill's journal append to its insert while a "
             "producer journals at a steady rate. Fails if ClickHouse does not hold every fill exactly once.",
         ),
+        (
+            "all",
+            AllBenchParams,
+            "every benchmark in turn, then REPORT.md (each figure beside its same-run baseline) and latency plots",
+            "Runs book, risk, fix, sink and rest in turn with a progress bar on stderr (each writes its own JSON), "
+            "then writes REPORT.md (one table: every figure beside its same-run baseline and the ratio; the machine) "
+            "and an HDR percentile plot of each benchmark's latency (<name>_latency.png). --scale 0.01 is a quick "
+            "run of about a minute. A benchmark that fails is reported with its error, the others still run, and "
+            "the exit code is 1.",
+        ),
     ):
         sub = benches.add_parser(name, help=help_text, description=description)
         _add_params(sub, params_type)
-        sub.add_argument("--out-dir", default="bench/results", help=f"where {name}.json goes (default: bench/results)")
+        goes = "the JSON files, plots and REPORT.md go" if name == "all" else f"{name}.json goes"
+        sub.add_argument("--out-dir", default="bench/results", help=f"where {goes} (default: bench/results)")
         sub.set_defaults(func=_bench, params_type=params_type)
     return parser
 

@@ -42,6 +42,7 @@ __all__ = [
     "routing",
     "sql_text",
     "tca_orders",
+    "tca_summary",
 ]
 
 REPORTS_DIR = SQL_DIR / "reports"
@@ -153,6 +154,31 @@ def tca_orders(
         marks += [None] * (len(horizons) - len(marks))
         out_rows.append((*row[:at], *marks, *row[at + 1 :]))
     return Report("tca", [*columns[:at], *names, *columns[at + 1 :]], out_rows)
+
+
+def tca_summary(orders: Report) -> Report:
+    """Per account and symbol, from a `tca_orders` report: orders, orders with fills, executed quantity, average
+    price, and the quantity-weighted slippage against arrival, interval VWAP and the implementation shortfall (bps,
+    positive = cost; orders without a benchmark left out of that figure, NULL when none has one)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for rec in orders.records():
+        groups.setdefault((rec["account"], rec["symbol"]), []).append(rec)
+    columns = ["account", "symbol", "orders", "filled_orders", "filled_qty", "avg_px",
+               "slippage_arrival_bps", "slippage_vwap_bps", "is_total_bps"]  # fmt: skip
+    rows = []
+    for (account, symbol), recs in sorted(groups.items()):
+        filled = [r for r in recs if r["filled_qty"]]
+        qty = sum(r["filled_qty"] for r in filled)
+        avg_px = sum(r["filled_qty"] * r["avg_px"] for r in filled) / qty if qty else None
+        figures = [_weighted(filled, name) for name in ("slippage_arrival_bps", "slippage_vwap_bps", "is_total_bps")]
+        rows.append((account, symbol, len(recs), len(filled), qty, avg_px, *figures))
+    return Report("tca-summary", columns, rows)
+
+
+def _weighted(recs: list[dict[str, Any]], name: str) -> float | None:
+    pairs = [(r["filled_qty"], r[name]) for r in recs if r[name] is not None and math.isfinite(r[name])]
+    weight = sum(q for q, _ in pairs)
+    return sum(q * v for q, v in pairs) / weight if weight else None
 
 
 def market_buckets(
