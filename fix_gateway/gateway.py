@@ -53,7 +53,7 @@ from fix_gateway.settings import SessionSpec, quickfix_settings
 from oms.host import EngineHost, Reports
 from oms.logs import EventLog
 from oms.metrics import StageClock
-from oms.model.enums import CancelReason
+from oms.model.enums import CancelReason, RejectReason
 from oms.model.instruments import InstrumentRegistry
 from oms.model.messages import (
     CancelRejected,
@@ -67,6 +67,8 @@ from oms.model.messages import (
     TradePrinted,
 )
 from oms.orders import OrderView
+from risk.reasons import describe as reason_text
+from risk.throttle import SessionThrottle
 
 __all__ = ["FixGateway"]
 
@@ -196,10 +198,15 @@ class FixGateway:
         data_dir: str | Path,
         generation: int,
         clock: Callable[[], int] = time.time_ns,
+        throttle: SessionThrottle | None = None,
     ) -> None:
         """`generation` makes this start's report ids unique: pass a number no earlier start used. The gateway
-        drives `host.engine` under `host.lock` and reports what every step of any adapter did to its sessions."""
+        drives `host.engine` under `host.lock` and reports what every step of any adapter did to its sessions.
+        `throttle` limits each session's order messages (NewOrderSingle, cancel, replace) per sliding window: one
+        over the limit is refused with SESSION_RATE (an ExecutionReport Rejected, or an OrderCancelReject) and books
+        nothing."""
         self._host = host
+        self._throttle = throttle
         self.engine = host.engine
         self.port = port
         self.lock = host.lock
@@ -318,6 +325,10 @@ class FixGateway:
                     self._send(codec.status(order, self._report_id(), None, now), name, clock)
                     return None
             cmd = codec.new_order(msg, now)
+            if self._throttle is not None and not isinstance(cmd, Refusal):
+                reason = self._throttle.check(name, now)
+                if reason != RejectReason.NONE:
+                    cmd = Refusal(reason, reason_text(reason))
             logging_on = events_log.enabled()
             if isinstance(cmd, Refusal):
                 account = msg.getField(T.ACCOUNT) if msg.isSetField(T.ACCOUNT) else ""
@@ -539,6 +550,10 @@ class FixGateway:
             now = self._clock()
             order = self.engine.find(name, msg.getField(T.ORIG_CL_ORD_ID))
             cmd = codec.cancel(msg, order, now) if response_to == "cancel" else codec.replace(msg, order, now)
+            if self._throttle is not None and not isinstance(cmd, Refusal):
+                reason = self._throttle.check(name, now)
+                if reason != RejectReason.NONE:
+                    cmd = Refusal(reason, reason_text(reason))
             if isinstance(cmd, Refusal):
                 event = CancelRejected(
                     order.order_id if order is not None else 0, msg.getField(T.CL_ORD_ID),

@@ -36,6 +36,7 @@ from oms.ray_runtime import RaySettings, start_ray, stop_ray
 from oms.redis_server import ManagedRedis, RedisSettings, connect, make_client
 from oms.venues.internal import InternalVenue
 from risk.limits import RiskConfig, load_risk_config
+from risk.throttle import SessionThrottle
 
 if TYPE_CHECKING:
     from fix_gateway.gateway import FixGateway
@@ -305,9 +306,11 @@ class OmsApp:
         assert self.engine is not None
         fix = self.loaded.config.fix
         assert self.host is not None
+        limits = self.loaded.risk.session
         gateway = FixGateway(
-            self.host, self.loaded.instruments, self.loaded.fix_sessions, fix.port, fix.data_dir, self.generation
-        )
+            self.host, self.loaded.instruments, self.loaded.fix_sessions, fix.port, fix.data_dir, self.generation,
+            throttle=SessionThrottle(limits.messages_per_window, limits.window_ns),
+        )  # fmt: skip
         gateway.start()
         self.gateway = gateway
 

@@ -19,6 +19,7 @@ from oms.app import DEFAULT_CONFIG, LoadedConfig, load_config, local_engine
 from oms.engine import OrderManager
 from oms.host import EngineHost
 from oms.redis_server import free_port
+from risk.throttle import SessionThrottle
 from tests.integration.fix_raw import RawSession
 
 pytestmark = pytest.mark.integration
@@ -446,3 +447,34 @@ def test_received_messages_parse_every_field() -> None:
     msg = Received.parse(f"8=FIX.4.4{SOH}35=8{SOH}11=a{SOH}")
 
     assert (msg.msg_type, msg[11]) == ("8", "a")
+
+
+def test_a_session_over_its_message_rate_is_refused_and_the_other_sessions_are_not(env: Env) -> None:
+    assert env.gateway is not None
+    env.gateway.stop()
+    env.port = free_port()  # the first gateway's port may linger in TIME_WAIT
+    engine = local_engine(env.loaded, 2)
+    env.gateway = FixGateway(
+        EngineHost(engine), env.loaded.instruments, env.specs, env.port, env.root / "gw2", 2,
+        throttle=SessionThrottle(3, 60_000_000_000),
+    )  # fmt: skip
+    env.gateway.start()
+    c42, c44 = env.client("CLIENT42"), env.client("CLIENT44")
+
+    for i in range(3):
+        c42.new_order(f"t{i}", "AAPL", "1", "10", "150")
+    acks = c42.expect(3)
+    c42.new_order("t3", "AAPL", "1", "10", "150")
+    (refused,) = c42.expect(1)
+    c42.cancel("x0", "t0", "AAPL", "1", "10")
+    (cancel_refused,) = c42.expect(1)
+    c44.new_order("u0", "AAPL", "2", "10", "151")
+    (other,) = c44.expect(1)
+
+    assert [a[T.EXEC_TYPE] for a in acks] == ["0", "0", "0"]
+    assert (refused[T.CL_ORD_ID], refused[T.EXEC_TYPE], refused[T.ORD_REJ_REASON]) == ("t3", "8", "3")
+    assert refused[T.TEXT] == "session message rate limit exceeded"
+    assert (cancel_refused.msg_type, cancel_refused[T.CL_ORD_ID]) == ("9", "x0")
+    assert cancel_refused[T.TEXT] == "session message rate limit exceeded"
+    assert other[T.EXEC_TYPE] == "0"
+    assert len(engine.working()) == 4  # nothing booked for the refused messages
