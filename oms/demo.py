@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -374,7 +375,8 @@ class TradingDay:
                                 password="client44-dev")  # fmt: skip
         self.msft = FixQuoter(ports.exchange, clients / "MAKER", "MSFT", 30000, 300, params.seed)
         self.aapl = RestQuoter(self.api, "AAPL", 15000, 500, params.seed + 1)
-        self.fix_latency = HdrHistogram(1, 60_000_000_000, 3)
+        self.ack_latency = HdrHistogram(1, 60_000_000_000, 3)
+        self.cancel_latency = HdrHistogram(1, 60_000_000_000, 3)
         self.parents: dict[str, dict[str, Any]] = {}
         self.positions: dict[str, dict[str, Any]] = {}
         self.stage_counts: dict[str, float] = {}
@@ -460,53 +462,67 @@ class TradingDay:
 
     def latency_probe(self) -> None:
         n, rate = self.params.probe_orders, 25.0  # ACC1 may send 50 orders a second
-        with step(f"latency probe: {n} IOC orders from CLIENT42 at {rate:g}/s, NewOrderSingle -> first report"):
+        with step(
+            f"latency probe: CLIENT42 sends {n} bids below the market and cancels each, {rate:g} messages/s, "
+            "timed from when each was due to its first report"
+        ):
             c = self.c42
-            sent: dict[str, int] = {}
-            seen: set[str] = set()
-            ended: set[str] = set()
+            requests: list[tuple[str, Callable[[], None], HdrHistogram, str]] = []
+            for i in range(n):
+                requests.append((f"p{i}", partial(c.client.new_order, f"p{i}", "AAPL", "1", "1", "149.00",
+                                                  account="ACC1"), self.ack_latency, "0"))  # fmt: skip
+                requests.append((f"x{i}", partial(c.client.cancel, f"x{i}", f"p{i}", "AAPL", "1", "1"),
+                                 self.cancel_latency, "4"))  # fmt: skip
             c.quiet = True
             try:
-                start = time.perf_counter_ns()
-                for i in range(n):
-                    due = start + int(i * 1e9 / rate)  # open loop: latency counts from when it was due
-                    while (wait := due - time.perf_counter_ns()) > 0:
-                        time.sleep(wait / 1e9)
-                    cl = f"p{i}"
-                    sent[cl] = due
-                    c.client.new_order(cl, "AAPL", "1", "1", "149.00", tif="3", account="ACC1")
-                    self._drain_probe(c, sent, seen, ended, 0.0)
-                deadline = time.monotonic() + 30
-                while len(ended) < n:
-                    if time.monotonic() > deadline:
-                        raise DemoFailed(f"{n - len(ended)} probe orders still open after 30 s")
-                    self._drain_probe(c, sent, seen, ended, 0.2)
+                self._paced(c, requests, rate)
             finally:
                 c.quiet = False
-            h = self.fix_latency
-            print(
-                f"  {h.get_total_count()} round trips: p50 {h.get_value_at_percentile(50) / 1e3:.0f} us, "
-                f"p99 {h.get_value_at_percentile(99) / 1e3:.0f} us, max {h.get_max_value() / 1e3:.0f} us"
-            )
+            for what, h in (("NewOrderSingle -> New", self.ack_latency), ("cancel -> Canceled", self.cancel_latency)):
+                print(f"  {what:<22} {_percentiles(h)}")
+            print("  (ACC1 is in reserved mode: the order is decided in the engine within its actor's allowance;")
+            print("  a cancel changes the account, so it is journaled through the actor before it is reported)")
 
-    def _drain_probe(
-        self, c: Counterparty, sent: dict[str, int], seen: set[str], ended: set[str], timeout: float
+    def _paced(
+        self, c: Counterparty, requests: list[tuple[str, Callable[[], None], HdrHistogram, str]], rate: float
     ) -> None:
-        """Read what arrived (waiting up to `timeout` for the first message): the first report of each probe
-        order records its latency, its Canceled (IOC) ends it."""
+        """Send `requests` (ClOrdID, send, histogram, awaited ExecType) at `rate` per second, open loop, and record
+        each one's time from when it was due to its awaited report; a cancel goes once its order is acknowledged."""
+        due: dict[str, tuple[int, HdrHistogram, str]] = {}
+        start = time.perf_counter_ns()
+        for i, (cl, send, hist, exec_type) in enumerate(requests):
+            at = start + int(i * 1e9 / rate)
+            while (wait := at - time.perf_counter_ns()) > 0:
+                self._drain_probe(c, due, min(wait / 1e9, 0.001))
+            if cl.startswith("x"):  # its order must be acknowledged before it can be canceled
+                deadline = time.monotonic() + 30
+                while "p" + cl[1:] in due:
+                    if time.monotonic() > deadline:
+                        raise DemoFailed(f"order p{cl[1:]} unacknowledged after 30 s")
+                    self._drain_probe(c, due, 0.001)
+            due[cl] = (at, hist, exec_type)
+            send()
+        deadline = time.monotonic() + 30
+        while due:
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"{len(due)} probe requests unanswered after 30 s")
+            self._drain_probe(c, due, 0.2)
+
+    @staticmethod
+    def _drain_probe(c: Counterparty, due: dict[str, tuple[int, HdrHistogram, str]], timeout: float) -> None:
+        """Read what arrived (waiting up to `timeout` for the first message); the awaited report of a request
+        records its latency."""
         while True:
             try:
                 at, msg = c.arrivals.get(timeout=timeout)
             except queue.Empty:
                 return
             cl = msg.get(T.CL_ORD_ID, "")
-            if msg.get(T.EXEC_TYPE) == "8":
-                raise DemoFailed(f"probe order rejected: {describe(msg)}")
-            if cl in sent and cl not in seen:
-                seen.add(cl)
-                self.fix_latency.record_value(max(1, at - sent[cl]))
-            if cl in sent and msg.get(T.ORD_STATUS) in {"2", "4", "C"}:
-                ended.add(cl)
+            if msg.msg_type != T.MT_EXECUTION_REPORT or msg.get(T.EXEC_TYPE) == "8":
+                raise DemoFailed(f"probe request refused: {describe(msg)}")
+            if cl in due and msg.get(T.EXEC_TYPE) == due[cl][2]:
+                sent_at, hist, _ = due.pop(cl)
+                hist.record_value(max(1, at - sent_at))
             timeout = 0.0
 
     def algos_and_kill_switch(self) -> None:
@@ -578,6 +594,11 @@ class TradingDay:
                 raise DemoFailed(f"per-stage latency histograms missing or empty: {self.stage_counts}")
             for stage, count in self.stage_counts.items():
                 print(f"  {stage:<40} {count:>8.0f} observations")
+
+
+def _percentiles(h: HdrHistogram) -> str:
+    p50, p99, top = (v / 1e3 for v in (h.get_value_at_percentile(50), h.get_value_at_percentile(99), h.get_max_value()))
+    return f"n {h.get_total_count()}: p50 {p50:.0f} us, p99 {p99:.0f} us, max {top:.0f} us"
 
 
 def positions_table(summaries: dict[str, dict[str, Any]]) -> str:
@@ -668,7 +689,15 @@ def run_demo(params: DemoParams) -> int:
             from bench.plots import plot_latency
 
             png = run / "latency.png"
-            plot_latency(day.fix_latency, png, "FIX 4.2 NewOrderSingle -> first ExecutionReport (oms demo)")
+            plot_latency(
+                day.ack_latency,
+                png,
+                "oms demo: FIX 4.2 latency, timed from when each request was due",
+                label="NewOrderSingle -> New",
+                baseline=day.cancel_latency,
+                baseline_label="cancel -> Canceled",
+                others=[("REST POST /v1/orders -> 201 (MM1 quotes)", day.aapl.latency)],
+            )
             print(f"  wrote {png}")
     except (DemoFailed, ConfigError, JournalUnavailable, AnalyticsError, OSError) as exc:
         print(f"oms demo: FAILED: {exc}", file=sys.stderr)
