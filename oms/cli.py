@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         (
             "risk",
             RiskBenchParams,
-            "pre-trade risk: in-process check, strict Ray actor round trip and throughput, bare Ray baseline",
+            "pre-trade risk: in-process check, reserved mode, strict Ray actor round trip and throughput, bare Ray",
             "AccountState decisions timed in process; the same checks through AccountHost actors journaling to a "
             "managed redis-server, one order per synchronous call and batched with calls in flight; a bare Ray actor "
             "call as the same-run baseline. Fails if any decision, journal or state disagrees with a replica.",
