@@ -12,7 +12,6 @@ in its data folder.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
@@ -26,7 +25,7 @@ from oms.app import check_port_free, id_bases
 from oms.engine import OrderManager
 from oms.host import EngineHost
 from oms.model.enums import RejectReason, StpMode
-from oms.model.instruments import ConfigError, InstrumentRegistry
+from oms.model.instruments import ConfigError, InstrumentRegistry, read_toml
 from oms.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder
 from oms.venues.internal import InternalVenue
 
@@ -58,10 +57,8 @@ def load_exchange_config(path: str | PathLike[str] = DEFAULT_EXCHANGE_CONFIG) ->
     ConfigError naming the file and the field."""
     path = Path(path)
     try:
-        config = msgspec.convert(tomllib.loads(path.read_text()), ExchangeConfig)
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from exc
-    except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+        config = msgspec.convert(read_toml(path), ExchangeConfig)
+    except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     base = path.parent
     fix = msgspec.structs.replace(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import tomllib
 import uuid
 from collections.abc import Callable
 from os import PathLike
@@ -31,7 +30,7 @@ from oms.analytics.settings import AnalyticsSettings
 from oms.api.settings import ApiSettings
 from oms.engine import OrderManager, Venue
 from oms.host import EngineHost
-from oms.model.instruments import ConfigError, InstrumentRegistry
+from oms.model.instruments import ConfigError, InstrumentRegistry, read_toml
 from oms.ray_runtime import RaySettings, start_ray, stop_ray
 from oms.redis_server import ManagedRedis, RedisSettings, connect, make_client
 from oms.venues.internal import InternalVenue
@@ -99,13 +98,7 @@ def load_config(path: str | PathLike[str] = DEFAULT_CONFIG) -> LoadedConfig:
     """Read and validate `path` and the files it names; raises ConfigError naming the file and the field."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    try:
-        config = msgspec.convert(raw, OmsConfig)
+        config = msgspec.convert(read_toml(path), OmsConfig)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     base = path.parent

@@ -27,7 +27,6 @@ import argparse
 import fcntl
 import os
 import sys
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -46,7 +45,7 @@ from oms.journal import (
     link_of,
     snapshot_key,
 )
-from oms.model.instruments import ConfigError
+from oms.model.instruments import ConfigError, read_toml
 from oms.redis_server import JournalUnavailable, ManagedRedis, RedisSettings, connect
 
 __all__ = [
@@ -513,13 +512,7 @@ def load_redis_settings(config_path: str | os.PathLike[str]) -> RedisSettings:
     """
     path = Path(config_path)
     try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    try:
-        settings = msgspec.convert(raw.get("redis", {}), RedisSettings)
+        settings = msgspec.convert(read_toml(path).get("redis", {}), RedisSettings)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: redis: {exc}") from exc
     if settings.url is None and not Path(settings.data_dir).is_absolute():

@@ -25,7 +25,6 @@ have no limits (`RiskConfig.limits_for` gives None: reject with UNKNOWN_ACCOUNT)
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from os import PathLike
 from typing import Annotated, Any
@@ -33,7 +32,7 @@ from typing import Annotated, Any
 import msgspec
 
 from oms.model.enums import RiskMode
-from oms.model.instruments import ConfigError, InstrumentRegistry
+from oms.model.instruments import ConfigError, InstrumentRegistry, read_toml
 from oms.model.numbers import InvalidValue, to_units
 from risk.money import MONEY_PRECISION, money_factor
 
@@ -172,14 +171,7 @@ class RiskConfig(msgspec.Struct, frozen=True):
 
 def load_risk_config(path: str | PathLike[str], instruments: InstrumentRegistry) -> RiskConfig:
     """Read and validate `path` against `instruments`; ConfigError (naming file, account, field) on any problem."""
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    return parse_risk_config(raw, instruments, source=str(path))
+    return parse_risk_config(read_toml(path), instruments, source=str(path))
 
 
 def parse_risk_config(raw: Mapping[str, Any], instruments: InstrumentRegistry, source: str = "<config>") -> RiskConfig:

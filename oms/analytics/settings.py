@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from os import PathLike
 from pathlib import Path
 from typing import Annotated
 
 import msgspec
 
-from oms.model.instruments import ConfigError, InstrumentRegistry
+from oms.model.instruments import ConfigError, InstrumentRegistry, read_toml
 
 __all__ = ["AnalyticsSettings", "load_analytics_settings", "load_config_instruments"]
 
@@ -62,15 +61,6 @@ class AnalyticsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
         return msgspec.structs.replace(self, dsn=f"chdb://{path.resolve()}")
 
 
-def _read(path: Path) -> dict:
-    try:
-        return tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-
-
 def load_analytics_settings(config_path: str | PathLike[str]) -> AnalyticsSettings:
     """The `[analytics]` table of the TOML file at `config_path` (defaults when absent), with its DSN resolved.
 
@@ -78,7 +68,7 @@ def load_analytics_settings(config_path: str | PathLike[str]) -> AnalyticsSettin
     """
     path = Path(config_path)
     try:
-        settings = msgspec.convert(_read(path).get("analytics", {}), AnalyticsSettings)
+        settings = msgspec.convert(read_toml(path).get("analytics", {}), AnalyticsSettings)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: analytics: {exc}") from exc
     return settings.resolved(path.parent)
@@ -87,5 +77,5 @@ def load_analytics_settings(config_path: str | PathLike[str]) -> AnalyticsSettin
 def load_config_instruments(config_path: str | PathLike[str]) -> InstrumentRegistry:
     """The instruments the OMS config at `config_path` names (its `instruments` key, relative to the file)."""
     path = Path(config_path)
-    name = _read(path).get("instruments", "instruments.toml")
+    name = read_toml(path).get("instruments", "instruments.toml")
     return InstrumentRegistry.load(path.parent / str(name))

@@ -23,14 +23,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-import tomllib
 from os import PathLike
 from pathlib import Path
 from typing import Annotated
 
 import msgspec
 
-from oms.model.instruments import ConfigError
+from oms.model.instruments import ConfigError, read_toml
 
 __all__ = ["DEFAULT_KEYS", "PERMISSIONS", "ApiKey", "KeyRing", "Permission", "Role", "load_keys"]
 
@@ -121,13 +120,7 @@ class KeyRing:
 
 def load_keys(path: str | PathLike[str] = DEFAULT_KEYS, known_accounts: set[str] | None = None) -> KeyRing:
     """Read and validate a keys file; see the module docstring for what it refuses."""
-    try:
-        raw = tomllib.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    return parse_keys(raw, known_accounts, source=str(path))
+    return parse_keys(read_toml(path), known_accounts, source=str(path))
 
 
 def parse_keys(raw: dict, known_accounts: set[str] | None = None, source: str = "<keys>") -> KeyRing:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable, Iterator
 from os import PathLike
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -25,6 +25,7 @@ __all__ = [
     "format_qty",
     "parse_price",
     "parse_qty",
+    "read_toml",
 ]
 
 _DERIVED = frozenset({"tick", "lot"})
@@ -33,6 +34,17 @@ _Precision = Annotated[int, msgspec.Meta(ge=0, le=18)]
 
 class ConfigError(Exception):
     """A configuration file that cannot be used; the message names the file, the entry and the bad field."""
+
+
+def read_toml(path: str | PathLike[str]) -> dict[str, Any]:
+    """The TOML file at `path` as a dict; ConfigError naming the file when it cannot be read or is not TOML."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
 
 
 class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -151,13 +163,7 @@ class InstrumentRegistry:
         keys other than `instrument`, unknown, derived (`tick`, `lot`) or missing keys, wrong types, bad tick/lot
         sizes, and duplicate symbols or ids.
         """
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except OSError as exc:
-            raise ConfigError(f"{path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        raw = read_toml(path)
         unknown = sorted(set(raw) - {"instrument"})
         if unknown:
             raise ConfigError(f"{path}: unknown top-level key `{unknown[0]}` (expected only [[instrument]])")
