@@ -216,12 +216,7 @@ def best_execution(client: Client, *, start_ns: int = 0, end_ns: int = FOREVER_N
 
     Raises ReportEmpty when nothing was executed in the window.
     """
-    columns, rows = _run(client, "best-ex", {"from_ns": start_ns, "to_ns": end_ns, "account": account})
-    if not rows:
-        raise ReportEmpty(
-            f"no executions {_window(start_ns, end_ns)}{_filters(account=account)} in database {client.database}"
-        )
-    return Report("best-ex", columns, rows)
+    return _executions_report(client, "best-ex", start_ns, end_ns, account)
 
 
 def routing(client: Client, *, start_ns: int = 0, end_ns: int = FOREVER_NS, account: str = "") -> Report:
@@ -229,12 +224,17 @@ def routing(client: Client, *, start_ns: int = 0, end_ns: int = FOREVER_NS, acco
 
     Raises ReportEmpty when nothing was executed in the window.
     """
-    columns, rows = _run(client, "routing", {"from_ns": start_ns, "to_ns": end_ns, "account": account})
+    return _executions_report(client, "routing", start_ns, end_ns, account)
+
+
+def _executions_report(client: Client, report: str, start_ns: int, end_ns: int, account: str) -> Report:
+    """Run `report` over the executions in the window (ReportEmpty when there are none)."""
+    columns, rows = _run(client, report, {"from_ns": start_ns, "to_ns": end_ns, "account": account})
     if not rows:
         raise ReportEmpty(
             f"no executions {_window(start_ns, end_ns)}{_filters(account=account)} in database {client.database}"
         )
-    return Report("routing", columns, rows)
+    return Report(report, columns, rows)
 
 
 # -- rendering --
