@@ -13,6 +13,7 @@ extensions = [
         extra_compile_args=["-O3", "-std=c++17"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),
+    Extension("native._risk", ["native/_risk.pyx"], extra_compile_args=["-O3"]),
 ]
 
 setup(

@@ -1,6 +1,8 @@
-"""Matching core: a Cython price-time priority engine and a pure-Python reference engine with the same interface."""
+"""Native core: the Cython price-time priority engine with its pure-Python reference engine, and the Cython
+pre-trade check that `oms.accounts.AccountState` keeps its numbers in (its Python rules are the reference)."""
 
 from native._book import MatchingEngine
+from native._risk import UNDECIDED, RiskKernel
 from native.reference import ReferenceEngine
 from native.types import CMD_CANCEL, CMD_DTYPE, CMD_NEW, CMD_REPLACE, EVENT_DTYPE, EVENT_FIELDS, BookEvent
 
@@ -11,7 +13,9 @@ __all__ = [
     "CMD_REPLACE",
     "EVENT_DTYPE",
     "EVENT_FIELDS",
+    "UNDECIDED",
     "BookEvent",
     "MatchingEngine",
     "ReferenceEngine",
+    "RiskKernel",
 ]

@@ -47,6 +47,11 @@ Positions: signed qty; `cost` is the signed money basis of the open quantity. Re
   Market value = qty * mark (the reference price; cost when there is none); unrealized = market value - cost.
   Equity = cash + sum of market values. Always: cash + sum(cost) == initial cash + sum(realized).
 
+Native check: `decide` asks a `native.RiskKernel` that holds, in C, every number a new order is judged against;
+`apply` and `restore` push those numbers into it. It gives the reason the rules above give (`reference_reason`,
+the Python definition; tests/property/test_risk_kernel.py holds it to them) or hands the order back to those rules
+when a number does not fit 64 bits.
+
 Trading state: ACTIVE, REDUCING, HALTED. Drawdown breakers (`risk.breakers`) escalate it automatically after every
 event; only `set_trading_state` de-escalates. That explicit choice holds while the drawdown stays at the level it
 had then (the operator accepted it); the breaker trips again once the drawdown reaches a higher level, or falls
@@ -85,6 +90,7 @@ from typing import Protocol
 
 import msgspec
 
+from native import UNDECIDED, RiskKernel, _risk
 from oms.model.enums import OrdType, RejectReason, Side, TradingState
 from oms.model.instruments import Instrument, InstrumentRegistry
 from oms.model.messages import (
@@ -102,7 +108,7 @@ from oms.model.messages import (
 from risk import checks
 from risk.breakers import DrawdownLevel, drawdown, drawdown_level, escalate
 from risk.limits import AccountLimits
-from risk.money import notional_money
+from risk.money import money_factor, notional_money
 from risk.reasons import describe
 from risk.throttle import SlidingWindow
 
@@ -145,6 +151,12 @@ __all__ = [
 
 _OK = RejectReason.NONE
 _BP = 10_000
+_REASONS = {int(r): r for r in RejectReason}
+_STATE_CODE = {
+    TradingState.ACTIVE: _risk.ACTIVE,
+    TradingState.REDUCING: _risk.REDUCING,
+    TradingState.HALTED: _risk.HALTED,
+}
 
 
 # -- ERRORS (bugs, never decisions) --
@@ -445,6 +457,8 @@ class AccountState:
         # derived, rebuilt from the above on restore
         self._exposure = 0
         self._working: dict[tuple[str, Side], int] = {}
+        self._kernel = RiskKernel([i.symbol for i in instruments], [_factor(i) for i in instruments])
+        self._push_all()
 
     # -- QUERIES --
 
@@ -576,8 +590,12 @@ class AccountState:
         self, cmd: SubmitOrder, order_id: int, now_ns: int, market: MarketView | None = None
     ) -> OrderAccepted | OrderRejected:
         """Accept or reject a new order, in the order the module docstring lists. Changes nothing: apply the
-        returned event (after journaling it) to hold exposure and count the order."""
-        reason = self._check_submit(cmd, now_ns, market)
+        returned event (after journaling it) to hold exposure and count the order.
+
+        With the account's own reference prices the native kernel answers (`native._risk`), with exactly the
+        reason `reference_reason` gives; it hands back to those rules whatever it cannot answer exactly."""
+        code = UNDECIDED if market is not None or cmd.account != self.account else self._kernel.check(cmd, now_ns)
+        reason = self._check_submit(cmd, now_ns, market) if code == UNDECIDED else _REASONS[code]
         if reason is not _OK:
             return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, describe(reason), now_ns)
         return OrderAccepted(
@@ -616,6 +634,10 @@ class AccountState:
         return self._check_terms(
             order.symbol, order.side, order.ord_type, leaves, price, market, exclude=order, now_ns=None
         )
+
+    def reference_reason(self, cmd: SubmitOrder, now_ns: int, market: MarketView | None = None) -> RejectReason:
+        """The reason `decide` gives `cmd`, from the rules in Python alone: the definition the kernel is held to."""
+        return self._check_submit(cmd, now_ns, market)
 
     def _check_submit(self, cmd: SubmitOrder, now_ns: int, market: MarketView | None) -> RejectReason:
         if cmd.account != self.account:
@@ -768,6 +790,13 @@ class AccountState:
                 # monotone in the budget, so it needs no check; nor does the acceptance it covers (`_spent_on`)
                 self._allowance = None
         self._last_spend = event if type(event) is AllowanceSpent else None
+        if type(event) is LimitsChanged:
+            self._push_all()
+            return
+        symbol = getattr(event, "symbol", None)
+        if symbol is not None:
+            self._push_symbol(symbol)
+        self._push_account()
 
     def apply_all(self, events: Iterable[AccountEvent]) -> None:
         for event in events:
@@ -983,6 +1012,35 @@ class AccountState:
             raise AccountError(f"account {self.account}: unknown symbol {symbol}")
         return inst
 
+    # -- THE KERNEL'S COPY of what a new order is judged against --
+
+    def _push_all(self) -> None:
+        lim = self._limits
+        self._kernel.set_limits(
+            lim.max_order_notional, lim.credit_limit, lim.max_gross_notional, lim.max_net_notional,
+            lim.max_open_orders, lim.window_ns,
+            {s: (v.max_order_qty, v.max_position, v.collar_bp) for s, v in lim.symbols.items()}, self._restricted,
+        )  # fmt: skip
+        self._kernel.set_seen(self._cl_ord_ids)
+        for inst in self._instruments:
+            self._push_symbol(inst.symbol)
+        self._push_account()
+
+    def _push_account(self) -> None:
+        self._kernel.set_account(
+            self._kill_switch, _STATE_CODE[self._trading_state], self._cash, self._exposure, len(self._orders),
+            self._rate.full_since(),
+        )  # fmt: skip
+
+    def _push_symbol(self, symbol: str) -> None:
+        pos = self._positions.get(symbol)
+        working = self._working
+        self._kernel.set_symbol(
+            symbol, 0 if pos is None else pos.qty, 0 if pos is None else pos.cost,
+            self._marks.reference_price(symbol),
+            working.get((symbol, Side.BUY), 0), working.get((symbol, Side.SELL), 0),
+        )  # fmt: skip
+
     # -- ADMIN COMMANDS: build the event, apply it, return it for the journal --
 
     def mark(self, symbol: str, price: int, ts_ns: int = 0) -> Marked:
@@ -1161,6 +1219,7 @@ class AccountState:
             state._exposure += order.hold
             key = (order.symbol, order.side)
             state._working[key] = state._working.get(key, 0) + order.leaves
+        state._push_all()
         return state
 
     def state_hash(self) -> str:
@@ -1191,6 +1250,14 @@ def _copy_allowance(a: AllowanceState | None) -> AllowanceState | None:
         return None
     symbols = {k: msgspec.structs.replace(v) for k, v in a.symbols.items()}
     return AllowanceState(a.grant_id, a.ts_ns, a.orders, a.credit, a.rate_used, symbols)
+
+
+def _factor(inst: Instrument) -> int:
+    """The instrument's money factor; -1 when it has none (the kernel then leaves its orders to the rules)."""
+    try:
+        return money_factor(inst)
+    except ValueError:
+        return -1
 
 
 def _div_trunc(a: int, b: int) -> int:

@@ -59,6 +59,12 @@ class SlidingWindow:
             n += 1
         return n
 
+    def full_since(self) -> int | None:
+        """The oldest kept timestamp while the window holds `limit` events, else None: `would_allow(t)` is
+        `full_since() is None or full_since() <= t - window_ns`."""
+        times = self._times
+        return times[0] if len(times) == self.limit else None
+
     def times(self) -> list[int]:
         """The timestamps kept, oldest first: enough to rebuild an equivalent window."""
         return list(self._times)
