@@ -12,7 +12,10 @@ Figures, all from one run:
 - `reserved`: reserved mode over Ray: `ActorGate.decide` for reserved accounts (`BENCHR000`, ...) on their own
   AccountHost actors, timed call by call. Decisions are local within allowances the actors grant; reports go to the
   actors without waiting, top-ups are asked for at half (`reserved_tokens`), and an order the allowance cannot
-  cover is a round trip (counted in `fallbacks`, timed like the others). After each decision the engine's
+  cover is a round trip (counted in `fallbacks`, timed like the others). Each local acceptance is written ahead to
+  the Redis report log before `decide` returns (`oms.reportlog`, one XADD, `appendfsync` as given): the top
+  figures are the decision without that write (its time, measured around it in the same call, subtracted),
+  `durable` the whole call. After each decision the engine's
   post-trade step (`on_events`) runs untimed, with a batch of fills/cancels every `retire_batch` orders;
   `with_step` times decision + that step when it has no fills to carry; `ops_per_sec` is the whole run's orders
   per second, those synchronous post-trade steps (fills journaled before they return) included.
@@ -49,7 +52,7 @@ import tempfile
 import time
 import tomllib
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -66,6 +69,7 @@ from oms.model.instruments import Instrument, InstrumentRegistry
 from oms.model.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder, TradePrinted
 from oms.ray_runtime import RaySettings, start_ray, stop_ray
 from oms.redis_server import AppendFsync, ManagedRedis, make_client
+from oms.reportlog import ReportLog
 from risk.limits import RiskConfig, load_risk_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -538,6 +542,22 @@ class StrictRun:
             self._ray.kill(a, no_restart=True)
 
 
+class _TimedLog(ReportLog[AccountEvent]):
+    """The gate's write-ahead log, timing each write: a decision's own time is its time without it."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client, AccountEvent)
+        self.last_ns = 0
+        self.writes = 0
+
+    def write(self, account: str, records: Sequence[AccountEvent]) -> str:
+        t0 = time.perf_counter_ns()
+        wal = super().write(account, records)
+        self.last_ns = time.perf_counter_ns() - t0
+        self.writes += 1
+        return wal
+
+
 class ReservedRun:
     """Reserved accounts on AccountHost actors of their own, behind an `ActorGate`, and what the harness saw.
 
@@ -559,7 +579,10 @@ class ReservedRun:
         ray.get([a.accounts.remote() for a in self.actors])
         self.actor_of = {a: self.actors[owner[a]] for a in self.accounts}
         request = AllowanceRequest(orders=p.reserved_tokens)
-        self.gate = ActorGate(self.actor_of, instruments, self.accounts, request, low_orders=p.reserved_tokens // 2)
+        self.log = _TimedLog(make_client(config.redis_url))
+        self.gate = ActorGate(
+            self.actor_of, instruments, self.accounts, request, low_orders=p.reserved_tokens // 2, log=self.log
+        )
         now = time.time_ns()
         self.gate.on_events([TradePrinted("BENCH", s, 0, px, 1, Side.BUY, now) for s, px in REFERENCE.items()])
         self.flow = OrderFlow(risk, instruments, p.p_reject, p.seed + 4)
@@ -569,11 +592,11 @@ class ReservedRun:
         self.retired = 0
         self._rng = random.Random(p.seed + 5)
 
-    def run(self) -> tuple[HdrHistogram, HdrHistogram, float]:
-        """(decide ns, decide + empty post-trade step ns, seconds) of `warmup` + `reserved_orders` orders spread
-        over the accounts (the warm-up ones untimed)."""
-        p, gate, flow = self.p, self.gate, self.flow
-        decide_h, step_h, clock = _hist(), _hist(), time.perf_counter_ns
+    def run(self) -> tuple[HdrHistogram, HdrHistogram, HdrHistogram, float]:
+        """(decide ns without the write-ahead, decide ns, decide + empty post-trade step ns, seconds) of `warmup` +
+        `reserved_orders` orders spread over the accounts (the warm-up ones untimed)."""
+        p, gate, flow, log = self.p, self.gate, self.flow, self.log
+        decide_h, durable_h, step_h, clock = _hist(), _hist(), _hist(), time.perf_counter_ns
         n = len(self.accounts)
         items = [flow.next(self.accounts[i % n]) for i in range(p.warmup + p.reserved_orders)]
         room = p.working * n + p.retire_batch
@@ -582,9 +605,11 @@ class ReservedRun:
         t_start = time.perf_counter()
         try:
             for i, (cmd, order_id, now) in enumerate(items):
+                log.last_ns = 0
                 t0 = clock()
                 d = gate.decide(cmd, order_id, now)
                 t1 = clock()
+                wrote = log.last_ns
                 self.sent[order_id] = cmd
                 self.answers[order_id] = d
                 if type(d) is OrderAccepted:
@@ -598,12 +623,13 @@ class ReservedRun:
                 gate.on_events(post)
                 t2 = clock()
                 if i >= p.warmup:
-                    decide_h.record_value(max(t1 - t0, 1))
+                    decide_h.record_value(max(t1 - t0 - wrote, 1))
+                    durable_h.record_value(max(t1 - t0, 1))
                     if not post:
                         step_h.record_value(max(t2 - t0, 1))
         finally:
             gc.unfreeze()
-        return decide_h, step_h, time.perf_counter() - t_start
+        return decide_h, durable_h, step_h, time.perf_counter() - t_start
 
     def verify(self, config: HostConfig, risk: RiskConfig, instruments: InstrumentRegistry) -> dict[str, Any]:
         """Journal replays against strict replicas, decisions, working orders and hashes (see the module doc)."""
@@ -645,6 +671,9 @@ class ReservedRun:
             working += len(summary["working_orders"])
         if decisions != len(self.answers):
             raise AssertionError(f"{len(self.answers)} reserved decisions made, {decisions} journaled")
+        left = {a: n for a in self.accounts if (n := self.log.length(a))}
+        if left:
+            raise AssertionError(f"write-ahead entries not settled by the journal: {left}")
         if working != accepted - self.retired:
             raise AssertionError(f"actors report {working} working orders, expected {accepted} - {self.retired}")
         g = self.gate
@@ -657,6 +686,7 @@ class ReservedRun:
             "local_rejects": g.local_rejects,
             "fallbacks": g.fallbacks,
             "top_ups": g.top_ups,
+            "written_ahead": self.log.writes,
             "retired": self.retired,
             "working": working,
             "journal_records": records,
@@ -728,7 +758,7 @@ def run(p: RiskBenchParams, out_dir: str = "bench/results", progress: Callable[[
                 f"on {p.actors} actors ..."
             )
             reserved_run = ReservedRun(p, config, risk, instruments)
-            reserved_h, reserved_step_h, reserved_s = reserved_run.run()
+            reserved_h, durable_h, reserved_step_h, reserved_s = reserved_run.run()
             progress("verifying the reserved decisions against strict replays of the journals ...")
             reserved_verified = reserved_run.verify(config, risk, instruments)
         finally:
@@ -747,6 +777,7 @@ def run(p: RiskBenchParams, out_dir: str = "bench/results", progress: Callable[[
     res = latency_fields(reserved_h)
     reserved = {
         **res,
+        "durable": latency_fields(durable_h),
         "with_step": latency_fields(reserved_step_h),
         "ops_per_sec": (p.warmup + p.reserved_orders) / reserved_s if reserved_s else 0.0,
         "over_in_process_p50_us": res["p50"] - top["p50"],
@@ -819,7 +850,8 @@ def run(p: RiskBenchParams, out_dir: str = "bench/results", progress: Callable[[
             "pipelined calls",
             "baseline: a bare Ray actor method returning the same one-order payload, same run",
             "reserved: ActorGate.decide for reserved accounts over AccountHost actors (local within allowances, "
-            "fallbacks and top-ups included); with_step adds the engine's post-trade step after each decision",
+            "fallbacks and top-ups included), less the write-ahead of each local acceptance to Redis; durable: the "
+            "whole call, that write included; with_step adds the engine's post-trade step after each decision",
             *notes,
         ],
     }
@@ -843,6 +875,7 @@ def summary(r: dict) -> str:
             row("in-process decide", r),
             row("in-process decide+apply", a),
             row("reserved (Ray gate)", res),
+            row(f"reserved + write-ahead ({s['appendfsync']})", res["durable"]),
             row("reserved + post-trade step", res["with_step"]),
             row(f"strict round trip ({s['appendfsync']})", s),
             row("baseline: bare Ray actor", b),
@@ -866,7 +899,8 @@ def summary(r: dict) -> str:
             f"accounts",
             f"verified reserved: {v_re['decisions']:,} decisions ({v_re['local']:,} local, {v_re['fallbacks']:,} "
             f"round trips, {v_re['top_ups']:,} top-ups) equal a strict replay of each journal; "
-            f"{v_re['accepted']:,} accepts - {v_re['retired']:,} retired = {v_re['working']:,} working orders",
+            f"{v_re['accepted']:,} accepts - {v_re['retired']:,} retired = {v_re['working']:,} working orders; "
+            f"{v_re['written_ahead']:,} acceptances written ahead, every one settled by its journal",
             f"rejects (in-process, strict, reserved): {v_in['reject_reasons']}, {v_st['reject_reasons']}, "
             f"{v_re['reject_reasons']}",
             *(f"note: {n}" for n in r["notes"][4:]),

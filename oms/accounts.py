@@ -272,7 +272,8 @@ class AllowanceGranted(msgspec.Struct, frozen=True, tag="allowance_granted"):
 
 class AllowanceSpent(msgspec.Struct, frozen=True, tag="allowance_spent"):
     """The engine accepted order `order_id` under grant `grant_id`, spending one token, `credit` and `qty` of the
-    symbol's headroom on `side`. Journaled immediately before that order's OrderAccepted."""
+    symbol's headroom on `side`. Journaled immediately before that order's OrderAccepted. `wal`: the id of the gate's
+    write-ahead entry holding the pair (`oms.reportlog`), empty when the gate keeps no log."""
 
     account: str
     grant_id: int
@@ -282,6 +283,7 @@ class AllowanceSpent(msgspec.Struct, frozen=True, tag="allowance_spent"):
     qty: int
     credit: int
     ts_ns: int
+    wal: str = ""
 
 
 class SymbolTopUp(msgspec.Struct, frozen=True):

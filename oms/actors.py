@@ -3,8 +3,9 @@
 `AccountHost` holds the `AccountState` of one or more accounts (several accounts may share one actor: each Ray actor
 is a process of its own, ~80 MiB). Every event it decides or is told about is appended to the account's journal
 before it is applied to memory or answered, so a reply means durable. On start it rebuilds every account from the
-journal (snapshot + replay); a host that Ray restarts after a crash therefore continues exactly where the journal
-ends, and the state hash it reports equals that of a fresh replay.
+journal (snapshot + replay), then journals the reserved gate's acceptances still in its write-ahead log
+(`oms.reportlog`: acknowledged, their reports lost or still on their way); a host that Ray restarts after a crash
+therefore continues exactly where the journal ends, and the state hash it reports equals that of a fresh replay.
 
 If an append fails, or an event cannot be applied, the host rebuilds the accounts the call touched from the journal
 (dropping what was not written) and raises: the caller gets an error, never an ack for an unjournaled decision.
@@ -27,6 +28,7 @@ AllowanceHost: it calls `for_gate`, whose reply also carries every account's liv
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,14 +42,17 @@ from oms.accounts import (
     AccountState,
     AllowanceGranted,
     AllowanceRequest,
+    AllowanceSpent,
     AllowanceToppedUp,
     MarketPrices,
+    StaleAllowance,
 )
 from oms.journal import Journal
 from oms.model.enums import RejectReason, RiskMode, Side, TradingState
 from oms.model.instruments import InstrumentRegistry
 from oms.model.messages import OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder, TradePrinted
 from oms.redis_server import make_client
+from oms.reportlog import ReportLog, after
 from oms.reserved import Allowance, AllowanceDesk, GrantAsk, Lease, Ready, ReservedGate, admin, serve_asks
 from risk.limits import AccountLimits, RiskConfig, load_risk_config
 from risk.reasons import describe
@@ -62,6 +67,8 @@ __all__ = [
     "account_actor_class",
     "build_gate",
 ]
+
+log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 Decision = OrderAccepted | OrderRejected
@@ -127,6 +134,9 @@ class AccountHost:
         self._since_snapshot: dict[str, int] = {}
         self._in_play: dict[str, set[str]] = {}  # symbol -> accounts that may hold something in it (a superset)
         self._desk = AllowanceDesk()
+        self._wal: ReportLog[AccountEvent] = ReportLog(self._client, AccountEvent)
+        self._floor: dict[str, str] = {}  # per account: the log id up to which the gate's reports are journaled
+        self._settles: dict[str, str] = {}  # per account: the log id the batch being run reached
         for account in accounts:
             if self._risk.limits_for(account) is None:
                 raise UnknownAccount(f"account {account!r} has no limits in {config.risk_path}")
@@ -329,7 +339,7 @@ class AccountHost:
 
     def replayed_hash(self, account: str) -> str:
         """The hash a fresh rebuild from the journal gives, for comparing with `state_hash`."""
-        return self._recover(account).state_hash()
+        return self._rebuild(account).state_hash()
 
     def snapshot(self, account: str) -> AccountSnapshot:
         """The account's whole state (`AccountState.snapshot`)."""
@@ -391,9 +401,17 @@ class AccountHost:
                 self._play(account, symbol)
 
     def _report(self, events: list[AccountEvent], touched: Touched) -> None:
+        skip: set[int] = set()
         for event in events:
             account = getattr(event, "account", "")
             state = self._state(account)
+            if type(event) is AllowanceSpent and event.wal:
+                if not after(event.wal, self._floor.get(account, "0-0")):
+                    skip.add(event.order_id)  # journaled from the log when the account was rebuilt
+                    continue
+                self._floor[account] = self._settles[account] = event.wal
+            elif type(event) is OrderAccepted and event.order_id in skip:
+                continue
             applied = touched.setdefault(account, [])
             state.apply(event)
             applied.append(event)
@@ -479,6 +497,7 @@ class AccountHost:
         try:
             result = work(touched)
         except Exception:
+            self._settles.clear()
             for account in touched:
                 self._states[account] = self._recover(account)
             self._desk.void_all()
@@ -497,13 +516,38 @@ class AccountHost:
         assert limits is not None
         return AccountState(account, limits, self._instruments)
 
-    def _recover(self, account: str) -> AccountState:
-        state = self._journal(account).recover(
+    def _rebuild(self, account: str) -> AccountState:
+        """The account as its journal has it."""
+        return self._journal(account).recover(
             account,
             restore=lambda snap: AccountState.restore(snap, self._instruments),
             fresh=lambda: self._fresh(account),
             apply=lambda state, event: state.apply(event),
         )
+
+    def _recover(self, account: str) -> AccountState:
+        """The account as its journal has it, then the gate's acceptances still in its write-ahead log, applied and
+        journaled (`oms.reportlog`): they were acknowledged, so they happened. Reports of them that arrive later
+        are skipped."""
+        state = self._rebuild(account)
+        entries, reached = self._wal.pending(account)
+        if entries:
+            events: list[AccountEvent] = []
+            for wal, records in entries:
+                for event in records:
+                    if type(event) is AllowanceSpent:
+                        event = msgspec.structs.replace(event, wal=wal)
+                        try:
+                            state.apply(event)
+                        except StaleAllowance:
+                            log.warning("account %s: order %s: its grant is gone; the acceptance stands", account,
+                                        event.order_id)  # fmt: skip
+                            continue
+                    else:
+                        state.apply(event)
+                    events.append(event)
+            self._journal(account).append_many(account, events, settles=(self._wal.key(account), entries[-1][0]))
+        self._floor[account] = reached
         for symbol in state.symbols_in_play():
             self._play(account, symbol)
         return state
@@ -513,6 +557,12 @@ class AccountHost:
         if journal is None:
             journal = self._journals[account] = Journal(self._client, AccountEvent, snapshot_type=AccountSnapshot)
         return journal
+
+    def _settled(self, account: str) -> tuple[str, str] | None:
+        """What an append of the account's batch deletes from the gate's log (its entries up to the last one
+        the batch applied), None when the batch applied none."""
+        wal = self._settles.pop(account, None)
+        return None if wal is None else (self._wal.key(account), wal)
 
     def _commit(self, touched: Touched) -> None:
         """Append each touched account's events (one round trip each, the accounts' appends all in flight at once),
@@ -525,18 +575,21 @@ class AccountHost:
         if len(work) == 1:
             account, events = work[0]
             try:
-                results.append((account, self._journal(account).append_many(account, events)))
+                results.append((account, self._journal(account).append_many(account, events, self._settled(account))))
             except Exception as exc:
                 results.append((account, exc))
         else:
             if self._appenders is None:
                 self._appenders = ThreadPoolExecutor(max_workers=APPEND_THREADS, thread_name_prefix="journal")
-            futures = [(a, self._appenders.submit(self._journal(a).append_many, a, ev)) for a, ev in work]
+            futures = [
+                (a, self._appenders.submit(self._journal(a).append_many, a, ev, self._settled(a))) for a, ev in work
+            ]
             for account, future in futures:
                 try:
                     results.append((account, future.result()))
                 except Exception as exc:
                     results.append((account, exc))
+        self._settles.clear()
         failed: BaseException | None = None
         for account, ids in results:
             if isinstance(ids, BaseException):
@@ -584,7 +637,8 @@ class RayHost:
     sender's calls to one actor run in the order sent, so every report lands before the next call. Every reply
     carries the live grant ids of that actor's accounts; a lease whose grant is no longer live is voided. The
     fire-and-forget calls are checked at the next synchronous call to the same actor: a failure there (a lost
-    report: the actor died) raises, as a failed call does, after voiding that actor's leases.
+    report: the actor died) raises, as a failed call does, after voiding that actor's leases. The lost reports'
+    acceptances are not lost: the restarted actor journals them from the gate's write-ahead log.
 
     Trade prints go only to the actors with an account in the symbol (a superset the host keeps from what it sends
     and from each actor's `in_play` at start); the others get the last print of each symbol they missed ahead of
@@ -835,18 +889,19 @@ class ActorGate(ReservedGate):
         batch: int = RAY_BATCH,
         low_orders: int = RAY_LOW_ORDERS,
         flush_after_ns: int | None = RAY_FLUSH_AFTER_NS,
+        log: ReportLog[AccountEvent] | None = None,
     ) -> None:
-        """`actors`: account -> actor handle (several accounts may share one handle); `instruments` is needed
-        when `reserved` names accounts; see ReservedGate for the rest."""
+        """`actors`: account -> actor handle (several accounts may share one handle); `instruments` and `log` (on
+        the actors' Redis) are needed when `reserved` names accounts; see ReservedGate for the rest."""
         reserved = sorted(reserved)
-        if reserved and instruments is None:
-            raise ValueError("reserved accounts need the instrument registry")
+        if reserved and (instruments is None or log is None):
+            raise ValueError("reserved accounts need the instrument registry and a report log")
         unknown = [a for a in reserved if a not in actors]
         if unknown:
             raise UnknownAccount(f"reserved account {unknown[0]!r} has no actor")
         registry = instruments if instruments is not None else InstrumentRegistry(())
         self._ray_host = RayHost(actors)
-        super().__init__(self._ray_host, registry, reserved, request, batch, low_orders, flush_after_ns)
+        super().__init__(self._ray_host, registry, reserved, request, batch, low_orders, flush_after_ns, log)
 
     def close(self) -> None:
         """Return every allowance and report everything, and wait until the actors have journaled it all: call it
@@ -860,6 +915,9 @@ def reserved_accounts(accounts: Iterable[str], risk: RiskConfig) -> list[str]:
     return sorted(a for a in accounts if (lim := risk.limits_for(a)) is not None and lim.risk_mode is RiskMode.RESERVED)
 
 
-def build_gate(actors: Mapping[str, Any], risk: RiskConfig, instruments: InstrumentRegistry) -> ActorGate:
-    """The engine's gate over `actors` (account -> handle): each account strict or reserved as its limits say."""
-    return ActorGate(actors, instruments, reserved_accounts(actors, risk))
+def build_gate(
+    actors: Mapping[str, Any], risk: RiskConfig, instruments: InstrumentRegistry, log: ReportLog[AccountEvent]
+) -> ActorGate:
+    """The engine's gate over `actors` (account -> handle): each account strict or reserved as its limits say;
+    `log` on the actors' Redis."""
+    return ActorGate(actors, instruments, reserved_accounts(actors, risk), log=log)

@@ -25,6 +25,7 @@ import msgspec
 
 from fix_gateway.settings import FixSettings, FixVenueSettings, SessionSpec, load_sessions
 from fix_gateway.venue import FixVenue
+from oms.accounts import AccountEvent
 from oms.actors import ActorGate, HostConfig, account_actor_class, build_gate
 from oms.analytics.settings import AnalyticsSettings
 from oms.api.settings import ApiSettings
@@ -33,6 +34,7 @@ from oms.host import EngineHost
 from oms.model.instruments import ConfigError, InstrumentRegistry, read_toml
 from oms.ray_runtime import RaySettings, start_ray, stop_ray
 from oms.redis_server import ManagedRedis, RedisSettings, connect, make_client
+from oms.reportlog import ReportLog
 from oms.venues.internal import InternalVenue
 from risk.limits import RiskConfig, load_risk_config
 from risk.throttle import SessionThrottle
@@ -234,7 +236,8 @@ class OmsApp:
         ray.get([a.accounts.remote() for a in self._actors])  # every actor has rebuilt its accounts
         first_order_id, exec_base = id_bases(self.generation)
         self.venues = build_venues(self.loaded, exec_base)
-        self.gate = build_gate(by_account, self.loaded.risk, self.loaded.instruments)  # strict or reserved per account
+        log = ReportLog(make_client(self.redis_url), AccountEvent)  # each local acceptance, before its ack leaves
+        self.gate = build_gate(by_account, self.loaded.risk, self.loaded.instruments, log)  # strict or reserved
         self.engine = OrderManager(self.loaded.instruments, self.gate, router(self.loaded, self.venues), first_order_id)
         self.host = EngineHost(self.engine, self.lock)
 

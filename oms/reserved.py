@@ -65,6 +65,10 @@ REFILLS
   certificate covers what the gate may spend.
 
 REPORTS AND REVOCATION
+  With a `log` (`oms.reportlog`; the gate over journaling actors always has one), each local acceptance is written
+  ahead to Redis before `decide` returns it, so an acknowledged order survives a crash of the OMS or of the actor
+  while its report is queued or on its way: the host journals it from the log when it rebuilds the account, and
+  skips the report when it arrives. Local rejects are not written ahead.
   Reports (AllowanceSpent, then the OrderAccepted it covers) queue in the gate and reach the host in batches: when
   the batch is full (`report_spent`, which over Ray is fire-and-forget), when a post-trade step finds them older
   than `flush_after_ns` (in-process: at every step), and with anything else the gate sends to the host (fallback
@@ -117,6 +121,7 @@ from oms.model.messages import (
     SubmitOrder,
     TradePrinted,
 )
+from oms.reportlog import ReportLog
 from risk.limits import AccountLimits
 from risk.money import money_factor
 from risk.reasons import describe
@@ -515,12 +520,16 @@ class ReservedGate:
         batch: int = 32,
         low_orders: int = 4,
         flush_after_ns: int | None = None,
+        log: ReportLog[AccountEvent] | None = None,
     ) -> None:
         """`batch`: order reports queued before they are sent on their own; `low_orders`: tokens left at which a
         top-up is asked for; `flush_after_ns`: a post-trade step sends queued reports once `batch` are queued or the
         oldest is this old (by the order clock), and a decision only once `HARD_BATCHES` batches are (so the send
-        stays off the order's path); None: every step sends them, and a decision once `batch` are queued."""
+        stays off the order's path); None: every step sends them, and a decision once `batch` are queued. `log`:
+        where each local acceptance is written before it is returned (`oms.reportlog`); a host with a journal
+        needs it, or a crash loses the acceptances whose reports had not reached it."""
         self._host = host
+        self._log = log
         self._instruments = instruments
         self._accounts = set(accounts)
         self._request = request or AllowanceRequest()
@@ -709,6 +718,13 @@ class ReservedGate:
         buy = cmd.side is Side.BUY
         if qty > (side.buy if buy else side.sell):
             return None
+        accepted = OrderAccepted(
+            order_id, cl, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, qty, cmd.price, now_ns,
+            cmd.stop_price,
+        )  # fmt: skip
+        spent = AllowanceSpent(cmd.account, loc.grant_id, order_id, cmd.symbol, cmd.side, qty, credit, now_ns)
+        if self._log is not None:  # durable before the acceptance leaves; a failure raises with nothing spent
+            spent = msgspec.structs.replace(spent, wal=self._log.write(cmd.account, (spent, accepted)))
         if buy:
             side.buy -= qty
         else:
@@ -716,14 +732,10 @@ class ReservedGate:
         loc.orders -= 1
         loc.credit -= credit
         seen.add(cl)
-        accepted = OrderAccepted(
-            order_id, cl, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, qty, cmd.price, now_ns,
-            cmd.stop_price,
-        )  # fmt: skip
         pending = self._pending
         if not pending:
             self._oldest = now_ns
-        pending.append(AllowanceSpent(cmd.account, loc.grant_id, order_id, cmd.symbol, cmd.side, qty, credit, now_ns))
+        pending.append(spent)
         pending.append(accepted)
         self.local_accepts += 1
         if loc.orders <= self._low_orders:

@@ -22,6 +22,7 @@ from oms.model.enums import TimeInForce as T
 from oms.model.instruments import InstrumentRegistry
 from oms.model.messages import OrderAccepted, OrderFilled, SubmitOrder
 from oms.redis_server import ManagedRedis
+from oms.reportlog import ReportLog
 from oms.venues.internal import InternalVenue
 
 pytestmark = pytest.mark.integration
@@ -65,6 +66,37 @@ def test_sigkill_mid_flow_loses_no_acknowledged_order_or_fill(config, fresh_redi
         assert qty == 10 * len(filled)  # at most one batch past the last acknowledgement
         assert len(filled) - len(mine) <= 1
         assert host.state_hash(account) == host.replayed_hash(account)
+
+
+def test_sigkill_of_a_reserved_gate_loses_no_acknowledged_acceptance(config, fresh_redis, redis_server):
+    acked: list[int] = []
+    with subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.reserved_child", redis_server.url, str(CONFIGS)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as child:  # fmt: skip
+        try:
+            assert child.stdout is not None and child.stderr is not None
+            deadline = time.monotonic() + 60
+            while len(acked) < 100 and time.monotonic() < deadline:
+                line = child.stdout.readline()
+                assert line, f"the child stopped: {child.stderr.read()}"
+                acked.append(int(line.split()[1]))
+            assert len(acked) >= 100, "the child did not get going"
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(timeout=10)
+    log = ReportLog(fresh_redis, AccountEvent)
+    assert log.length("ALGO1") >= 50  # most acceptances had not been reported when the gate died
+
+    host = AccountHost(["ALGO1"], config)  # rebuilds ALGO1: its journal, then the log
+
+    accepted = [r.order_id for _, r in Journal(fresh_redis, AccountEvent).read("ALGO1") if isinstance(r, OrderAccepted)]
+    assert len(accepted) == len(set(accepted))
+    assert set(acked) <= set(accepted)
+    assert len(accepted) - len(acked) <= 1  # at most the one written ahead while its ACKED line was on its way
+    assert log.length("ALGO1") == 0
+    assert host.state_hash("ALGO1") == host.replayed_hash("ALGO1")
+    assert host.summary("ALGO1")["working_orders"] == sorted(accepted)
 
 
 def test_orders_through_the_engine_survive_an_account_actor_restart(config, fresh_redis, ray_cluster):

@@ -38,6 +38,7 @@ from oms.model.messages import (
     TradePrinted,
 )
 from oms.redis_server import ManagedRedis, make_client
+from oms.reportlog import ReportLog
 from oms.venues.internal import InternalVenue
 from risk.limits import LimitsSpec, SymbolSpec, load_risk_config, resolve_limits
 
@@ -47,6 +48,7 @@ ROOT = Path(__file__).parents[2]
 CONFIGS = ROOT / "configs"
 REG = InstrumentRegistry.load(CONFIGS / "instruments.toml")
 PX = 1_500_000  # AAPL 150.00
+Wal = ReportLog[AccountEvent]
 SMALL = AllowanceRequest(orders=8, credit_share_bp=5_000, qty_share_bp=5_000, band_share_bp=5_000)
 
 
@@ -90,6 +92,12 @@ def actor(config: HostConfig, fresh_redis: Any, ray_cluster: None) -> Iterator[A
     ray.kill(a, no_restart=True)
 
 
+@pytest.fixture
+def wal(redis_server: ManagedRedis) -> ReportLog[AccountEvent]:
+    """The gate's write-ahead log on the actors' Redis."""
+    return ReportLog(make_client(redis_server.url), AccountEvent)
+
+
 def order(account: str, cl: str, side: Side = Side.BUY, qty: int = 10, price: int | None = PX) -> SubmitOrder:
     ord_type = OrdType.LIMIT if price is not None else OrdType.MARKET
     return SubmitOrder(account, cl, "AAPL", side, ord_type, qty, price, tif=T.GTC, session=account)
@@ -107,18 +115,20 @@ def warm_up(gate: ActorGate, account: str = "ALGO1") -> None:
 # -- the gate: per-account modes, local decisions, reports --
 
 
-def test_build_gate_takes_each_accounts_mode_from_the_configuration(actor: Any) -> None:
+def test_build_gate_takes_each_accounts_mode_from_the_configuration(actor: Any, wal: Wal) -> None:
     risk = load_risk_config(CONFIGS / "accounts.toml", REG)
 
-    gate = build_gate({"ACC1": actor, "TIGHT1": actor, "ALGO1": actor}, risk, REG)
+    gate = build_gate({"ACC1": actor, "TIGHT1": actor, "ALGO1": actor}, risk, REG, wal)
 
     assert risk.accounts["ALGO1"].risk_mode is RiskMode.RESERVED
     assert risk.accounts["TIGHT1"].risk_mode is RiskMode.STRICT
     assert gate.reserved_accounts() == ["ACC1", "ALGO1"] and gate.accounts() == ["ACC1", "ALGO1", "TIGHT1"]
 
 
-def test_reserved_orders_are_decided_locally_and_journaled_before_the_next_call(actor: Any, redis_server) -> None:
-    gate = ActorGate({"ALGO1": actor, "ACC1": actor}, REG, reserved=["ALGO1"], request=SMALL, low_orders=0)
+def test_reserved_orders_are_decided_locally_and_journaled_before_the_next_call(
+    actor: Any, wal: Wal, redis_server
+) -> None:
+    gate = ActorGate({"ALGO1": actor, "ACC1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, low_orders=0)
     warm_up(gate)
 
     local = [gate.decide(order("ALGO1", f"r{i}"), 10 + i, 10 + i) for i in range(5)]
@@ -138,8 +148,10 @@ def test_reserved_orders_are_decided_locally_and_journaled_before_the_next_call(
     assert _wait(actor.state_hash.remote("ALGO1")) == _wait(actor.replayed_hash.remote("ALGO1"))
 
 
-def test_closing_the_gate_returns_the_allowances_and_journals_every_local_decision(actor: Any, redis_server) -> None:
-    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], request=SMALL, batch=1)
+def test_closing_the_gate_returns_the_allowances_and_journals_every_local_decision(
+    actor: Any, wal: Wal, redis_server
+) -> None:
+    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1)
     warm_up(gate)
     gate.decide(order("ALGO1", "l2"), 3, 3)  # batch 1: sent at the next post-trade step, without waiting
     gate.on_events([])
@@ -155,9 +167,9 @@ def test_closing_the_gate_returns_the_allowances_and_journals_every_local_decisi
     assert isinstance(gate.decide(order("ALGO1", "after"), 5, 5), OrderAccepted) and gate.fallbacks == 1
 
 
-def test_a_low_allowance_is_topped_up_without_waiting(actor: Any) -> None:
+def test_a_low_allowance_is_topped_up_without_waiting(actor: Any, wal: Wal) -> None:
     request = msgspec.structs.replace(SMALL, orders=40)
-    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], request=request, low_orders=20)
+    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=request, low_orders=20)
     warm_up(gate)
     for i in range(19):  # 40 tokens: down to 20, low
         gate.decide(order("ALGO1", f"a{i}"), 10 + i, 10 + i)
@@ -176,8 +188,8 @@ def test_a_low_allowance_is_topped_up_without_waiting(actor: Any) -> None:
     assert allowance is not None and allowance.orders == left[0]  # the account's view: the gate's, all reported
 
 
-def test_orders_the_allowance_cannot_cover_are_decided_by_the_actor(actor: Any) -> None:
-    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], request=SMALL)
+def test_orders_the_allowance_cannot_cover_are_decided_by_the_actor(actor: Any, wal: Wal) -> None:
+    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL)
     warm_up(gate)
 
     too_big = gate.decide(order("ALGO1", "big", qty=20_000), 10, 10)  # above max_order_qty
@@ -193,8 +205,8 @@ def test_orders_the_allowance_cannot_cover_are_decided_by_the_actor(actor: Any) 
 # -- revocation --
 
 
-def test_a_kill_switch_through_the_engine_revokes_at_once_and_cancels_local_accepts(actor: Any) -> None:
-    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], request=SMALL)
+def test_a_kill_switch_through_the_engine_revokes_at_once_and_cancels_local_accepts(actor: Any, wal: Wal) -> None:
+    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL)
     venue = InternalVenue(REG)
     oms = OrderManager(REG, gate, lambda symbol: venue)
     gate.on_events([TradePrinted("SIM", "AAPL", 1, PX, 1, Side.BUY, 1)])  # brings the grant
@@ -224,8 +236,8 @@ def test_a_kill_switch_through_the_engine_revokes_at_once_and_cancels_local_acce
     ],
     ids=["limits", "trading-state", "revoke", "day"],
 )
-def test_operator_changes_through_the_gate_revoke_the_allowance_at_once(actor: Any, change: Any) -> None:
-    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], request=SMALL)
+def test_operator_changes_through_the_gate_revoke_the_allowance_at_once(actor: Any, wal: Wal, change: Any) -> None:
+    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL)
     warm_up(gate)
     gate.decide(order("ALGO1", "queued"), 5, 5)
     limits = load_risk_config(CONFIGS / "accounts.toml", REG).accounts["ALGO1"]
@@ -245,8 +257,8 @@ def test_operator_changes_through_the_gate_revoke_the_allowance_at_once(actor: A
     assert _wait(actor.state_hash.remote("ALGO1")) == _wait(actor.replayed_hash.remote("ALGO1"))
 
 
-def test_a_print_that_voids_the_grant_brings_a_fresh_one_in_the_same_call(actor: Any) -> None:
-    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], request=SMALL)
+def test_a_print_that_voids_the_grant_brings_a_fresh_one_in_the_same_call(actor: Any, wal: Wal) -> None:
+    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL)
     warm_up(gate)
     first = _wait(actor.summary.remote("ALGO1"))["allowance_id"]
 
@@ -281,8 +293,8 @@ def test_an_actor_that_missed_prints_catches_up_before_it_decides(config, fresh_
 # -- recovery --
 
 
-def test_an_actor_restart_with_reserved_accounts_keeps_the_state_hash(actor: Any) -> None:
-    gate = ActorGate({"ACC1": actor, "ALGO1": actor}, REG, reserved=["ALGO1"], request=SMALL, low_orders=2)
+def test_an_actor_restart_with_reserved_accounts_keeps_the_state_hash(actor: Any, wal: Wal) -> None:
+    gate = ActorGate({"ACC1": actor, "ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, low_orders=2)
     venue = InternalVenue(REG)
     oms = OrderManager(REG, gate, lambda symbol: venue)
     gate.on_events([TradePrinted("SIM", "AAPL", 1, PX, 1, Side.BUY, 1)])
@@ -311,6 +323,32 @@ def test_an_actor_restart_with_reserved_accounts_keeps_the_state_hash(actor: Any
     assert positions == {"ALGO1": filled["ALGO1"], "ACC1": -filled["ACC1"]} == {"ALGO1": 120, "ACC1": -120}
     for a in ("ACC1", "ALGO1"):
         assert _wait(actor.state_hash.remote(a)) == _wait(actor.replayed_hash.remote(a))
+
+
+def test_acceptances_whose_reports_die_with_the_actor_come_back_from_the_log(
+    actor: Any, wal: Wal, redis_server: ManagedRedis
+) -> None:
+    gate = ActorGate(
+        {"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1000, flush_after_ns=10**15
+    )
+    warm_up(gate)
+    acked = [1]
+    for i in range(2, 7):
+        assert isinstance(gate.decide(order("ALGO1", f"q{i}"), i, 10 + i), OrderAccepted)
+        acked.append(i)
+    assert gate.local_accepts == 6 and wal.length("ALGO1") >= 5  # the reports are still queued in the gate
+
+    _restart(actor)  # the new actor finds them in the log
+    journal = Journal(make_client(redis_server.url), AccountEvent)
+    accepted = [r.order_id for _, r in journal.read("ALGO1") if isinstance(r, OrderAccepted)]
+    assert accepted == acked
+    assert wal.length("ALGO1") == 0
+
+    gate.close()  # the same reports arrive now, behind the recovery: skipped, not applied twice
+    accepted = [r.order_id for _, r in journal.read("ALGO1") if isinstance(r, OrderAccepted)]
+    assert accepted == acked
+    assert _wait(actor.state_hash.remote("ALGO1")) == _wait(actor.replayed_hash.remote("ALGO1"))
+    assert _wait(actor.summary.remote("ALGO1"))["working_orders"] == acked
 
 
 # -- the safety property --
@@ -385,7 +423,8 @@ def property_host(
     config = HostConfig(redis_server.url, str(CONFIGS / "instruments.toml"), str(path), 10)
     host = account_actor_class().remote([n for pool in names for n in pool], config)
     _wait(host.accounts.remote())
-    yield host, [iter(pool) for pool in names], Journal(make_client(redis_server.url), AccountEvent)
+    client = make_client(redis_server.url)
+    yield host, [iter(pool) for pool in names], Journal(client, AccountEvent), ReportLog(client, AccountEvent)
     ray.kill(host, no_restart=True)
 
 
@@ -403,14 +442,15 @@ def comparable(snap: AccountSnapshot, tape: dict[str, int]) -> AccountSnapshot:
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_reserved_over_ray_never_accepts_what_strict_rejects(property_host: Any, data: st.DataObject) -> None:
-    actor, pools, journal = property_host
+    actor, pools, journal, wal = property_host
     first = limits_at = data.draw(st.integers(0, len(LIMITS) - 1))
     acc = next(pools[limits_at], None)
     assert acc is not None, "out of fresh accounts: raise ACCOUNTS_PER_LIMITS"
     mirror = AccountState(acc, LIMITS[limits_at], REG)
     gate = ActorGate({acc: actor}, REG, [acc], data.draw(REQUESTS), batch=data.draw(st.integers(1, 4)),
                      low_orders=data.draw(st.sampled_from([0, 1, 3, 6])),
-                     flush_after_ns=data.draw(st.sampled_from([None, 0, 1_000_000])))  # fmt: skip
+                     flush_after_ns=data.draw(st.sampled_from([None, 0, 1_000_000])),
+                     log=wal)  # fmt: skip
     ts, next_id, exec_id = 0, 1, 1
     tape: dict[str, int] = {}
     sent: dict[int, SubmitOrder] = {}
