@@ -9,7 +9,8 @@ therefore continues exactly where the journal ends, and the state hash it report
 
 If an append fails, or an event cannot be applied, the host rebuilds the accounts the call touched from the journal
 (dropping what was not written) and raises: the caller gets an error, never an ack for an unjournaled decision.
-Each call costs one journal append per account it touches, however much it carries, all of them in flight at once.
+Each call costs one journal append (one round trip, all or nothing) for every account it touches, however much it
+carries.
 
 Trade prints mark only the accounts with a position, a working order or an allowance in the symbol (an index kept
 as events are applied); the others catch up with the last print when they next order or are granted an allowance.
@@ -31,7 +32,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import msgspec
@@ -77,7 +77,6 @@ Mark = tuple[str, int, int]  # (symbol, price, ts_ns) of a trade print
 Touched = dict[str, list[AccountEvent]]  # account -> events applied in memory, to journal at the end of the call
 Granted = dict[str, tuple[AllowanceGranted | None, bool]]  # account -> (grant event, ship ClOrdIDs)
 
-APPEND_THREADS = 8  # journal appends of one call in flight at once (one per account touched)
 
 # Batches cross Ray as msgpack bytes (`pack`): a list of structs pickles ~15x slower, and a gate pays that on the
 # engine's thread for every report it sends.
@@ -127,8 +126,7 @@ class AccountHost:
         self._instruments = InstrumentRegistry.load(config.instruments_path)
         self._risk: RiskConfig = load_risk_config(config.risk_path, self._instruments)
         self._client = make_client(config.redis_url)  # thread-safe; each account's journal object has one user
-        self._journals: dict[str, Journal[AccountEvent]] = {}
-        self._appenders: ThreadPoolExecutor | None = None
+        self._journal: Journal[AccountEvent] = Journal(self._client, AccountEvent, snapshot_type=AccountSnapshot)
         self._market = MarketPrices()
         self._states: dict[str, AccountState] = {}
         self._since_snapshot: dict[str, int] = {}
@@ -518,7 +516,7 @@ class AccountHost:
 
     def _rebuild(self, account: str) -> AccountState:
         """The account as its journal has it."""
-        return self._journal(account).recover(
+        return self._journal.recover(
             account,
             restore=lambda snap: AccountState.restore(snap, self._instruments),
             fresh=lambda: self._fresh(account),
@@ -546,17 +544,11 @@ class AccountHost:
                     else:
                         state.apply(event)
                     events.append(event)
-            self._journal(account).append_many(account, events, settles=(self._wal.key(account), entries[-1][0]))
+            self._journal.append_many(account, events, settles=(self._wal.key(account), entries[-1][0]))
         self._floor[account] = reached
         for symbol in state.symbols_in_play():
             self._play(account, symbol)
         return state
-
-    def _journal(self, account: str) -> Journal[AccountEvent]:
-        journal = self._journals.get(account)
-        if journal is None:
-            journal = self._journals[account] = Journal(self._client, AccountEvent, snapshot_type=AccountSnapshot)
-        return journal
 
     def _settled(self, account: str) -> tuple[str, str] | None:
         """What an append of the account's batch deletes from the gate's log (its entries up to the last one
@@ -565,46 +557,27 @@ class AccountHost:
         return None if wal is None else (self._wal.key(account), wal)
 
     def _commit(self, touched: Touched) -> None:
-        """Append each touched account's events (one round trip each, the accounts' appends all in flight at once),
-        then snapshot those due. An account whose append failed is rebuilt from its journal, and the first such
-        error is raised once every append has finished."""
-        work = [(account, events) for account, events in touched.items() if events]
+        """Append every touched account's events in one round trip, all or nothing, then snapshot the accounts
+        due. If the append fails, the touched accounts are rebuilt from their journals and the error is raised."""
+        work = [(account, events, self._settled(account)) for account, events in touched.items() if events]
+        self._settles.clear()
         if not work:
             return
-        results: list[tuple[str, list[str] | BaseException]] = []
-        if len(work) == 1:
-            account, events = work[0]
-            try:
-                results.append((account, self._journal(account).append_many(account, events, self._settled(account))))
-            except Exception as exc:
-                results.append((account, exc))
-        else:
-            if self._appenders is None:
-                self._appenders = ThreadPoolExecutor(max_workers=APPEND_THREADS, thread_name_prefix="journal")
-            futures = [
-                (a, self._appenders.submit(self._journal(a).append_many, a, ev, self._settled(a))) for a, ev in work
-            ]
-            for account, future in futures:
-                try:
-                    results.append((account, future.result()))
-                except Exception as exc:
-                    results.append((account, exc))
-        self._settles.clear()
-        failed: BaseException | None = None
-        for account, ids in results:
-            if isinstance(ids, BaseException):
+        try:
+            written = self._journal.append_accounts(work)
+        except Exception:
+            for account, _, _ in work:
                 self._states[account] = self._recover(account)  # memory must not run ahead of the journal
-                self._desk.void_all()
-                failed = failed or ids
+            self._desk.void_all()
+            for account, _, _ in work:
+                self._desk.sync(self._states[account])
+            raise
+        for (account, _, _), ids in zip(work, written, strict=True):
             self._desk.sync(self._states[account])
-            if isinstance(ids, BaseException):
-                continue
             self._since_snapshot[account] += len(ids)
             if self._since_snapshot[account] >= self._config.snapshot_every:
-                self._journal(account).save_snapshot(account, self._states[account].snapshot(), ids[-1])
+                self._journal.save_snapshot(account, self._states[account].snapshot(), ids[-1])
                 self._since_snapshot[account] = 0
-        if failed is not None:
-            raise failed
 
 
 def account_actor_class():

@@ -106,6 +106,40 @@ def test_writers_that_interleave_on_one_stream_still_make_one_chain(redis_server
     assert report.streams[0].records == 3 * (15 + 30)
 
 
+def test_appends_across_accounts_are_one_batch_and_keep_every_chain_when_writers_interleave(
+    redis_server: ManagedRedis, account: str
+) -> None:
+    accounts = [f"{account}-{k}" for k in range(3)]
+
+    def writer(w: int) -> None:
+        client = make_client(redis_server.url)
+        journal: Journal[Added] = Journal(client, Added)
+        for b in range(15):  # every writer writes every stream: each batch finds some of them stale
+            batch = [(a, [Added(w * 1000 + b * 10 + i) for i in range(1 + (b + k) % 3)], None)
+                     for k, a in enumerate(accounts)]  # fmt: skip
+            written = journal.append_accounts([*batch, (f"{account}-empty", [], None)])
+            assert [len(ids) for ids in written] == [len(records) for _, records, _ in batch] + [0]
+        client.close()
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    client = make_client(redis_server.url)
+    for a in accounts:
+        report = verify(client, a)
+        assert report.ok, report.first_problem
+        assert report.streams[0].records == 3 * sum(1 + (b + accounts.index(a)) % 3 for b in range(15))
+    journal: Journal[Added] = Journal(client, Added)
+    for a in accounts:  # each batch's records of a stream are contiguous: no other batch landed inside one
+        batches = [r.n // 10 for _, r in journal.read(a)]  # writer and batch of each record, in stream order
+        runs = [k for i, k in enumerate(batches) if i == 0 or batches[i - 1] != k]
+        assert len(runs) == len(set(runs)) == 3 * 15
+    client.close()
+
+
 def test_a_writer_that_another_writer_overtook_continues_the_chain(redis_client: redis.Redis, account: str) -> None:
     first: Journal[Added] = Journal(redis_client, Added)
     second: Journal[Added] = Journal(redis_client, Added)
