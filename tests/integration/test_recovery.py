@@ -37,23 +37,32 @@ def config(redis_server: ManagedRedis) -> HostConfig:
     return HostConfig(redis_server.url, str(CONFIGS / "instruments.toml"), str(CONFIGS / "accounts.toml"), 25)
 
 
-def test_sigkill_mid_flow_loses_no_acknowledged_order_or_fill(config, fresh_redis, redis_server):
-    acked: list[tuple[str, int]] = []
+def _acked_then_killed(child: str, redis_url: str, n: int) -> list[str]:
+    """Run `python -m tests.integration.<child> REDIS_URL CONFIGS`, collect the tokens of its `ACKED ...` lines until
+    there are `n`, then SIGKILL it."""
+    acked: list[str] = []
     with subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.recovery_child", redis_server.url, str(CONFIGS)],
+        [sys.executable, "-m", f"tests.integration.{child}", redis_url, str(CONFIGS)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    ) as child:  # fmt: skip
+    ) as proc:  # fmt: skip
         try:
-            assert child.stdout is not None and child.stderr is not None
+            assert proc.stdout is not None and proc.stderr is not None
             deadline = time.monotonic() + 60
-            while len(acked) < 60 and time.monotonic() < deadline:
-                line = child.stdout.readline()
-                assert line, f"the child stopped: {child.stderr.read()}"
-                acked += [(a, int(o)) for a, o in (tok.split(":") for tok in line.split()[1:])]
-            assert len(acked) >= 60, "the child did not get going"
+            while len(acked) < n and time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                assert line, f"the child stopped: {proc.stderr.read()}"
+                acked += line.split()[1:]
+            assert len(acked) >= n, "the child did not get going"
         finally:
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(timeout=10)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    return acked
+
+
+def test_sigkill_mid_flow_loses_no_acknowledged_order_or_fill(config, fresh_redis, redis_server):
+    acked = [
+        (a, int(o)) for a, o in (tok.split(":") for tok in _acked_then_killed("recovery_child", redis_server.url, 60))
+    ]
 
     host = AccountHost(["ACC1", "ACC2"], config)
 
@@ -69,22 +78,7 @@ def test_sigkill_mid_flow_loses_no_acknowledged_order_or_fill(config, fresh_redi
 
 
 def test_sigkill_of_a_reserved_gate_loses_no_acknowledged_acceptance(config, fresh_redis, redis_server):
-    acked: list[int] = []
-    with subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.reserved_child", redis_server.url, str(CONFIGS)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    ) as child:  # fmt: skip
-        try:
-            assert child.stdout is not None and child.stderr is not None
-            deadline = time.monotonic() + 60
-            while len(acked) < 100 and time.monotonic() < deadline:
-                line = child.stdout.readline()
-                assert line, f"the child stopped: {child.stderr.read()}"
-                acked.append(int(line.split()[1]))
-            assert len(acked) >= 100, "the child did not get going"
-        finally:
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(timeout=10)
+    acked = [int(tok) for tok in _acked_then_killed("reserved_child", redis_server.url, 100)]
     log = ReportLog(fresh_redis, AccountEvent)
     assert log.length("ALGO1") >= 50  # most acceptances had not been reported when the gate died
 
