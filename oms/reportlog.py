@@ -14,6 +14,10 @@ still holds, in order, and the id the log has reached, read together in one scri
 those entries first; reports that arrive afterwards for entries at or below that id are already in the journal and
 are skipped. Local rejects are not written ahead: they hold nothing, and a crash before their report only loses the
 reject's record (the ClOrdID is not remembered as used).
+
+A write that fails raises, and the gate accepts nothing. If the failure hid a write that did happen (a timeout after
+Redis applied it), the rebuilt account holds that order as accepted although no ack left: the same ambiguity as any
+journal append whose reply was lost (docs/journal.md).
 """
 
 from __future__ import annotations
