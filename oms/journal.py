@@ -74,6 +74,7 @@ __all__ = [
     "genesis",
     "journal_key",
     "link_of",
+    "parse_id",
     "seal",
     "snapshot_key",
     "unseal",
@@ -314,7 +315,8 @@ def snapshot_key(account: str, prefix: str = "oms") -> str:
     return f"{prefix}:snapshot:{account}"
 
 
-def _parse_id(stream_id: str | bytes) -> tuple[int, int]:
+def parse_id(stream_id: str | bytes) -> tuple[int, int]:
+    """A stream id `<ms>-<seq>` as (ms, seq), which orders ids; ValueError for anything else."""
     text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
     if not _ID.match(text):
         raise ValueError(f"not a stream id: {text!r} (expected '<ms>-<seq>')")
@@ -324,7 +326,7 @@ def _parse_id(stream_id: str | bytes) -> tuple[int, int]:
 
 def _next_id(stream_id: str) -> str:
     """The smallest stream id after `stream_id`: trimming MINID there deletes it and everything before."""
-    ms, seq = _parse_id(stream_id)
+    ms, seq = parse_id(stream_id)
     return f"{ms}-{seq + 1}"
 
 
@@ -412,7 +414,7 @@ class Journal(Generic[R]):
         take snapshots right after an append, and rarely. The chain hash of the record at `upto_id` is stored
         beside it (`chain`), so the chain still verifies from the first retained record once the stream is trimmed.
         """
-        upto = _parse_id(upto_id)
+        upto = parse_id(upto_id)
         data = (
             bytes(snapshot) if isinstance(snapshot, bytes | bytearray | memoryview) else self._encoder.encode(snapshot)
         )
@@ -420,12 +422,12 @@ class Journal(Generic[R]):
 
         def write(pipe: redis.client.Pipeline) -> None:
             current = pipe.hget(skey, "upto")
-            if current is not None and _parse_id(current) > upto:
+            if current is not None and parse_id(current) > upto:
                 raise SnapshotRegression(
                     f"account {account!r} has a snapshot up to {_text(current)}, newer than {upto_id}"
                 )
             info = self._stream_info(pipe, jkey)
-            last = _parse_id(info["last-generated-id"]) if info else (0, 0)
+            last = parse_id(info["last-generated-id"]) if info else (0, 0)
             if upto > last:
                 raise SnapshotRegression(
                     f"snapshot of account {account!r} up to {upto_id} is past the journal's last record "
@@ -448,7 +450,7 @@ class Journal(Generic[R]):
 
         Raises `CorruptRecord` at the first entry that has no `r` field or does not decode as `record_type`.
         """
-        _parse_id(after_id)
+        parse_id(after_id)
         key = self._key(account)
         cursor = after_id
         while True:
@@ -495,15 +497,15 @@ class Journal(Generic[R]):
             after, covered = found[1], found[2]
         if info is not None:
             removed = int(info["entries-added"]) - int(info["length"])
-            if removed > covered or _parse_id(info["max-deleted-entry-id"]) > _parse_id(after):
+            if removed > covered or parse_id(info["max-deleted-entry-id"]) > parse_id(after):
                 raise JournalGap(
                     f"journal of account {account!r} lost records after {after}: {removed} entries were trimmed or "
                     f"deleted but the snapshot covers only {covered}"
                 )
-            last = _parse_id(info["last-generated-id"])
+            last = parse_id(info["last-generated-id"])
         else:
             last = (0, 0)
-        if _parse_id(after) > last:
+        if parse_id(after) > last:
             raise JournalGap(
                 f"snapshot of account {account!r} covers records up to {after} "
                 f"but the journal ends at {last[0]}-{last[1]}"
@@ -602,7 +604,7 @@ class Journal(Generic[R]):
             return None
         try:
             data, upto, seq = raw[b"data"], _text(raw[b"upto"]), int(raw[b"seq"])
-            _parse_id(upto)
+            parse_id(upto)
         except (KeyError, ValueError) as exc:
             raise CorruptSnapshot(f"snapshot of account {account!r} is malformed: {exc!r}") from exc
         if self._snapshot_decoder is None:

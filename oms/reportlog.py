@@ -28,11 +28,11 @@ from typing import Any, Generic, TypeVar
 import msgspec
 import redis
 
+from oms.journal import RECORD_FIELD, parse_id
+
 __all__ = ["ReportLog", "after", "wal_key"]
 
 R = TypeVar("R")
-
-_FIELD = b"r"
 
 # The log's entries and the id it has reached (XINFO's last-generated-id survives the deletion of every entry),
 # read atomically so that no entry written in between is counted as seen and not returned.
@@ -55,12 +55,7 @@ def wal_key(account: str, prefix: str = "oms") -> str:
 
 def after(entry_id: str, floor: str) -> bool:
     """True when stream id `entry_id` comes after `floor`."""
-    return _id(entry_id) > _id(floor)
-
-
-def _id(text: str) -> tuple[int, int]:
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq)
+    return parse_id(entry_id) > parse_id(floor)
 
 
 def _text(value: bytes | str) -> str:
@@ -84,12 +79,12 @@ class ReportLog(Generic[R]):
 
     def write(self, account: str, records: Sequence[R]) -> str:
         """Append one entry holding `records`; returns its id once Redis has answered (a failure raises)."""
-        return _text(self._client.xadd(self.key(account), {_FIELD: self._encoder.encode(records)}))
+        return _text(self._client.xadd(self.key(account), {RECORD_FIELD: self._encoder.encode(records)}))
 
     def pending(self, account: str) -> tuple[list[tuple[str, list[R]]], str]:
         """([(id, records)] still in the log, oldest first; the id the log has reached, "0-0" when never written)."""
         last, entries = self._pending(keys=[self.key(account)])
-        out = [(_text(sid), self._decoder.decode(fields[fields.index(_FIELD) + 1])) for sid, fields in entries]
+        out = [(_text(sid), self._decoder.decode(fields[fields.index(RECORD_FIELD) + 1])) for sid, fields in entries]
         return out, _text(last)
 
     def length(self, account: str) -> int:
