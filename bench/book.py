@@ -16,7 +16,7 @@ from hdrh.histogram import HdrHistogram
 
 from bench.report import latency_fields, write_result
 from native import CMD_CANCEL, CMD_DTYPE, CMD_NEW, CMD_REPLACE, EVENT_DTYPE, MatchingEngine, ReferenceEngine
-from oms.model.enums import OrdType, Side, StpMode, TimeInForce
+from oms.core.model.enums import OrdType, Side, StpMode, TimeInForce
 
 SYMBOL = 1
 

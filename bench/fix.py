@@ -15,7 +15,7 @@ FileStore, data dictionary on, like the servers). Figures:
 Every latency here is closed loop (`load: "closed"`): one order in flight, the next sent when the report arrived;
 each section keeps its whole distribution (`hdr`, see `bench.report`).
 
-The OMS core behind the gateway is the in-process one (`oms.app.local_engine`: accounts in this process in
+The OMS core behind the gateway is the in-process one (`oms.apps.serve.local_engine`: accounts in this process in
 reserved mode, the native book, no journal): this measures the gateway, codecs, risk and matching, not the Ray
 hop or the Redis journal (`oms bench risk` measures those). Every report is checked: each order is acknowledged
 exactly once with its own OrderID, every marketable order is filled in full at the resting price, and the server
@@ -40,7 +40,7 @@ from bench.report import latency_fields, write_result
 from bench.risk import bench_accounts_toml
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient, Received
-from oms.redis_server import free_port
+from oms.infra.redis.server import free_port
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SESSIONS = """[DEFAULT]

@@ -23,8 +23,8 @@ from fix_gateway import tags as T
 from fix_gateway.application import QuietApplication
 from fix_gateway.gateway import FixGateway
 from fix_gateway.settings import quickfix_settings
-from oms.app import load_config, local_engine
-from oms.host import EngineHost
+from oms.apps.serve import load_config, local_engine
+from oms.runtime.sequencer import Sequencer
 
 
 class BareApplication(QuietApplication):
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: done.set())
     if args.mode == "oms":
         gateway = FixGateway(
-            EngineHost(local_engine(loaded)), loaded.instruments, loaded.fix_sessions, args.port, args.dir, generation=1
+            Sequencer(local_engine(loaded)), loaded.instruments, loaded.fix_sessions, args.port, args.dir, generation=1
         )
         gateway.start()
         print("ready", flush=True)

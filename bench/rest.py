@@ -1,7 +1,7 @@
 """REST benchmark: POST /v1/orders -> 201 (the order acknowledged) over loopback, one at a time and concurrently.
 
-The server is the OMS's `oms.api.ApiServer` (uvicorn on uvloop, httptools) in a process of its own
-(`python -m bench.rest serve ...`) over the in-process core (`oms.api.local.local_core`: accounts in reserved mode
+The server is the OMS's `oms.adapters.api.ApiServer` (uvicorn on uvloop, httptools) in a process of its own
+(`python -m bench.rest serve ...`) over the in-process core (`oms.apps.local_api.local_core`: accounts in reserved mode
 in that process, the native book, no journal), so this measures HTTP, JSON, authentication, rate limiting, risk and
 matching, not the Ray hop or the Redis journal. This process is the client: plain `http.client` keep-alive
 connections with TCP_NODELAY.
@@ -256,9 +256,9 @@ def _serve(argv: list[str]) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--keys", required=True)
     args = parser.parse_args(argv)
-    from oms.api import ApiServer, ApiSettings
-    from oms.api.local import local_core
-    from oms.app import load_config
+    from oms.adapters.api import ApiServer, ApiSettings
+    from oms.apps.local_api import local_core
+    from oms.apps.serve import load_config
 
     core = local_core(load_config(args.config))
     done = threading.Event()

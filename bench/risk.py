@@ -4,16 +4,16 @@ Figures, all from one run:
 
 - top level: `AccountState.decide` timed call by call in this process (`in_process_apply`: decide + apply),
   `time.perf_counter_ns` around each call (the timer's own cost included).
-- `strict`: a synchronous `ray.get(actor.submit_batch.remote([order]))` through real `AccountHost` actors that
+- `strict`: a synchronous `ray.get(actor.submit_batch.remote([order]))` through real `AccountShard` actors that
   journal every decision to a real `redis-server` (AOF, `appendfsync` as given) before answering; and
-  `strict.throughput`: decisions per second with `batch` orders per call (`AccountHost.submit_packed`: the
+  `strict.throughput`: decisions per second with `batch` orders per call (`AccountShard.submit_packed`: the
   batch and its answers cross Ray as msgpack bytes) and `in_flight` calls outstanding per actor, spread over
   `accounts` accounts packed into `actors` actors; the orders are made before the clock starts.
-- `reserved`: reserved mode over Ray: `ActorGate.decide` for reserved accounts (`BENCHR000`, ...) on their own
-  AccountHost actors, timed call by call. Decisions are local within allowances the actors grant; reports go to the
+- `reserved`: reserved mode over Ray: `RayAllowanceGate.decide` for reserved accounts (`BENCHR000`, ...) on their own
+  AccountShard actors, timed call by call. Decisions are local within allowances the actors grant; reports go to the
   actors without waiting, top-ups are asked for at half (`reserved_tokens`), and an order the allowance cannot
   cover is a round trip (counted in `fallbacks`, timed like the others). Each local acceptance is written ahead to
-  the Redis report log before `decide` returns (`oms.reportlog`, one XADD, `appendfsync` as given): the top
+  the Redis report log before `decide` returns (`oms.infra.redis.reportlog`, one XADD, `appendfsync` as given): the top
   figures are the decision without that write (its time, measured around it in the same call, subtracted),
   `durable` the whole call. After each decision the engine's
   post-trade step (`on_events`) runs untimed, with a batch of fills/cancels every `retire_batch` orders;
@@ -61,15 +61,15 @@ import msgspec
 from hdrh.histogram import HdrHistogram
 
 from bench.report import latency_fields, write_result
-from oms.accounts import AccountEvent, AccountState, AllowanceRequest
-from oms.actors import ActorGate, HostConfig, account_actor_class, pack, unpack_decisions
-from oms.journal import Journal
-from oms.model.enums import CancelReason, OrdType, Side, TimeInForce
-from oms.model.instruments import Instrument, InstrumentRegistry
-from oms.model.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder, TradePrinted
-from oms.ray_runtime import RaySettings, start_ray, stop_ray
-from oms.redis_server import AppendFsync, ManagedRedis, make_client
-from oms.reportlog import ReportLog
+from oms.core.accounts import AccountEvent, AccountState, AllowanceRequest
+from oms.core.model.enums import CancelReason, OrdType, Side, TimeInForce
+from oms.core.model.instruments import Instrument, InstrumentRegistry
+from oms.core.model.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder, TradePrinted
+from oms.infra.ray.actors import RayAllowanceGate, ShardConfig, account_actor_class, pack, unpack_decisions
+from oms.infra.ray.runtime import RaySettings, start_ray, stop_ray
+from oms.infra.redis.journal import Journal
+from oms.infra.redis.reportlog import ReportLog
+from oms.infra.redis.server import AppendFsync, ManagedRedis, make_client
 from risk.limits import RiskConfig, load_risk_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -94,7 +94,7 @@ GENEROUS = {
 
 TARGETS = {"in_process_p50_us": 2.0, "reserved_over_in_process_p50_us": 5.0, "strict_ops_per_sec": 20_000.0}
 
-Item = tuple[SubmitOrder, int, int]  # (command, order id, now_ns): what `AccountHost.submit_batch` takes
+Item = tuple[SubmitOrder, int, int]  # (command, order id, now_ns): what `AccountShard.submit_batch` takes
 Decision = OrderAccepted | OrderRejected
 
 
@@ -396,7 +396,7 @@ class StrictRun:
     decisions. So the state and the snapshots stay the same size however many orders run.
     """
 
-    def __init__(self, p: RiskBenchParams, config: HostConfig, risk: RiskConfig, instruments: InstrumentRegistry):
+    def __init__(self, p: RiskBenchParams, config: ShardConfig, risk: RiskConfig, instruments: InstrumentRegistry):
         import ray
 
         self._ray = ray
@@ -477,7 +477,7 @@ class StrictRun:
         elapsed = _pipeline(p.actors, p.in_flight, submit, on_result)
         return p.strict_orders, events_sent[0], elapsed
 
-    def verify(self, config: HostConfig, risk: RiskConfig, instruments: InstrumentRegistry) -> dict[str, Any]:
+    def verify(self, config: ShardConfig, risk: RiskConfig, instruments: InstrumentRegistry) -> dict[str, Any]:
         """Replica decisions, working-order counts, journal lengths and replayed hashes (see the module doc)."""
         ray = self._ray
         journal = Journal(make_client(config.redis_url), AccountEvent)
@@ -559,7 +559,7 @@ class _TimedLog(ReportLog[AccountEvent]):
 
 
 class ReservedRun:
-    """Reserved accounts on AccountHost actors of their own, behind an `ActorGate`, and what the harness saw.
+    """Reserved accounts on AccountShard actors of their own, behind an `RayAllowanceGate`, and what the harness saw.
 
     The first trade print per symbol goes through the gate (as the engine's post-trade step would carry it) and
     brings every account its first grant in the same calls. Each account then keeps about `working` orders working:
@@ -567,7 +567,7 @@ class ReservedRun:
     in one post-trade step, the only synchronous calls besides fallbacks.
     """
 
-    def __init__(self, p: RiskBenchParams, config: HostConfig, risk: RiskConfig, instruments: InstrumentRegistry):
+    def __init__(self, p: RiskBenchParams, config: ShardConfig, risk: RiskConfig, instruments: InstrumentRegistry):
         import ray
 
         self._ray = ray
@@ -580,7 +580,7 @@ class ReservedRun:
         self.actor_of = {a: self.actors[owner[a]] for a in self.accounts}
         request = AllowanceRequest(orders=p.reserved_tokens)
         self.log = _TimedLog(make_client(config.redis_url))
-        self.gate = ActorGate(
+        self.gate = RayAllowanceGate(
             self.actor_of, instruments, self.accounts, request, low_orders=p.reserved_tokens // 2, log=self.log
         )
         now = time.time_ns()
@@ -631,7 +631,7 @@ class ReservedRun:
             gc.unfreeze()
         return decide_h, durable_h, step_h, time.perf_counter() - t_start
 
-    def verify(self, config: HostConfig, risk: RiskConfig, instruments: InstrumentRegistry) -> dict[str, Any]:
+    def verify(self, config: ShardConfig, risk: RiskConfig, instruments: InstrumentRegistry) -> dict[str, Any]:
         """Journal replays against strict replicas, decisions, working orders and hashes (see the module doc)."""
         ray = self._ray
         self.gate.close()  # every allowance returned, every report journaled
@@ -733,7 +733,7 @@ def run(p: RiskBenchParams, out_dir: str = "bench/results", progress: Callable[[
             redis_server.start()
             progress(f"redis-server on {redis_server.url} (appendfsync {p.appendfsync}); starting Ray ...")
             start_ray(RaySettings(num_cpus=2, object_store_mb=200))
-            config = HostConfig(redis_server.url, str(INSTRUMENTS), str(risk_path), p.snapshot_every)
+            config = ShardConfig(redis_server.url, str(INSTRUMENTS), str(risk_path), p.snapshot_every)
 
             progress(f"baseline: {p.baseline_calls:,} bare actor round trips, {p.baseline_pipelined:,} pipelined ...")
             payload = [OrderFlow(risk, instruments, 0.0, p.seed).next(account_names(1)[0])]
@@ -845,13 +845,14 @@ def run(p: RiskBenchParams, out_dir: str = "bench/results", progress: Callable[[
         "notes": [
             "top-level p50/p99/p999/max: AccountState.decide in this process, microseconds, timer included; "
             "in_process_apply: decide + apply",
-            "strict: ray.get(actor.submit_batch.remote([one order])) through AccountHost actors journaling each "
+            "strict: ray.get(actor.submit_batch.remote([one order])) through AccountShard actors journaling each "
             "decision to redis-server before answering; throughput: decisions/s with batched (msgpack-packed) "
             "pipelined calls",
             "baseline: a bare Ray actor method returning the same one-order payload, same run",
-            "reserved: ActorGate.decide for reserved accounts over AccountHost actors (local within allowances, "
-            "fallbacks and top-ups included), less the write-ahead of each local acceptance to Redis; durable: the "
-            "whole call, that write included; with_step adds the engine's post-trade step after each decision",
+            "reserved: RayAllowanceGate.decide for reserved accounts over AccountShard actors (local within "
+            "allowances, fallbacks and top-ups included), less the write-ahead of each local acceptance to Redis; "
+            "durable: the whole call, that write included; with_step adds the engine's post-trade step after each "
+            "decision",
             *notes,
         ],
     }

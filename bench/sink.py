@@ -1,7 +1,7 @@
 """Sink benchmark: fills from the Redis journal into embedded ClickHouse (chDB), throughput and fill-to-visible delay.
 
 Both phases run the real pipeline: a managed `redis-server` (AOF on, `appendfsync` as given) holding account journal
-streams, `oms.analytics.sink.Sink` reading them through its consumer group, inserting batches into chDB and
+streams, `oms.infra.clickhouse.sink.Sink` reading them through its consumer group, inserting batches into chDB and
 acknowledging them.
 
 - top level, `ops_per_sec`: `fills` fills are journaled first (spread over `accounts` accounts, `append_many` in
@@ -33,16 +33,16 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from bench.report import latency_fields, write_result
-from oms.accounts import AccountEvent
-from oms.analytics.clickhouse import Client, apply_schema, connect
-from oms.analytics.rows import scales
-from oms.analytics.settings import AnalyticsSettings
-from oms.analytics.sink import FlushReport, Sink
-from oms.journal import Journal
-from oms.model.enums import Side
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import OrderFilled
-from oms.redis_server import ManagedRedis, make_client
+from oms.core.accounts import AccountEvent
+from oms.core.model.enums import Side
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import OrderFilled
+from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
+from oms.infra.clickhouse.rows import scales
+from oms.infra.clickhouse.settings import AnalyticsSettings
+from oms.infra.clickhouse.sink import FlushReport, Sink
+from oms.infra.redis.journal import Journal
+from oms.infra.redis.server import ManagedRedis, make_client
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TARGETS = {"ops_per_sec": 200_000.0, "visible_p99_us": 2_000_000.0}

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import quickfix as fix
 
 from fix_gateway import tags as T
 
-if TYPE_CHECKING:
-    from fix_gateway.gateway import FixGateway
+__all__ = ["GatewayApplication", "Handlers", "QuietApplication"]
 
-__all__ = ["GatewayApplication", "QuietApplication"]
+Handler = Callable[[Any, Any], None]  # (message, session id)
+
+
+class Handlers(Protocol):
+    """What the application routes to (`fix_gateway.gateway.FixGateway`): one handler per message it serves."""
+
+    on_new_order: Handler
+    on_cancel: Handler
+    on_replace: Handler
+    on_status: Handler
+    on_mass_cancel: Handler
+    on_unsupported: Handler
+
+    def check_logon(self, message: Any, session_id: Any) -> None: ...
+
+    def on_error(self, message: Any, session_id: Any, exc: Exception) -> None: ...
 
 
 class QuietApplication(fix.Application):  # type: ignore[misc]
@@ -43,11 +57,11 @@ class QuietApplication(fix.Application):  # type: ignore[misc]
 class GatewayApplication(QuietApplication):
     """QuickFIX callbacks for a FixGateway. An exception escaping a handler is answered, never swallowed."""
 
-    def __init__(self, gateway: FixGateway) -> None:
+    def __init__(self, gateway: Handlers) -> None:
         super().__init__()
         self._gateway = gateway
         g = gateway
-        self._router: dict[tuple[str, str], Callable[[Any, Any], None]] = {
+        self._router: dict[tuple[str, str], Handler] = {
             ("FIX.4.2", T.MT_NEW_ORDER_SINGLE): g.on_new_order,
             ("FIX.4.2", T.MT_ORDER_CANCEL_REQUEST): g.on_cancel,
             ("FIX.4.2", T.MT_ORDER_CANCEL_REPLACE_REQUEST): g.on_replace,

@@ -19,9 +19,9 @@ import quickfix as fix
 
 from fix_gateway import tags as T
 from fix_gateway.settings import SessionSpec
-from oms.model.enums import OrdStatus, OrdType, RejectReason, Side, TimeInForce
-from oms.model.instruments import Instrument, InstrumentRegistry, format_price, format_qty, parse_price, parse_qty
-from oms.model.messages import (
+from oms.core.model.enums import OrdStatus, OrdType, RejectReason, Side, TimeInForce
+from oms.core.model.instruments import Instrument, InstrumentRegistry, format_price, format_qty, parse_price, parse_qty
+from oms.core.model.messages import (
     CancelOrder,
     CancelRejected,
     ChangePending,
@@ -35,8 +35,8 @@ from oms.model.messages import (
     ReplaceOrder,
     SubmitOrder,
 )
-from oms.model.numbers import InvalidValue, from_units, to_units
-from oms.orders import Order, OrderView
+from oms.core.model.numbers import InvalidValue, from_units, to_units
+from oms.core.orders import Order, OrderView
 from risk.reasons import describe
 
 __all__ = ["LIMIT_REASONS", "ORD_TYPE_CHARS", "SIDE_CHARS", "TIF_CHARS", "Codec", "Refusal", "utc_timestamp"]

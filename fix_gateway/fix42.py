@@ -6,7 +6,7 @@ from typing import Any
 
 from fix_gateway import tags as T
 from fix_gateway.codec import LIMIT_REASONS, Codec
-from oms.model.enums import RejectReason as R
+from oms.core.model.enums import RejectReason as R
 
 # FIX 4.2 OrdRejReason: 0 broker option, 1 unknown symbol, 2 exchange closed, 3 order exceeds limit,
 # 4 too late to enter, 5 unknown order, 6 duplicate order

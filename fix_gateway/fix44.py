@@ -7,8 +7,8 @@ from typing import Any
 
 from fix_gateway import tags as T
 from fix_gateway.codec import LIMIT_REASONS, Codec
-from oms.model.enums import OrdStatus
-from oms.model.enums import RejectReason as R
+from oms.core.model.enums import OrdStatus
+from oms.core.model.enums import RejectReason as R
 
 # FIX 4.4 OrdRejReason: 0 broker option, 1 unknown symbol, 2 exchange closed, 3 order exceeds limit, 5 unknown order,
 # 6 duplicate, 11 unsupported order characteristic, 13 incorrect quantity, 15 unknown account, 99 other

@@ -3,25 +3,24 @@
 HOW CALLBACKS REACH THE CORE, AND WHY ONE SLOW COUNTERPARTY STALLS NO ONE
 The gateway runs QuickFIX's `ThreadedSocketAcceptor`: each connection has its own reader thread, which calls
 `fromApp` with that session's messages in order. A callback decodes the message and runs the command through the
-OrderManager under the engine host's lock (`oms.host.EngineHost`: REST, algos and venues that answer later take the
-same lock), then the host publishes the step's reports to every adapter; the gateway hands each one to the outbox of
-the FIX session it is for, whichever adapter's step caused it. Each session's outbox is drained by its own sender
-thread into `Session.sendToTarget` (which releases the GIL). The answers to a session's own message skip that hop
-when its outbox is empty: the callback reserves the session's sender under the gateway lock and sends them itself
-after releasing it, so they still leave in the order the engine produced them. A counterparty that stops reading
-therefore blocks only its own sender (or its own reader thread) and grows only its own outbox; the lock and every
-other session go on.
-A report for a session that is not logged on is stored in its FileStore and delivered by resend at its next logon.
-(QuickFIX's single-threaded `SocketAcceptor` would avoid the sender threads, but its `stop()` races its own poll
-thread over the socket server it deletes, which crashes a process that stops and restarts its acceptor.)
+OrderManager under the engine host's lock (`oms.runtime.sequencer.Sequencer`: REST, algos and venues that answer later
+take the same lock), then the host publishes the step's reports to every adapter; the gateway hands each one to the
+outbox of the FIX session it is for, whichever adapter's step caused it. Each session's outbox is drained by its own
+sender thread into `Session.sendToTarget` (which releases the GIL). The answers to a session's own message skip that hop
+when its outbox is empty: the callback reserves the session's sender under the gateway lock and sends them itself after
+releasing it, so they still leave in the order the engine produced them. A counterparty that stops reading therefore
+blocks only its own sender (or its own reader thread) and grows only its own outbox; the lock and every other session go
+on. A report for a session that is not logged on is stored in its FileStore and delivered by resend at its next logon.
+(QuickFIX's single-threaded `SocketAcceptor` would avoid the sender threads, but its `stop()` races its own poll thread
+over the socket server it deletes, which crashes a process that stops and restarts its acceptor.)
 
 OBSERVABILITY
-Each NewOrderSingle starts a `StageClock` (`oms.metrics`, counted as an order in on channel `fix`) that the engine
-stamps at the risk decision and after the venue, and that the first report answering the order carries to QuickFIX:
-once `sendToTarget` returned, its stages go into the histograms. For a venue that answers later the clock waits,
-by order id, for the venue's first word. The order lifecycle (received, acked, rejected with reason, filled,
+Each NewOrderSingle starts a `StageClock` (`oms.runtime.metrics`, counted as an order in on channel `fix`) that the
+engine stamps at the risk decision and after the venue, and that the first report answering the order carries to
+QuickFIX: once `sendToTarget` returned, its stages go into the histograms. For a venue that answers later the clock
+waits, by order id, for the venue's first word. The order lifecycle (received, acked, rejected with reason, filled,
 canceled, replaced, expired) is logged at INFO on `oms.fix` with session, account, ClOrdID and OrderID
-(`oms.logs.EventLog`: one level check when INFO is off).
+(`oms.runtime.logs.EventLog`: one level check when INFO is off).
 
 IDS
 OrderID is the OMS's order id (unique across restarts: each start has its own id range, see `OmsApp`). A fill's
@@ -46,16 +45,14 @@ from typing import Any
 import quickfix as fix
 
 from fix_gateway import tags as T
+from fix_gateway.application import GatewayApplication
 from fix_gateway.codec import Codec, Refusal
 from fix_gateway.fix42 import Fix42Codec
 from fix_gateway.fix44 import Fix44Codec
 from fix_gateway.settings import SessionSpec, quickfix_settings
-from oms.host import EngineHost, Reports
-from oms.logs import EventLog
-from oms.metrics import StageClock
-from oms.model.enums import CancelReason, RejectReason
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import (
+from oms.core.model.enums import CancelReason, RejectReason
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import (
     CancelRejected,
     Message,
     OrderAccepted,
@@ -66,7 +63,10 @@ from oms.model.messages import (
     OrderReplaced,
     TradePrinted,
 )
-from oms.orders import OrderView
+from oms.core.orders import OrderView
+from oms.runtime.logs import EventLog
+from oms.runtime.metrics import StageClock
+from oms.runtime.sequencer import Reports, Sequencer
 from risk.reasons import describe as reason_text
 from risk.throttle import SessionThrottle
 
@@ -191,7 +191,7 @@ class FixGateway:
 
     def __init__(
         self,
-        host: EngineHost,
+        host: Sequencer,
         instruments: InstrumentRegistry,
         sessions: Iterable[SessionSpec],
         port: int,
@@ -235,8 +235,6 @@ class FixGateway:
 
     def start(self) -> None:
         """Listen on `port`; returns once the acceptor is up (QuickFIX reads each connection on its own thread)."""
-        from fix_gateway.application import GatewayApplication
-
         settings = quickfix_settings(self._specs.values(), self.port, self._data_dir)
         self._application = GatewayApplication(self)
         # QuickFIX keeps references to the factories (not copies): they must live as long as the acceptor

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from oms.model.instruments import ConfigError
+from oms.core.model.instruments import ConfigError
 
 __all__ = [
     "FixSettings",

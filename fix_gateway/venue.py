@@ -36,9 +36,9 @@ from fix_gateway import tags as T
 from fix_gateway.client import FixClient, Received
 from fix_gateway.codec import ORD_TYPE_CHARS, SIDE_CHARS, TIF_CHARS, utc_timestamp
 from fix_gateway.settings import FixVenueSettings
-from oms.model.enums import CancelReason, RejectReason, TimeInForce
-from oms.model.instruments import Instrument, InstrumentRegistry, format_price, format_qty, parse_price, parse_qty
-from oms.model.messages import (
+from oms.core.model.enums import CancelReason, RejectReason, TimeInForce
+from oms.core.model.instruments import Instrument, InstrumentRegistry, format_price, format_qty, parse_price, parse_qty
+from oms.core.model.messages import (
     CancelOrder,
     CancelRejected,
     Message,
@@ -51,7 +51,7 @@ from oms.model.messages import (
     ReplaceOrder,
     SubmitOrder,
 )
-from oms.model.numbers import to_units
+from oms.core.model.numbers import to_units
 from risk.reasons import describe
 
 __all__ = ["FixVenue"]

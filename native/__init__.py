@@ -1,5 +1,5 @@
 """Native core: the Cython price-time priority engine with its pure-Python reference engine, and the Cython
-pre-trade check that `oms.accounts.AccountState` keeps its numbers in (its Python rules are the reference)."""
+pre-trade check that `oms.core.accounts.AccountState` keeps its numbers in (its Python rules are the reference)."""
 
 from native._book import MatchingEngine
 from native._risk import UNDECIDED, RiskKernel

@@ -3,7 +3,7 @@
 import numpy as np
 
 from native.types import BookEvent
-from oms.model.enums import StpMode
+from oms.core.model.enums import StpMode
 
 ABI: dict[str, int]
 CMD_NEW: int

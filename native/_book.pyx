@@ -19,11 +19,11 @@ cimport numpy as cnp
 import numpy as np
 
 from native.types import CMD_DTYPE, EVENT_DTYPE
-from oms.model.enums import StpMode
+from oms.core.model.enums import StpMode
 
 cnp.import_array()
 
-# -- CONSTANTS (mirror oms.model.enums; tests/unit/test_book_abi.py pins them) --
+# -- CONSTANTS (mirror oms.core.model.enums; tests/unit/test_book_abi.py pins them) --
 
 cdef enum:
     BUY = 1

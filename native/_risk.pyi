@@ -2,7 +2,7 @@
 
 from collections.abc import Collection, Iterable, Mapping
 
-from oms.model.messages import SubmitOrder
+from oms.core.model.messages import SubmitOrder
 
 UNDECIDED: int
 ACTIVE: int

@@ -1,7 +1,7 @@
 # cython: language_level=3, cdivision=True
 """Native pre-trade check of a new order: `AccountState.decide`'s rules over the account's numbers held in C.
 
-`oms.accounts.AccountState` stays the definition. It pushes every number a decision reads into a `RiskKernel` as
+`oms.core.accounts.AccountState` stays the definition. It pushes every number a decision reads into a `RiskKernel` as
 its events apply (`set_limits`, `set_account`, `set_symbol`; the ClOrdID set is shared, not copied), and asks
 `check(cmd, now_ns)` for the reason code of a new order. The kernel answers with exactly the reason the pure-Python
 rules give (tests/property/test_risk_kernel.py compares them over random histories), or with -1 when it cannot
@@ -14,7 +14,7 @@ from cpython.set cimport PySet_Contains
 from libc.stdint cimport INT64_MIN, int64_t
 from libc.string cimport memset
 
-from oms.model.enums import OrdType, RejectReason, Side
+from oms.core.model.enums import OrdType, RejectReason, Side
 
 cdef extern from *:
     """

@@ -31,10 +31,10 @@ from collections import deque
 import numpy as np
 
 from native.types import CMD_CANCEL, CMD_NEW, CMD_REPLACE, EVENT_DTYPE, BookEvent
-from oms.model.enums import BookEventKind as K
-from oms.model.enums import CancelReason as C
-from oms.model.enums import OrdType, Side, StpMode, TimeInForce
-from oms.model.enums import RejectReason as R
+from oms.core.model.enums import BookEventKind as K
+from oms.core.model.enums import CancelReason as C
+from oms.core.model.enums import OrdType, Side, StpMode, TimeInForce
+from oms.core.model.enums import RejectReason as R
 
 _BUY, _SELL = int(Side.BUY), int(Side.SELL)
 _MARKET, _LIMIT, _STOP, _STOP_LIMIT = (

@@ -1,5 +1,5 @@
 """`python -m oms` is the `oms` command."""
 
-from oms.cli import main
+from oms.apps.cli import main
 
 raise SystemExit(main())

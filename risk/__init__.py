@@ -7,5 +7,5 @@
 - `risk.throttle`: sliding-window rate limits (`SlidingWindow`, `SessionThrottle`).
 - `risk.breakers`: drawdown circuit breakers on start-of-day equity.
 
-The account state these run against, and the order they run in, is `oms.accounts.AccountState`. No I/O here.
+The account state these run against, and the order they run in, is `oms.core.accounts.AccountState`. No I/O here.
 """

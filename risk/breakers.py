@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import IntEnum
 from fractions import Fraction
 
-from oms.model.enums import TradingState
+from oms.core.model.enums import TradingState
 
 __all__ = ["BP", "DrawdownLevel", "drawdown", "drawdown_level", "escalate"]
 

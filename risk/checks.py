@@ -1,6 +1,6 @@
 """Pure pre-trade checks. Each takes plain values and returns `RejectReason.NONE` or the reason to refuse.
 
-Nothing here reads state: `oms.accounts.AccountState.decide` gathers the inputs from the account and runs the
+Nothing here reads state: `oms.core.accounts.AccountState.decide` gathers the inputs from the account and runs the
 checks in its documented order. Prices are in price units, quantities in quantity units, money in money units
 (`risk.money`), percentages in basis points. "Worst case" below means: as if every working order of the account
 on the same side and symbol filled in full, plus the new order.
@@ -8,7 +8,7 @@ on the same side and symbol filled in full, plus the new order.
 
 from __future__ import annotations
 
-from oms.model.enums import RejectReason, Side, TradingState
+from oms.core.model.enums import RejectReason, Side, TradingState
 from risk.breakers import BP
 
 __all__ = [

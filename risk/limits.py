@@ -31,9 +31,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-from oms.model.enums import RiskMode
-from oms.model.instruments import ConfigError, InstrumentRegistry, read_toml
-from oms.model.numbers import InvalidValue, to_units
+from oms.core.model.enums import RiskMode
+from oms.core.model.instruments import ConfigError, InstrumentRegistry, read_toml
+from oms.core.model.numbers import InvalidValue, to_units
 from risk.money import MONEY_PRECISION, money_factor
 
 __all__ = [

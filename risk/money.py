@@ -10,8 +10,8 @@ add up to more than MONEY_PRECISION cannot be valued exactly and are refused whe
 
 from __future__ import annotations
 
-from oms.model.instruments import Instrument
-from oms.model.numbers import from_units, to_units
+from oms.core.model.instruments import Instrument
+from oms.core.model.numbers import from_units, to_units
 
 __all__ = ["MONEY_PRECISION", "format_money", "money_factor", "notional_money", "parse_money"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from oms.model.enums import RejectReason as R
+from oms.core.model.enums import RejectReason as R
 
 __all__ = ["TEXT", "describe"]
 

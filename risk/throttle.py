@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-from oms.model.enums import RejectReason
+from oms.core.model.enums import RejectReason
 
 __all__ = ["SessionThrottle", "SlidingWindow"]
 

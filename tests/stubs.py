@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from oms.model.enums import RejectReason
-from oms.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder
+from oms.core.model.enums import RejectReason
+from oms.core.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder
 
 
 class RecordingGate:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from oms.ray_runtime import RaySettings, start_ray, stop_ray
-from oms.redis_server import ManagedRedis, make_client
+from oms.infra.ray.runtime import RaySettings, start_ray, stop_ray
+from oms.infra.redis.server import ManagedRedis, make_client
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from oms.actors import AccountHost, HostConfig
-from oms.model.enums import OrdType, Side, TimeInForce
-from oms.model.messages import OrderAccepted, OrderFilled, SubmitOrder
+from oms.core.model.enums import OrdType, Side, TimeInForce
+from oms.core.model.messages import OrderAccepted, OrderFilled, SubmitOrder
+from oms.infra.ray.actors import AccountShard, ShardConfig
 
 ACCOUNTS = ("ACC1", "ACC2")
 PX = 1_500_000
@@ -20,8 +20,8 @@ QTY = 10
 
 
 def main(url: str, configs: Path) -> None:
-    host = AccountHost(
-        list(ACCOUNTS), HostConfig(url, str(configs / "instruments.toml"), str(configs / "accounts.toml"), 25)
+    host = AccountShard(
+        list(ACCOUNTS), ShardConfig(url, str(configs / "instruments.toml"), str(configs / "accounts.toml"), 25)
     )
     order_id = 0
     while True:

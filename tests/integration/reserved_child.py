@@ -11,22 +11,22 @@ import sys
 import time
 from pathlib import Path
 
-from oms.accounts import AccountEvent, AllowanceRequest
-from oms.actors import AccountHost, HostConfig
-from oms.model.enums import OrdType, Side, TimeInForce
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import OrderAccepted, SubmitOrder, TradePrinted
-from oms.redis_server import make_client
-from oms.reportlog import ReportLog
-from oms.reserved import ReservedGate
+from oms.core.accounts import AccountEvent, AllowanceRequest
+from oms.core.model.enums import OrdType, Side, TimeInForce
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import OrderAccepted, SubmitOrder, TradePrinted
+from oms.core.reserved import AllowanceGate
+from oms.infra.ray.actors import AccountShard, ShardConfig
+from oms.infra.redis.reportlog import ReportLog
+from oms.infra.redis.server import make_client
 
 PX = 1_500_000
 
 
 def main(url: str, configs: Path) -> None:
-    host = AccountHost(["ALGO1"], HostConfig(url, str(configs / "instruments.toml"), str(configs / "accounts.toml")))
+    host = AccountShard(["ALGO1"], ShardConfig(url, str(configs / "instruments.toml"), str(configs / "accounts.toml")))
     log = ReportLog(make_client(url), AccountEvent)
-    gate = ReservedGate(
+    gate = AllowanceGate(
         host,
         InstrumentRegistry.load(configs / "instruments.toml"),
         ["ALGO1"],

@@ -14,12 +14,12 @@ import sys
 import threading
 from pathlib import Path
 
-from oms.analytics.clickhouse import apply_schema, connect
-from oms.analytics.rows import scales
-from oms.analytics.settings import AnalyticsSettings
-from oms.analytics.sink import Batch, FlushReport, Sink
-from oms.model.instruments import InstrumentRegistry
-from oms.redis_server import make_client
+from oms.core.model.instruments import InstrumentRegistry
+from oms.infra.clickhouse.clickhouse import apply_schema, connect
+from oms.infra.clickhouse.rows import scales
+from oms.infra.clickhouse.settings import AnalyticsSettings
+from oms.infra.clickhouse.sink import Batch, FlushReport, Sink
+from oms.infra.redis.server import make_client
 
 INSTRUMENTS = Path(__file__).resolve().parents[2] / "configs" / "instruments.toml"
 

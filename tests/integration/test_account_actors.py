@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from oms.accounts import AccountEvent
-from oms.actors import AccountHost, HostConfig, UnknownAccount, account_actor_class
-from oms.journal import Journal
-from oms.model.enums import CancelReason, OrdType, RejectReason, Side
-from oms.model.enums import TimeInForce as T
-from oms.model.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder
-from oms.redis_server import ManagedRedis, make_client
+from oms.core.accounts import AccountEvent
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side
+from oms.core.model.enums import TimeInForce as T
+from oms.core.model.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder
+from oms.infra.ray.actors import AccountShard, ShardConfig, UnknownAccount, account_actor_class
+from oms.infra.redis.journal import Journal
+from oms.infra.redis.server import ManagedRedis, make_client
 
 pytestmark = pytest.mark.integration
 
@@ -23,9 +23,9 @@ PX = 1_500_000  # AAPL 150.00
 
 
 @pytest.fixture
-def config(redis_server: ManagedRedis) -> HostConfig:
+def config(redis_server: ManagedRedis) -> ShardConfig:
     # a key prefix per test keeps tests apart on the shared server: accounts are the configured names
-    return HostConfig(
+    return ShardConfig(
         redis_url=redis_server.url,
         instruments_path=str(CONFIGS / "instruments.toml"),
         risk_path=str(CONFIGS / "accounts.toml"),
@@ -63,7 +63,7 @@ def _ray_get(ref):
 
 
 def test_every_decision_is_in_the_journal_when_the_call_returns(config, fresh_redis, redis_server):
-    host = AccountHost(["ACC1"], config)
+    host = AccountShard(["ACC1"], config)
 
     decisions = host.submit_batch([(order("b1", Side.BUY, 100), 1, 1)])
 
@@ -72,18 +72,18 @@ def test_every_decision_is_in_the_journal_when_the_call_returns(config, fresh_re
 
 
 def test_a_new_host_rebuilds_the_same_state_from_snapshot_and_journal(config, fresh_redis):
-    host = AccountHost(["ACC1"], config)
+    host = AccountShard(["ACC1"], config)
     flow(host)
     before = host.state_hash("ACC1")
 
-    again = AccountHost(["ACC1"], config)
+    again = AccountShard(["ACC1"], config)
 
     assert again.state_hash("ACC1") == before == host.replayed_hash("ACC1")
     assert again.summary("ACC1")["positions"]["AAPL"]["qty"] == 100
 
 
 def test_unknown_account_is_rejected_not_raised(config, fresh_redis):
-    host = AccountHost(["ACC1"], config)
+    host = AccountShard(["ACC1"], config)
 
     (rej,) = host.submit_batch([(order("x", Side.BUY, 10, account="NOBODY"), 1, 1)])
 
@@ -92,11 +92,11 @@ def test_unknown_account_is_rejected_not_raised(config, fresh_redis):
 
 def test_a_host_refuses_accounts_without_limits(config, fresh_redis):
     with pytest.raises(UnknownAccount, match="NOBODY"):
-        AccountHost(["NOBODY"], config)
+        AccountShard(["NOBODY"], config)
 
 
 def test_kill_switch_blocks_new_orders_and_lists_working_ones(config, fresh_redis):
-    host = AccountHost(["ACC1"], config)
+    host = AccountShard(["ACC1"], config)
     host.submit_batch([(order("b1", Side.BUY, 10), 1, 1)])
 
     working = host.set_kill_switch("ACC1", True, 2)
@@ -133,12 +133,12 @@ def test_a_killed_account_actor_is_restarted_by_ray_with_the_same_state(config, 
 
 
 def test_an_in_process_gate_over_a_host_is_drained_before_an_operator_change(config, fresh_redis, redis_server):
-    from oms.accounts import AllowanceRequest, AllowanceSpent
-    from oms.actors import ReservedGate
-    from oms.model.instruments import InstrumentRegistry
+    from oms.core.accounts import AllowanceRequest, AllowanceSpent
+    from oms.core.model.instruments import InstrumentRegistry
+    from oms.infra.ray.actors import AllowanceGate
 
-    host = AccountHost(["ALGO1"], config)
-    gate = ReservedGate(host, InstrumentRegistry.load(CONFIGS / "instruments.toml"), ["ALGO1"], AllowanceRequest(8))
+    host = AccountShard(["ALGO1"], config)
+    gate = AllowanceGate(host, InstrumentRegistry.load(CONFIGS / "instruments.toml"), ["ALGO1"], AllowanceRequest(8))
     host.mark("AAPL", PX, 1)  # ALGO1 holds nothing in AAPL yet: the print only moves the host's tape
     assert isinstance(gate.decide(order("w", Side.BUY, 10, account="ALGO1"), 1, 2), OrderAccepted)  # strict + grant
     assert isinstance(gate.decide(order("l1", Side.BUY, 10, account="ALGO1"), 2, 3), OrderAccepted)  # local, queued

@@ -7,21 +7,21 @@ import uuid
 
 import pytest
 
-from oms.algos import (
+from oms.adapters.algos import (
     AlgoEngine,
     CancelParent,
     ManualClock,
     ParentStatus,
-    RedisStore,
     SubmitIceberg,
     SubmitTwap,
 )
-from oms.algos.messages import ChildDone, ChildFilled, ChildSent
-from oms.algos.sim import SimMarket
-from oms.app import load_config, local_engine
-from oms.host import EngineHost
-from oms.model.enums import OrdStatus, OrdType, Side, TimeInForce
-from oms.model.messages import SubmitOrder
+from oms.apps.serve import load_config, local_engine
+from oms.apps.sim import SimMarket
+from oms.core.algos.messages import ChildDone, ChildFilled, ChildSent
+from oms.core.model.enums import OrdStatus, OrdType, Side, TimeInForce
+from oms.core.model.messages import SubmitOrder
+from oms.infra.redis.algo_store import RedisStore
+from oms.runtime.sequencer import Sequencer
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def store(redis_client) -> RedisStore:
     return RedisStore(redis_client, stream=f"test-{uuid.uuid4().hex[:12]}")
 
 
-def algo_children(host: EngineHost, parent_id: str) -> list:
+def algo_children(host: Sequencer, parent_id: str) -> list:
     engine = host.engine
     return [
         o for oid, o in engine.orders.items()
@@ -86,14 +86,14 @@ def test_every_child_is_journaled_before_it_reaches_the_order_manager(store):
     assert sum(f.qty for f in fills) == 300 and store.length() == len(records)
 
 
-def sell(host: EngineHost, cl: str, qty: int) -> None:
+def sell(host: Sequencer, cl: str, qty: int) -> None:
     cmd = SubmitOrder("ACC1", cl, "AAPL", Side.SELL, OrdType.LIMIT, qty, MID, tif=TimeInForce.IOC, session="C")
     host.run(lambda e: e.submit(cmd, S))
 
 
 def test_an_algo_engine_restart_finds_its_working_child_by_cl_ord_id_and_its_fills_meanwhile(store, redis_client):
     loaded = load_config()
-    host = EngineHost(local_engine(loaded))
+    host = Sequencer(local_engine(loaded))
     clock = ManualClock(S)
     old = AlgoEngine(host, loaded.instruments, clock, store)
     old.submit(SubmitIceberg("RI1", "ALGO1", "AAPL", Side.BUY, 300, 100, MID))
@@ -116,12 +116,12 @@ def test_an_algo_engine_restart_finds_its_working_child_by_cl_ord_id_and_its_fil
 
 def test_a_child_gone_with_the_restarted_book_is_recorded_lost_and_replaced(store, redis_client):
     loaded = load_config()
-    host = EngineHost(local_engine(loaded))
+    host = Sequencer(local_engine(loaded))
     algos = AlgoEngine(host, loaded.instruments, ManualClock(S), store)
     algos.submit(SubmitIceberg("RI2", "ALGO1", "AAPL", Side.BUY, 300, 100, MID))
     sell(host, "a", 30)
 
-    host2 = EngineHost(local_engine(loaded))  # a new OMS: the old book and its resting child are gone
+    host2 = Sequencer(local_engine(loaded))  # a new OMS: the old book and its resting child are gone
     algos2 = AlgoEngine(host2, loaded.instruments, ManualClock(2 * S), RedisStore(redis_client, stream=store._stream))
     algos2.recover()
 

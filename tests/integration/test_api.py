@@ -1,4 +1,4 @@
-"""The REST + WebSocket API over loopback, on the in-process core (native book, LocalHost accounts): orders, errors,
+"""The REST + WebSocket API over loopback, on the in-process core (native book, LocalShard accounts): orders, errors,
 roles, the event stream, executions, positions, kill switches, metrics, signing, idempotency, rate limits."""
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from oms.api import ApiServer, ApiSettings
-from oms.api.keys import DEFAULT_KEYS
-from oms.api.local import LocalCore, local_core
-from oms.api.security import sign
-from oms.app import LoadedConfig, load_config
-from oms.model.enums import OrdType, Side, TimeInForce
-from oms.model.messages import SubmitOrder
+from oms.adapters.api import ApiServer, ApiSettings
+from oms.adapters.api.keys import DEFAULT_KEYS
+from oms.adapters.api.security import sign
+from oms.apps.local_api import LocalCore, local_core
+from oms.apps.serve import LoadedConfig, load_config
+from oms.core.model.enums import OrdType, Side, TimeInForce
+from oms.core.model.messages import SubmitOrder
 
 pytestmark = pytest.mark.integration
 

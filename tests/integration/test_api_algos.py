@@ -14,18 +14,18 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from oms.algos import AlgoEngine, ManualClock, MemoryStore
-from oms.algos.sim import MarketMaker, NoiseTaker
-from oms.analytics.clickhouse import apply_schema
-from oms.analytics.clickhouse import connect as ch_connect
-from oms.analytics.profile import DAY_NS, WEIGHT_TOTAL
-from oms.analytics.rows import scales, trade_columns
-from oms.api import ApiServer, ApiSettings
-from oms.api.desk import avg_px_text
-from oms.api.local import LocalCore, local_core
-from oms.app import LoadedConfig, load_config
-from oms.model.enums import Side
-from oms.model.messages import TradePrinted
+from oms.adapters.algos import AlgoEngine, ManualClock, MemoryStore
+from oms.adapters.api import ApiServer, ApiSettings
+from oms.adapters.api.desk import avg_px_text
+from oms.apps.local_api import LocalCore, local_core
+from oms.apps.serve import LoadedConfig, api_profiles, load_config
+from oms.apps.sim import MarketMaker, NoiseTaker
+from oms.core.model.enums import Side
+from oms.core.model.messages import TradePrinted
+from oms.infra.clickhouse.clickhouse import apply_schema
+from oms.infra.clickhouse.clickhouse import connect as ch_connect
+from oms.infra.clickhouse.profile import DAY_NS, WEIGHT_TOTAL
+from oms.infra.clickhouse.rows import scales, trade_columns
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,9 @@ class AlgoApi:
         self.noise = NoiseTaker(host, "ACC1", "AAPL", self.maker, 200, 1, 1.0, seed=1)
         self.maker.requote(T0)
         self.noise.step(T0, Side.BUY, 1)  # an opening print: market children need a reference price
-        self.server = ApiServer(host, self.core.view, settings, algos=self.algos, clock=self.clock).start()
+        self.server = ApiServer(
+            host, self.core.view, settings, algos=self.algos, clock=self.clock, profiles=api_profiles(settings)
+        ).start()
         self.http = httpx.Client(base_url=self.server.url, timeout=10)
 
     def close(self) -> None:

@@ -20,10 +20,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from oms.algos import AlgoEngine, MemoryStore
-from oms.api import ApiServer, ApiSettings
-from oms.api.local import local_core
-from oms.app import load_config
+from oms.adapters.algos import AlgoEngine, MemoryStore
+from oms.adapters.api import ApiServer, ApiSettings
+from oms.apps.local_api import local_core
+from oms.apps.serve import load_config
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from oms.app import OmsApp, load_config
-from oms.model.enums import OrdType, RejectReason, Side
-from oms.model.instruments import ConfigError
-from oms.model.messages import OrderAccepted, OrderRejected, SubmitOrder
-from oms.redis_server import JournalUnavailable
+from oms.apps.serve import OmsApp, load_config
+from oms.core.model.enums import OrdType, RejectReason, Side
+from oms.core.model.instruments import ConfigError
+from oms.core.model.messages import OrderAccepted, OrderRejected, SubmitOrder
+from oms.infra.redis.server import JournalUnavailable
 
 pytestmark = pytest.mark.integration
 

@@ -14,12 +14,12 @@ import msgspec
 import pytest
 import redis
 
-from oms.actors import AccountHost, HostConfig
-from oms.audit import Fault, main, verify
-from oms.journal import Journal, journal_key, snapshot_key
-from oms.model.enums import CancelReason, OrdType, Side, TimeInForce
-from oms.model.messages import OrderCanceled, OrderFilled, SubmitOrder
-from oms.redis_server import ManagedRedis, make_client
+from oms.core.model.enums import CancelReason, OrdType, Side, TimeInForce
+from oms.core.model.messages import OrderCanceled, OrderFilled, SubmitOrder
+from oms.infra.ray.actors import AccountShard, ShardConfig
+from oms.infra.redis.audit import Fault, main, verify
+from oms.infra.redis.journal import Journal, journal_key, snapshot_key
+from oms.infra.redis.server import ManagedRedis, make_client
 
 pytestmark = pytest.mark.integration
 
@@ -55,13 +55,13 @@ def _first(report_stream) -> tuple[str, Fault]:  # type: ignore[no-untyped-def]
 
 
 def test_a_journal_written_by_account_hosts_verifies_intact(fresh_redis: redis.Redis, redis_server: ManagedRedis):
-    config = HostConfig(
+    config = ShardConfig(
         redis_url=redis_server.url,
         instruments_path=str(CONFIGS / "instruments.toml"),
         risk_path=str(CONFIGS / "accounts.toml"),
         snapshot_every=5,  # several snapshots, each anchoring the chain
     )
-    host = AccountHost(["ACC1", "ACC2"], config)
+    host = AccountShard(["ACC1", "ACC2"], config)
     now = time.time_ns()
     for i in range(6):
         for account in ("ACC1", "ACC2"):
@@ -70,7 +70,7 @@ def test_a_journal_written_by_account_hosts_verifies_intact(fresh_redis: redis.R
     host.apply_batch([OrderFilled(1, "c0", "ACC1", "AAPL", 1, Side.BUY, 10, PX, 0, 10, 10 * PX, True, now)])
     host.apply_batch([OrderCanceled(2, "c1", "ACC2", "AAPL", CancelReason.USER, 10, now)])
     host.mark("AAPL", PX + 100, now)
-    restarted = AccountHost(["ACC1", "ACC2"], config)  # a new process's writer: reads the chain head from Redis
+    restarted = AccountShard(["ACC1", "ACC2"], config)  # a new process's writer: reads the chain head from Redis
     restarted.apply_batch([OrderFilled(3, "c2", "ACC1", "AAPL", 2, Side.BUY, 10, PX, 0, 10, 10 * PX, True, now)])
 
     report = verify(fresh_redis)
@@ -183,7 +183,7 @@ def test_stream_maxlen_trimming_with_snapshots_verifies(redis_client: redis.Redi
 def test_the_journal_of_an_oms_verifies_while_it_runs_and_after_it_stopped(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from oms.app import OmsApp
+    from oms.apps.serve import OmsApp
 
     configs = tmp_path / "configs"
     shutil.copytree(CONFIGS, configs)
@@ -392,7 +392,8 @@ def test_python_m_oms_audit_runs_the_command(
     redis_client.xdel(journal_key(account), ids[1])
 
     done = subprocess.run(
-        [sys.executable, "-m", "oms.audit", "verify", "--redis-url", redis_server.url, "--account", account],
+        [sys.executable, "-m", "oms.infra.redis.audit", "verify", "--redis-url", redis_server.url,
+         "--account", account],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip
 
@@ -401,7 +402,7 @@ def test_python_m_oms_audit_runs_the_command(
 
 
 def _audit_wired() -> bool:
-    from oms.cli import build_parser
+    from oms.apps.cli import build_parser
 
     commands = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     return any("audit" in a.choices for a in commands)
@@ -411,7 +412,7 @@ def test_oms_audit_verify_through_the_oms_command(
     journal: Journal[Added], redis_server: ManagedRedis, account: str
 ) -> None:
     if not _audit_wired():
-        pytest.skip("`oms audit` is not wired into oms.cli yet (add_audit_command)")
+        pytest.skip("`oms audit` is not wired into oms.apps.cli yet (add_audit_command)")
     journal.append_many(account, [Added(i) for i in range(3)])
 
     done = subprocess.run(

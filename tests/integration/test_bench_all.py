@@ -90,7 +90,7 @@ def test_a_failing_benchmark_is_reported_the_others_still_run_and_the_exit_code_
 
 
 def test_the_command_line_offers_it(capsys: pytest.CaptureFixture[str]) -> None:
-    from oms.cli import main
+    from oms.apps.cli import main
 
     with pytest.raises(SystemExit) as exc:
         main(["bench", "all", "--help"])

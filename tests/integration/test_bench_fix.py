@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.fix import FixBenchParams, run
-from oms.cli import main
+from oms.apps.cli import main
 
 pytestmark = pytest.mark.integration
 

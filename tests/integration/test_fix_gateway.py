@@ -15,10 +15,10 @@ from fix_gateway import tags as T
 from fix_gateway.client import SOH, FixClient, Received
 from fix_gateway.gateway import FixGateway
 from fix_gateway.settings import SessionSpec
-from oms.app import DEFAULT_CONFIG, LoadedConfig, load_config, local_engine
-from oms.engine import OrderManager
-from oms.host import EngineHost
-from oms.redis_server import free_port
+from oms.apps.serve import DEFAULT_CONFIG, LoadedConfig, load_config, local_engine
+from oms.core.engine import OrderManager
+from oms.infra.redis.server import free_port
+from oms.runtime.sequencer import Sequencer
 from risk.throttle import SessionThrottle
 from tests.integration.fix_raw import RawSession
 
@@ -43,7 +43,7 @@ class Env:
         self.generation = generation
         engine = local_engine(self.loaded, generation)
         self.gateway = FixGateway(
-            EngineHost(engine), self.loaded.instruments, self.specs, self.port, self.root / "gw", generation
+            Sequencer(engine), self.loaded.instruments, self.specs, self.port, self.root / "gw", generation
         )
         self.gateway.start()
         return self.gateway
@@ -455,7 +455,7 @@ def test_a_session_over_its_message_rate_is_refused_and_the_other_sessions_are_n
     env.port = free_port()  # the first gateway's port may linger in TIME_WAIT
     engine = local_engine(env.loaded, 2)
     env.gateway = FixGateway(
-        EngineHost(engine), env.loaded.instruments, env.specs, env.port, env.root / "gw2", 2,
+        Sequencer(engine), env.loaded.instruments, env.specs, env.port, env.root / "gw2", 2,
         throttle=SessionThrottle(3, 60_000_000_000),
     )  # fmt: skip
     env.gateway.start()

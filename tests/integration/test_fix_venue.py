@@ -16,12 +16,12 @@ import quickfix as fix
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient
 from fix_gateway.codec import utc_timestamp
-from fix_gateway.exchange import DEFAULT_EXCHANGE_CONFIG, ExchangeSim
 from fix_gateway.gateway import FixGateway
 from fix_gateway.venue import FixVenue
-from oms.app import DEFAULT_CONFIG, build_venues, id_bases, load_config, local_engine
-from oms.host import EngineHost
-from oms.redis_server import free_port
+from oms.apps.exchange_sim import DEFAULT_EXCHANGE_CONFIG, ExchangeSim
+from oms.apps.serve import DEFAULT_CONFIG, build_venues, id_bases, load_config, local_engine
+from oms.infra.redis.server import free_port
+from oms.runtime.sequencer import Sequencer
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +91,7 @@ def start_routed(root: Path, account: str = "OMS") -> Routed:
     venues = build_venues(loaded, id_bases(1)[1])
     engine = local_engine(loaded, 1, venues)
     fix = loaded.config.fix
-    host = EngineHost(engine)
+    host = Sequencer(engine)
     gateway = FixGateway(host, loaded.instruments, loaded.fix_sessions, fix.port, fix.data_dir, 1)
     gateway.start()
     venue = venues["EXCH"]

@@ -11,8 +11,8 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oms.audit import verify
-from oms.journal import (
+from oms.infra.redis.audit import verify
+from oms.infra.redis.journal import (
     CorruptRecord,
     CorruptSnapshot,
     Journal,
@@ -25,7 +25,7 @@ from oms.journal import (
     snapshot_key,
     unseal,
 )
-from oms.redis_server import ManagedRedis, make_client
+from oms.infra.redis.server import ManagedRedis, make_client
 
 pytestmark = pytest.mark.integration
 

@@ -17,16 +17,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient, Received
-from fix_gateway.exchange import ExchangeSim
 from fix_gateway.gateway import FixGateway
 from fix_gateway.venue import FixVenue
-from oms.api import ApiServer, ApiSettings
-from oms.api.local import local_core
-from oms.app import build_venues, id_bases, load_config, local_engine
-from oms.host import EngineHost
-from oms.logs import JsonLogging, configure_logging
-from oms.metrics import METRICS, STAGES, HotPathMetrics, Snapshot
-from oms.redis_server import free_port
+from oms.adapters.api import ApiServer, ApiSettings
+from oms.apps.exchange_sim import ExchangeSim
+from oms.apps.local_api import local_core
+from oms.apps.serve import build_venues, id_bases, load_config, local_engine
+from oms.infra.redis.server import free_port
+from oms.runtime.logs import JsonLogging, configure_logging
+from oms.runtime.metrics import METRICS, STAGES, HotPathMetrics, Snapshot
+from oms.runtime.sequencer import Sequencer
 from tests.integration.test_fix_venue import write_config, write_sim_config
 
 pytestmark = pytest.mark.integration
@@ -192,7 +192,7 @@ def test_an_order_at_a_fix_venue_is_timed_until_the_venues_answer_reaches_the_cl
     loaded = load_config(write_config(tmp_path, oms_port, sim_port))  # MSFT routed to the simulator
     venues = build_venues(loaded, id_bases(1)[1])
     metrics = HotPathMetrics()  # the OMS's own, apart from the simulator's
-    host = EngineHost(local_engine(loaded, 1, venues), metrics=metrics)
+    host = Sequencer(local_engine(loaded, 1, venues), metrics=metrics)
     gateway = FixGateway(host, loaded.instruments, loaded.fix_sessions, oms_port, loaded.config.fix.data_dir, 1)
     venue = venues["EXCH"]
     assert isinstance(venue, FixVenue)

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from oms.accounts import AccountEvent
-from oms.actors import AccountHost, ActorGate, HostConfig, account_actor_class
-from oms.engine import OrderManager
-from oms.journal import Journal
-from oms.model.enums import CancelReason, OrdType, RejectReason, Side
-from oms.model.enums import TimeInForce as T
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import OrderAccepted, OrderFilled, SubmitOrder
-from oms.redis_server import ManagedRedis
-from oms.reportlog import ReportLog
-from oms.venues.internal import InternalVenue
+from oms.core.accounts import AccountEvent
+from oms.core.engine import OrderManager
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side
+from oms.core.model.enums import TimeInForce as T
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import OrderAccepted, OrderFilled, SubmitOrder
+from oms.core.venues.internal import InternalVenue
+from oms.infra.ray.actors import AccountShard, RayAllowanceGate, ShardConfig, account_actor_class
+from oms.infra.redis.journal import Journal
+from oms.infra.redis.reportlog import ReportLog
+from oms.infra.redis.server import ManagedRedis
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +33,8 @@ PX = 1_500_000
 
 
 @pytest.fixture
-def config(redis_server: ManagedRedis) -> HostConfig:
-    return HostConfig(redis_server.url, str(CONFIGS / "instruments.toml"), str(CONFIGS / "accounts.toml"), 25)
+def config(redis_server: ManagedRedis) -> ShardConfig:
+    return ShardConfig(redis_server.url, str(CONFIGS / "instruments.toml"), str(CONFIGS / "accounts.toml"), 25)
 
 
 def _acked_then_killed(child: str, redis_url: str, n: int) -> list[str]:
@@ -64,7 +64,7 @@ def test_sigkill_mid_flow_loses_no_acknowledged_order_or_fill(config, fresh_redi
         (a, int(o)) for a, o in (tok.split(":") for tok in _acked_then_killed("recovery_child", redis_server.url, 60))
     ]
 
-    host = AccountHost(["ACC1", "ACC2"], config)
+    host = AccountShard(["ACC1", "ACC2"], config)
 
     journal = Journal(fresh_redis, AccountEvent)
     for account in ("ACC1", "ACC2"):
@@ -82,7 +82,7 @@ def test_sigkill_of_a_reserved_gate_loses_no_acknowledged_acceptance(config, fre
     log = ReportLog(fresh_redis, AccountEvent)
     assert log.length("ALGO1") >= 50  # most acceptances had not been reported when the gate died
 
-    host = AccountHost(["ALGO1"], config)  # rebuilds ALGO1: its journal, then the log
+    host = AccountShard(["ALGO1"], config)  # rebuilds ALGO1: its journal, then the log
 
     accepted = [r.order_id for _, r in Journal(fresh_redis, AccountEvent).read("ALGO1") if isinstance(r, OrderAccepted)]
     assert len(accepted) == len(set(accepted))
@@ -103,7 +103,7 @@ def test_orders_through_the_engine_survive_an_account_actor_restart(config, fres
         .remote(["ACC1", "ACC2"], config)
     )
     venue = InternalVenue(instruments)
-    oms = OrderManager(instruments, ActorGate({"ACC1": actor, "ACC2": actor}), lambda symbol: venue)
+    oms = OrderManager(instruments, RayAllowanceGate({"ACC1": actor, "ACC2": actor}), lambda symbol: venue)
     reported: Counter[tuple[str, Side]] = Counter()
 
     def trade(tag: str, n: int) -> None:
@@ -144,7 +144,7 @@ def test_kill_switch_through_the_actor_cancels_working_orders_and_blocks_new_one
     instruments = InstrumentRegistry.load(CONFIGS / "instruments.toml")
     actor = account_actor_class().options(name=f"acct-{uuid.uuid4().hex[:8]}", namespace="oms").remote(["ACC1"], config)
     venue = InternalVenue(instruments)
-    oms = OrderManager(instruments, ActorGate({"ACC1": actor}), lambda symbol: venue)
+    oms = OrderManager(instruments, RayAllowanceGate({"ACC1": actor}), lambda symbol: venue)
     oms.submit(SubmitOrder("ACC1", "b1", "AAPL", Side.BUY, OrdType.LIMIT, 10, PX, tif=T.GTC), time.time_ns())
 
     (canceled,) = oms.kill_switch("ACC1", True, time.time_ns())

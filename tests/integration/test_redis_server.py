@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from oms.redis_server import (
+from oms.infra.redis.server import (
     RAY_RESERVED_PORTS,
     JournalUnavailable,
     ManagedRedis,
@@ -165,7 +165,7 @@ def test_server_shuts_down_when_the_process_that_started_it_is_killed(tmp_path: 
     script = textwrap.dedent(
         f"""
         import sys, time
-        from oms.redis_server import ManagedRedis, make_client
+        from oms.infra.redis.server import ManagedRedis, make_client
         server = ManagedRedis({str(tmp_path)!r}, appendfsync="always").start()
         client = make_client(server.url)
         client.set("survivor", b"yes")

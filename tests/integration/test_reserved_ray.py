@@ -1,4 +1,5 @@
-"""Reserved mode over Ray: ActorGate with reserved accounts, against AccountHost actors journaling to a real Redis.
+"""Reserved mode over Ray: RayAllowanceGate with reserved accounts, against AccountShard actors journaling to a real
+Redis.
 
 The safety property runs random order, fill, cancel, replace, print and operator sequences through the gate and,
 beside it, a strict mirror (an AccountState fed the same history without the allowance events): no order the gate
@@ -20,14 +21,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from oms.accounts import AccountEvent, AccountSnapshot, AccountState, AllowanceRequest, AllowanceSpent, Marked
-from oms.actors import ActorGate, HostConfig, account_actor_class, build_gate
-from oms.engine import OrderManager
-from oms.journal import Journal
-from oms.model.enums import CancelReason, OrdType, RejectReason, RiskMode, Side, TradingState
-from oms.model.enums import TimeInForce as T
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import (
+from oms.core.accounts import AccountEvent, AccountSnapshot, AccountState, AllowanceRequest, AllowanceSpent, Marked
+from oms.core.engine import OrderManager
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, RiskMode, Side, TradingState
+from oms.core.model.enums import TimeInForce as T
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import (
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
@@ -37,9 +36,11 @@ from oms.model.messages import (
     SubmitOrder,
     TradePrinted,
 )
-from oms.redis_server import ManagedRedis, make_client
-from oms.reportlog import ReportLog
-from oms.venues.internal import InternalVenue
+from oms.core.venues.internal import InternalVenue
+from oms.infra.ray.actors import RayAllowanceGate, ShardConfig, account_actor_class, build_gate
+from oms.infra.redis.journal import Journal
+from oms.infra.redis.reportlog import ReportLog
+from oms.infra.redis.server import ManagedRedis, make_client
 from risk.limits import LimitsSpec, SymbolSpec, load_risk_config, resolve_limits
 
 pytestmark = pytest.mark.integration
@@ -76,12 +77,12 @@ def _restart(actor: Any) -> None:
 
 
 @pytest.fixture
-def config(redis_server: ManagedRedis) -> HostConfig:
-    return HostConfig(redis_server.url, str(CONFIGS / "instruments.toml"), str(CONFIGS / "accounts.toml"), 25)
+def config(redis_server: ManagedRedis) -> ShardConfig:
+    return ShardConfig(redis_server.url, str(CONFIGS / "instruments.toml"), str(CONFIGS / "accounts.toml"), 25)
 
 
 @pytest.fixture
-def actor(config: HostConfig, fresh_redis: Any, ray_cluster: None) -> Iterator[Any]:
+def actor(config: ShardConfig, fresh_redis: Any, ray_cluster: None) -> Iterator[Any]:
     """One actor hosting ACC1, ACC2 and ALGO1 (ALGO1 is configured reserved, the others strict)."""
     import ray
 
@@ -103,7 +104,7 @@ def order(account: str, cl: str, side: Side = Side.BUY, qty: int = 10, price: in
     return SubmitOrder(account, cl, "AAPL", side, ord_type, qty, price, tif=T.GTC, session=account)
 
 
-def warm_up(gate: ActorGate, account: str = "ALGO1") -> None:
+def warm_up(gate: RayAllowanceGate, account: str = "ALGO1") -> None:
     """A trade print (the call that takes it to the actor also brings the reserved account its first grant), then
     one order, decided locally."""
     gate.on_events([TradePrinted("SIM", "AAPL", 1, PX, 1, Side.BUY, 1)])
@@ -128,7 +129,9 @@ def test_build_gate_takes_each_accounts_mode_from_the_configuration(actor: Any, 
 def test_reserved_orders_are_decided_locally_and_journaled_before_the_next_call(
     actor: Any, wal: Wal, redis_server
 ) -> None:
-    gate = ActorGate({"ALGO1": actor, "ACC1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, low_orders=0)
+    gate = RayAllowanceGate(
+        {"ALGO1": actor, "ACC1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, low_orders=0
+    )
     warm_up(gate)
 
     local = [gate.decide(order("ALGO1", f"r{i}"), 10 + i, 10 + i) for i in range(5)]
@@ -151,7 +154,7 @@ def test_reserved_orders_are_decided_locally_and_journaled_before_the_next_call(
 def test_closing_the_gate_returns_the_allowances_and_journals_every_local_decision(
     actor: Any, wal: Wal, redis_server
 ) -> None:
-    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1)
+    gate = RayAllowanceGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1)
     warm_up(gate)
     gate.decide(order("ALGO1", "l2"), 3, 3)  # batch 1: sent at the next post-trade step, without waiting
     gate.on_events([])
@@ -169,7 +172,7 @@ def test_closing_the_gate_returns_the_allowances_and_journals_every_local_decisi
 
 def test_a_low_allowance_is_topped_up_without_waiting(actor: Any, wal: Wal) -> None:
     request = msgspec.structs.replace(SMALL, orders=40)
-    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=request, low_orders=20)
+    gate = RayAllowanceGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=request, low_orders=20)
     warm_up(gate)
     for i in range(19):  # 40 tokens: down to 20, low
         gate.decide(order("ALGO1", f"a{i}"), 10 + i, 10 + i)
@@ -189,7 +192,7 @@ def test_a_low_allowance_is_topped_up_without_waiting(actor: Any, wal: Wal) -> N
 
 
 def test_orders_the_allowance_cannot_cover_are_decided_by_the_actor(actor: Any, wal: Wal) -> None:
-    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL)
+    gate = RayAllowanceGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL)
     warm_up(gate)
 
     too_big = gate.decide(order("ALGO1", "big", qty=20_000), 10, 10)  # above max_order_qty
@@ -206,7 +209,7 @@ def test_orders_the_allowance_cannot_cover_are_decided_by_the_actor(actor: Any, 
 
 
 def test_a_kill_switch_through_the_engine_revokes_at_once_and_cancels_local_accepts(actor: Any, wal: Wal) -> None:
-    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL)
+    gate = RayAllowanceGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL)
     venue = InternalVenue(REG)
     oms = OrderManager(REG, gate, lambda symbol: venue)
     gate.on_events([TradePrinted("SIM", "AAPL", 1, PX, 1, Side.BUY, 1)])  # brings the grant
@@ -237,7 +240,7 @@ def test_a_kill_switch_through_the_engine_revokes_at_once_and_cancels_local_acce
     ids=["limits", "trading-state", "revoke", "day"],
 )
 def test_operator_changes_through_the_gate_revoke_the_allowance_at_once(actor: Any, wal: Wal, change: Any) -> None:
-    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL)
+    gate = RayAllowanceGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL)
     warm_up(gate)
     gate.decide(order("ALGO1", "queued"), 5, 5)
     limits = load_risk_config(CONFIGS / "accounts.toml", REG).accounts["ALGO1"]
@@ -258,7 +261,7 @@ def test_operator_changes_through_the_gate_revoke_the_allowance_at_once(actor: A
 
 
 def test_a_print_that_voids_the_grant_brings_a_fresh_one_in_the_same_call(actor: Any, wal: Wal) -> None:
-    gate = ActorGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL)
+    gate = RayAllowanceGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL)
     warm_up(gate)
     first = _wait(actor.summary.remote("ALGO1"))["allowance_id"]
 
@@ -277,7 +280,7 @@ def test_an_actor_that_missed_prints_catches_up_before_it_decides(config, fresh_
     busy, idle = cls.remote(["ACC1"], config), cls.remote(["ACC2"], config)
     try:
         _wait(idle.apply_batch.remote([Marked("ACC2", "AAPL", PX, 1)]))  # ACC2 knows AAPL at 150.00, holds nothing
-        gate = ActorGate({"ACC1": busy, "ACC2": idle})
+        gate = RayAllowanceGate({"ACC1": busy, "ACC2": idle})
         assert isinstance(gate.decide(order("ACC1", "b1"), 1, 2), OrderAccepted)  # ACC1 now trades AAPL
         gate.on_events([TradePrinted("SIM", "AAPL", 2, PX * 130 // 100, 1, Side.BUY, 3)])  # only to ACC1's actor
 
@@ -294,7 +297,9 @@ def test_an_actor_that_missed_prints_catches_up_before_it_decides(config, fresh_
 
 
 def test_an_actor_restart_with_reserved_accounts_keeps_the_state_hash(actor: Any, wal: Wal) -> None:
-    gate = ActorGate({"ACC1": actor, "ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, low_orders=2)
+    gate = RayAllowanceGate(
+        {"ACC1": actor, "ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, low_orders=2
+    )
     venue = InternalVenue(REG)
     oms = OrderManager(REG, gate, lambda symbol: venue)
     gate.on_events([TradePrinted("SIM", "AAPL", 1, PX, 1, Side.BUY, 1)])
@@ -328,7 +333,7 @@ def test_an_actor_restart_with_reserved_accounts_keeps_the_state_hash(actor: Any
 def test_acceptances_whose_reports_die_with_the_actor_come_back_from_the_log(
     actor: Any, wal: Wal, redis_server: ManagedRedis
 ) -> None:
-    gate = ActorGate(
+    gate = RayAllowanceGate(
         {"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1000, flush_after_ns=10**15
     )
     warm_up(gate)
@@ -420,7 +425,7 @@ def property_host(
         for name in pool:
             lines += _toml_table(name, SPECS[k])
     path.write_text("\n".join(lines) + "\n")
-    config = HostConfig(redis_server.url, str(CONFIGS / "instruments.toml"), str(path), 10)
+    config = ShardConfig(redis_server.url, str(CONFIGS / "instruments.toml"), str(path), 10)
     host = account_actor_class().remote([n for pool in names for n in pool], config)
     _wait(host.accounts.remote())
     client = make_client(redis_server.url)
@@ -447,7 +452,7 @@ def test_reserved_over_ray_never_accepts_what_strict_rejects(property_host: Any,
     acc = next(pools[limits_at], None)
     assert acc is not None, "out of fresh accounts: raise ACCOUNTS_PER_LIMITS"
     mirror = AccountState(acc, LIMITS[limits_at], REG)
-    gate = ActorGate({acc: actor}, REG, [acc], data.draw(REQUESTS), batch=data.draw(st.integers(1, 4)),
+    gate = RayAllowanceGate({acc: actor}, REG, [acc], data.draw(REQUESTS), batch=data.draw(st.integers(1, 4)),
                      low_orders=data.draw(st.sampled_from([0, 1, 3, 6])),
                      flush_after_ns=data.draw(st.sampled_from([None, 0, 1_000_000])),
                      log=wal)  # fmt: skip

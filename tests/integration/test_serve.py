@@ -15,8 +15,8 @@ import pytest
 
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient
-from oms.analytics.clickhouse import connect
-from oms.redis_server import free_port
+from oms.infra.clickhouse.clickhouse import connect
+from oms.infra.redis.server import free_port
 
 pytestmark = pytest.mark.integration
 

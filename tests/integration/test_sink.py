@@ -10,18 +10,18 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from oms.accounts import AccountEvent, Marked
-from oms.analytics.clickhouse import Client, apply_schema, connect
-from oms.analytics.rows import scales
-from oms.analytics.service import SinkService
-from oms.analytics.settings import AnalyticsSettings
-from oms.analytics.sink import Sink, dead_letter_key
-from oms.analytics.tape import Quote, Tape
-from oms.journal import Journal, journal_key
-from oms.model.enums import OrdType, Side, TimeInForce
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import OrderAccepted, OrderFilled, TradePrinted
-from oms.redis_server import ManagedRedis
+from oms.core.accounts import AccountEvent, Marked
+from oms.core.model.enums import OrdType, Side, TimeInForce
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import OrderAccepted, OrderFilled, TradePrinted
+from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
+from oms.infra.clickhouse.rows import scales
+from oms.infra.clickhouse.service import SinkService
+from oms.infra.clickhouse.settings import AnalyticsSettings
+from oms.infra.clickhouse.sink import Sink, dead_letter_key
+from oms.infra.clickhouse.tape import Quote, Tape
+from oms.infra.redis.journal import Journal, journal_key
+from oms.infra.redis.server import ManagedRedis
 from tests.integration.sink_child import INSTRUMENTS
 
 pytestmark = pytest.mark.integration

@@ -28,15 +28,15 @@ from typing import Any
 import pytest
 import redis
 
-from oms.accounts import AccountEvent
-from oms.analytics.clickhouse import Client, connect
-from oms.analytics.reports import best_execution, market_buckets, render, routing, tca_orders
-from oms.analytics.sink import dead_letter_key
-from oms.analytics.tape import Quote, Tape, TapeRecord, tape_key
-from oms.journal import Journal, journal_key
-from oms.model.enums import CancelReason, OrdType, Side, TimeInForce
-from oms.model.messages import OrderAccepted, OrderCanceled, OrderFilled, TradePrinted
-from oms.redis_server import ManagedRedis, make_client
+from oms.core.accounts import AccountEvent
+from oms.core.model.enums import CancelReason, OrdType, Side, TimeInForce
+from oms.core.model.messages import OrderAccepted, OrderCanceled, OrderFilled, TradePrinted
+from oms.infra.clickhouse.clickhouse import Client, connect
+from oms.infra.clickhouse.reports import best_execution, market_buckets, render, routing, tca_orders
+from oms.infra.clickhouse.sink import dead_letter_key
+from oms.infra.clickhouse.tape import Quote, Tape, TapeRecord, tape_key
+from oms.infra.redis.journal import Journal, journal_key
+from oms.infra.redis.server import ManagedRedis, make_client
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oms.accounts import AccountState
-from oms.model.enums import CancelReason, OrdType, Side, TradingState
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderReplaced, SubmitOrder
+from oms.core.accounts import AccountState
+from oms.core.model.enums import CancelReason, OrdType, Side, TradingState
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderReplaced, SubmitOrder
 from risk.limits import LimitsSpec, resolve_limits
 
 ROOT = Path(__file__).resolve().parents[2]

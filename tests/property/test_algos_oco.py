@@ -6,11 +6,11 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oms.algos import AlgoEngine, ManualClock, OcoBreach, ParentStatus, SubmitBracket
-from oms.app import load_config, local_engine
-from oms.host import EngineHost
-from oms.model.enums import OrdType, Side, TimeInForce
-from oms.model.messages import SubmitOrder
+from oms.adapters.algos import AlgoEngine, ManualClock, OcoBreach, ParentStatus, SubmitBracket
+from oms.apps.serve import load_config, local_engine
+from oms.core.model.enums import OrdType, Side, TimeInForce
+from oms.core.model.messages import SubmitOrder
+from oms.runtime.sequencer import Sequencer
 
 S = 1_000_000_000
 C = 10_000  # one dollar in AAPL price units
@@ -26,7 +26,7 @@ actions = st.lists(
 
 
 def run_path(path: list[tuple[str, int, int]], synthetic: bool, side: Side) -> None:
-    host = EngineHost(local_engine(LOADED))
+    host = Sequencer(local_engine(LOADED))
     clock = ManualClock(S)
     algos = AlgoEngine(host, LOADED.instruments, clock)
     tp, sl = (151 * C, 149 * C) if side is Side.BUY else (149 * C, 151 * C)

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from native import CMD_CANCEL, CMD_DTYPE, CMD_NEW, CMD_REPLACE, MatchingEngine, ReferenceEngine
-from oms.model.enums import BookEventKind as K
-from oms.model.enums import OrdType, Side, StpMode
-from oms.model.enums import TimeInForce as T
+from oms.core.model.enums import BookEventKind as K
+from oms.core.model.enums import OrdType, Side, StpMode
+from oms.core.model.enums import TimeInForce as T
 
 SYM = 1
 TICK = 5

@@ -1,6 +1,6 @@
 """Reserved mode never accepts what strict mode rejects, given the same history.
 
-Two paths see one history. The reserved path is a LocalHost (the account) behind a ReservedGate that decides
+Two paths see one history. The reserved path is a LocalShard (the account) behind a AllowanceGate that decides
 locally within allowances; the strict path is a mirror AccountState that gets every event the reserved path's
 account gets except the allowance events. At every submit the mirror's decision is computed first and the gate's
 decision is then applied to both as the history. Random sequences mix submits (LIMIT inside and outside the band,
@@ -19,10 +19,10 @@ import msgspec
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from oms.accounts import AccountSnapshot, AccountState, AllowanceRequest
-from oms.model.enums import CancelReason, OrdType, RejectReason, Side, TradingState
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import (
+from oms.core.accounts import AccountSnapshot, AccountState, AllowanceRequest
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side, TradingState
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import (
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
@@ -31,7 +31,7 @@ from oms.model.messages import (
     SubmitOrder,
     TradePrinted,
 )
-from oms.reserved import LocalHost, ReservedGate
+from oms.core.reserved import AllowanceGate, LocalShard
 from risk.limits import LimitsSpec, SymbolSpec, resolve_limits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,8 +105,8 @@ def assert_certified(state: AccountState) -> None:
 def test_reserved_never_accepts_what_strict_rejects(data: st.DataObject) -> None:
     limits_at = data.draw(st.integers(0, len(LIMITS) - 1))
     mirror = AccountState(ACC, LIMITS[limits_at], REG)
-    host = LocalHost([AccountState(ACC, LIMITS[limits_at], REG)])
-    gate = ReservedGate(host, REG, [ACC], data.draw(REQUESTS), batch=data.draw(st.integers(1, 4)),
+    host = LocalShard([AccountState(ACC, LIMITS[limits_at], REG)])
+    gate = AllowanceGate(host, REG, [ACC], data.draw(REQUESTS), batch=data.draw(st.integers(1, 4)),
                         low_orders=data.draw(st.sampled_from([0, 1, 3, 6])))  # fmt: skip
     ts = 0
     next_id = 1

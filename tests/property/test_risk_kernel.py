@@ -17,10 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from native import UNDECIDED
-from oms.accounts import AccountState
-from oms.model.enums import CancelReason, OrdType, RejectReason, Side, TimeInForce, TradingState
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import (
+from oms.core.accounts import AccountState
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side, TimeInForce, TradingState
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import (
     OrderAccepted,
     OrderCanceled,
     OrderFilled,

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from oms.accounts import (
+from oms.core.accounts import (
     AccountState,
     DuplicateOrder,
     LimitsChanged,
@@ -22,9 +22,9 @@ from oms.accounts import (
     account_decoder,
     account_encoder,
 )
-from oms.model.enums import CancelReason, OrdType, RejectReason, Side, TimeInForce, TradingState
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import (
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side, TimeInForce, TradingState
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import (
     CancelRejected,
     OrderAccepted,
     OrderCanceled,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from oms.algos import (
+from oms.adapters.algos import (
     AlgoEngine,
     AlgoRejectReason,
     CancelParent,
@@ -15,10 +15,10 @@ from oms.algos import (
     ParentStatus,
     SubmitBracket,
 )
-from oms.app import load_config, local_engine
-from oms.host import EngineHost
-from oms.model.enums import CancelReason, OrdStatus, OrdType, Side, TimeInForce
-from oms.model.messages import OrderAccepted, OrderCanceled, OrderFilled, SubmitOrder, TradePrinted
+from oms.apps.serve import load_config, local_engine
+from oms.core.model.enums import CancelReason, OrdStatus, OrdType, Side, TimeInForce
+from oms.core.model.messages import OrderAccepted, OrderCanceled, OrderFilled, SubmitOrder, TradePrinted
+from oms.runtime.sequencer import Sequencer
 
 S = 1_000_000_000
 C = 10_000  # one dollar in AAPL price units
@@ -28,18 +28,18 @@ ENTRY, TP, SL = 150 * C, 151 * C, 149 * C
 @pytest.fixture
 def mkt():
     loaded = load_config()
-    host = EngineHost(local_engine(loaded))
+    host = Sequencer(local_engine(loaded))
     clock = ManualClock(S)
     algos = AlgoEngine(host, loaded.instruments, clock)
     return host, algos
 
 
-def order(host: EngineHost, account: str, cl: str, side: Side, qty: int, px: int, tif=TimeInForce.IOC) -> list:
+def order(host: Sequencer, account: str, cl: str, side: Side, qty: int, px: int, tif=TimeInForce.IOC) -> list:
     cmd = SubmitOrder(account, cl, "AAPL", side, OrdType.LIMIT, qty, px, tif=tif, session="C-" + account)
     return host.run(lambda e: e.submit(cmd, S))
 
 
-def legs(host: EngineHost, parent_id: str) -> dict[str, list]:
+def legs(host: Sequencer, parent_id: str) -> dict[str, list]:
     """The parent's child orders in the OrderManager, by the role their ClOrdID was journaled with."""
     engine = host.engine
     return {
@@ -48,7 +48,7 @@ def legs(host: EngineHost, parent_id: str) -> dict[str, list]:
     }  # fmt: skip
 
 
-def entered(host: EngineHost, algos: AlgoEngine, synthetic: bool = True, qty: int = 100) -> None:
+def entered(host: Sequencer, algos: AlgoEngine, synthetic: bool = True, qty: int = 100) -> None:
     """A long bracket whose entry has filled: tp (sell limit at TP) works, the stop at SL is armed."""
     algos.submit(SubmitBracket("B1", "ALGO1", "AAPL", Side.BUY, qty, ENTRY, TP, SL, synthetic_stop=synthetic))
     order(host, "ACC2", "entry-contra", Side.SELL, qty, ENTRY)
@@ -96,7 +96,7 @@ def test_a_print_at_the_stop_cancels_the_take_profit_and_sells_in_the_same_step(
     assert (view.status, view.exit_cum_qty, view.exit_cum_notional) == (ParentStatus.FILLED, 100, 100 * (SL - 1000))
 
 
-def sweep_through_both_legs(host: EngineHost) -> None:
+def sweep_through_both_legs(host: Sequencer) -> None:
     """One buy that first trades below the stop (an ask left at 148.50) and then lifts the take-profit at 151."""
     order(host, "ACC1", "bid", Side.BUY, 500, 148 * C, TimeInForce.GTC)
     order(host, "ACC2", "low-ask", Side.SELL, 10, 148 * C + 5000, TimeInForce.GTC)
@@ -163,7 +163,7 @@ class ExternalVenue:
 def ext():
     loaded = load_config()
     venue = ExternalVenue()
-    host = EngineHost(local_engine(loaded, venues={"INTERNAL": venue}))
+    host = Sequencer(local_engine(loaded, venues={"INTERNAL": venue}))
     algos = AlgoEngine(host, loaded.instruments, ManualClock(S))
     algos.submit(SubmitBracket("B1", "ALGO1", "AAPL", Side.BUY, 100, ENTRY, TP, SL, synthetic_stop=False))
     host.on_venue_events([venue.fill("B1.1", 100, ENTRY)])
@@ -174,7 +174,7 @@ def test_a_venue_that_fills_both_legs_in_one_batch_is_reported_loudly_as_a_breac
     host, algos, venue = ext
     assert [k.ord_type for k in legs(host, "B1").values()] == [OrdType.LIMIT, OrdType.LIMIT, OrdType.STOP]
 
-    with caplog.at_level(logging.ERROR, logger="oms.algos.engine"):
+    with caplog.at_level(logging.ERROR, logger="oms.adapters.algos.engine"):
         host.on_venue_events([venue.fill("B1.2", 100, TP), venue.fill("B1.3", 100, SL)])
 
     breaches = [e for e in algos.take_events() if isinstance(e, OcoBreach)]
@@ -185,7 +185,7 @@ def test_a_venue_that_fills_both_legs_in_one_batch_is_reported_loudly_as_a_breac
 def test_a_synthetic_stop_waits_for_the_take_profit_cancel_and_a_late_tp_fill_wins():
     loaded = load_config()
     venue = ExternalVenue()
-    host = EngineHost(local_engine(loaded, venues={"INTERNAL": venue}))
+    host = Sequencer(local_engine(loaded, venues={"INTERNAL": venue}))
     algos = AlgoEngine(host, loaded.instruments, ManualClock(S))
     algos.submit(SubmitBracket("B1", "ALGO1", "AAPL", Side.BUY, 100, ENTRY, TP, SL))
     host.on_venue_events([venue.fill("B1.1", 100, ENTRY)])
@@ -202,7 +202,7 @@ def test_a_synthetic_stop_waits_for_the_take_profit_cancel_and_a_late_tp_fill_wi
 def test_a_synthetic_stop_sells_once_the_take_profit_cancel_is_confirmed():
     loaded = load_config()
     venue = ExternalVenue()
-    host = EngineHost(local_engine(loaded, venues={"INTERNAL": venue}))
+    host = Sequencer(local_engine(loaded, venues={"INTERNAL": venue}))
     algos = AlgoEngine(host, loaded.instruments, ManualClock(S))
     algos.submit(SubmitBracket("B1", "ALGO1", "AAPL", Side.BUY, 100, ENTRY, TP, SL))
     host.on_venue_events([venue.fill("B1.1", 100, ENTRY)])

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from oms.algos import (
+from oms.adapters.algos import (
     AlgoEngine,
     AlgoRejectReason,
     CancelParent,
@@ -19,19 +19,19 @@ from oms.algos import (
     SubmitIceberg,
     SubmitTwap,
 )
-from oms.algos.parents import twap_plan
-from oms.algos.sim import SimMarket
-from oms.app import load_config, local_engine
-from oms.host import EngineHost
-from oms.model.enums import CancelReason, OrdStatus, OrdType, RejectReason, Side, TimeInForce
-from oms.model.messages import OrderFilled, SubmitOrder
+from oms.apps.serve import load_config, local_engine
+from oms.apps.sim import SimMarket
+from oms.core.algos.parents import twap_plan
+from oms.core.model.enums import CancelReason, OrdStatus, OrdType, RejectReason, Side, TimeInForce
+from oms.core.model.messages import OrderFilled, SubmitOrder
+from oms.runtime.sequencer import Sequencer
 
 S = 1_000_000_000
 MID = 1_500_000  # 150.00 AAPL
 TICK = 100
 
 
-def children_of(host: EngineHost, parent_id: str) -> list:
+def children_of(host: Sequencer, parent_id: str) -> list:
     """The child orders the OrderManager holds for a parent (session ALGO, ClOrdID `<parent>.<n>`)."""
     return [
         o for oid, o in host.engine.orders.items()
@@ -185,12 +185,12 @@ def test_a_parent_id_is_used_once_and_cancel_of_an_unknown_or_ended_parent_is_re
 def bare():
     """A host over local_engine with no market maker: the test places every contra order itself."""
     loaded = load_config()
-    host = EngineHost(local_engine(loaded))
+    host = Sequencer(local_engine(loaded))
     clock = ManualClock(S)
     return host, AlgoEngine(host, loaded.instruments, clock), clock
 
 
-def sell(host: EngineHost, cl: str, qty: int, px: int, now: int = S) -> list:
+def sell(host: Sequencer, cl: str, qty: int, px: int, now: int = S) -> list:
     cmd = SubmitOrder("ACC1", cl, "AAPL", Side.SELL, OrdType.LIMIT, qty, px, tif=TimeInForce.IOC, session="C")
     return host.run(lambda e: e.submit(cmd, now))
 
@@ -252,7 +252,7 @@ def test_a_child_canceled_by_the_kill_switch_stops_the_parent(bare):
     host, algos, _ = bare
     algos.submit(SubmitIceberg("I5", "ALGO1", "AAPL", Side.BUY, 500, 100, MID))
 
-    # what OrderManager.kill_switch does to working orders (ReservedGate has no set_kill_switch yet)
+    # what OrderManager.kill_switch does to working orders (AllowanceGate has no set_kill_switch yet)
     host.run(lambda e: e.mass_cancel(None, None, S, CancelReason.KILL_SWITCH))
     algos.on_timer(2 * S)
 
@@ -272,7 +272,7 @@ def test_other_subscribers_get_every_report_once_and_in_order_refills_with_the_n
     algos.submit(SubmitIceberg("I6", "ALGO1", "AAPL", Side.BUY, 200, 100, MID))
 
     sell(host, "s1", 100, MID)  # fills I6.1; the algo engine sends I6.2 inside that step
-    algos.on_timer(2 * S)  # the next step publishes what the refill caused (today's EngineHost.publish)
+    algos.on_timer(2 * S)  # the next step publishes what the refill caused (today's Sequencer.publish)
 
     names = [(type(e).__name__, e.cl_ord_id) for e in seen if hasattr(e, "cl_ord_id")]
     assert names.index(("OrderFilled", "s1")) < names.index(("OrderAccepted", "I6.2"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from oms.algos import AlgoRejectReason, ParentRejected, ParentStatus, SubmitPov, SubmitVwap
-from oms.algos.sim import SimMarket
-from oms.model.enums import Side
+from oms.adapters.algos import AlgoRejectReason, ParentRejected, ParentStatus, SubmitPov, SubmitVwap
+from oms.apps.sim import SimMarket
+from oms.core.model.enums import Side
 
 S = 1_000_000_000
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from oms.api.keys import DEFAULT_KEYS, Permission, Role, load_keys, parse_keys
-from oms.app import load_config
-from oms.model.instruments import ConfigError
+from oms.adapters.api.keys import DEFAULT_KEYS, Permission, Role, load_keys, parse_keys
+from oms.apps.serve import load_config
+from oms.core.model.instruments import ConfigError
 
 
 def test_the_dev_keys_file_loads_against_the_configured_accounts() -> None:

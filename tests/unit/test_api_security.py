@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from oms.api.errors import ApiError
-from oms.api.keys import parse_keys
-from oms.api.security import Authenticator, IdempotencyStore, RateLimiter, sign
+from oms.adapters.api.errors import ApiError
+from oms.adapters.api.keys import parse_keys
+from oms.adapters.api.security import Authenticator, IdempotencyStore, RateLimiter, sign
 
 RING = parse_keys(
     {

@@ -8,7 +8,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from oms.audit import (
+from oms.core.model.instruments import ConfigError
+from oms.infra.redis.audit import (
     Anchor,
     AuditReport,
     Fault,
@@ -18,8 +19,7 @@ from oms.audit import (
     load_redis_settings,
     parse_pin,
 )
-from oms.journal import DIGEST_SIZE, chain_hash, genesis, link_of, seal, unseal
-from oms.model.instruments import ConfigError
+from oms.infra.redis.journal import DIGEST_SIZE, chain_hash, genesis, link_of, seal, unseal
 
 KEY = "oms:journal:ACC1"
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from native import CMD_CANCEL, CMD_DTYPE, CMD_NEW, CMD_REPLACE, EVENT_FIELDS, MatchingEngine, ReferenceEngine
-from oms.model.enums import BookEventKind as K
-from oms.model.enums import CancelReason as C
-from oms.model.enums import OrdType, Side, StpMode
-from oms.model.enums import RejectReason as R
-from oms.model.enums import TimeInForce as T
+from oms.core.model.enums import BookEventKind as K
+from oms.core.model.enums import CancelReason as C
+from oms.core.model.enums import OrdType, Side, StpMode
+from oms.core.model.enums import RejectReason as R
+from oms.core.model.enums import TimeInForce as T
 
 SYM = 7
 TICK = 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from native import _book
-from oms.model.enums import BookEventKind, CancelReason, OrdType, RejectReason, Side, StpMode, TimeInForce
+from oms.core.model.enums import BookEventKind, CancelReason, OrdType, RejectReason, Side, StpMode, TimeInForce
 
 PREFIXES = {"K_": BookEventKind, "R_": RejectReason, "C_": CancelReason, "STP_": StpMode}
 PLAIN = (Side, OrdType, TimeInForce)

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from oms.model.enums import TradingState
+from oms.core.model.enums import TradingState
 from risk.breakers import DrawdownLevel, drawdown, drawdown_level, escalate
 
 SOD = 1_000_000

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from oms.engine import OrderManager
-from oms.model.enums import CancelReason, OrdStatus, OrdType, RejectReason, Side
-from oms.model.enums import TimeInForce as T
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import (
+from oms.core.engine import OrderManager
+from oms.core.model.enums import CancelReason, OrdStatus, OrdType, RejectReason, Side
+from oms.core.model.enums import TimeInForce as T
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import (
     CancelOrder,
     CancelRejected,
     OrderAccepted,
@@ -22,7 +22,7 @@ from oms.model.messages import (
     SubmitOrder,
     TradePrinted,
 )
-from oms.venues.internal import InternalVenue
+from oms.core.venues.internal import InternalVenue
 from tests.stubs import RecordingGate
 
 INSTRUMENTS = InstrumentRegistry.load(Path(__file__).parents[2] / "configs" / "instruments.toml")

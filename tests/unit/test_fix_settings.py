@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fix_gateway.settings import load_sessions
-from oms.model.instruments import ConfigError
+from oms.core.model.instruments import ConfigError
 
 ACCOUNTS = ["ACC1", "ACC2"]
 GOOD = """

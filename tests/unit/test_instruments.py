@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from oms.model.enums import RejectReason
-from oms.model.instruments import (
+from oms.core.model.enums import RejectReason
+from oms.core.model.instruments import (
     ConfigError,
     Instrument,
     InstrumentRegistry,
@@ -12,7 +12,7 @@ from oms.model.instruments import (
     parse_price,
     parse_qty,
 )
-from oms.model.numbers import InvalidValue
+from oms.core.model.numbers import InvalidValue
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "instruments.toml"
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oms.model.enums import CancelReason, OrdType, RejectReason, Side, StpMode
-from oms.model.enums import TimeInForce as T
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import (
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side, StpMode
+from oms.core.model.enums import TimeInForce as T
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import (
     CancelOrder,
     CancelRejected,
     OrderAccepted,
@@ -28,8 +28,8 @@ from oms.model.messages import (
     decoder,
     encoder,
 )
-from oms.orders import Order
-from oms.venues.internal import InternalVenue
+from oms.core.orders import Order
+from oms.core.venues.internal import InternalVenue
 
 INSTRUMENTS = InstrumentRegistry.load(Path(__file__).parents[2] / "configs" / "instruments.toml")
 PX = 1_500_000  # AAPL 150.00 at price precision 4

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from oms.logs import EventLog, JsonFormatter, configure_logging
+from oms.runtime.logs import EventLog, JsonFormatter, configure_logging
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 

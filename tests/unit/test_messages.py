@@ -4,8 +4,8 @@ from fractions import Fraction
 import msgspec
 import pytest
 
-from oms.model.enums import CancelReason, OrdType, RejectReason, Side, TimeInForce
-from oms.model.messages import (
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side, TimeInForce
+from oms.core.model.messages import (
     CancelOrder,
     CancelRejected,
     Command,

@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from oms.api.metrics import ApiMetrics
-from oms.metrics import BUCKETS_NS, STAGES, HotPathMetrics, StageClock, render
-from oms.model.enums import OrdType, RejectReason, Side, TimeInForce
-from oms.model.messages import OrderAccepted, OrderFilled, OrderRejected, TradePrinted
+from oms.adapters.api.metrics import ApiMetrics
+from oms.core.model.enums import OrdType, RejectReason, Side, TimeInForce
+from oms.core.model.messages import OrderAccepted, OrderFilled, OrderRejected, TradePrinted
+from oms.runtime.metrics import BUCKETS_NS, STAGES, HotPathMetrics, StageClock, render
 
 
 def stamped(metrics: HotPathMetrics, t_in: int, risk: int = 0, venue: int = 0, ack: int = 0) -> StageClock:

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oms.model.enums import RejectReason
-from oms.model.numbers import InvalidValue, from_units, to_units
+from oms.core.model.enums import RejectReason
+from oms.core.model.numbers import InvalidValue, from_units, to_units
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oms.model.enums import OrdStatus, OrdType, Side, TimeInForce
-from oms.orders import (
+from oms.core.model.enums import OrdStatus, OrdType, Side, TimeInForce
+from oms.core.orders import (
     TERMINAL,
     TRANSITIONS,
     IllegalTransition,

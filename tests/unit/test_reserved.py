@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from oms.accounts import (
+from oms.core.accounts import (
     AccountState,
     AllowanceGranted,
     AllowanceRequest,
@@ -19,10 +19,10 @@ from oms.accounts import (
     account_decoder,
     account_encoder,
 )
-from oms.model.enums import OrdType, RejectReason, RiskMode, Side, TradingState
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import OrderAccepted, OrderFilled, OrderRejected, SubmitOrder, TradePrinted
-from oms.reserved import LocalHost, ReservedGate
+from oms.core.model.enums import OrdType, RejectReason, RiskMode, Side, TradingState
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import OrderAccepted, OrderFilled, OrderRejected, SubmitOrder, TradePrinted
+from oms.core.reserved import AllowanceGate, LocalShard
 from risk.limits import LimitsSpec, resolve_limits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,11 +47,11 @@ def limits(**kw: Any) -> Any:
     return resolve_limits(LimitsSpec(**{**SPEC, **kw}), REG)
 
 
-def setup(request: AllowanceRequest = FULL, low_orders: int = 0, **kw: Any) -> tuple[LocalHost, ReservedGate]:
+def setup(request: AllowanceRequest = FULL, low_orders: int = 0, **kw: Any) -> tuple[LocalShard, AllowanceGate]:
     state = AccountState(ACC, limits(**kw), REG)
-    host = LocalHost([state])
+    host = LocalShard([state])
     host.mark("AAPL", PX, 0)
-    gate = ReservedGate(host, REG, [ACC], request, batch=8, low_orders=low_orders)
+    gate = AllowanceGate(host, REG, [ACC], request, batch=8, low_orders=low_orders)
     return host, gate
 
 
@@ -60,7 +60,7 @@ def buy(cl: str, qty: int = 10, price: int | None = PX, ord_type: OrdType | None
     return SubmitOrder(ACC, cl, "AAPL", Side.BUY, kind, qty, price)
 
 
-def warm(gate: ReservedGate) -> None:
+def warm(gate: AllowanceGate) -> None:
     """The first order of an account has no allowance yet: it is decided strictly and a grant follows."""
     assert isinstance(gate.decide(buy("warm", 1), 1, 1), OrderAccepted)
     assert gate.fallbacks == 1 and gate.allowance_left(ACC) is not None
@@ -261,7 +261,7 @@ def test_no_grant_while_the_account_cannot_trade() -> None:
 
 def test_accounts_not_in_reserved_mode_are_always_decided_by_the_host() -> None:
     host, _ = setup()
-    gate = ReservedGate(host, REG, [], FULL)
+    gate = AllowanceGate(host, REG, [], FULL)
     for i in range(3):
         assert isinstance(gate.decide(buy(f"s{i}"), i + 1, 10), OrderAccepted)
     assert gate.local_accepts == 0 and gate.fallbacks == 3
@@ -269,9 +269,9 @@ def test_accounts_not_in_reserved_mode_are_always_decided_by_the_host() -> None:
 
 
 def test_kill_switch_through_the_engine_cancels_working_orders_and_blocks_new_ones() -> None:
-    from oms.engine import OrderManager
-    from oms.model.messages import OrderCanceled
-    from oms.venues.internal import InternalVenue
+    from oms.core.engine import OrderManager
+    from oms.core.model.messages import OrderCanceled
+    from oms.core.venues.internal import InternalVenue
 
     host, gate = setup()
     venue = InternalVenue(REG)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from oms.model.enums import RejectReason as R
-from oms.model.enums import Side, TradingState
+from oms.core.model.enums import RejectReason as R
+from oms.core.model.enums import Side, TradingState
 from risk import checks
 from risk.reasons import TEXT, describe
 

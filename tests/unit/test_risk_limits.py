@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from oms.model.enums import RiskMode
-from oms.model.instruments import ConfigError, Instrument, InstrumentRegistry
+from oms.core.model.enums import RiskMode
+from oms.core.model.instruments import ConfigError, Instrument, InstrumentRegistry
 from risk.limits import BUILTIN, LimitsSpec, load_risk_config, parse_risk_config, resolve_limits
 from risk.money import MONEY_PRECISION, format_money, notional_money, parse_money
 

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oms.analytics.clickhouse import Client, apply_schema, connect
-from oms.analytics.reports import Report, ReportEmpty, tca_orders
-from oms.analytics.rows import Scale, fill_columns, order_columns, quote_columns, scales, trade_columns
-from oms.analytics.settings import AnalyticsSettings
-from oms.analytics.tape import Quote
-from oms.model.enums import CancelReason, OrdType, Side, TimeInForce
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderReplaced, TradePrinted
+from oms.core.model.enums import CancelReason, OrdType, Side, TimeInForce
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderReplaced, TradePrinted
+from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
+from oms.infra.clickhouse.reports import Report, ReportEmpty, tca_orders
+from oms.infra.clickhouse.rows import Scale, fill_columns, order_columns, quote_columns, scales, trade_columns
+from oms.infra.clickhouse.settings import AnalyticsSettings
+from oms.infra.clickhouse.tape import Quote
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SCALE = scales(InstrumentRegistry.load(CONFIGS / "instruments.toml"))

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oms.analytics.clickhouse import Client, apply_schema, connect
-from oms.analytics.reports import Report, best_execution, market_buckets, render, routing
-from oms.cli import main
+from oms.apps.cli import main
+from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
+from oms.infra.clickhouse.reports import Report, best_execution, market_buckets, render, routing
 from tests.unit.test_tca import MID0, SCALE, SEC, T0, Book, Market, Series, load, px, qty, simulate
 
 W = 10 * SEC  # bucket width
@@ -218,7 +218,7 @@ def test_a_bad_time_is_refused_by_the_argument_parser(store: str, capsys: pytest
 
 
 def test_the_report_sql_files_are_plain_clickhouse_with_named_parameters() -> None:
-    sql_dir = Path(__file__).resolve().parents[2] / "oms" / "analytics" / "sql" / "reports"
+    sql_dir = Path(__file__).resolve().parents[2] / "oms" / "infra" / "clickhouse" / "sql" / "reports"
     for path in sql_dir.glob("*.sql"):
         text = path.read_text()
         assert "{" in text and "%(" not in text and "?" not in text.replace("-- ", ""), path.name

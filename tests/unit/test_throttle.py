@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from oms.model.enums import RejectReason
+from oms.core.model.enums import RejectReason
 from risk.throttle import SessionThrottle, SlidingWindow
 
 MS = 1_000_000

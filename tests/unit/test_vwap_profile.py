@@ -1,4 +1,4 @@
-"""Intraday volume profiles (`oms.analytics.profile`) from an embedded ClickHouse holding real rows, against an
+"""Intraday volume profiles (`oms.infra.clickhouse.profile`) from an embedded ClickHouse holding real rows, against an
 independent computation over the same records: the windows shifted by whole days are cut explicitly here (no
 modulo), each day's shares are exact fractions, and the weights are compared within one part per million."""
 
@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from oms.analytics.clickhouse import Client, apply_schema, connect
-from oms.analytics.profile import (
+from oms.core.model.enums import Side
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import OrderFilled, TradePrinted
+from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
+from oms.infra.clickhouse.profile import (
     DAY_NS,
     WEIGHT_TOTAL,
     ClickHouseProfiles,
@@ -22,10 +25,7 @@ from oms.analytics.profile import (
     intraday_profile,
     profile_weights,
 )
-from oms.analytics.rows import fill_columns, scales, trade_columns
-from oms.model.enums import Side
-from oms.model.instruments import InstrumentRegistry
-from oms.model.messages import OrderFilled, TradePrinted
+from oms.infra.clickhouse.rows import fill_columns, scales, trade_columns
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SCALE = scales(InstrumentRegistry.load(CONFIGS / "instruments.toml"))

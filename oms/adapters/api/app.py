@@ -1,0 +1,439 @@
+"""The litestar application: routes under /v1, authentication before every route, JSON errors everywhere.
+
+Handlers run on the server's event loop and drive the engine synchronously under its lock (`Sequencer.run`):
+one step is microseconds with in-process accounts, so handing it to a thread pool would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, WebSocket, delete, get, patch, post, websocket
+from litestar.exceptions import HTTPException, SerializationException, ValidationException, WebSocketDisconnect
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK
+
+from oms.adapters.api.accounts import AccountView
+from oms.adapters.api.algos import KINDS, AlgoDesk
+from oms.adapters.api.desk import OrderDesk
+from oms.adapters.api.errors import ApiError, ErrorBody
+from oms.adapters.api.keys import ApiKey, Permission
+from oms.adapters.api.metrics import CONTENT_TYPE, ApiMetrics
+from oms.adapters.api.schemas import (
+    AccountSummary,
+    ExecutionOut,
+    Health,
+    KillSwitchOut,
+    KillSwitchRequest,
+    KindText,
+    OrderOut,
+    OrderRequest,
+    ParentOut,
+    ParentRequest,
+    ParentStatusText,
+    ReplaceRequest,
+    RiskOut,
+    StatusText,
+    VwapRequest,
+)
+from oms.adapters.api.security import Authenticator, IdempotencyStore, RateLimiter
+
+__all__ = ["ApiState", "build_app"]
+
+log = logging.getLogger("oms.adapters.api")
+_PUBLIC = ("/healthz", "/metrics", "/schema")
+_STREAM_QUEUE_MAX = 10_000  # events queued for one WebSocket before it is closed as too slow
+_ERROR_TEXT = {
+    400: "bad input: malformed JSON, unknown field, unknown symbol or account, bad number, off tick or lot, "
+    "unknown parent kind or profile, bad window, rate, clips or bracket prices",
+    401: "no or bad credentials: unknown key, stale timestamp, replayed nonce, bad signature",
+    403: "the key's role or accounts do not allow this",
+    404: "no such order, parent or account (or not visible to this key)",
+    409: "duplicate client_order_id or parent_id, reused Idempotency-Key, or a cancel/replace the order (or a cancel "
+    "the parent) cannot take",
+    429: "the key is over its rate limit",
+    503: "the algo engine does not run on this server",
+}
+
+
+def _errors(*codes: int) -> dict[int, ResponseSpec]:
+    return {c: ResponseSpec(data_container=ErrorBody, description=_ERROR_TEXT[c]) for c in codes}
+
+
+_AUTH = (400, 401, 403, 429)
+_CODES_FOR_HTTP = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+class ApiState:
+    """Everything the handlers share."""
+
+    def __init__(
+        self,
+        desk: OrderDesk,
+        view: AccountView,
+        auth: Authenticator,
+        limiter: RateLimiter,
+        idempotency: IdempotencyStore,
+        metrics: ApiMetrics,
+        algos: AlgoDesk | None = None,
+        algo_idempotency: IdempotencyStore | None = None,
+    ) -> None:
+        """`algos`: the parent-order desk (None: one without an algo engine, every algo route answers 503)."""
+        self.algos = algos if algos is not None else AlgoDesk(None, desk, desk.instruments, time.time_ns)
+        self.algo_idempotency = algo_idempotency if algo_idempotency is not None else IdempotencyStore(86_400)
+        self.desk = desk
+        self.view = view
+        self.auth = auth
+        self.limiter = limiter
+        self.idempotency = idempotency
+        self.metrics = metrics
+
+
+def build_app(s: ApiState) -> Litestar:
+    desk, view, metrics, algos = s.desk, s.view, s.metrics, s.algos
+
+    def key_of(request: Request) -> ApiKey:
+        return request.state.key
+
+    def path_of(scope: Any) -> str:
+        qs = scope.get("query_string", b"")
+        return scope["path"] + ("?" + qs.decode("latin-1") if qs else "")
+
+    async def authenticate(request: Request) -> None:
+        if request.url.path.startswith(_PUBLIC):
+            return
+        headers = request.headers
+        body = await request.body() if s.auth.needs_body(headers) else b""
+        key = s.auth.authenticate(request.method, path_of(request.scope), headers, body)
+        s.limiter.check(key)
+        request.state.key = key
+
+    # -- ORDERS --
+
+    @post(
+        "/v1/orders",
+        status_code=201,
+        responses=_errors(*_AUTH, 409),
+        summary="Submit an order",
+        description="Market, limit, stop or stop-limit; day/gtc/ioc/fok/gtd; iceberg with display_qty. A risk "
+        "reject is answered 201 with the order in status `rejected` and its reject_code/reject_reason. "
+        "A retry with the same Idempotency-Key returns the same order (header Idempotent-Replayed: true).",
+    )
+    async def submit_order(
+        request: Request,
+        data: JSONBody[OrderRequest],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=128)] = None,
+    ) -> Response[OrderOut]:
+        t0 = time.perf_counter()
+        key = key_of(request)
+        metrics.orders_in.inc()
+        digest = b""
+        if idempotency_key is not None:
+            digest = msgspec.json.encode(data)
+            previous = s.idempotency.get(key.key_id, idempotency_key, digest)
+            if isinstance(previous, int):
+                return Response(desk.get(key, previous), status_code=201, headers={"Idempotent-Replayed": "true"})
+        try:
+            out = desk.submit(key, data, time.time_ns())
+        except ApiError as exc:
+            metrics.rejects.labels(exc.code).inc()
+            raise
+        if idempotency_key is not None:
+            s.idempotency.put(key.key_id, idempotency_key, digest, out.order_id)
+        metrics.submit_latency.observe(time.perf_counter() - t0)
+        return Response(out, status_code=201)
+
+    @get("/v1/orders", responses=_errors(*_AUTH, 404), summary="List orders, newest first")
+    async def list_orders(
+        request: Request,
+        account: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        status: Annotated[StatusText | None, QueryParameter()] = None,
+        symbol: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> list[OrderOut]:
+        return desk.list(key_of(request), account, status, symbol, limit)
+
+    @get("/v1/orders/{order_id:int}", responses=_errors(*_AUTH, 404), summary="Get an order")
+    async def get_order(request: Request, order_id: FromPath[int]) -> OrderOut:
+        return desk.get(key_of(request), order_id)
+
+    @delete(
+        "/v1/orders/{order_id:int}",
+        status_code=HTTP_200_OK,
+        responses=_errors(*_AUTH, 404, 409),
+        summary="Cancel an order",
+    )
+    async def cancel_order(request: Request, order_id: FromPath[int]) -> OrderOut:
+        return desk.cancel(key_of(request), order_id, time.time_ns())
+
+    @patch(
+        "/v1/orders/{order_id:int}",
+        responses=_errors(*_AUTH, 404, 409),
+        summary="Replace an order: new total qty and/or price",
+    )
+    async def replace_order(request: Request, order_id: FromPath[int], data: JSONBody[ReplaceRequest]) -> OrderOut:
+        return desk.replace(key_of(request), order_id, data, time.time_ns())
+
+    # -- ALGORITHMIC PARENT ORDERS --
+
+    @post(
+        "/v1/algos",
+        status_code=201,
+        responses=_errors(*_AUTH, 409, 503),
+        summary="Submit a parent order: TWAP, VWAP, POV, iceberg or bracket (tagged by `kind`)",
+        description="Checked before the algo engine sees it: bad input is a 400 with a specific code and makes no "
+        "parent. The answer is the parent after its first step (children due at once already sent). Its children "
+        "pass the same risk checks as any order; a refused child shows on the parent. A retry with the same "
+        "Idempotency-Key returns the same parent (header Idempotent-Replayed: true).",
+    )
+    async def submit_parent(
+        request: Request,
+        data: JSONBody[ParentRequest],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=128)] = None,
+    ) -> Response[ParentOut]:
+        key = key_of(request)
+        digest = b""
+        if idempotency_key is not None:
+            digest = msgspec.json.encode(data)
+            previous = s.algo_idempotency.get(key.key_id, idempotency_key, digest)
+            if isinstance(previous, str):
+                return Response(algos.get(key, previous), status_code=201, headers={"Idempotent-Replayed": "true"})
+        if isinstance(data, VwapRequest) and data.profile == "history" and algos.profiles is not None:
+            out = await asyncio.to_thread(algos.submit, key, data)  # reads ClickHouse: off the event loop
+        else:
+            out = algos.submit(key, data)
+        if idempotency_key is not None:
+            s.algo_idempotency.put(key.key_id, idempotency_key, digest, out.parent_id)
+        return Response(out, status_code=201)
+
+    @get("/v1/algos", responses=_errors(*_AUTH, 404, 503), summary="List parent orders, newest first")
+    async def list_parents(
+        request: Request,
+        account: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        status: Annotated[ParentStatusText | None, QueryParameter()] = None,
+        kind: Annotated[KindText | None, QueryParameter()] = None,
+        symbol: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> list[ParentOut]:
+        return algos.list(key_of(request), account, status, kind, symbol, limit)
+
+    @get(
+        "/v1/algos/{parent_id:str}",
+        responses=_errors(*_AUTH, 404, 503),
+        summary="Get a parent order with its children",
+    )
+    async def get_parent(request: Request, parent_id: FromPath[str]) -> ParentOut:
+        return algos.get(key_of(request), parent_id)
+
+    @delete(
+        "/v1/algos/{parent_id:str}",
+        status_code=HTTP_200_OK,
+        responses=_errors(*_AUTH, 404, 409, 503),
+        summary="Cancel a parent order: its working children are canceled, nothing new is sent",
+    )
+    async def cancel_parent(request: Request, parent_id: FromPath[str]) -> ParentOut:
+        return algos.cancel(key_of(request), parent_id)
+
+    # -- ACCOUNTS --
+
+    @get(
+        "/v1/accounts/{account:str}/executions",
+        responses=_errors(*_AUTH, 404),
+        summary="Fills of an account seen since the server started, oldest first",
+    )
+    async def executions(
+        request: Request,
+        account: FromPath[str],
+        since_exec_id: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
+    ) -> list[ExecutionOut]:
+        return desk.executions(key_of(request), account, since_exec_id, limit)
+
+    @get("/v1/accounts/{account:str}/positions", responses=_errors(*_AUTH, 404), summary="Positions and P&L")
+    async def positions(request: Request, account: FromPath[str]) -> AccountSummary:
+        desk.check_account(key_of(request), account, Permission.READ_POSITIONS)
+        return view.summary(account)
+
+    @get("/v1/accounts/{account:str}/risk", responses=_errors(*_AUTH, 404), summary="Risk state and limits")
+    async def risk(request: Request, account: FromPath[str]) -> RiskOut:
+        desk.check_account(key_of(request), account, Permission.READ_RISK)
+        return view.risk(account)
+
+    @post(
+        "/v1/accounts/{account:str}/kill-switch",
+        status_code=HTTP_200_OK,
+        responses=_errors(*_AUTH, 404),
+        summary="Engage (cancels working orders, blocks new ones) or release an account's kill switch",
+    )
+    async def account_kill_switch(
+        request: Request, account: FromPath[str], data: JSONBody[KillSwitchRequest]
+    ) -> KillSwitchOut:
+        return desk.kill_switch(key_of(request), account, data.on, time.time_ns())
+
+    @post(
+        "/v1/kill-switch",
+        status_code=HTTP_200_OK,
+        responses=_errors(*_AUTH),
+        summary="Engage or release the kill switch of every account",
+    )
+    async def global_kill_switch(request: Request, data: JSONBody[KillSwitchRequest]) -> KillSwitchOut:
+        return desk.kill_switch(key_of(request), None, data.on, time.time_ns())
+
+    # -- STREAM --
+
+    @websocket("/v1/accounts/{account:str}/stream")
+    async def stream(socket: WebSocket, account: FromPath[str]) -> None:
+        """Every order event of `account` (any adapter's orders) and every event of its parent orders, as JSON text
+        frames; the first frame is {"type": "subscribed", ...}. Refusals send one {"code", "message"} frame, then
+        close 4401/4403/4404/4429."""
+        try:
+            key = s.auth.authenticate("GET", path_of(socket.scope), socket.headers, b"")
+            s.limiter.check(key)
+            desk.check_account(key, account, Permission.READ_ORDERS)
+        except ApiError as exc:
+            await socket.accept()
+            await socket.send_text(msgspec.json.encode(ErrorBody(exc.code, exc.message)).decode())
+            await socket.close(code=4000 + exc.status, reason=exc.code)
+            return
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        def offer(payload: bytes | None) -> None:
+            queue.put_nowait(payload if queue.qsize() < _STREAM_QUEUE_MAX else None)
+
+        def push(payload: bytes) -> None:  # on the thread driving the engine
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server is stopping
+                loop.call_soon_threadsafe(offer, payload)
+
+        await socket.accept()
+        desk.listen(account, push)
+
+        async def receive() -> None:
+            try:
+                while True:
+                    await socket.receive_data(mode="text")
+            except (WebSocketDisconnect, Exception):
+                queue.put_nowait(None)
+
+        receiver = asyncio.create_task(receive())
+        try:
+            await socket.send_text(msgspec.json.encode({"type": "subscribed", "account": account}).decode())
+            while (payload := await queue.get()) is not None:
+                await socket.send_text(payload.decode())
+        except (WebSocketDisconnect, Exception):
+            pass
+        finally:
+            desk.unlisten(account, push)
+            receiver.cancel()
+        if queue.qsize() >= _STREAM_QUEUE_MAX:
+            with contextlib.suppress(Exception):
+                await socket.close(code=1008, reason="slow consumer")
+
+    # -- OPERATIONS --
+
+    @get("/healthz", summary="Liveness")
+    async def healthz() -> Health:
+        return Health("ok", len(desk.host.engine.orders))
+
+    @get("/metrics", media_type=CONTENT_TYPE, summary="Prometheus metrics", include_in_schema=True)
+    async def metrics_page() -> Response[bytes]:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    # -- ERRORS --
+
+    def error(
+        request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        metrics.errors.labels(str(status), code).inc()
+        return Response(ErrorBody(code, message), status_code=status, headers=headers, media_type=MediaType.JSON)
+
+    def on_api_error(request: Request, exc: ApiError) -> Response:
+        return error(request, exc.status, exc.code, exc.message, exc.headers)
+
+    def on_validation(request: Request, exc: ValidationException) -> Response:
+        detail = str(exc.detail)
+        extra = exc.extra
+        if isinstance(extra, list) and extra:
+            first = extra[0] if isinstance(extra[0], dict) else {}
+            if first.get("key") == "data" and first.get("message") == "'data'":
+                return error(request, 400, "bad_json", "the request body is missing: a JSON object is required")
+            if request.url.path == "/v1/algos" and request.method == "POST" and _names_kind(first):
+                return error(request, 400, "unknown_kind", f"`kind` must be one of {KINDS}: {first.get('message')}")
+            detail = f"{first.get('message', detail)}" + (f" (at {first['key']})" if first.get("key") else "")
+        return error(request, 400, "invalid_request", detail[:500])
+
+    def on_http(request: Request, exc: HTTPException) -> Response:
+        status = exc.status_code if 400 <= exc.status_code < 500 else 400
+        detail = str(exc.detail)
+        code = _CODES_FOR_HTTP.get(status, "invalid_request")
+        if status == 400 and isinstance(exc.__cause__, SerializationException):
+            code, detail = "bad_json", f"body is not valid JSON: {detail.removeprefix('SerializationException - ')}"
+        return error(request, status, code, detail[:500], getattr(exc, "headers", None))
+
+    def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error(request, 500, "internal_error", f"{type(exc).__name__}: {str(exc)[:300]}")
+
+    openapi = OpenAPIConfig(
+        title="OMS REST API",
+        version="1.0.0",
+        description="Orders, cancels, replaces, algorithmic parent orders, executions, positions, risk and kill "
+        'switches. Prices and quantities are decimal strings. Errors are {"code", "message"}. See docs/api.md.',
+        components=Components(
+            security_schemes={
+                "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
+            }
+        ),
+        security=[{"apiKey": []}],
+        path="/schema",
+    )
+    return Litestar(
+        route_handlers=[
+            submit_order,
+            list_orders,
+            get_order,
+            cancel_order,
+            replace_order,
+            executions,
+            positions,
+            risk,
+            account_kill_switch,
+            global_kill_switch,
+            submit_parent,
+            list_parents,
+            get_parent,
+            cancel_parent,
+            stream,
+            healthz,
+            metrics_page,
+        ],
+        before_request=authenticate,
+        exception_handlers={
+            ApiError: on_api_error,
+            ValidationException: on_validation,
+            HTTPException: on_http,
+            Exception: on_crash,
+        },
+        openapi_config=openapi,
+        debug=False,
+        logging_config=None,
+    )
+
+
+def _names_kind(first: dict) -> bool:
+    """True when a body validation error is about the parent's `kind` (missing, or not a known one)."""
+    message = str(first.get("message", ""))
+    return first.get("key") == "kind" or "required field `kind`" in message

@@ -1,0 +1,572 @@
+"""`OrderDesk`: the API's side of the OMS core. It turns requests into commands run on the `Sequencer` (under
+the engine's lock), answers with the order as it stands after the step, and subscribes to the host's reports for
+the executions list, the WebSocket streams and the counters, whichever adapter's order an event belongs to.
+
+Orders entered here belong to session `REST:<key id>`; ClOrdIDs (`client_order_id`) are unique per session and
+generated when the client sends none. Cancels and replaces name the order by its OrderID and go to the session the
+order belongs to, so a trader (or an admin) can cancel an order of one of its accounts that came over FIX.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from fractions import Fraction
+
+import msgspec
+
+from oms.adapters.api.errors import ApiError, reason_error
+from oms.adapters.api.keys import PERMISSIONS, ApiKey, Permission
+from oms.adapters.api.metrics import ApiMetrics
+from oms.adapters.api.schemas import EventOut, ExecutionOut, KillSwitchOut, OrderOut, OrderRequest, ReplaceRequest
+from oms.core.engine import OrderManager
+from oms.core.model.enums import CancelReason, OrdStatus, OrdType, RejectReason, Side, TimeInForce
+from oms.core.model.instruments import Instrument, InstrumentRegistry, format_price, format_qty, parse_price, parse_qty
+from oms.core.model.messages import (
+    CancelOrder,
+    CancelRejected,
+    ChangePending,
+    Message,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaced,
+    OrderTriggered,
+    ReplaceOrder,
+    SubmitOrder,
+)
+from oms.core.model.numbers import InvalidValue, from_units
+from oms.core.orders import Order, OrderView
+from oms.runtime.sequencer import Reports, Sequencer
+
+__all__ = ["MAX_UNITS", "OrderDesk", "avg_px_text", "lower_name", "price_units", "qty_units", "role_forbidden"]
+
+AVG_PX_EXTRA_DIGITS = 6  # like FIX AvgPx: digits beyond the instrument's price precision
+MAX_UNITS = 2**62  # the matching core's integers are 64-bit: larger values are refused at the edge
+_SIDE = {"buy": Side.BUY, "sell": Side.SELL}
+_ORD_TYPE = {"market": OrdType.MARKET, "limit": OrdType.LIMIT, "stop": OrdType.STOP, "stop_limit": OrdType.STOP_LIMIT}
+_TIF = {
+    "day": TimeInForce.DAY,
+    "gtc": TimeInForce.GTC,
+    "ioc": TimeInForce.IOC,
+    "fok": TimeInForce.FOK,
+    "gtd": TimeInForce.GTD,
+}
+_WITH_PRICE = frozenset({OrdType.LIMIT, OrdType.STOP_LIMIT})
+_WITH_STOP = frozenset({OrdType.STOP, OrdType.STOP_LIMIT})
+_STREAMED = (
+    OrderAccepted,
+    OrderRejected,
+    OrderFilled,
+    OrderCanceled,
+    OrderReplaced,
+    OrderExpired,
+    CancelRejected,
+    ChangePending,
+    OrderTriggered,
+)
+_json = msgspec.json.Encoder()
+
+
+def lower_name(e: object) -> str:
+    """An enum member's name in lower case: how the API writes enumerations."""
+    return e.name.lower()  # type: ignore[attr-defined]
+
+
+class _Extra(msgspec.Struct):
+    """What an order's state machine does not keep but its REST view shows."""
+
+    stop_price: int | None = None
+    display_qty: int | None = None
+    reject: RejectReason | None = None
+    reject_text: str | None = None
+
+
+class OrderDesk:
+    """Commands in, order views out; one per ApiServer."""
+
+    def __init__(
+        self,
+        host: Sequencer,
+        instruments: InstrumentRegistry,
+        accounts: list[str],
+        metrics: ApiMetrics,
+        executions_kept: int = 100_000,
+    ) -> None:
+        self.host = host
+        self.instruments = instruments
+        self.accounts = frozenset(accounts)
+        self.metrics = metrics
+        self._executions: dict[str, deque[OrderFilled]] = {a: deque(maxlen=executions_kept) for a in accounts}
+        self._extra: dict[int, _Extra] = {}
+        self._listeners: dict[str, set[Callable[[bytes], None]]] = {}
+        self._prefix = f"api{os.getpid() % 1000:03d}{os.urandom(3).hex()}-"
+        self._ids = itertools.count(1)
+        self._state_lock = threading.Lock()  # listeners and executions, read from the event loop
+        host.subscribe(self._on_reports)
+
+    def close(self) -> None:
+        self.host.unsubscribe(self._on_reports)
+
+    # -- ORDERS --
+
+    def submit(self, key: ApiKey, req: OrderRequest, now_ns: int) -> OrderOut:
+        """Validate `req` and run it; returns the order after the step (status `rejected` on a risk reject).
+        Raises ApiError 400/403/409 for requests that never become orders."""
+        clock = self.host.metrics.clock("rest")  # gateway in: counts oms_orders_in{channel="rest"}
+        try:
+            cmd, extra = self._command(key, req, now_ns)
+        except ApiError as exc:
+            if exc.status == 400:  # bad input, refused before the engine (the engine's rejects count themselves)
+                self.host.metrics.reject(exc.code)
+            clock.acked()
+            raise
+        session = key.session
+
+        def step(engine: OrderManager) -> OrderOut | ApiError:
+            cl = cmd.cl_ord_id
+            if cl:
+                if engine.find(session, cl) is not None:
+                    return reason_error(409, RejectReason.DUPLICATE_CL_ORD_ID, f"client_order_id {cl!r}")
+                c = cmd
+            else:
+                while engine.find(session, cl := f"{self._prefix}{next(self._ids)}") is not None:
+                    pass
+                c = msgspec.structs.replace(cmd, cl_ord_id=cl)
+            events = engine.submit(c, now_ns, clock)
+            order = engine.find(session, cl)
+            if order is None:  # refused before an order id was spent
+                rej = next((e for e in events if isinstance(e, OrderRejected)), None)
+                reason = rej.reason if rej is not None else RejectReason.INVALID_ORDER_ID
+                return reason_error(400, reason)
+            if extra is not None:
+                self._extra[order.order_id] = extra
+            for e in events:
+                if isinstance(e, OrderRejected) and e.order_id == order.order_id:
+                    self._note_reject(e)
+            return self._out(order, session)
+
+        result = self.host.run(step)
+        clock.acked()  # ack out: the answer is ready for the HTTP response
+        if isinstance(result, ApiError):
+            raise result
+        return result
+
+    def cancel(self, key: ApiKey, order_id: int, now_ns: int) -> OrderOut:
+        """Cancel a working order of an account the key trades; 404 when it cannot see it, 409 when refused."""
+
+        def step(engine: OrderManager) -> OrderOut | ApiError:
+            order = self._visible(engine, key, order_id, Permission.TRADE)
+            if isinstance(order, ApiError):
+                return order
+            if order.is_terminal:
+                return reason_error(409, RejectReason.TOO_LATE_TO_CANCEL, f"order {order_id} is {order.status.value}")
+            session = engine.session_of[order_id]
+            cl = self._fresh_id(engine, session)
+            cmd = CancelOrder(order.account, cl, order.cl_ord_id, order.symbol, order.side, now_ns, session)
+            refused = self._refused(engine.cancel(cmd, now_ns))
+            return refused or self._out(order, session)
+
+        return self._run(step)
+
+    def replace(self, key: ApiKey, order_id: int, req: ReplaceRequest, now_ns: int) -> OrderOut:
+        """Change a working order's total quantity and/or price; 409 (with the reason) when refused."""
+        if req.qty is None and req.price is None:
+            raise ApiError(400, "invalid_request", "a replace needs qty, price or both")
+
+        def step(engine: OrderManager) -> OrderOut | ApiError:
+            order = self._visible(engine, key, order_id, Permission.TRADE)
+            if isinstance(order, ApiError):
+                return order
+            inst = self.instruments.by_symbol(order.symbol)
+            assert inst is not None
+            try:
+                qty = order.qty if req.qty is None else qty_units(inst, req.qty, "qty")
+                price = order.price
+                if req.price is not None:
+                    if order.ord_type not in _WITH_PRICE:
+                        return reason_error(
+                            400, RejectReason.INVALID_PRICE, f"a {lower_name(order.ord_type)} order has no limit price"
+                        )
+                    price = price_units(inst, req.price, "price")
+            except ApiError as exc:
+                return exc
+            if order.is_terminal:
+                return reason_error(409, RejectReason.TOO_LATE_TO_CANCEL, f"order {order_id} is {order.status.value}")
+            session = engine.session_of[order_id]
+            cl = req.client_order_id
+            if cl is None:
+                cl = self._fresh_id(engine, session)
+            elif engine.find(session, cl) is not None:
+                return reason_error(409, RejectReason.DUPLICATE_CL_ORD_ID, f"client_order_id {cl!r}")
+            cmd = ReplaceOrder(
+                order.account, cl, order.cl_ord_id, order.symbol, order.side, qty, price, now_ns, session
+            )
+            refused = self._refused(engine.replace(cmd, now_ns))
+            return refused or self._out(order, session)
+
+        return self._run(step)
+
+    def get(self, key: ApiKey, order_id: int) -> OrderOut:
+        def step(engine: OrderManager) -> OrderOut | ApiError:
+            order = self._visible(engine, key, order_id, Permission.READ_ORDERS)
+            return order if isinstance(order, ApiError) else self._out(order, engine.session_of[order_id])
+
+        return self._read(step)
+
+    def list(
+        self, key: ApiKey, account: str | None, status: str | None, symbol: str | None, limit: int
+    ) -> list[OrderOut]:
+        """Newest first, at most `limit`, of the accounts the key may read (or `account` only)."""
+        if account is not None:
+            self.check_account(key, account, Permission.READ_ORDERS)
+        elif Permission.READ_ORDERS not in PERMISSIONS[key.role]:
+            raise role_forbidden(key, Permission.READ_ORDERS)
+        want = None if status is None else OrdStatus(status)
+
+        def step(engine: OrderManager) -> list[OrderOut]:
+            out: list[OrderOut] = []
+            for oid in reversed(engine.orders):
+                o = engine.orders[oid]
+                if (account is not None and o.account != account) or not key.sees(o.account):
+                    continue
+                if (want is not None and o.status is not want) or (symbol is not None and o.symbol != symbol):
+                    continue
+                out.append(self._out(o, engine.session_of[oid]))
+                if len(out) >= limit:
+                    break
+            return out
+
+        return self._read(step)
+
+    def kill_switch(self, key: ApiKey, account: str | None, on: bool, now_ns: int) -> KillSwitchOut:
+        """Engage (cancelling the working orders) or release the kill switch of `account`, or of every account."""
+        if account is None:
+            if not key.may(Permission.KILL_SWITCH):
+                raise ApiError(403, "forbidden", f"key {key.key_id!r} may not use the global kill switch")
+        else:
+            self.check_account(key, account, Permission.KILL_SWITCH)
+        accounts = sorted(self.accounts) if account is None else [account]
+
+        def step(engine: OrderManager) -> tuple[list[Message], list[int]]:
+            events = engine.kill_switch(account, on, now_ns)
+            # what is still working now waits for a venue that answers later (a FIX venue)
+            pending = [o.order_id for a in accounts for o in engine.working(account=a)] if on else []
+            return events, pending
+
+        events, pending = self.host.run(step)
+        canceled = [e.order_id for e in events if isinstance(e, OrderCanceled) and e.reason == CancelReason.KILL_SWITCH]
+        return KillSwitchOut(accounts, on, canceled, sorted(pending))
+
+    # -- EXECUTIONS AND STREAMS --
+
+    def executions(self, key: ApiKey, account: str, since_exec_id: int, limit: int) -> list[ExecutionOut]:
+        """Fills of `account` seen since this server started, oldest first, exec_id > since_exec_id."""
+        self.check_account(key, account, Permission.READ_ORDERS)
+        with self._state_lock:
+            fills = [f for f in self._executions[account] if f.exec_id > since_exec_id][:limit]
+        return [self._execution(f) for f in fills]
+
+    def listen(self, account: str, push: Callable[[bytes], None]) -> None:
+        """`push(json)` for every event of `account` from now on (called on the thread that drives the engine)."""
+        with self.host.lock, self._state_lock:
+            self._listeners.setdefault(account, set()).add(push)
+
+    def unlisten(self, account: str, push: Callable[[bytes], None]) -> None:
+        with self.host.lock, self._state_lock:
+            listeners = self._listeners.get(account)
+            if listeners is not None:
+                listeners.discard(push)
+                if not listeners:
+                    del self._listeners[account]
+
+    # -- STREAMS OF OTHER EVENTS --
+
+    def push(self, account: str, payload: bytes) -> None:
+        """Send `payload` (a JSON frame) to every stream of `account`, like its order events; call it with the host's
+        lock held (the algo engine's listeners run under it)."""
+        listeners = self._listeners.get(account)
+        if listeners:
+            for push in list(listeners):
+                push(payload)
+
+    # -- ACCESS --
+
+    def check_account(self, key: ApiKey, account: str, permission: Permission) -> None:
+        """403 when the key may not do `permission` on `account`, 404 when no such account exists."""
+        if permission not in PERMISSIONS[key.role]:
+            raise role_forbidden(key, permission)
+        if not key.sees(account):
+            raise ApiError(403, "forbidden", f"key {key.key_id!r} may not access account {account[:64]!r}")
+        if account not in self.accounts:
+            raise ApiError(404, "unknown_account", f"unknown account {account[:64]!r}")
+
+    # -- INTERNALS --
+
+    def _run(self, step: Callable[[OrderManager], OrderOut | ApiError]) -> OrderOut:
+        result = self.host.run(step)
+        if isinstance(result, ApiError):
+            raise result
+        return result
+
+    def _read(self, step):  # reads change nothing: no reports to publish
+        with self.host.lock:
+            result = step(self.host.engine)
+        if isinstance(result, ApiError):
+            raise result
+        return result
+
+    def _visible(self, engine: OrderManager, key: ApiKey, order_id: int, permission: Permission) -> Order | ApiError:
+        if permission not in PERMISSIONS[key.role]:
+            return role_forbidden(key, permission)
+        order = engine.orders.get(order_id)
+        if order is None or not key.may(permission, order.account):
+            return ApiError(404, "unknown_order", f"no order {order_id} visible to key {key.key_id!r}")
+        return order
+
+    @staticmethod
+    def _refused(events: list[Message]) -> ApiError | None:
+        rej = next((e for e in events if isinstance(e, CancelRejected)), None)
+        return None if rej is None else reason_error(409, rej.reason)
+
+    def _fresh_id(self, engine: OrderManager, session: str) -> str:
+        while engine.find(session, cl := f"{self._prefix}{next(self._ids)}") is not None:
+            pass
+        return cl
+
+    def _command(self, key: ApiKey, req: OrderRequest, now_ns: int) -> tuple[SubmitOrder, _Extra | None]:
+        self.check_account_for_order(key, req.account)
+        inst = self.instruments.by_symbol(req.symbol)
+        if inst is None:
+            raise reason_error(400, RejectReason.UNKNOWN_SYMBOL, repr(req.symbol[:64]))
+        ord_type, tif = _ORD_TYPE[req.ord_type], _TIF[req.tif]
+        qty = qty_units(inst, req.qty, "qty")
+        price = stop = display = None
+        if ord_type in _WITH_PRICE:
+            if req.price is None:
+                raise reason_error(400, RejectReason.INVALID_PRICE, f"a {req.ord_type} order needs a price")
+            price = price_units(inst, req.price, "price")
+        elif req.price is not None:
+            raise reason_error(400, RejectReason.INVALID_PRICE, f"a {req.ord_type} order takes no price")
+        if ord_type in _WITH_STOP:
+            if req.stop_price is None:
+                raise reason_error(400, RejectReason.INVALID_STOP_PRICE, f"a {req.ord_type} order needs a stop_price")
+            stop = price_units(inst, req.stop_price, "stop_price")
+        elif req.stop_price is not None:
+            raise reason_error(400, RejectReason.INVALID_STOP_PRICE, f"a {req.ord_type} order takes no stop_price")
+        if req.display_qty is not None:
+            display = qty_units(inst, req.display_qty, "display_qty")
+            if display > qty:
+                raise reason_error(400, RejectReason.INVALID_DISPLAY_QTY, "display_qty above qty")
+        if (tif is TimeInForce.GTD) != (req.expire_at_ns is not None):
+            raise reason_error(400, RejectReason.INVALID_TIF, "expire_at_ns goes with tif gtd, and only with it")
+        cmd = SubmitOrder(
+            req.account,
+            req.client_order_id or "",
+            req.symbol,
+            _SIDE[req.side],
+            ord_type,
+            qty,
+            price,
+            stop,
+            tif,
+            display,
+            req.expire_at_ns,
+            now_ns,
+            key.session,
+        )
+        extra = _Extra(stop, display) if stop is not None or display is not None else None
+        return cmd, extra
+
+    def check_account_for_order(self, key: ApiKey, account: str) -> None:
+        if Permission.TRADE not in PERMISSIONS[key.role]:
+            raise role_forbidden(key, Permission.TRADE)
+        if not key.sees(account):
+            raise ApiError(403, "forbidden", f"key {key.key_id!r} may not trade account {account[:64]!r}")
+        if account not in self.accounts:
+            raise reason_error(400, RejectReason.UNKNOWN_ACCOUNT, repr(account[:64]))
+
+    def _out(self, o: Order, session: str) -> OrderOut:
+        inst = self.instruments.by_symbol(o.symbol)
+        assert inst is not None
+        x = self._extra.get(o.order_id)
+        return OrderOut(
+            order_id=o.order_id,
+            client_order_id=o.cl_ord_id,
+            account=o.account,
+            symbol=o.symbol,
+            side=lower_name(o.side),
+            ord_type=lower_name(o.ord_type),
+            tif=lower_name(o.tif),  # type: ignore[arg-type]
+            qty=format_qty(inst, o.qty),
+            price=None if o.price is None else format_price(inst, o.price),
+            stop_price=None if x is None or x.stop_price is None else format_price(inst, x.stop_price),
+            display_qty=None if x is None or x.display_qty is None else format_qty(inst, x.display_qty),
+            status=o.status.value,  # type: ignore[arg-type]
+            cum_qty=format_qty(inst, o.cum_qty),
+            leaves_qty=format_qty(inst, o.leaves_qty),
+            avg_px=avg_px_text(inst, o.cum_notional, o.cum_qty),
+            reject_code=None if x is None or x.reject is None else lower_name(x.reject),
+            reject_reason=None if x is None else x.reject_text,
+            session=session,
+        )
+
+    def _execution(self, f: OrderFilled) -> ExecutionOut:
+        inst = self.instruments.by_symbol(f.symbol)
+        assert inst is not None
+        return ExecutionOut(
+            exec_id=f.exec_id,
+            order_id=f.order_id,
+            client_order_id=f.cl_ord_id,
+            account=f.account,
+            symbol=f.symbol,
+            side=lower_name(f.side),
+            qty=format_qty(inst, f.qty),
+            price=format_price(inst, f.price),  # type: ignore[arg-type]
+            cum_qty=format_qty(inst, f.cum_qty),
+            leaves_qty=format_qty(inst, f.leaves_qty),
+            aggressor=f.aggressor,
+            contra_order_id=f.contra_order_id,
+            venue=f.venue,
+            ts_ns=f.ts_ns,
+        )
+
+    # -- REPORTS (on the thread driving the engine, under its lock) --
+
+    def _on_reports(self, reports: Reports) -> None:
+        session_of = self.host.engine.session_of
+        metrics = self.metrics
+        for event, view in reports:
+            if not isinstance(event, _STREAMED):
+                continue
+            oid = event.order_id
+            rest = session_of.get(oid, "").startswith("REST:")
+            if isinstance(event, OrderFilled):
+                with self._state_lock:
+                    log = self._executions.get(event.account)
+                    if log is not None:
+                        log.append(event)
+                if rest:
+                    metrics.fills.inc()
+            elif isinstance(event, OrderAccepted):
+                if rest:
+                    metrics.acks.inc()
+            elif isinstance(event, OrderRejected) and oid:
+                self._note_reject(event)
+                if rest:
+                    metrics.rejects.labels(lower_name(event.reason)).inc()
+            listeners = self._listeners.get(event.account)
+            if listeners:
+                payload = _json.encode(self._event(event, view))
+                for push in list(listeners):
+                    push(payload)
+
+    def _note_reject(self, e: OrderRejected) -> None:
+        x = self._extra.get(e.order_id)
+        if x is None:
+            x = self._extra[e.order_id] = _Extra()
+        x.reject, x.reject_text = e.reason, e.text
+
+    def _event(self, e: Message, view: OrderView | None) -> EventOut:
+        inst = self.instruments.by_symbol(e.symbol)  # type: ignore[union-attr]
+        assert inst is not None
+        fields: dict[str, object] = {}
+        if view is not None:
+            fields.update(
+                status=view.status.value,
+                cum_qty=format_qty(inst, view.cum_qty),
+                leaves_qty=format_qty(inst, view.leaves_qty),
+                avg_px=avg_px_text(inst, view.cum_notional, view.cum_qty),
+            )
+        match e:
+            case OrderFilled():
+                fields.update(
+                    exec_id=e.exec_id,
+                    side=lower_name(e.side),
+                    last_qty=format_qty(inst, e.qty),
+                    last_px=format_price(inst, e.price),
+                    aggressor=e.aggressor,
+                )
+            case OrderAccepted():
+                fields.update(
+                    side=lower_name(e.side),
+                    qty=format_qty(inst, e.qty),
+                    price=None if e.price is None else format_price(inst, e.price),
+                )
+            case OrderRejected() | CancelRejected():
+                fields.update(reason_code=lower_name(e.reason), reason=e.text)
+            case OrderCanceled():
+                fields.update(reason_code=lower_name(e.reason), orig_client_order_id=e.orig_cl_ord_id or None)
+            case OrderReplaced():
+                fields.update(
+                    orig_client_order_id=e.orig_cl_ord_id,
+                    qty=format_qty(inst, e.qty),
+                    price=None if e.price is None else format_price(inst, e.price),
+                )
+            case ChangePending():
+                fields.update(orig_client_order_id=e.orig_cl_ord_id)
+            case OrderTriggered():
+                fields.update(last_px=format_price(inst, e.last_price))
+        return EventOut(
+            type=type(e).__struct_config__.tag,
+            order_id=e.order_id,
+            client_order_id=e.cl_ord_id,  # type: ignore[union-attr]
+            account=e.account,
+            symbol=e.symbol,
+            ts_ns=e.ts_ns,
+            **fields,
+        )  # type: ignore[union-attr,arg-type]
+
+
+_VERB = {
+    Permission.TRADE: "enter or change orders",
+    Permission.READ_ORDERS: "read orders and executions",
+    Permission.READ_POSITIONS: "read positions",
+    Permission.READ_RISK: "read risk state and limits",
+    Permission.KILL_SWITCH: "use the kill switch",
+}
+
+
+def role_forbidden(key: ApiKey, permission: Permission) -> ApiError:
+    """The 403 for a key whose role lacks `permission`."""
+    return ApiError(403, "forbidden", f"role {key.role.value!r} may not {_VERB[permission]}")
+
+
+def avg_px_text(inst: Instrument, cum_notional: int, cum_qty: int) -> str | None:
+    """The exact average cum_notional / cum_qty, rounded to AVG_PX_EXTRA_DIGITS beyond the price precision."""
+    if not cum_qty:
+        return None
+    units = round(Fraction(cum_notional, cum_qty) * 10**AVG_PX_EXTRA_DIGITS)
+    return from_units(units, inst.price_precision + AVG_PX_EXTRA_DIGITS)
+
+
+def qty_units(inst: Instrument, text: str, field: str) -> int:
+    """`text` as quantity units of `inst`; ApiError 400 (invalid_qty, off_lot) naming `field` otherwise."""
+    try:
+        units = parse_qty(inst, text)
+    except InvalidValue as exc:
+        raise reason_error(400, exc.reason, f"{field} {text[:64]!r}") from None
+    if units >= MAX_UNITS:
+        raise reason_error(400, RejectReason.INVALID_QTY, f"{field} {text[:64]!r} is too large")
+    return units
+
+
+def price_units(inst: Instrument, text: str, field: str) -> int:
+    """`text` as price units of `inst`; ApiError 400 (invalid_price or invalid_stop_price for `stop_price`,
+    off_tick) naming `field` otherwise."""
+    try:
+        units = parse_price(inst, text)
+    except InvalidValue as exc:
+        reason = exc.reason
+        if field == "stop_price" and reason is RejectReason.INVALID_PRICE:
+            reason = RejectReason.INVALID_STOP_PRICE
+        raise reason_error(400, reason, f"{field} {text[:64]!r}") from None
+    if units >= MAX_UNITS:
+        reason = RejectReason.INVALID_STOP_PRICE if field == "stop_price" else RejectReason.INVALID_PRICE
+        raise reason_error(400, reason, f"{field} {text[:64]!r} is too large")
+    return units

@@ -1,0 +1,177 @@
+"""Who is calling and how often: API key or HMAC-signed request, nonce replay cache, per-key rate limits,
+idempotency keys.
+
+Signed requests carry `X-API-Key-Id`, `X-API-Timestamp` (integer Unix seconds), `X-API-Nonce` (1-64 printable
+characters, never reused by the key) and `X-API-Signature`: lower-case hex HMAC-SHA256, keyed by the key's secret,
+of `METHOD "\\n" PATH "\\n" TIMESTAMP "\\n" NONCE "\\n"` followed by the raw body bytes, where PATH is the path
+with its query string (`/v1/orders?status=new`). The checks run in this order, each a 401 with its own code:
+unknown key id (`unknown_key`), timestamp not within `max_clock_skew_s` of the server's clock (`stale_timestamp`),
+signature mismatch (`bad_signature`), nonce already seen from that key within the skew window (`replayed_nonce`).
+A nonce is remembered only once its signature checks, so nobody can burn another key's nonces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+
+from oms.adapters.api.errors import ApiError
+from oms.adapters.api.keys import ApiKey, KeyRing
+
+__all__ = ["Authenticator", "IdempotencyStore", "RateLimiter", "sign"]
+
+H_KEY = "x-api-key"
+H_KEY_ID = "x-api-key-id"
+H_TS = "x-api-timestamp"
+H_NONCE = "x-api-nonce"
+H_SIG = "x-api-signature"
+
+
+def sign(secret: bytes | str, method: str, path: str, timestamp: str, nonce: str, body: bytes = b"") -> str:
+    """The X-API-Signature value for a request (clients and tests use it too)."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    msg = f"{method.upper()}\n{path}\n{timestamp}\n{nonce}\n".encode() + body
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+class _Nonces:
+    """Nonces seen per key, forgotten once older than the skew window (older requests are refused as stale)."""
+
+    def __init__(self, horizon_s: float) -> None:
+        self._horizon = horizon_s
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def first_use(self, key_id: str, nonce: str, now: float) -> bool:
+        seen = self._seen
+        while seen:
+            t = next(iter(seen.values()))
+            if now - t <= self._horizon:
+                break
+            seen.popitem(last=False)
+        if (key_id, nonce) in seen:
+            return False
+        seen[(key_id, nonce)] = now
+        return True
+
+
+class Authenticator:
+    """Turns request headers (and body) into the calling ApiKey, or raises a 401 ApiError saying why."""
+
+    def __init__(self, keys: KeyRing, signing_required: bool, max_skew_s: int) -> None:
+        self.keys = keys
+        self._required = signing_required
+        self._skew = max_skew_s
+        self._nonces = _Nonces(2 * max_skew_s)
+
+    def needs_body(self, headers: Mapping[str, str]) -> bool:
+        """True when the request is signed (the signature covers the body)."""
+        return H_SIG in headers or H_KEY_ID in headers
+
+    def authenticate(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, now: float | None = None
+    ) -> ApiKey:
+        if self.needs_body(headers):
+            return self._signed(method, path, headers, body, time.time() if now is None else now)
+        if self._required:
+            raise ApiError(
+                401,
+                "signature_required",
+                "requests must be signed (X-API-Key-Id, X-API-Timestamp, X-API-Nonce, X-API-Signature)",
+            )
+        secret = headers.get(H_KEY)
+        if not secret:
+            raise ApiError(401, "missing_key", "no credentials: send X-API-Key, or sign the request")
+        key = self.keys.by_secret(secret)
+        if key is None:
+            raise ApiError(401, "unknown_key", "X-API-Key is not a valid key")
+        return key
+
+    def _signed(self, method: str, path: str, headers: Mapping[str, str], body: bytes, now: float) -> ApiKey:
+        missing = [h for h in (H_KEY_ID, H_TS, H_NONCE, H_SIG) if not headers.get(h)]
+        if missing:
+            raise ApiError(401, "missing_signature_header", f"signed request without {missing[0]}")
+        key = self.keys.by_id(headers[H_KEY_ID])
+        if key is None:
+            raise ApiError(401, "unknown_key", f"unknown key id {headers[H_KEY_ID][:64]!r}")
+        ts_text = headers[H_TS]
+        if not (ts_text.isascii() and ts_text.isdigit() and len(ts_text) <= 12):
+            raise ApiError(401, "bad_timestamp", "X-API-Timestamp must be integer Unix seconds")
+        skew = now - int(ts_text)
+        if abs(skew) > self._skew:
+            raise ApiError(
+                401,
+                "stale_timestamp",
+                f"X-API-Timestamp is {skew:+.0f} s from the server's clock (at most {self._skew} s allowed)",
+            )
+        nonce = headers[H_NONCE]
+        if len(nonce) > 64 or not nonce.isprintable():
+            raise ApiError(401, "bad_nonce", "X-API-Nonce must be 1-64 printable characters")
+        expected = sign(key.secret, method, path, ts_text, nonce, body)
+        if not hmac.compare_digest(expected, headers[H_SIG].lower()):
+            raise ApiError(401, "bad_signature", "X-API-Signature does not match the request")
+        if not self._nonces.first_use(key.key_id, nonce, now):
+            raise ApiError(401, "replayed_nonce", "X-API-Nonce was already used by this key")
+        return key
+
+
+class RateLimiter:
+    """Per-key sliding window: at most `limit` requests in any `window_s` interval."""
+
+    def __init__(self, default_limit: int, window_s: float) -> None:
+        self._default = default_limit
+        self._window = window_s
+        self._times: dict[str, deque[float]] = {}
+
+    def check(self, key: ApiKey, now: float | None = None) -> None:
+        """Count the request, or raise a 429 ApiError (with Retry-After) when the key is over its limit."""
+        now = time.monotonic() if now is None else now
+        limit = key.rate_limit or self._default
+        times = self._times.get(key.key_id)
+        if times is None:
+            times = self._times[key.key_id] = deque()
+        cutoff = now - self._window
+        while times and times[0] <= cutoff:
+            times.popleft()
+        if len(times) >= limit:
+            retry = max(times[0] + self._window - now, 0.001)
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"key {key.key_id!r}: more than {limit} requests in {self._window:g} s",
+                headers={"Retry-After": str(max(1, round(retry + 0.5)))},
+            )
+        times.append(now)
+
+
+class IdempotencyStore:
+    """(key id, Idempotency-Key) -> (request digest, what the request made: an order id, a parent id), kept `ttl_s`
+    seconds. One store per kind of request, so the same Idempotency-Key may serve an order and a parent."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 1_000_000) -> None:
+        self._ttl = ttl_s
+        self._max = max_entries
+        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes, int | str]] = OrderedDict()
+
+    def get(self, key_id: str, idem: str, body: bytes, now: float | None = None) -> int | str | None:
+        """The id a previous request with this key made, None when there was none; raises 409 when the
+        same Idempotency-Key came with a different request."""
+        now = time.monotonic() if now is None else now
+        entries = self._entries
+        while entries:
+            _, (t, _, _) = next(iter(entries.items()))
+            if now - t <= self._ttl and len(entries) <= self._max:
+                break
+            entries.popitem(last=False)
+        hit = entries.get((key_id, idem))
+        if hit is None:
+            return None
+        if hit[1] != hashlib.sha256(body).digest():
+            raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+        return hit[2]
+
+    def put(self, key_id: str, idem: str, body: bytes, made: int | str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._entries[(key_id, idem)] = (now, hashlib.sha256(body).digest(), made)

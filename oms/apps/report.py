@@ -1,0 +1,135 @@
+"""`oms report ...`: the TCA and best-execution reports on the command line (wired into `oms.apps.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from oms.core.model.instruments import ConfigError
+from oms.infra.clickhouse.clickhouse import AnalyticsError, connect
+from oms.infra.clickhouse.reports import (
+    FOREVER_NS,
+    REPORT_SQL,
+    Report,
+    best_execution,
+    market_buckets,
+    render,
+    routing,
+    tca_orders,
+)
+from oms.infra.clickhouse.settings import AnalyticsSettings, load_analytics_settings
+
+__all__ = ["add_report_command", "parse_time", "run_report"]
+
+DEFAULT_CONFIG = Path(__file__).parents[2] / "configs" / "dev.toml"
+
+
+def parse_time(text: str) -> int:
+    """ns since the epoch from an integer (ns) or ISO 8601 text (`2026-01-02T09:30:00`, UTC unless it has an offset).
+
+    Raises argparse.ArgumentTypeError for anything else.
+    """
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither ns since the epoch nor an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+
+
+def add_report_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `report` and its reports (tca, buckets, best-ex, routing) to the `oms` command's subparsers."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=str(DEFAULT_CONFIG), help="OMS config; its [analytics] table says where")
+    common.add_argument("--dsn", help="ClickHouse: chdb:///abs/path or http://host:8123 (overrides the config)")
+    common.add_argument("--database", help="ClickHouse database (overrides the config; default oms)")
+    common.add_argument("--format", choices=("table", "csv", "json"), default="table", help="(default: table)")
+    common.add_argument("--from", dest="start", type=parse_time, default=0, help="ns or ISO 8601 UTC (default: start)")
+    common.add_argument("--to", dest="end", type=parse_time, default=None, help="ns or ISO 8601 UTC, exclusive")
+    common.add_argument("--account", default="", help="one account only")
+
+    report = commands.add_parser(
+        "report",
+        help="TCA and best-execution reports from ClickHouse",
+        description="Run one of the reports in oms/infra/clickhouse/sql/reports/ against ClickHouse and print it. "
+        "Every *_bps figure is a cost: positive when the execution was worse than its benchmark, for buys and sells.",
+    )
+    kinds = report.add_subparsers(dest="report", metavar="REPORT", required=True)
+    tca = kinds.add_parser(
+        "tca",
+        parents=[common],
+        help="per order: arrival, VWAP, TWAP, slippage, implementation shortfall, participation, markouts",
+        description=f"Per-order TCA of the orders accepted in the window ({REPORT_SQL['tca']}).",
+    )
+    tca.add_argument("--order-id", type=int, default=0, help="one order only")
+    tca.add_argument("--symbol", default="", help="one symbol only")
+    buckets = kinds.add_parser(
+        "buckets",
+        parents=[common],
+        help="per symbol and time bucket: market VWAP/TWAP and volume, own VWAP and quantity",
+        description=f"Market and own VWAP/TWAP per symbol and bucket ({REPORT_SQL['buckets']}).",
+    )
+    buckets.add_argument("--symbol", default="", help="one symbol only")
+    buckets.add_argument("--bucket", type=float, default=60.0, help="bucket width in seconds (default: 60)")
+    kinds.add_parser(
+        "best-ex",
+        parents=[common],
+        help="RTS 28 style: top five venues per instrument class",
+        description="Per instrument class, the top five venues by executed notional with their share of volume and "
+        f"orders and how much was passive or aggressive ({REPORT_SQL['best-ex']}).",
+    )
+    kinds.add_parser(
+        "routing",
+        parents=[common],
+        help="Rule 606 style: orders per venue and order type",
+        description=f"Per venue and order type, the orders executed there and their shares ({REPORT_SQL['routing']}).",
+    )
+    for sub in kinds.choices.values():
+        sub.set_defaults(func=run_report)
+
+
+def _settings(args: argparse.Namespace) -> AnalyticsSettings:
+    settings = load_analytics_settings(args.config)
+    overrides = {k: v for k, v in (("dsn", args.dsn), ("database", args.database)) if v}
+    return msgspec.structs.replace(settings, **overrides)
+
+
+def _run(args: argparse.Namespace, settings: AnalyticsSettings) -> Report:
+    assert settings.dsn is not None
+    client = connect(settings.dsn, settings.database)
+    try:
+        end = FOREVER_NS if args.end is None else args.end
+        match args.report:
+            case "tca":
+                return tca_orders(
+                    client, start_ns=args.start, end_ns=end, account=args.account, symbol=args.symbol,
+                    order_id=args.order_id, settings=settings,
+                )  # fmt: skip
+            case "buckets":
+                return market_buckets(
+                    client, start_ns=args.start, end_ns=args.end, bucket_s=args.bucket, symbol=args.symbol,
+                    account=args.account,
+                )  # fmt: skip
+            case "best-ex":
+                return best_execution(client, start_ns=args.start, end_ns=end, account=args.account)
+            case _:
+                return routing(client, start_ns=args.start, end_ns=end, account=args.account)
+    finally:
+        client.close()
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Print the report; a failure is one line on stderr and exit code 1."""
+    try:
+        print(render(_run(args, _settings(args)), args.format))
+    except (AnalyticsError, ConfigError, ValueError) as exc:
+        print(f"oms report {args.report}: {exc}", file=sys.stderr)
+        return 1
+    return 0

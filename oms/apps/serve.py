@@ -1,0 +1,452 @@
+"""Starting and stopping the OMS core from its configuration.
+
+`OmsApp.start` loads and validates every configuration file first, then starts, in order: Redis (managed, or the
+configured URL), Ray (local, or the configured cluster), the account actors, the OrderManager with its venues and
+its Sequencer (the lock and report fan-out every adapter shares), (when asked) the ClickHouse sink and the market
+tape, the algo engine (parents recovered from their journal, schedules on a timer thread), (when asked) the FIX
+acceptor, then the FIX venues. Each start takes the next number of the Redis counter `oms:generation`, which gives
+it its own OrderID and ExecID ranges (`id_bases`).
+Anything that fails stops what was already started and raises an error whose message names what is wrong, so
+nothing is left half-started. `stop` undoes `start` in reverse order and may be called more than once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from fix_gateway.settings import FixSettings, FixVenueSettings, SessionSpec, load_sessions
+from fix_gateway.venue import FixVenue
+from oms.adapters.api.settings import ApiSettings
+from oms.core.accounts import AccountEvent
+from oms.core.engine import OrderManager, Venue
+from oms.core.model.instruments import ConfigError, InstrumentRegistry, read_toml
+from oms.core.venues.internal import InternalVenue
+from oms.infra.clickhouse.settings import AnalyticsSettings
+from oms.infra.ray.actors import RayAllowanceGate, ShardConfig, account_actor_class, build_gate
+from oms.infra.ray.runtime import RaySettings, start_ray, stop_ray
+from oms.infra.redis.reportlog import ReportLog
+from oms.infra.redis.server import ManagedRedis, RedisSettings, connect, make_client
+from oms.runtime.sequencer import Sequencer
+from risk.limits import RiskConfig, load_risk_config
+from risk.throttle import SessionThrottle
+
+if TYPE_CHECKING:
+    from fix_gateway.gateway import FixGateway
+    from oms.adapters.algos.engine import AlgoEngine
+    from oms.adapters.api.server import ApiServer
+    from oms.core.algos.profiles import ProfileSource
+    from oms.core.reserved import LocalShard
+    from oms.infra.clickhouse.service import SinkProcess
+    from oms.infra.clickhouse.tape import MarketFeed
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path(__file__).parents[2] / "configs" / "dev.toml"
+ALGO_TIMER_S = 0.5  # how often due algo slices are looked for
+REPORT_FLUSH_S = 0.05  # how long a reserved decision may wait for the next order before it is reported
+
+
+class VenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The `[venues]` table: where each symbol is routed (INTERNAL, the native book, or a venue of `fix`)."""
+
+    default: str = "INTERNAL"
+    routes: dict[str, str] = {}
+    fix: dict[str, FixVenueSettings] = {}  # external venues reached over a FIX initiator session, by name
+
+    def venue_of(self, symbol: str) -> str:
+        """The name of the venue `symbol` is routed to."""
+        return self.routes.get(symbol, self.default)
+
+    def routed(self) -> list[str]:
+        """The names of the FIX venues some symbol is routed to, in the order `fix` lists them."""
+        used = {self.default, *self.routes.values()}
+        return [name for name in self.fix if name in used]
+
+
+class OmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The whole configuration file (see `configs/dev.toml`)."""
+
+    instruments: str = "instruments.toml"
+    accounts: str = "accounts.toml"
+    redis: RedisSettings = RedisSettings()
+    ray: RaySettings = RaySettings()
+    venues: VenueSettings = VenueSettings()
+    fix: FixSettings = FixSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
+    api: ApiSettings = ApiSettings()
+
+
+class LoadedConfig(msgspec.Struct, frozen=True):
+    """A validated configuration with its files resolved and parsed."""
+
+    path: Path
+    config: OmsConfig
+    instruments_path: Path
+    accounts_path: Path
+    instruments: InstrumentRegistry
+    risk: RiskConfig
+    fix_sessions: list[SessionSpec]
+
+
+def load_config(path: str | PathLike[str] = DEFAULT_CONFIG) -> LoadedConfig:
+    """Read and validate `path` and the files it names; raises ConfigError naming the file and the field."""
+    path = Path(path)
+    try:
+        config = msgspec.convert(read_toml(path), OmsConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    base = path.parent
+    if config.redis.url is None and not Path(config.redis.data_dir).is_absolute():
+        config = msgspec.structs.replace(
+            config, redis=msgspec.structs.replace(config.redis, data_dir=str(base / config.redis.data_dir))
+        )
+    config = msgspec.structs.replace(
+        config,
+        fix=msgspec.structs.replace(
+            config.fix, settings=str(base / config.fix.settings), data_dir=str(base / config.fix.data_dir)
+        ),
+    )
+    config = msgspec.structs.replace(
+        config,
+        analytics=config.analytics.resolved(base),
+        api=msgspec.structs.replace(config.api, keys=str(base / config.api.keys)),
+    )
+    instruments_path, accounts_path = base / config.instruments, base / config.accounts
+    instruments = InstrumentRegistry.load(instruments_path)
+    risk = load_risk_config(accounts_path, instruments)
+    unknown = sorted({*config.venues.routes} - {i.symbol for i in instruments})
+    if unknown:
+        raise ConfigError(f"{path}: venues.routes: unknown symbol {unknown[0]!r}")
+    known = ["INTERNAL", *config.venues.fix]
+    for venue in sorted({config.venues.default, *config.venues.routes.values()}):
+        if venue not in known:
+            raise ConfigError(f"{path}: venues: unknown venue {venue!r} (known: {', '.join(known)})")
+    fix_venues = {
+        name: msgspec.structs.replace(v, data_dir=str(base / v.data_dir / name))
+        for name, v in config.venues.fix.items()
+    }
+    config = msgspec.structs.replace(config, venues=msgspec.structs.replace(config.venues, fix=fix_venues))
+    fix_sessions = load_sessions(config.fix.settings, risk.accounts)
+    return LoadedConfig(path, config, instruments_path, accounts_path, instruments, risk, fix_sessions)
+
+
+
+def api_profiles(settings: ApiSettings) -> ProfileSource | None:
+    """Where the API's VWAP `history` profiles come from: ClickHouse at `settings.profile_dsn`, or none."""
+    if not settings.profile_dsn:
+        return None
+    from oms.infra.clickhouse.profile import ClickHouseProfiles
+
+    return ClickHouseProfiles(
+        settings.profile_dsn, settings.profile_database, settings.profile_lookback_days, settings.profile_min_days
+    )
+
+class OmsApp:
+    """The running core: journal, account actors, engine and venues."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self.loaded = loaded
+        self.redis_url = ""
+        self.engine: OrderManager | None = None
+        self.gateway: FixGateway | None = None
+        self.venues: dict[str, Venue] = {}
+        self.host: Sequencer | None = None
+        self.gate: RayAllowanceGate | None = None
+        self.algos: AlgoEngine | None = None
+        self.api: ApiServer | None = None
+        self._by_account: dict[str, object] = {}
+        self._timer: threading.Thread | None = None
+        self._timer_stop = threading.Event()
+        self.sink: SinkProcess | None = None
+        self.market_feed: MarketFeed | None = None
+        self.lock = threading.RLock()  # the engine's: held by every adapter while it drives the engine
+        self.generation = 0
+        self._managed: ManagedRedis | None = None
+        self._actors: list[object] = []
+        self._ray_started = False
+
+    @classmethod
+    def start(
+        cls,
+        path: str | PathLike[str] = DEFAULT_CONFIG,
+        with_fix: bool = False,
+        with_analytics: bool = False,
+        with_api: bool = False,
+    ) -> OmsApp:
+        """Validate the configuration, then start everything: the FIX acceptor too when `with_fix`, the ClickHouse
+        sink (its own process) and the market tape when `with_analytics`, the REST API when `with_api`. On any
+        failure stop what started and raise."""
+        app = cls(load_config(path))
+        if with_fix:
+            check_port_free(app.loaded.config.fix.port, "FIX acceptor")
+        if with_api:
+            check_port_free(app.loaded.config.api.port, "REST API")
+        try:
+            app._start()
+            if with_analytics:
+                app._start_analytics()
+            app._start_algos()
+            if with_fix:
+                app._start_fix()
+            if with_api:
+                app._start_api()
+            app._start_venues()
+        except BaseException:
+            app.stop()
+            raise
+        return app
+
+    def describe(self) -> list[str]:
+        """What runs and where it listens, a line each."""
+        accounts = ", ".join(sorted(self.loaded.risk.accounts))
+        lines = [f"redis     {self.redis_url}", f"accounts  {accounts} (Ray actors)"]
+        if self.gateway is not None:
+            sessions = ", ".join(s.name for s in self.loaded.fix_sessions)
+            lines.append(f"fix       port {self.gateway.port}: {sessions}")
+        if self.api is not None:
+            lines.append(f"api       {self.api.url} (REST + WebSocket under /v1; keys: {self.loaded.config.api.keys})")
+        if self.sink is not None:
+            lines.append(f"analytics {self.sink.where} (fills, orders and the tape, from the journal)")
+        for name, settings in self.loaded.config.venues.fix.items():
+            if name in self.venues:
+                lines.append(f"venue     {name}: FIX initiator to {settings.host}:{settings.port}")
+        return lines
+
+    def _start(self) -> None:
+        cfg = self.loaded.config
+        client, self._managed = connect(cfg.redis)
+        self.generation = int(client.incr("oms:generation"))
+        client.close()
+        self.redis_url = self._managed.url if self._managed is not None else str(cfg.redis.url)
+        import ray
+
+        self._ray_started = not ray.is_initialized()  # a cluster this process already joined is not ours to stop
+        start_ray(cfg.ray)
+        accounts = sorted(self.loaded.risk.accounts)
+        host = ShardConfig(
+            self.redis_url, str(self.loaded.instruments_path), str(self.loaded.accounts_path), cfg.redis.snapshot_every
+        )
+        actor_class = account_actor_class()
+        by_account: dict[str, object] = {}
+        per = cfg.ray.accounts_per_actor
+        for i in range(0, len(accounts), per):
+            group = accounts[i : i + per]
+            name = f"accounts-{i // per}-{uuid.uuid4().hex[:6]}"
+            actor = actor_class.options(name=name, namespace=cfg.ray.namespace).remote(group, host)
+            self._actors.append(actor)
+            by_account.update(dict.fromkeys(group, actor))
+        self._by_account = by_account
+        ray.get([a.accounts.remote() for a in self._actors])  # every actor has rebuilt its accounts
+        first_order_id, exec_base = id_bases(self.generation)
+        self.venues = build_venues(self.loaded, exec_base)
+        log = ReportLog(make_client(self.redis_url), AccountEvent)  # each local acceptance, before its ack leaves
+        self.gate = build_gate(by_account, self.loaded.risk, self.loaded.instruments, log)  # strict or reserved
+        self.engine = OrderManager(self.loaded.instruments, self.gate, router(self.loaded, self.venues), first_order_id)
+        self.host = Sequencer(self.engine, self.lock)
+
+    def _start_analytics(self) -> None:
+        from oms.infra.clickhouse.service import SinkProcess
+        from oms.infra.clickhouse.tape import MarketFeed, Tape
+
+        store = self.loaded.path.parent / self.loaded.config.analytics.data_dir
+        log_path = store.parent / "log" / "analytics-sink.log"  # beside the embedded store: var/log
+        self.sink = SinkProcess(self.loaded.path, self.redis_url, log_path).start()
+        internal = self.venues["INTERNAL"]
+        assert isinstance(internal, InternalVenue)
+        cfg = self.loaded.config.venues
+        symbols = [i.symbol for i in self.loaded.instruments if cfg.venue_of(i.symbol) == "INTERNAL"]
+        feed = MarketFeed(Tape(make_client(self.redis_url)), internal, self.loaded.instruments, symbols)
+        assert self.host is not None
+        self.host.subscribe(lambda reports: feed.on_events([event for event, _ in reports]))
+        self.market_feed = feed
+
+    def _start_algos(self) -> None:
+        """The algo engine over the host: parents journaled to Redis and recovered, schedules on a timer thread."""
+        from oms.adapters.algos.engine import AlgoEngine
+        from oms.infra.redis.algo_store import RedisStore
+
+        assert self.host is not None
+        self.algos = AlgoEngine(self.host, self.loaded.instruments, store=RedisStore(make_client(self.redis_url)))
+        self.algos.recover()
+        self._timer_stop.clear()
+        self._timer = threading.Thread(target=self._run_timers, name="algo-timer", daemon=True)
+        self._timer.start()
+
+    def _run_timers(self) -> None:
+        assert self.algos is not None
+        next_algo = time.monotonic() + ALGO_TIMER_S
+        while not self._timer_stop.wait(REPORT_FLUSH_S):
+            assert self.gate is not None
+            with self.lock:  # reserved decisions reach their actors while the engine is idle too
+                self.gate.flush()
+            if time.monotonic() >= next_algo:
+                next_algo += ALGO_TIMER_S
+                self.algos.on_timer()
+
+    def _start_api(self) -> None:
+        from oms.adapters.api.accounts import SummaryAccountView
+        from oms.adapters.api.server import ApiServer
+        from oms.infra.ray.actors import summary_reader
+
+        assert self.host is not None
+        settings = self.loaded.config.api
+        view = SummaryAccountView(
+            sorted(self._by_account), summary_reader(self._by_account), self.loaded.risk, self.loaded.instruments
+        )
+        self.api = ApiServer(
+            self.host, view, settings, self.loaded.instruments, algos=self.algos, profiles=api_profiles(settings)
+        ).start()
+
+    def _start_venues(self) -> None:
+        """Connect the FIX venues (each keeps reconnecting on its own); their answers reach the engine under
+        the engine's lock, and the FIX sessions when the acceptor runs."""
+        assert self.host is not None
+        for venue in self.venues.values():
+            if isinstance(venue, FixVenue):
+                venue.start(self.host.on_venue_events, self.host.lock)
+
+    def _start_fix(self) -> None:
+        from fix_gateway.gateway import FixGateway
+
+        assert self.engine is not None
+        fix = self.loaded.config.fix
+        assert self.host is not None
+        limits = self.loaded.risk.session
+        gateway = FixGateway(
+            self.host, self.loaded.instruments, self.loaded.fix_sessions, fix.port, fix.data_dir, self.generation,
+            throttle=SessionThrottle(limits.messages_per_window, limits.window_ns),
+        )  # fmt: skip
+        gateway.start()
+        self.gateway = gateway
+
+    def stop(self) -> None:
+        """Stop the FIX acceptor (working orders are canceled and reported), the FIX venues, the market tape, the
+        ClickHouse sink (it commits what it holds), the actors, Ray (if this app started it) and the managed Redis;
+        safe to call twice."""
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+        if self._timer is not None:  # parents stay journaled and resume at the next start
+            self._timer_stop.set()
+            self._timer.join()
+            self._timer = None
+        if self.algos is not None:
+            self.algos.close()
+            self.algos = None
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
+        for venue in self.venues.values():
+            if isinstance(venue, FixVenue):
+                venue.stop()
+        self.venues = {}
+        if self.gate is not None:  # allowances back, every queued report journaled: before the sink drains
+            gate, self.gate = self.gate, None
+            try:
+                with self.lock:
+                    gate.close()
+            except Exception:  # an actor gone: the rest must still stop; what it lost is in the log
+                log.exception("returning the reserved allowances failed; queued decisions may be unjournaled")
+        if self.market_feed is not None:
+            self.market_feed.stop()
+            self.market_feed = None
+        if self.sink is not None:  # after everything that journals: it commits what it holds as it stops
+            self.sink.stop()
+            self.sink = None
+        if self._actors:
+            import ray
+
+            for actor in self._actors:
+                ray.kill(actor, no_restart=True)
+            self._actors = []
+        if self._ray_started:
+            stop_ray()
+            self._ray_started = False
+        if self._managed is not None:
+            self._managed.stop()
+            self._managed = None
+        self.engine = None
+        self.host = None
+
+
+def check_port_free(port: int, what: str) -> None:
+    """Raise OSError naming `what` and `port` when something already listens there."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError as exc:
+            raise OSError(f"{what}: port {port} is busy ({exc.strerror})") from None
+
+
+ORDER_IDS_PER_START = 10**9
+EXEC_IDS_PER_START = 10**10
+
+
+def id_bases(generation: int) -> tuple[int, int]:
+    """(first order id, execution id base) of start number `generation`: each start has its own id ranges, so
+    OrderIDs and ExecIDs stay unique across restarts."""
+    return generation * ORDER_IDS_PER_START + 1, generation * EXEC_IDS_PER_START
+
+
+def local_accounts(loaded: LoadedConfig) -> LocalShard:
+    """Every configured account's state in this process, without a journal."""
+    from oms.core.accounts import AccountState
+    from oms.core.reserved import LocalShard
+
+    return LocalShard(
+        AccountState(a, loaded.risk.limits_for(a), loaded.instruments) for a in sorted(loaded.risk.accounts)
+    )
+
+
+def local_engine(
+    loaded: LoadedConfig,
+    generation: int = 1,
+    venues: dict[str, Venue] | None = None,
+    accounts: LocalShard | None = None,
+) -> OrderManager:
+    """An OrderManager whose accounts live in this process (`accounts`, or `local_accounts`' when None), without a
+    journal: every account in reserved mode, routing to `venues` (`build_venues`' when None; FIX venues among them
+    are the caller's to start). For benchmarks and tests of the adapters; `OmsApp` is the journaled, actor-backed
+    core."""
+    from oms.core.reserved import AllowanceGate
+
+    host = local_accounts(loaded) if accounts is None else accounts
+    first_order_id, exec_base = id_bases(generation)
+    gate = AllowanceGate(host, loaded.instruments, sorted(loaded.risk.accounts))
+    venues = build_venues(loaded, exec_base) if venues is None else venues
+    return OrderManager(loaded.instruments, gate, router(loaded, venues), first_order_id)
+
+
+EXEC_IDS_PER_VENUE = 10**9
+
+
+def build_venues(loaded: LoadedConfig, exec_id_base: int) -> dict[str, Venue]:
+    """The venues some symbol is routed to, by name (FIX venues not yet started), each with its own execution id
+    range inside this start's."""
+    venues: dict[str, Venue] = {"INTERNAL": InternalVenue(loaded.instruments, exec_id_base=exec_id_base)}
+    fix = loaded.config.venues.fix
+    for n, name in enumerate(loaded.config.venues.routed(), 1):
+        settings = fix[name]
+        venues[name] = FixVenue(
+            name, loaded.instruments, settings, settings.data_dir, exec_id_base + n * EXEC_IDS_PER_VENUE
+        )
+    return venues
+
+
+def router(loaded: LoadedConfig, venues: dict[str, Venue]) -> Callable[[str], Venue]:
+    """`venue_for(symbol)` of the configured routes over `venues`."""
+    cfg = loaded.config.venues
+    table = {i.symbol: venues[cfg.venue_of(i.symbol)] for i in loaded.instruments}
+    return table.__getitem__

@@ -1,0 +1,303 @@
+"""OrderManager: commands in, events out.
+
+It assigns order ids, keeps ClOrdIDs unique per session, asks the account's risk gate before anything reaches a
+venue, routes to the venue, drives each order's state machine with what comes back, and hands the events that move
+an account (fills, cancels, rejects, replaces, expiries) back to the gate. It does no I/O of its own: gates and
+venues are adapters (in-process account state, Ray actors, the native book, a FIX venue).
+
+Rejects happen before an order id is spent where the command itself is wrong (unknown symbol, duplicate ClOrdID,
+unknown order to cancel): those events carry order_id 0. Everything else carries the order's id.
+
+Every event any call produces also lands in the outbox with the order's view right after that event
+(`take_reports`), so the adapters that answer clients (FIX, REST) report each event with the CumQty, LeavesQty and
+AvgPx it caused, whichever adapter's command caused it, and route it by `session_of`.
+
+An adapter that times its orders (`oms.runtime.metrics.StageClock`) passes a `StageStamps` to `submit`: the manager
+stamps it when the risk decision is made and when the venue has done its part, and nothing else; without one it reads no
+clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Literal, Protocol
+
+from oms.core.model.enums import CancelReason, OrdStatus, RejectReason
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import (
+    CancelOrder,
+    CancelRejected,
+    ChangePending,
+    Message,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaced,
+    ReplaceOrder,
+    SubmitOrder,
+    TradePrinted,
+)
+from oms.core.orders import Order, OrderView
+from risk.reasons import describe
+
+
+class RiskGate(Protocol):
+    """Pre-trade decisions and post-trade updates for the accounts behind an OrderManager."""
+
+    def decide(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
+        """Accept (and hold exposure for) or reject a new order."""
+        ...
+
+    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int) -> RejectReason:
+        """RejectReason.NONE when the replace may go to the venue, else why not."""
+        ...
+
+    def on_events(self, events: Iterable[Message]) -> None:
+        """Post-trade: fills, cancels, rejects, replaces and expiries of orders the gate accepted; trade prints."""
+        ...
+
+    def set_kill_switch(self, account: str, on: bool, now_ns: int) -> None:
+        """Block (on) or allow new orders of `account` from now on."""
+        ...
+
+    def accounts(self) -> list[str]:
+        """Every account the gate decides for."""
+        ...
+
+
+class StageStamps(Protocol):
+    """Where an order's hot-path timestamps go (`oms.runtime.metrics.StageClock`)."""
+
+    def risk_decided(self) -> None:
+        """The order was accepted or refused before routing (by the gate, or the manager's own checks)."""
+        ...
+
+    def venue_done(self) -> None:
+        """The venue returned from `submit`: the order matched or rests, or is on its way to a FIX venue."""
+        ...
+
+
+class Venue(Protocol):
+    """Where orders are matched: the native book (InternalVenue) or a FIX venue."""
+
+    def submit(self, order_id: int, cmd: SubmitOrder, ts_ns: int) -> list[Message]: ...
+
+    def cancel(self, order_id: int, cmd: CancelOrder, ts_ns: int) -> list[Message]: ...
+
+    def replace(self, order_id: int, cmd: ReplaceOrder, ts_ns: int) -> list[Message]: ...
+
+    def withdraw(self, order_id: int, reason: CancelReason, ts_ns: int) -> list[Message]: ...
+
+
+# what moves an account, and the tape that marks its positions
+_GATE_EVENTS = (OrderFilled, OrderCanceled, OrderRejected, OrderReplaced, OrderExpired, TradePrinted)
+_PENDING = frozenset({OrdStatus.PENDING_NEW, OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE})
+
+
+class OrderManager:
+    """One OMS core: risk gate, venue routing and order state for every session it serves."""
+
+    def __init__(
+        self,
+        instruments: InstrumentRegistry,
+        gate: RiskGate,
+        venue_for: Callable[[str], Venue],
+        first_order_id: int = 1,
+    ) -> None:
+        """`venue_for(symbol)` names the venue an instrument is routed to."""
+        self._instruments = instruments
+        self._gate = gate
+        self._venue_for = venue_for
+        self._next_id = first_order_id
+        self._by_clordid: dict[tuple[str, str], int] = {}  # (session, ClOrdID) -> order id, every one ever seen
+        self.orders: dict[int, Order] = {}
+        self.session_of: dict[int, str] = {}  # order id -> the session its reports go to
+        self._outbox: list[tuple[Message, OrderView | None]] = []
+
+    # -- COMMANDS --
+
+    def submit(self, cmd: SubmitOrder, now_ns: int, stamps: StageStamps | None = None) -> list[Message]:
+        """Risk-check and route a new order; returns the events for the client and the tape. `stamps`, when
+        given, is stamped once the order is accepted or refused before routing, and once the venue returned."""
+        key = (cmd.session, cmd.cl_ord_id)
+        if key in self._by_clordid:
+            return self._refuse(cmd, RejectReason.DUPLICATE_CL_ORD_ID, now_ns, stamps)
+        if self._instruments.by_symbol(cmd.symbol) is None:
+            return self._refuse(cmd, RejectReason.UNKNOWN_SYMBOL, now_ns, stamps)
+        order_id = self._next_id
+        self._next_id += 1
+        self._by_clordid[key] = order_id
+        order = Order(
+            order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, cmd.qty, cmd.price
+        )
+        self.orders[order_id] = order
+        self.session_of[order_id] = cmd.session
+        decision = self._gate.decide(cmd, order_id, now_ns)
+        if stamps is not None:
+            stamps.risk_decided()
+        if isinstance(decision, OrderRejected):  # the gate held nothing: it is not told again
+            order.on_rejected()
+            return self._report([decision])
+        events = self._venue_for(cmd.symbol).submit(order_id, cmd, now_ns)
+        if stamps is not None:
+            stamps.venue_done()
+        return self._settle(events)
+
+    def cancel(self, cmd: CancelOrder, now_ns: int) -> list[Message]:
+        """Ask the venue to cancel the order `cmd.orig_cl_ord_id` names."""
+        order = self._find(cmd, "cancel", now_ns)
+        if isinstance(order, CancelRejected):
+            return self._report([order])
+        self._by_clordid[(cmd.session, cmd.cl_ord_id)] = order.order_id
+        order.on_pending_cancel()
+        events = self._settle(self._venue_for(order.symbol).cancel(order.order_id, cmd, now_ns))
+        return self._pending(order, cmd, "cancel", events, now_ns)
+
+    def replace(self, cmd: ReplaceOrder, now_ns: int) -> list[Message]:
+        """Risk-check and send a cancel/replace for the order `cmd.orig_cl_ord_id` names."""
+        order = self._find(cmd, "replace", now_ns)
+        if isinstance(order, CancelRejected):
+            return self._report([order])
+        self._by_clordid[(cmd.session, cmd.cl_ord_id)] = order.order_id
+        reason = self._gate.decide_replace(cmd, order.order_id, now_ns)
+        if reason != RejectReason.NONE:
+            return self._report([self._cancel_rejected(cmd, order.order_id, "replace", reason, now_ns)])
+        order.on_pending_replace()
+        events = self._settle(self._venue_for(order.symbol).replace(order.order_id, cmd, now_ns))
+        return self._pending(order, cmd, "replace", events, now_ns)
+
+    def kill_switch(self, account: str | None, on: bool, now_ns: int) -> list[Message]:
+        """Block (on) or allow new orders of `account` (every account when None); turning it on also cancels the
+        account's working orders (reason KILL_SWITCH). Returns the cancels and what they caused."""
+        accounts = self._gate.accounts() if account is None else [account]
+        events: list[Message] = []
+        for acct in accounts:
+            self._gate.set_kill_switch(acct, on, now_ns)
+            if not on:
+                continue
+            for order in self.working(account=acct):
+                events += self._venue_for(order.symbol).withdraw(order.order_id, CancelReason.KILL_SWITCH, now_ns)
+        return self._settle(events)
+
+    def mass_cancel(
+        self, session: str | None, symbol: str | None, now_ns: int, reason: CancelReason = CancelReason.USER
+    ) -> list[Message]:
+        """Cancel every working order of `session` (every session's when None; in `symbol` only, when given);
+        returns what that caused."""
+        events: list[Message] = []
+        for order in self.working(session, symbol):
+            events += self._venue_for(order.symbol).withdraw(order.order_id, reason, now_ns)
+        return self._settle(events)
+
+    def on_venue_events(self, events: list[Message]) -> list[Message]:
+        """Events a venue produced on its own (a resting order filled by someone else's flow, an expiry)."""
+        return self._settle(events)
+
+    # -- QUERIES --
+
+    def find(self, session: str, cl_ord_id: str) -> Order | None:
+        """The order that `cl_ord_id` (its first ClOrdID, a cancel's or a replace's) names on `session`."""
+        return self.orders.get(self._by_clordid.get((session, cl_ord_id), 0))
+
+    def working(self, session: str | None = None, symbol: str | None = None, account: str | None = None) -> list[Order]:
+        """Orders not yet terminal, of `session`, in `symbol` and of `account` when given, oldest first."""
+        return [
+            o for oid, o in self.orders.items()
+            if not o.is_terminal and (session is None or self.session_of[oid] == session)
+            and (symbol is None or o.symbol == symbol) and (account is None or o.account == account)
+        ]  # fmt: skip
+
+    def take_reports(self) -> list[tuple[Message, OrderView | None]]:
+        """Every event since the last call, in order, each with its order's view right after it (None when the
+        event names no order of this manager); empties the outbox."""
+        reports, self._outbox = self._outbox, []
+        return reports
+
+    # -- INTERNALS --
+
+    def _settle(self, events: list[Message]) -> list[Message]:
+        """Drive each order's state machine with the venue's events, queue them with the views they leave for the
+        client adapters, and pass the account-moving ones to the gate."""
+        outbox = self._outbox
+        for e in events:
+            order = self.orders.get(getattr(e, "order_id", 0))
+            if order is None:
+                outbox.append((e, None))
+                continue
+            match e:
+                case OrderAccepted():
+                    order.on_accepted()
+                case OrderRejected():
+                    order.on_rejected()
+                case OrderFilled():
+                    order.on_fill(e.qty, e.price)
+                case OrderCanceled():
+                    order.on_canceled()
+                case OrderExpired():
+                    order.on_expired()
+                case OrderReplaced():
+                    order.on_replaced(e.qty, e.price, e.cl_ord_id)
+                case CancelRejected():
+                    if not order.is_terminal:
+                        order.on_cancel_rejected()
+            outbox.append((e, order.view()))
+        self._gate.on_events([e for e in events if isinstance(e, _GATE_EVENTS)])
+        return events
+
+    def _pending(
+        self, order: Order, cmd: CancelOrder | ReplaceOrder, request: Literal["cancel", "replace"],
+        events: list[Message], now_ns: int,
+    ) -> list[Message]:  # fmt: skip
+        """`events` plus a ChangePending when the venue has not answered `cmd` yet (it answers later)."""
+        if order.status not in _PENDING:
+            return events
+        pending = ChangePending(order.order_id, cmd.cl_ord_id, order.cl_ord_id, order.account, order.symbol, request,
+                                now_ns)  # fmt: skip
+        self._outbox.append((pending, order.view()))
+        return [*events, pending]
+
+    def _refuse(self, cmd: SubmitOrder, reason: RejectReason, now_ns: int, stamps: StageStamps | None) -> list[Message]:
+        """Reject a new order before an order id is spent for it."""
+        if stamps is not None:
+            stamps.risk_decided()
+        return self._report([self._reject(cmd, 0, reason, now_ns)])
+
+    def _report(self, events: list[Message]) -> list[Message]:
+        """Queue answers that moved no order state and no account (rejected commands) for the client adapters."""
+        for e in events:
+            order = self.orders.get(getattr(e, "order_id", 0))
+            self._outbox.append((e, None if order is None else order.view()))
+        return events
+
+    def _find(self, cmd: CancelOrder | ReplaceOrder, response_to: str, now_ns: int) -> Order | CancelRejected:
+        """The working order `cmd` targets, or the CancelRejected that answers it."""
+        reason = RejectReason.NONE
+        order_id = self._by_clordid.get((cmd.session, cmd.orig_cl_ord_id), 0)
+        order = self.orders.get(order_id)
+        if (cmd.session, cmd.cl_ord_id) in self._by_clordid:
+            reason = RejectReason.DUPLICATE_CL_ORD_ID
+        elif order is None or order.account != cmd.account or order.symbol != cmd.symbol:
+            order_id, reason = 0, RejectReason.UNKNOWN_ORDER
+        elif order.is_terminal:
+            reason = RejectReason.TOO_LATE_TO_CANCEL
+        elif order.status in _PENDING:  # FIX: "order already in Pending Cancel or Pending Replace status"
+            reason = RejectReason.ORDER_PENDING
+        if reason != RejectReason.NONE:
+            return self._cancel_rejected(cmd, order_id, response_to, reason, now_ns)
+        assert order is not None
+        return order
+
+    @staticmethod
+    def _reject(cmd: SubmitOrder, order_id: int, reason: RejectReason, now_ns: int) -> OrderRejected:
+        return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, describe(reason), now_ns)
+
+    @staticmethod
+    def _cancel_rejected(
+        cmd: CancelOrder | ReplaceOrder, order_id: int, response_to: str, reason: RejectReason, now_ns: int
+    ) -> CancelRejected:
+        return CancelRejected(
+            order_id, cmd.cl_ord_id, cmd.orig_cl_ord_id, cmd.account, cmd.symbol, reason, describe(reason),
+            response_to, now_ns,
+        )  # fmt: skip

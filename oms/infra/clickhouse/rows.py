@@ -1,0 +1,209 @@
+"""Turning journal and tape records into ClickHouse columns. Pure: no I/O.
+
+Prices and quantities leave the integer domain here, divided by 10**precision of their instrument (a correctly
+rounded float of the exact decimal); timestamps stay integer ns. Each builder returns `(column_names, columns)`
+ready for `client.insert(table, columns, column_names=..., column_oriented=True)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from oms.core.model.enums import OrdType, Side, TimeInForce
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import (
+    CancelRejected,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaced,
+    TradePrinted,
+)
+from oms.infra.clickhouse.tape import Quote
+
+__all__ = [
+    "ORDER_EVENTS",
+    "Columns",
+    "Scale",
+    "fill_columns",
+    "order_columns",
+    "quote_columns",
+    "scales",
+    "split_ids",
+    "trade_columns",
+]
+
+ORDER_EVENTS = (OrderAccepted, OrderRejected, OrderCanceled, OrderReplaced, OrderExpired, CancelRejected)
+_SIDE = {Side.BUY: "BUY", Side.SELL: "SELL"}
+_ORD_TYPE = {t: t.name for t in OrdType}
+_TIF = {t: t.name for t in TimeInForce}
+
+Columns = tuple[tuple[str, ...], list[list[Any]]]
+
+
+class Scale(NamedTuple):
+    """How to turn an instrument's integer units into decimals, and its class for best-execution reports."""
+
+    price_div: int
+    qty_div: int
+    asset_class: str
+
+
+def scales(instruments: InstrumentRegistry) -> dict[str, Scale]:
+    """Symbol -> Scale for every instrument."""
+    return {
+        i.symbol: Scale(10**i.price_precision, 10**i.qty_precision, i.asset_class) for i in instruments
+    }  # fmt: skip
+
+
+def split_ids(ids: Sequence[bytes]) -> tuple[list[int], list[int]]:
+    """Stream ids `b"<ms>-<seq>"` as two integer lists (ms, seq)."""
+    both = list(map(int, b" ".join(ids).replace(b"-", b" ").split()))
+    return both[0::2], both[1::2]
+
+
+FILL_COLUMNS = (
+    "exec_id", "order_id", "cl_ord_id", "contra_order_id", "account", "symbol", "asset_class", "side", "qty", "price",
+    "leaves_qty", "cum_qty", "venue", "liquidity", "ts_ns", "src_ms", "src_seq",
+)  # fmt: skip
+
+
+def fill_columns(fills: Sequence[OrderFilled], ids: Sequence[bytes], scale: dict[str, Scale]) -> Columns:
+    """Columns of `executions` for fills whose symbols are all in `scale` (KeyError otherwise)."""
+    sc = [scale[f.symbol] for f in fills]
+    ms, seq = split_ids(ids)
+    cols = [
+        [f.exec_id for f in fills],
+        [f.order_id for f in fills],
+        [f.cl_ord_id for f in fills],
+        [f.contra_order_id for f in fills],
+        [f.account for f in fills],
+        [f.symbol for f in fills],
+        [s.asset_class for s in sc],
+        [_SIDE[f.side] for f in fills],
+        [f.qty / s.qty_div for f, s in zip(fills, sc, strict=True)],
+        [f.price / s.price_div for f, s in zip(fills, sc, strict=True)],
+        [f.leaves_qty / s.qty_div for f, s in zip(fills, sc, strict=True)],
+        [f.cum_qty / s.qty_div for f, s in zip(fills, sc, strict=True)],
+        [f.venue for f in fills],
+        ["AGGRESSIVE" if f.aggressor else "PASSIVE" for f in fills],
+        [f.ts_ns for f in fills],
+        ms,
+        seq,
+    ]
+    return FILL_COLUMNS, cols
+
+
+ORDER_COLUMNS = (
+    "event", "order_id", "cl_ord_id", "orig_cl_ord_id", "account", "symbol", "asset_class", "side", "ord_type", "tif",
+    "qty", "price", "stop_price", "leaves_qty", "reason", "text", "ts_ns", "src_ms", "src_seq",
+)  # fmt: skip
+
+
+def _px(units: int | None, s: Scale | None) -> float | None:
+    return None if units is None or s is None else units / s.price_div
+
+
+def _qty(units: int | None, s: Scale | None) -> float | None:
+    return None if units is None or s is None else units / s.qty_div
+
+
+def order_columns(events: Sequence[Any], ids: Sequence[bytes], scale: dict[str, Scale]) -> Columns:
+    """Columns of `orders` for order events other than fills (`ORDER_EVENTS`).
+
+    Only a reject may name a symbol missing from `scale` (it carries no price or quantity); any other event with
+    an unknown symbol raises KeyError.
+    """
+    rows: list[tuple[Any, ...]] = []
+    for e in events:
+        s = scale.get(e.symbol)
+        asset_class = s.asset_class if s is not None else ""
+        match e:
+            case OrderAccepted():
+                s = scale[e.symbol]
+                rows.append((
+                    "accepted", e.order_id, e.cl_ord_id, "", e.account, e.symbol, asset_class, _SIDE[e.side],
+                    _ORD_TYPE[e.ord_type], _TIF[e.tif], _qty(e.qty, s), _px(e.price, s), _px(e.stop_price, s), None,
+                    "", "", e.ts_ns,
+                ))  # fmt: skip
+            case OrderRejected():
+                rows.append((
+                    "rejected", e.order_id, e.cl_ord_id, "", e.account, e.symbol, asset_class, "", "", "", None,
+                    None, None, None, e.reason.name, e.text, e.ts_ns,
+                ))  # fmt: skip
+            case OrderCanceled():
+                s = scale[e.symbol]
+                rows.append((
+                    "canceled", e.order_id, e.cl_ord_id, e.orig_cl_ord_id, e.account, e.symbol, asset_class, "", "",
+                    "", _qty(e.canceled_qty, s), None, None, None, e.reason.name, "", e.ts_ns,
+                ))  # fmt: skip
+            case OrderReplaced():
+                s = scale[e.symbol]
+                rows.append((
+                    "replaced", e.order_id, e.cl_ord_id, e.orig_cl_ord_id, e.account, e.symbol, asset_class, "", "",
+                    "", _qty(e.qty, s), _px(e.price, s), None, _qty(e.leaves_qty, s), "", "", e.ts_ns,
+                ))  # fmt: skip
+            case OrderExpired():
+                s = scale[e.symbol]
+                rows.append((
+                    "expired", e.order_id, e.cl_ord_id, "", e.account, e.symbol, asset_class, "", "", "",
+                    _qty(e.expired_qty, s), None, None, None, "", "", e.ts_ns,
+                ))  # fmt: skip
+            case CancelRejected():
+                rows.append((
+                    f"{e.response_to}_rejected", e.order_id, e.cl_ord_id, e.orig_cl_ord_id, e.account, e.symbol,
+                    asset_class, "", "", "", None, None, None, None, e.reason.name, e.text, e.ts_ns,
+                ))  # fmt: skip
+            case _:
+                raise TypeError(f"not an order event: {type(e).__name__}")
+    ms, seq = split_ids(ids)
+    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(len(ORDER_COLUMNS) - 2)]
+    return ORDER_COLUMNS, [*cols, ms, seq]
+
+
+TRADE_COLUMNS = (
+    "venue", "symbol", "asset_class", "match_id", "price", "qty", "aggressor_side", "ts_ns", "src_ms", "src_seq",
+)  # fmt: skip
+
+
+def trade_columns(trades: Sequence[TradePrinted], ids: Sequence[bytes], scale: dict[str, Scale]) -> Columns:
+    """Columns of `market_trades` (KeyError for a symbol missing from `scale`)."""
+    sc = [scale[t.symbol] for t in trades]
+    ms, seq = split_ids(ids)
+    cols = [
+        [t.venue for t in trades],
+        [t.symbol for t in trades],
+        [s.asset_class for s in sc],
+        [t.match_id for t in trades],
+        [t.price / s.price_div for t, s in zip(trades, sc, strict=True)],
+        [t.qty / s.qty_div for t, s in zip(trades, sc, strict=True)],
+        [_SIDE[t.aggressor_side] for t in trades],
+        [t.ts_ns for t in trades],
+        ms,
+        seq,
+    ]
+    return TRADE_COLUMNS, cols
+
+
+QUOTE_COLUMNS = ("venue", "symbol", "bid", "bid_qty", "ask", "ask_qty", "ts_ns", "src_ms", "src_seq")
+
+
+def quote_columns(quotes: Sequence[Quote], ids: Sequence[bytes], scale: dict[str, Scale]) -> Columns:
+    """Columns of `quotes`: an empty side (qty 0) gets a NULL price (KeyError for a symbol missing from `scale`)."""
+    sc = [scale[q.symbol] for q in quotes]
+    ms, seq = split_ids(ids)
+    cols = [
+        [q.venue for q in quotes],
+        [q.symbol for q in quotes],
+        [q.bid / s.price_div if q.bid_qty > 0 else None for q, s in zip(quotes, sc, strict=True)],
+        [q.bid_qty / s.qty_div for q, s in zip(quotes, sc, strict=True)],
+        [q.ask / s.price_div if q.ask_qty > 0 else None for q, s in zip(quotes, sc, strict=True)],
+        [q.ask_qty / s.qty_div for q, s in zip(quotes, sc, strict=True)],
+        [q.ts_ns for q in quotes],
+        ms,
+        seq,
+    ]
+    return QUOTE_COLUMNS, cols

@@ -1,0 +1,151 @@
+"""The market tape: venue trade prints and top-of-book quotes, appended to the Redis stream `oms:tape`.
+
+The analytics sink consumes this stream into the `market_trades` and `quotes` tables, which give TCA its market
+benchmarks (interval VWAP/TWAP, arrival mid, markouts, participation). Entries look like the journal's: one field
+`r` holding a tagged msgspec msgpack record, `TradePrinted` (from `oms.core.model.messages`) or `Quote` (here). Prices
+and quantities are integers in the instrument's units, timestamps integer ns since the epoch.
+
+Writing is an ordinary XADD (a pipeline of them for `append_many`): the tape is market data, not the OMS's state, so
+it does not need the journal's all-or-nothing batches. `maxlen` trims the stream (XADD MAXLEN ~); keep it well above
+what the sink can lag behind, or prints are lost to the reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable
+
+import msgspec
+import redis
+
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import Message, TradePrinted
+from oms.core.venues.internal import InternalVenue
+
+__all__ = ["MarketFeed", "Quote", "Tape", "TapeRecord", "tape_decoder", "tape_key"]
+
+log = logging.getLogger("oms.infra.clickhouse.tape")
+
+
+class Quote(msgspec.Struct, frozen=True, tag="quote"):
+    """A venue's top of book for a symbol at `ts_ns`. A side with qty 0 is empty (its price is ignored)."""
+
+    venue: str
+    symbol: str
+    bid: int  # price units; meaningful only when bid_qty > 0
+    bid_qty: int
+    ask: int
+    ask_qty: int
+    ts_ns: int
+
+
+TapeRecord = TradePrinted | Quote
+tape_decoder: msgspec.msgpack.Decoder[TapeRecord] = msgspec.msgpack.Decoder(TapeRecord)
+_encoder = msgspec.msgpack.Encoder()
+RECORD_FIELD = b"r"
+
+
+def tape_key(prefix: str = "oms") -> str:
+    return f"{prefix}:tape"
+
+
+class Tape:
+    """Appends trade prints and quotes to `<prefix>:tape` over a synchronous redis-py client.
+
+    Every call returns once Redis has answered, with the stream ids of what it wrote, in order.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "oms", maxlen: int | None = None) -> None:
+        if maxlen is not None and maxlen < 1:
+            raise ValueError(f"maxlen must be None or >= 1, not {maxlen}")
+        self._client = client
+        self.key = tape_key(prefix)
+        self._maxlen = maxlen
+
+    def trade(self, trade: TradePrinted) -> str:
+        """Append one trade print."""
+        return self._xadd(_encoder.encode(trade))
+
+    def quote(self, quote: Quote) -> str:
+        """Append one top-of-book quote."""
+        return self._xadd(_encoder.encode(quote))
+
+    def append_many(self, records: Iterable[TapeRecord]) -> list[str]:
+        """Append prints and quotes in order, in one round trip (a pipeline); everything is encoded first."""
+        datas = [_encoder.encode(r) for r in records]
+        if not datas:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for data in datas:
+            pipe.xadd(self.key, {RECORD_FIELD: data}, maxlen=self._maxlen, approximate=True)
+        return [_text(sid) for sid in pipe.execute()]
+
+    def _xadd(self, data: bytes) -> str:
+        return _text(self._client.xadd(self.key, {RECORD_FIELD: data}, maxlen=self._maxlen, approximate=True))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class MarketFeed:
+    """The internal book's trade prints and top of book, onto the tape from a thread of its own.
+
+    `on_events` takes the events of each engine step (under the engine's lock): it keeps the prints and, for each
+    symbol of `symbols` an event touched, the book's top when it changed. A thread appends them in batches, so the
+    order path never waits on Redis. If Redis fails, the batch is logged as lost (the tape is market data for
+    reports; the journal, not the tape, is the OMS's record).
+    """
+
+    def __init__(self, tape: Tape, venue: InternalVenue, instruments: InstrumentRegistry, symbols: Iterable[str]):
+        self._tape = tape
+        self._venue = venue
+        self._ids = {s: inst.id for s in symbols if (inst := instruments.by_symbol(s)) is not None}
+        self._last: dict[str, tuple[int, int, int, int]] = {}
+        self._queue: queue.SimpleQueue[TapeRecord | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="market-feed", daemon=True)
+        self._thread.start()
+
+    def on_events(self, events: Iterable[Message]) -> None:
+        touched: set[str] = set()
+        for e in events:
+            symbol = getattr(e, "symbol", None)
+            if isinstance(e, TradePrinted):
+                self._queue.put(e)
+            if symbol in self._ids:
+                touched.add(symbol)
+        if not touched:
+            return
+        now = time.time_ns()
+        for symbol in touched:
+            bid, bid_qty, ask, ask_qty = (int(x) for x in self._venue.engine.l1(self._ids[symbol]))
+            top = (bid, bid_qty, ask, ask_qty)
+            if self._last.get(symbol) != top:
+                self._last[symbol] = top
+                self._queue.put(Quote(self._venue.name, symbol, bid, bid_qty, ask, ask_qty, now))
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Append what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        done = False
+        while not done:
+            batch: list[TapeRecord] = []
+            record = self._queue.get()
+            while record is not None:
+                batch.append(record)
+                if len(batch) >= 1000 or self._queue.empty():
+                    break
+                record = self._queue.get()
+            done = record is None
+            if not batch:
+                continue
+            try:
+                self._tape.append_many(batch)
+            except redis.RedisError:
+                log.exception("market tape: %d records lost", len(batch))

@@ -1,0 +1,92 @@
+"""Sequencer: every adapter hears every step's reports once, in order, whoever drove the step."""
+
+from __future__ import annotations
+
+from oms.core.engine import OrderManager
+from oms.core.model.enums import OrdStatus, Side
+from oms.core.model.messages import OrderAccepted, OrderFilled, TradePrinted
+from oms.core.venues.internal import InternalVenue
+from oms.runtime.metrics import HotPathMetrics
+from oms.runtime.sequencer import Reports, Sequencer
+from tests.stubs import RecordingGate
+from tests.unit.test_engine import INSTRUMENTS, new
+
+
+def make_host() -> Sequencer:
+    venue = InternalVenue(INSTRUMENTS)
+    return Sequencer(OrderManager(INSTRUMENTS, RecordingGate(), lambda symbol: venue))
+
+
+def test_every_subscriber_gets_each_step_once_with_the_views_it_left() -> None:
+    host = make_host()
+    seen_a: list[Reports] = []
+    seen_b: list[Reports] = []
+    host.subscribe(seen_a.append)
+    host.subscribe(seen_b.append)
+
+    host.run(lambda e: e.submit(new("s1", Side.SELL, 60, account="ACC2", session="FIX"), 1))
+    host.run(lambda e: e.submit(new("b1", Side.BUY, 100, session="REST"), 2))
+
+    assert seen_a == seen_b and len(seen_a) == 2
+    step = seen_a[1]
+    assert [type(e) for e, _ in step] == [OrderAccepted, OrderFilled, OrderFilled, TradePrinted]
+    views = {e.order_id: v for e, v in step if isinstance(e, OrderFilled)}
+    assert views[1] is not None and views[1].status is OrdStatus.FILLED  # the other adapter's order
+    assert views[2] is not None and (views[2].status, views[2].cum_qty) == (OrdStatus.PARTIALLY_FILLED, 60)
+
+
+def test_run_returns_the_steps_result_and_publish_without_reports_calls_no_one() -> None:
+    host = make_host()
+    calls: list[Reports] = []
+    host.subscribe(calls.append)
+
+    events = host.run(lambda e: e.submit(new("c1"), 1))
+    with host.lock:
+        host.publish()
+
+    assert [type(e) for e in events] == [OrderAccepted] and len(calls) == 1
+
+
+def test_an_unsubscribed_adapter_hears_nothing_more() -> None:
+    host = make_host()
+    calls: list[Reports] = []
+    host.subscribe(calls.append)
+    host.unsubscribe(calls.append)
+
+    host.run(lambda e: e.submit(new("c1"), 1))
+
+    assert calls == []
+
+
+def test_what_a_subscriber_does_in_its_callback_is_published_in_the_same_step() -> None:
+    host = make_host()
+    seen: list[list[str]] = []
+
+    def refill(reports: Reports) -> None:  # like an iceberg algo: a fill of c1 sends the next child
+        if any(isinstance(e, OrderFilled) and e.cl_ord_id == "c1" for e, _ in reports):
+            host.run(lambda e: e.submit(new("c2", Side.SELL, 10, session="ALGO"), 3))
+
+    host.subscribe(refill)
+    host.subscribe(lambda reports: seen.append([type(e).__name__ for e, _ in reports]))
+    host.run(lambda e: e.submit(new("c1", Side.SELL, 10, session="ALGO"), 1))
+    host.run(lambda e: e.submit(new("b1", Side.BUY, 10, account="ACC2", session="FIX"), 2))
+
+    assert seen == [
+        ["OrderAccepted"],
+        ["OrderAccepted", "OrderFilled", "OrderFilled", "TradePrinted"],
+        ["OrderAccepted"],  # c2, within the second step's publish
+    ]
+
+
+def test_the_host_counts_acks_fills_and_rejects_of_every_step_it_publishes() -> None:
+    venue = InternalVenue(INSTRUMENTS)
+    metrics = HotPathMetrics()
+    host = Sequencer(OrderManager(INSTRUMENTS, RecordingGate(), lambda symbol: venue), metrics=metrics)
+
+    host.run(lambda e: e.submit(new("s1", Side.SELL, 60, account="ACC2", session="FIX"), 1))
+    host.run(lambda e: e.submit(new("b1", Side.BUY, 100, session="REST"), 2))
+    host.run(lambda e: e.submit(new("b1", Side.BUY, 100, session="REST"), 3))  # duplicate ClOrdID
+    snap = metrics.snapshot()
+
+    assert host.metrics is metrics
+    assert (snap.acks, snap.fills, snap.rejects) == (2, {"INTERNAL": 2}, {"duplicate_cl_ord_id": 1})
