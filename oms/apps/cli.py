@@ -103,11 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.rest import RestBenchParams
     from bench.risk import RiskBenchParams
     from bench.sink import SinkBenchParams
+    from oms.apps.audit import add_audit_command
     from oms.apps.demo import add_demo_command
     from oms.apps.exchange_sim import DEFAULT_EXCHANGE_CONFIG
     from oms.apps.report import add_report_command
     from oms.apps.serve import DEFAULT_CONFIG
-    from oms.infra.redis.audit import add_audit_command
     from oms.runtime.logs import DEFAULT_LOG_PATH
 
     parser = argparse.ArgumentParser(prog="oms", description="Low-latency order management system with a FIX gateway.")

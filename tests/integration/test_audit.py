@@ -14,10 +14,11 @@ import msgspec
 import pytest
 import redis
 
+from oms.apps.audit import main
 from oms.core.model.enums import CancelReason, OrdType, Side, TimeInForce
 from oms.core.model.messages import OrderCanceled, OrderFilled, SubmitOrder
 from oms.infra.ray.actors import AccountShard, ShardConfig
-from oms.infra.redis.audit import Fault, main, verify
+from oms.infra.redis.audit import Fault, verify
 from oms.infra.redis.journal import Journal, journal_key, snapshot_key
 from oms.infra.redis.server import ManagedRedis, make_client
 
@@ -392,7 +393,7 @@ def test_python_m_oms_audit_runs_the_command(
     redis_client.xdel(journal_key(account), ids[1])
 
     done = subprocess.run(
-        [sys.executable, "-m", "oms.infra.redis.audit", "verify", "--redis-url", redis_server.url,
+        [sys.executable, "-m", "oms.apps.audit", "verify", "--redis-url", redis_server.url,
          "--account", account],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip

@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from oms.apps.audit import load_redis_settings, parse_pin
 from oms.core.model.instruments import ConfigError
 from oms.infra.redis.audit import (
     Anchor,
@@ -16,8 +17,6 @@ from oms.infra.redis.audit import (
     StreamAudit,
     StreamReport,
     check_stream,
-    load_redis_settings,
-    parse_pin,
 )
 from oms.infra.redis.journal import DIGEST_SIZE, chain_hash, genesis, link_of, seal, unseal
 
