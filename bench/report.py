@@ -1,18 +1,10 @@
-"""Where benchmark results go, how they are written, and the report that sets them side by side.
+"""The report that sets the benchmarks side by side: `render_report(out_dir)` reads the JSON of every benchmark and
+writes `<out_dir>/REPORT.md`: one table with a row per figure (p50/p99/p99.9 latency and throughput, `bench.figures`),
+each beside its same-run baseline and the ratio, the machine, the failures, and HDR percentile plots (`bench.plots`)
+of every latency distribution it finds.
 
-Each benchmark writes `<out_dir>/<name>.json` (`write_result`); its latency sections come from `latency_fields`,
-which keeps the whole distribution (`hdr`: the HdrHistogram's base64 encoding, in nanoseconds) beside the
-contract's percentiles and says how the load was driven (`load`):
-
-- `closed`: one request at a time, each sent when the previous answer arrived. The figures are service times under
-  that load; a stall delays the next request instead of piling requests up (coordinated omission), which is the
-  nature of a closed loop, not something a correction can undo: read them as such.
-- `open`: requests scheduled at a fixed rate, each latency measured from the request's scheduled time, so a stall
-  counts against every request that was due during it (no coordinated omission).
-
-`render_report(out_dir)` reads the JSON of every benchmark and writes `<out_dir>/REPORT.md`: one table with a row per
-figure (p50/p99/p99.9 latency and throughput), each beside its same-run baseline and the ratio, the machine, the
-failures, and HDR percentile plots (`bench.plots`) of every latency distribution it finds.
+The result files themselves (`write_result`, `latency_fields`, the `hdr` distribution) are `bench.result_file`'s;
+they are importable from here too.
 """
 
 from __future__ import annotations
@@ -23,276 +15,36 @@ import platform
 import subprocess
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from hdrh.histogram import HdrHistogram
 
-REQUIRED = ("name", "unit", "count")
-LOADS = ("closed", "open")
+from bench.figures import NONE, figures, lookup
+from bench.result_file import decode_histogram, latency_fields, write_result
+
+__all__ = [
+    "ORDER",
+    "REPORT",
+    "Outcome",
+    "PlotSpec",
+    "decode_histogram",
+    "figures",
+    "latency_fields",
+    "load_results",
+    "machine_info",
+    "plot_spec",
+    "render_markdown",
+    "render_report",
+    "write_plot",
+    "write_result",
+]
+
 #: The benchmarks `oms bench all` runs, in its order; the report lists them in this order, any others after.
 ORDER = ("book", "risk", "fix", "sink", "rest")
-PERCENTILES = (("p50", "p50", 50.0), ("p99", "p99", 99.0), ("p999", "p99.9", 99.9))
-NONE = "—"
 REPORT = "REPORT.md"
-
-Load = Literal["closed", "open"]
-
-
-def write_result(name: str, result: dict, out_dir: str = "bench/results") -> Path:
-    """Write `result` as `<out_dir>/<name>.json`; refuse a result that lacks the contract's fields."""
-    missing = [k for k in REQUIRED if k not in result]
-    if missing or not ("ops_per_sec" in result or {"p50", "p99", "p999", "max"} <= result.keys()):
-        raise ValueError(
-            f"benchmark result {name!r} lacks required fields: {missing or 'p50/p99/p999/max or ops_per_sec'}"
-        )
-    path = Path(out_dir) / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
-    return path
-
-
-def latency_fields(hist: HdrHistogram, load: Load = "closed") -> dict[str, Any]:
-    """The contract's latency fields (microseconds) of a histogram of nanoseconds, how the load was driven
-    (`closed` or `open`, see the module text; ValueError otherwise) and the whole distribution (`hdr`)."""
-    if load not in LOADS:
-        raise ValueError(f"load must be 'closed' or 'open', not {load!r}")
-    q = hist.get_value_at_percentile
-    return {
-        "unit": "us",
-        "count": hist.get_total_count(),
-        "p50": q(50) / 1e3,
-        "p99": q(99) / 1e3,
-        "p999": q(99.9) / 1e3,
-        "max": hist.get_max_value() / 1e3,
-        "load": load,
-        "hdr": encode_histogram(hist),
-    }
-
-
-def encode_histogram(hist: HdrHistogram) -> str:
-    """The histogram in HdrHistogram's compressed base64 form (what its other-language tools read)."""
-    return hist.encode().decode("ascii")
-
-
-def decode_histogram(section: Mapping[str, Any] | None) -> HdrHistogram | None:
-    """The histogram kept in a latency section's `hdr`; None when the section keeps none. A corrupt `hdr` raises
-    ValueError naming the problem."""
-    if not section or not isinstance(section.get("hdr"), str):
-        return None
-    try:
-        return HdrHistogram.decode(section["hdr"].encode("ascii"))
-    except Exception as exc:  # hdrh raises assorted errors on bad input; one clear error out
-        raise ValueError(f"unreadable latency distribution (hdr): {type(exc).__name__}: {exc}") from exc
-
-
-# -- THE FIGURES --
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One measured figure, and the same-run baseline it is set beside (None where there is none)."""
-
-    benchmark: str
-    what: str
-    unit: str  # "us" for latency, else a rate such as "orders/s"
-    load: str  # closed | open | not stated, for latency; "—" for throughput
-    count: int | None  # samples behind a latency percentile; orders/fills/commands behind a rate
-    value: float
-    baseline_what: str | None = None
-    baseline: float | None = None
-    percentile: float | None = None  # for a latency percentile: which one (50, 99, 99.9)
-
-    @property
-    def resolved(self) -> bool:
-        """False for a percentile that `count` samples cannot resolve (fewer than 1/(1-p)): it is the maximum."""
-        if self.percentile is None or self.count is None:
-            return True
-        return self.count >= 1 / (1 - self.percentile / 100) - 1e-9
-
-    @property
-    def ratio(self) -> float | None:
-        """Figure over baseline: below 1 is faster (latency), above 1 is more (throughput)."""
-        if self.baseline is None or self.baseline == 0:
-            return None
-        return self.value / self.baseline
-
-
-def _is_latency(section: object) -> bool:
-    return isinstance(section, Mapping) and all(isinstance(section.get(k), int | float) for k, _, _ in PERCENTILES)
-
-
-def latency_figures(
-    benchmark: str,
-    what: str,
-    section: Mapping[str, Any] | None,
-    baseline_what: str | None = None,
-    baseline: Mapping[str, Any] | None = None,
-) -> list[Figure]:
-    """p50, p99 and p99.9 of `section` beside those of `baseline`; nothing when `section` holds no latency."""
-    if not _is_latency(section):
-        return []
-    assert section is not None
-    base = baseline if _is_latency(baseline) else None
-    return [
-        Figure(
-            benchmark,
-            f"{what}, {label}",
-            "us",
-            str(section.get("load", "not stated")),
-            section.get("count"),
-            float(section[key]),
-            baseline_what if base is not None else None,
-            float(base[key]) if base is not None else None,
-            pct,
-        )
-        for key, label, pct in PERCENTILES
-    ]
-
-
-def rate_figure(
-    benchmark: str,
-    what: str,
-    unit: str,
-    value: object,
-    count: int | None = None,
-    baseline_what: str | None = None,
-    baseline: object = None,
-) -> list[Figure]:
-    """One throughput figure beside its baseline; nothing when `value` is not a number."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return []
-    has_base = isinstance(baseline, int | float) and not isinstance(baseline, bool)
-    return [
-        Figure(
-            benchmark,
-            what,
-            unit,
-            NONE,
-            count,
-            float(value),
-            baseline_what if has_base else None,
-            float(baseline) if has_base else None,  # type: ignore[arg-type]
-        )
-    ]
-
-
-def _get(d: Mapping[str, Any] | None, *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, Mapping):
-            return None
-        d = d.get(key)
-    return d
-
-
-def _book(r: Mapping[str, Any]) -> list[Figure]:
-    base = r.get("baseline") or {}
-    lat, base_lat = r.get("latency") or r, base.get("latency") or base
-    batch = _get(r, "params", "batch")
-    per_call = f", {batch:,} a call" if isinstance(batch, int) else ""
-    return [
-        *latency_figures("book", "single-call submit/cancel/replace, native engine", lat,
-                         "reference engine (Python), same commands", base_lat),
-        *rate_figure("book", f"batch API{per_call}, native engine", "commands/s", r.get("ops_per_sec"),
-                     r.get("count"), "reference engine, same stream's prefix", base.get("ops_per_sec")),
-    ]  # fmt: skip
-
-
-def _risk(r: Mapping[str, Any]) -> list[Figure]:
-    strict, base = r.get("strict") or {}, r.get("baseline") or {}
-    thr = strict.get("throughput") or {}
-    fsync = strict.get("appendfsync")
-    journal = f", Redis journal appendfsync={fsync}" if fsync else ""
-    shape = (
-        f" ({thr['batch']} orders a call, {thr['in_flight']} calls in flight per actor)"
-        if {"batch", "in_flight"} <= thr.keys()
-        else ""
-    )
-    reserved = r.get("reserved")
-    return [
-        *latency_figures("risk", "AccountState.decide in process", r),
-        *(
-            latency_figures("risk", "reserved mode decision", reserved, "in-process decide, same run", r)
-            if isinstance(reserved, Mapping)
-            else []
-        ),
-        *latency_figures("risk", f"strict: account actor round trip{journal}", strict,
-                         "bare Ray actor call, same payload", base),
-        *rate_figure("risk", f"strict decisions/s{shape}", "decisions/s", thr.get("ops_per_sec"), thr.get("count"),
-                     "bare Ray actor calls/s (one order a call)", base.get("ops_per_sec")),
-        *(
-            rate_figure("risk", "reserved mode decisions/s", "decisions/s", reserved.get("ops_per_sec"),
-                        reserved.get("count"))
-            if isinstance(reserved, Mapping)
-            else []
-        ),
-    ]  # fmt: skip
-
-
-def _fix(r: Mapping[str, Any]) -> list[Figure]:
-    base = r.get("baseline") or {}
-    window = _get(r, "params", "window")
-    in_flight = f", {window} in flight" if isinstance(window, int) else ""
-    return [
-        *latency_figures("fix", "NewOrderSingle -> ExecutionReport(New) via the OMS gateway", r,
-                         "bare QuickFIX acceptor (fixed ExecutionReport)", base),
-        *latency_figures("fix", "NewOrderSingle -> ExecutionReport(Fill) via the OMS gateway", r.get("fill")),
-        *latency_figures("fix", "raw TCP ping-pong between two processes (the floor)", r.get("floor")),
-        *rate_figure("fix", f"pipelined orders acknowledged{in_flight}", "orders/s", r.get("ops_per_sec"),
-                     _get(r, "params", "pipelined"), "bare QuickFIX acceptor, same pipelining",
-                     base.get("ops_per_sec")),
-    ]  # fmt: skip
-
-
-def _sink(r: Mapping[str, Any]) -> list[Figure]:
-    visible = r.get("visible") or r
-    rate = visible.get("rate")
-    at = f" at {rate:,} fills/s" if isinstance(rate, int | float) else ""
-    return [
-        *rate_figure("sink", "journal -> ClickHouse (chDB), draining a backlog", "fills/s", r.get("ops_per_sec"),
-                     r.get("count")),
-        *latency_figures("sink", f"fill journaled -> visible in ClickHouse{at}", visible),
-    ]  # fmt: skip
-
-
-def _rest(r: Mapping[str, Any]) -> list[Figure]:
-    base = r.get("baseline") or {}
-    conns = _get(r, "params", "connections")
-    over = f" over {conns} connections" if isinstance(conns, int) else ""
-    return [
-        *latency_figures("rest", "POST /v1/orders -> 201 acknowledged", r,
-                         "bare uvicorn app (fixed 201, no OMS)", base),
-        *rate_figure("rest", f"orders acknowledged{over}", "orders/s", r.get("ops_per_sec"),
-                     _get(r, "params", "concurrent"), "bare uvicorn app, same connections", base.get("ops_per_sec")),
-    ]  # fmt: skip
-
-
-def _generic(r: Mapping[str, Any]) -> list[Figure]:
-    name = str(r.get("name", "?"))
-    base = r.get("baseline") if isinstance(r.get("baseline"), Mapping) else None
-    base_name = str(base.get("name", "baseline")) if base else None
-    return [
-        *latency_figures(name, "latency", r, base_name, base),
-        *rate_figure(name, "throughput", str(r.get("unit", "ops/s")), r.get("ops_per_sec"), r.get("count"),
-                     base_name, base.get("ops_per_sec") if base else None),
-    ]  # fmt: skip
-
-
-FIGURES: dict[str, Callable[[Mapping[str, Any]], list[Figure]]] = {
-    "book": _book,
-    "risk": _risk,
-    "fix": _fix,
-    "sink": _sink,
-    "rest": _rest,
-}
-
-
-def figures(name: str, result: Mapping[str, Any]) -> list[Figure]:
-    """Every figure of one benchmark's result, each with its same-run baseline where it has one. Missing sections
-    (an older result, a figure a benchmark does not measure yet) give fewer rows, never an error."""
-    return FIGURES.get(name, _generic)(result)
 
 
 # -- THE PLOTS --
@@ -319,7 +71,7 @@ def plot_spec(name: str, r: Mapping[str, Any]) -> PlotSpec | None:
     if name == "book":
         title = "book: single-call latency, native vs reference engine"
         main = _with_hdr(("native engine", r.get("latency") or r))
-        baseline = _with_hdr(("reference engine", _get(r, "baseline", "latency") or base))
+        baseline = _with_hdr(("reference engine", lookup(r, "baseline", "latency") or base))
     elif name == "risk":
         title = "risk: strict account actor round trip vs bare Ray call"
         main = _with_hdr(("strict round trip", r.get("strict")))
@@ -331,7 +83,7 @@ def plot_spec(name: str, r: Mapping[str, Any]) -> PlotSpec | None:
         baseline = _with_hdr(("bare QuickFIX, ER(New)", base))
         others = _with_hdr(("OMS gateway, ER(Fill)", r.get("fill")), ("raw TCP ping-pong", r.get("floor")))
     elif name == "sink":
-        rate = _get(r, "visible", "rate")
+        rate = lookup(r, "visible", "rate")
         title = f"sink: fill journaled -> visible in ClickHouse (open loop{f', {rate:,} fills/s' if rate else ''})"
         main = _with_hdr(("fill -> visible", r.get("visible") or r))
     elif name == "rest":

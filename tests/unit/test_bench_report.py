@@ -11,17 +11,10 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from bench.all import SCALED, AllBenchParams, chosen_benchmarks, scaled_params
+from bench.figures import figures
 from bench.plots import percentile_curve, plot_latency
-from bench.report import (
-    REPORT,
-    Outcome,
-    decode_histogram,
-    figures,
-    latency_fields,
-    plot_spec,
-    render_markdown,
-    render_report,
-)
+from bench.report import REPORT, Outcome, plot_spec, render_markdown, render_report
+from bench.result_file import decode_histogram, latency_fields
 
 MACHINE = {"date": "2026-01-02 03:04:05 UTC", "cpu": "Test CPU", "cores": 2, "usable_cores": 2, "python": "CPython"}
 
