@@ -5,12 +5,20 @@ why (the allowance, the certificate, the local rule, refills, reports and revoca
 """
 
 from oms.core.reserved.allowance import Allowance, AllowanceDesk, Answer, GrantAsk, Lease, Ready, serve_asks
-from oms.core.reserved.commands import ADMIN_OPS, admin
+from oms.core.reserved.commands import (
+    OperatorCommand,
+    OperatorMethods,
+    RevokeAllowance,
+    SetKillSwitch,
+    SetLimits,
+    SetTradingState,
+    StartDay,
+    apply_operator,
+)
 from oms.core.reserved.gate import AllowanceGate
 from oms.core.reserved.shard import LocalShard, Shard, WriteAhead
 
 __all__ = [
-    "ADMIN_OPS",
     "Allowance",
     "AllowanceDesk",
     "AllowanceGate",
@@ -18,9 +26,16 @@ __all__ = [
     "GrantAsk",
     "Lease",
     "LocalShard",
+    "OperatorCommand",
+    "OperatorMethods",
     "Ready",
+    "RevokeAllowance",
+    "SetKillSwitch",
+    "SetLimits",
+    "SetTradingState",
     "Shard",
+    "StartDay",
     "WriteAhead",
-    "admin",
+    "apply_operator",
     "serve_asks",
 ]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
 from oms.core.accounts import AccountEvent, AllowanceRequest, AllowanceSpent, AllowanceToppedUp
-from oms.core.model.enums import OrdType, RejectReason, RiskMode, Side, TradingState
+from oms.core.model.enums import OrdType, RejectReason, RiskMode, Side
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import (
     Message,
@@ -21,8 +20,8 @@ from oms.core.model.messages import (
     TradePrinted,
 )
 from oms.core.reserved.allowance import Allowance, Answer, GrantAsk, Lease
+from oms.core.reserved.commands import OperatorCommand, OperatorMethods, SetLimits
 from oms.core.reserved.shard import Shard, WriteAhead
-from risk.limits import AccountLimits
 from risk.money import money_factor
 from risk.reasons import describe
 
@@ -59,7 +58,7 @@ GRANT_RETRY_NS = 50_000_000  # after an empty grant (or top-up), the account is 
 HARD_BATCHES = 8  # with `flush_after_ns`: a decision sends the queued reports itself only past this many batches
 
 
-class AllowanceGate:
+class AllowanceGate(OperatorMethods):
     """The OrderManager's risk gate in reserved mode (the `oms.core.engine.RiskGate` protocol).
 
     Accounts in `accounts` are decided locally within their allowance and fall back to a strict decision by the
@@ -155,35 +154,31 @@ class AllowanceGate:
         if self._low:
             self._request_top_ups()
 
-    def set_kill_switch(self, account: str, on: bool, now_ns: int) -> None:
-        """Block (on) or allow new orders of `account`; its allowance is dropped here first and the queued reports
-        reach the host ahead of the switch, so nothing is accepted locally after it."""
-        self._operate(account, "set_kill_switch", (on,), now_ns)
-
     def accounts(self) -> list[str]:
         """Every account of the host (reserved ones are decided here within their allowance, the others there)."""
         return self._host.accounts()
 
-    # -- operator changes (they revoke the account's allowance at once) --
+    # -- operator changes (`OperatorMethods` builds them; the kill switch is the RiskGate's) --
 
-    def set_limits(self, account: str, limits: AccountLimits, now_ns: int) -> None:
-        """New limits for `account`; its risk mode follows `limits.risk_mode` from now on."""
-        self._operate(account, "set_limits", (limits,), now_ns)
-        if limits.risk_mode is RiskMode.RESERVED:
-            if account not in self._accounts:
-                self._accounts.add(account)
-                self._host.attach_drain(account, self.flush)
-        else:
-            self._accounts.discard(account)
-
-    def set_trading_state(self, account: str, trading_state: TradingState, now_ns: int) -> None:
-        self._operate(account, "set_trading_state", (trading_state,), now_ns)
-
-    def start_day(self, account: str, now_ns: int) -> None:
-        self._operate(account, "start_day", (), now_ns)
-
-    def revoke_allowance(self, account: str, now_ns: int) -> None:
-        self._operate(account, "revoke_allowance", (), now_ns)
+    def operate(self, command: OperatorCommand) -> list[int]:
+        """Apply `command` at the host; returns the account's working orders. The account's allowance is dropped
+        here first and the queued reports reach the host ahead of the change, so nothing is accepted locally after
+        it. After a SetLimits the account's risk mode follows `limits.risk_mode`."""
+        account = command.account
+        self._local.pop(account, None)
+        self._low.discard(account)
+        self._topups.pop(account, None)
+        if command.ts_ns > self._clock:
+            self._clock = command.ts_ns
+        working = self._host.gate_operate(self._take(), command)
+        match command:
+            case SetLimits(limits=limits) if limits.risk_mode is RiskMode.RESERVED:
+                if account not in self._accounts:
+                    self._accounts.add(account)
+                    self._host.attach_drain(account, self.flush)
+            case SetLimits():
+                self._accounts.discard(account)
+        return working
 
     # -- reserved mode --
 
@@ -414,12 +409,3 @@ class AllowanceGate:
                     side.buy += t.buy_qty
                     side.sell += t.sell_qty
             self.top_ups += 1
-
-    def _operate(self, account: str, op: str, args: tuple[Any, ...], now_ns: int) -> list[int]:
-        """Drop `account`'s allowance here, then apply operator change `op` at the host after the queued reports."""
-        self._local.pop(account, None)
-        self._low.discard(account)
-        self._topups.pop(account, None)
-        if now_ns > self._clock:
-            self._clock = now_ns
-        return self._host.gate_operate(self._take(), account, op, args, now_ns)

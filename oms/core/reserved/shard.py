@@ -4,14 +4,13 @@ acceptances are made durable) and `LocalShard`, the in-process host (see docs/re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from oms.core.accounts import AccountEvent, AccountState, AllowanceRequest, AllowanceToppedUp
-from oms.core.model.enums import RejectReason, TradingState
+from oms.core.model.enums import RejectReason
 from oms.core.model.messages import OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder, TradePrinted
 from oms.core.reserved.allowance import Allowance, AllowanceDesk, Answer, GrantAsk, Ready, serve_asks
-from oms.core.reserved.commands import admin
-from risk.limits import AccountLimits
+from oms.core.reserved.commands import OperatorCommand, OperatorMethods, apply_operator
 
 __all__ = ["Decision", "Item", "LocalShard", "Shard", "WriteAhead"]
 
@@ -63,12 +62,10 @@ class Shard(Protocol):
 
     def gate_return(self, reports: list[AccountEvent], account: str, grant_id: int, ts_ns: int) -> None: ...
 
-    def gate_operate(
-        self, reports: list[AccountEvent], account: str, op: str, args: tuple[Any, ...], ts_ns: int
-    ) -> list[int]: ...
+    def gate_operate(self, reports: list[AccountEvent], command: OperatorCommand) -> list[int]: ...
 
 
-class LocalShard:
+class LocalShard(OperatorMethods):
     """Accounts in this process, no journal: every applied event is appended to `events(account)` instead.
 
     The gate's calls (`Shard`) plus the operator commands. Marks reach every account (so each account's
@@ -139,14 +136,9 @@ class LocalShard:
         self.report_spent(reports)
         self.return_allowance(account, grant_id, ts_ns)
 
-    def gate_operate(
-        self, reports: list[AccountEvent], account: str, op: str, args: tuple[Any, ...], ts_ns: int
-    ) -> list[int]:
+    def gate_operate(self, reports: list[AccountEvent], command: OperatorCommand) -> list[int]:
         self.report_spent(reports)
-        state = self._operator(account)
-        self._log[account].append(admin(state, op, args, ts_ns))
-        self._desk.sync(state)
-        return state.working_orders()
+        return self.operate(command)
 
     def submit_batch(self, items: list[Item]) -> list[Decision]:
         """Strict decisions, each applied before the next is made."""
@@ -196,23 +188,17 @@ class LocalShard:
         self._log[account].append(state.return_allowance(grant_id, ts_ns))
         self._desk.sync(state)
 
-    # -- operator commands: drain the gate, then apply --
+    # -- operator commands (`OperatorMethods` builds them): drain the gate, then apply --
 
-    def set_kill_switch(self, account: str, on: bool, ts_ns: int) -> list[int]:
-        """Drain the gate, then block (or unblock) new orders; returns the working orders to cancel."""
-        return self.gate_operate([], account, "set_kill_switch", (on,), ts_ns)
-
-    def set_trading_state(self, account: str, trading_state: TradingState, ts_ns: int) -> None:
-        self.gate_operate([], account, "set_trading_state", (trading_state,), ts_ns)
-
-    def set_limits(self, account: str, limits: AccountLimits, ts_ns: int) -> None:
-        self.gate_operate([], account, "set_limits", (limits,), ts_ns)
-
-    def start_day(self, account: str, ts_ns: int) -> None:
-        self.gate_operate([], account, "start_day", (), ts_ns)
-
-    def revoke_allowance(self, account: str, ts_ns: int) -> None:
-        self.gate_operate([], account, "revoke_allowance", (), ts_ns)
+    def operate(self, command: OperatorCommand) -> list[int]:
+        """Drain the account's gate, then apply `command`; returns the account's working orders (to cancel, after a
+        kill switch). KeyError for an account not here."""
+        account = command.account
+        self._desk.drain(account)
+        state = self._states[account]
+        self._log[account].append(apply_operator(state, command))
+        self._desk.sync(state)
+        return state.working_orders()
 
     # -- internals --
 
@@ -223,10 +209,6 @@ class LocalShard:
         if event is not None:
             self._log[account].append(event)
         return self._desk.issue(state, event, ask.with_ids)
-
-    def _operator(self, account: str) -> AccountState:
-        self._desk.drain(account)
-        return self._states[account]
 
     def _apply(self, state: AccountState, events: list[AccountEvent]) -> None:
         for event in events:

@@ -16,6 +16,7 @@ from oms.core.model.enums import RejectReason, RiskMode
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import OrderRejected, ReplaceOrder, TradePrinted
 from oms.core.reserved import Allowance, AllowanceGate, GrantAsk, Lease
+from oms.core.reserved.commands import OperatorCommand
 from oms.core.reserved.shard import Decision, Item
 from oms.infra.ray.shard import UnknownAccount
 from oms.infra.ray.wire import Mark, pack
@@ -175,14 +176,13 @@ class ShardClient:
         h = self._actors[account]
         self._call(reports, {h: ("gate_return", account, grant_id, ts_ns)})
 
-    def gate_operate(
-        self, reports: list[AccountEvent], account: str, op: str, args: tuple[Any, ...], ts_ns: int
-    ) -> list[int]:
+    def gate_operate(self, reports: list[AccountEvent], command: OperatorCommand) -> list[int]:
+        account = command.account
         self._drop(account)  # before anything is sent: the very next decision is strict
         h = self._actors.get(account)
         if h is None:
             raise UnknownAccount(f"account {account!r}: no actor hosts it")
-        return self._call(reports, {h: ("gate_operate", account, op, args, ts_ns)})[h]
+        return self._call(reports, {h: ("gate_operate", command)})[h]
 
     def wait_sent(self) -> None:
         """Wait until every fire-and-forget call has been applied by its actor; raise what one raised."""

@@ -45,16 +45,17 @@ from oms.core.accounts import (
     MarketPrices,
     StaleAllowance,
 )
-from oms.core.model.enums import RejectReason, Side, TradingState
+from oms.core.model.enums import RejectReason, Side
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import OrderAccepted, OrderRejected, ReplaceOrder, TradePrinted
-from oms.core.reserved import Allowance, AllowanceDesk, GrantAsk, Ready, admin, serve_asks
+from oms.core.reserved import Allowance, AllowanceDesk, GrantAsk, Ready, serve_asks
+from oms.core.reserved.commands import OperatorCommand, OperatorMethods, apply_operator
 from oms.core.reserved.shard import Decision, Item
 from oms.infra.ray.wire import Mark, pack, unpack_events, unpack_items
 from oms.infra.redis.journal import Journal
 from oms.infra.redis.reportlog import ReportLog, after
 from oms.infra.redis.server import make_client
-from risk.limits import AccountLimits, RiskConfig, load_risk_config
+from risk.limits import RiskConfig, load_risk_config
 
 __all__ = ["GATE_CALLS", "AccountShard", "ShardConfig", "UnknownAccount", "account_actor_class"]
 
@@ -81,7 +82,7 @@ class ShardConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     snapshot_every: int = 1000  # journal records between snapshots of an account
 
 
-class AccountShard:
+class AccountShard(OperatorMethods):
     """Owns the state of `accounts`; decisions and updates arrive in batches and leave journaled."""
 
     def __init__(self, accounts: list[str], config: ShardConfig) -> None:
@@ -133,27 +134,11 @@ class AccountShard:
         """A trade printed at `price`: marks the accounts trading `symbol` now, the others when they next order."""
         self._run(lambda touched: self._mark(symbol, price, ts_ns, touched))
 
-    def set_kill_switch(self, account: str, on: bool, ts_ns: int) -> list[int]:
-        """Block (or unblock) new orders of `account`; returns its working order ids for the caller to cancel."""
-        return self.operate(account, "set_kill_switch", (on,), ts_ns)
-
-    def set_limits(self, account: str, limits: AccountLimits, ts_ns: int) -> None:
-        self.operate(account, "set_limits", (limits,), ts_ns)
-
-    def set_trading_state(self, account: str, trading_state: TradingState, ts_ns: int) -> None:
-        self.operate(account, "set_trading_state", (trading_state,), ts_ns)
-
-    def start_day(self, account: str, ts_ns: int) -> None:
-        self.operate(account, "start_day", (), ts_ns)
-
-    def revoke_allowance(self, account: str, ts_ns: int) -> None:
-        """Operator: void whatever allowance `account` has out (after draining its in-process gate)."""
-        self.operate(account, "revoke_allowance", (), ts_ns)
-
-    def operate(self, account: str, op: str, args: tuple[Any, ...], ts_ns: int) -> list[int]:
-        """Operator change `op` (`oms.core.reserved.ADMIN_OPS`) on `account`, journaled; returns its working orders.
-        A gate over Ray must make the change itself (`AllowanceGate.set_kill_switch`, ...): see `oms.core.reserved`."""
-        return self._run(lambda touched: self._operate(account, op, args, ts_ns, touched))
+    def operate(self, command: OperatorCommand) -> list[int]:
+        """Operator change `command`, journaled; returns the account's working orders (`OperatorMethods` offers one
+        method per command). A gate over Ray must make the change itself (`AllowanceGate.set_kill_switch`, ...): see
+        docs/reserved.md. UnknownAccount for an account not here."""
+        return self._run(lambda touched: self._operate(command, touched))
 
     # -- RESERVED MODE --
 
@@ -261,15 +246,9 @@ class AccountShard:
         )
 
     def gate_operate(
-        self,
-        reports: list[AccountEvent] | bytes,
-        account: str,
-        op: str,
-        args: tuple[Any, ...],
-        ts_ns: int,
-        marks: Sequence[Mark] = (),
+        self, reports: list[AccountEvent] | bytes, command: OperatorCommand, marks: Sequence[Mark] = ()
     ) -> list[int]:
-        return self._gate(marks, reports, lambda touched: self._operate(account, op, args, ts_ns, touched))
+        return self._gate(marks, reports, lambda touched: self._operate(command, touched))
 
     def for_gate(self, call: str, marks: Sequence[Mark], *args: Any) -> tuple[Any, dict[str, int]]:
         """A remote gate's call (one of GATE_CALLS) with `marks` first; returns its result and, after it, the live
@@ -423,11 +402,10 @@ class AccountShard:
         serve_asks(self._states, asks, grant)  # type: ignore[arg-type]
         return out
 
-    def _operate(self, account: str, op: str, args: tuple[Any, ...], ts_ns: int, touched: Touched) -> list[int]:
-        state = self._state(account)
-        self._desk.drain(account)
-        events = touched.setdefault(account, [])
-        events.append(admin(state, op, args, ts_ns))
+    def _operate(self, command: OperatorCommand, touched: Touched) -> list[int]:
+        state = self._state(command.account)
+        self._desk.drain(command.account)
+        touched.setdefault(command.account, []).append(apply_operator(state, command))
         return state.working_orders()
 
     def _gate(self, marks: Sequence[Mark], reports: list[AccountEvent] | bytes, work: Callable[[Touched], R]) -> R:
