@@ -1,7 +1,11 @@
-"""Operator changes as typed commands (see docs/reserved.md: each revokes the account's allowance).
+"""Typed commands of reserved mode: operator changes, and the calls a gate makes to the shard owning its accounts.
 
-`apply_operator` applies one to its account's state and returns the event to journal; `OperatorMethods` gives
-every class that applies them (the gate and the hosts) the same methods, each building its command.
+Operator changes (`OperatorCommand`; each revokes the account's allowance, see docs/reserved.md): `apply_operator`
+applies one to its account's state and returns the event to journal; `OperatorMethods` gives every class that
+applies them (the gate and the hosts) the same methods, each building its command.
+
+Gate calls (`GateCall`): what an `AllowanceGate` asks of its `Shard`, one struct per call, so a shard in another
+process receives the call as data and dispatches on its type (`oms.infra.ray.shard.AccountShard.serve_gate`).
 """
 
 from __future__ import annotations
@@ -10,20 +14,33 @@ from typing import Protocol
 
 import msgspec
 
-from oms.core.accounts import AccountState, AdminEvent
+from oms.core.accounts import AccountEvent, AccountState, AdminEvent, AllowanceRequest
 from oms.core.model.enums import TradingState
+from oms.core.model.messages import OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder, TradePrinted
+from oms.core.reserved.allowance import GrantAsk
 from risk.limits import AccountLimits
 
 __all__ = [
+    "CheckReplace",
+    "Decide",
+    "Decision",
+    "GateCall",
+    "Item",
+    "Operate",
     "OperatorCommand",
     "OperatorMethods",
+    "ReturnAllowance",
     "RevokeAllowance",
     "SetKillSwitch",
     "SetLimits",
     "SetTradingState",
+    "Settle",
     "StartDay",
+    "TopUp",
     "apply_operator",
 ]
+
+# -- OPERATOR COMMANDS --
 
 
 class SetKillSwitch(msgspec.Struct, frozen=True, tag="set_kill_switch"):
@@ -108,3 +125,58 @@ class OperatorMethods:
     def revoke_allowance(self: _Operates, account: str, ts_ns: int) -> None:
         """Void whatever allowance `account` has out."""
         self.operate(RevokeAllowance(account, ts_ns))
+
+
+# -- GATE CALLS --
+
+Decision = OrderAccepted | OrderRejected
+Item = tuple[SubmitOrder, int, int]  # (command, order id, now_ns)
+
+
+class Decide(msgspec.Struct, frozen=True, tag="decide"):
+    """Strict decisions of `items`, in order (each sees the ones before it), then the grants `asks` call for."""
+
+    items: list[Item]
+    asks: dict[str, GrantAsk]
+
+
+class CheckReplace(msgspec.Struct, frozen=True, tag="check_replace"):
+    """The strict check of replace `cmd` (RejectReason.NONE: it may go to the venue; nothing changes until then)."""
+
+    cmd: ReplaceOrder
+    order_id: int
+    now_ns: int
+
+
+class Settle(msgspec.Struct, frozen=True, tag="settle"):
+    """Post-trade `events`, then the trade `prints` (they mark the accounts), then the grants `asks` call for."""
+
+    events: list[AccountEvent]
+    prints: list[TradePrinted]
+    asks: dict[str, GrantAsk]
+
+
+class TopUp(msgspec.Struct, frozen=True, tag="top_up"):
+    """More of `account`'s live grant `grant_id`, sized by `request` (see `AccountState.top_up_allowance`)."""
+
+    account: str
+    grant_id: int
+    request: AllowanceRequest
+    ts_ns: int
+
+
+class ReturnAllowance(msgspec.Struct, frozen=True, tag="return_allowance"):
+    """What is left of `account`'s grant `grant_id` goes back to the account (a no-op when the grant is void)."""
+
+    account: str
+    grant_id: int
+    ts_ns: int
+
+
+class Operate(msgspec.Struct, frozen=True, tag="operate"):
+    """An operator change made through the gate, which has dropped the account's allowance first."""
+
+    command: OperatorCommand
+
+
+GateCall = Decide | CheckReplace | Settle | TopUp | ReturnAllowance | Operate

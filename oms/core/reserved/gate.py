@@ -20,7 +20,17 @@ from oms.core.model.messages import (
     TradePrinted,
 )
 from oms.core.reserved.allowance import Allowance, Answer, GrantAsk, Lease
-from oms.core.reserved.commands import OperatorCommand, OperatorMethods, SetLimits
+from oms.core.reserved.commands import (
+    CheckReplace,
+    Decide,
+    Operate,
+    OperatorCommand,
+    OperatorMethods,
+    ReturnAllowance,
+    SetLimits,
+    Settle,
+    TopUp,
+)
 from oms.core.reserved.shard import Shard, WriteAhead
 from risk.money import money_factor
 from risk.reasons import describe
@@ -126,7 +136,7 @@ class AllowanceGate(OperatorMethods):
 
     def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int) -> RejectReason:
         """Always the host's strict check (replaces are not covered by allowances)."""
-        return self._host.gate_check_replace(self._take(), cmd, order_id, now_ns)
+        return self._host.gate_check_replace(self._take(), CheckReplace(cmd, order_id, now_ns))
 
     def on_events(self, events: Iterable[Message]) -> None:
         """Post-trade events and trade prints go to the host in one synchronous call (queued reports ahead of them,
@@ -144,7 +154,7 @@ class AllowanceGate(OperatorMethods):
                     seen.add(e.cl_ord_id)
             batch.append(e)  # type: ignore[arg-type]
         if batch or prints:
-            self._install(self._host.gate_settle(self._take(), batch, prints, self._asks()))
+            self._install(self._host.gate_settle(self._take(), Settle(batch, prints, self._asks())))
         elif self._pending and (
             self._flush_after is None
             or len(self._pending) >= 2 * self._batch
@@ -170,7 +180,7 @@ class AllowanceGate(OperatorMethods):
         self._topups.pop(account, None)
         if command.ts_ns > self._clock:
             self._clock = command.ts_ns
-        working = self._host.gate_operate(self._take(), command)
+        working = self._host.gate_operate(self._take(), Operate(command))
         match command:
             case SetLimits(limits=limits) if limits.risk_mode is RiskMode.RESERVED:
                 if account not in self._accounts:
@@ -200,7 +210,7 @@ class AllowanceGate(OperatorMethods):
             if (loc := self._local.get(a)) is None or loc.lease.void
         }
         if asks:
-            self._install(self._host.gate_settle(self._take(), [], [], asks))
+            self._install(self._host.gate_settle(self._take(), Settle([], [], asks)))
         if self._low:
             self._request_top_ups()
 
@@ -210,7 +220,7 @@ class AllowanceGate(OperatorMethods):
         self._low.discard(account)
         reports = self._take()
         if loc is not None and not loc.lease.void:
-            self._host.gate_return(reports, account, loc.grant_id, self._clock)
+            self._host.gate_return(reports, ReturnAllowance(account, loc.grant_id, self._clock))
         elif reports:
             self._host.report_spent(reports)
 
@@ -320,7 +330,7 @@ class AllowanceGate(OperatorMethods):
                 asks[account] = GrantAsk(self._request, now_ns, loc.grant_id, False)
             elif now_ns >= self._retry_at.get(account, 0):
                 asks[account] = GrantAsk(self._request, now_ns, 0, account not in self._seen)
-        (decision,), granted = self._host.gate_decide(self._take(), [(cmd, order_id, now_ns)], asks)
+        (decision,), granted = self._host.gate_decide(self._take(), Decide([(cmd, order_id, now_ns)], asks))
         seen = self._seen.get(account)
         if seen is not None:
             seen.add(cmd.cl_ord_id)
@@ -381,7 +391,7 @@ class AllowanceGate(OperatorMethods):
             if not flushed:
                 self.flush()
                 flushed = True
-            self._topups[account] = self._host.gate_top_up(account, loc.grant_id, self._request, self._clock)
+            self._topups[account] = self._host.gate_top_up(TopUp(account, loc.grant_id, self._request, self._clock))
         self._collect_top_ups()
 
     def _collect_top_ups(self) -> None:

@@ -8,11 +8,23 @@ from typing import Protocol
 
 from oms.core.accounts import AccountEvent, AccountState, AllowanceRequest, AllowanceToppedUp
 from oms.core.model.enums import RejectReason
-from oms.core.model.messages import OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder, TradePrinted
+from oms.core.model.messages import OrderRejected, ReplaceOrder
 from oms.core.reserved.allowance import Allowance, AllowanceDesk, Answer, GrantAsk, Ready, serve_asks
-from oms.core.reserved.commands import OperatorCommand, OperatorMethods, apply_operator
+from oms.core.reserved.commands import (
+    CheckReplace,
+    Decide,
+    Decision,
+    Item,
+    Operate,
+    OperatorCommand,
+    OperatorMethods,
+    ReturnAllowance,
+    Settle,
+    TopUp,
+    apply_operator,
+)
 
-__all__ = ["Decision", "Item", "LocalShard", "Shard", "WriteAhead"]
+__all__ = ["LocalShard", "Shard", "WriteAhead"]
 
 
 class WriteAhead(Protocol):
@@ -23,15 +35,12 @@ class WriteAhead(Protocol):
         ...
 
 
-Decision = OrderAccepted | OrderRejected
-Item = tuple[SubmitOrder, int, int]  # (command, order id, now_ns)
-
-
 class Shard(Protocol):
     """What a AllowanceGate needs from the host that owns the accounts (LocalShard, AccountShard, ShardClient).
 
-    Each `gate_*` call first applies `reports` (the gate's queued AllowanceSpent + OrderAccepted pairs), then does
-    its work; `report_spent` may be asynchronous but reaches the host before any later call of the same gate.
+    Each `gate_*` call takes its typed call (`oms.core.reserved.commands.GateCall`) and first applies `reports` (the
+    gate's queued AllowanceSpent + OrderAccepted pairs), then does its work; `report_spent` may be asynchronous but
+    reaches the host before any later call of the same gate.
     """
 
     def accounts(self) -> list[str]: ...
@@ -41,28 +50,18 @@ class Shard(Protocol):
     def report_spent(self, events: list[AccountEvent]) -> None: ...
 
     def gate_decide(
-        self, reports: list[AccountEvent], items: list[Item], asks: dict[str, GrantAsk]
+        self, reports: list[AccountEvent], call: Decide
     ) -> tuple[list[Decision], dict[str, Allowance | None]]: ...
 
-    def gate_check_replace(
-        self, reports: list[AccountEvent], cmd: ReplaceOrder, order_id: int, now_ns: int
-    ) -> RejectReason: ...
+    def gate_check_replace(self, reports: list[AccountEvent], call: CheckReplace) -> RejectReason: ...
 
-    def gate_settle(
-        self,
-        reports: list[AccountEvent],
-        events: list[AccountEvent],
-        prints: list[TradePrinted],
-        asks: dict[str, GrantAsk],
-    ) -> dict[str, Allowance | None]: ...
+    def gate_settle(self, reports: list[AccountEvent], call: Settle) -> dict[str, Allowance | None]: ...
 
-    def gate_top_up(
-        self, account: str, grant_id: int, request: AllowanceRequest, ts_ns: int
-    ) -> Answer[AllowanceToppedUp | None]: ...
+    def gate_top_up(self, call: TopUp) -> Answer[AllowanceToppedUp | None]: ...
 
-    def gate_return(self, reports: list[AccountEvent], account: str, grant_id: int, ts_ns: int) -> None: ...
+    def gate_return(self, reports: list[AccountEvent], call: ReturnAllowance) -> None: ...
 
-    def gate_operate(self, reports: list[AccountEvent], command: OperatorCommand) -> list[int]: ...
+    def gate_operate(self, reports: list[AccountEvent], call: Operate) -> list[int]: ...
 
 
 class LocalShard(OperatorMethods):
@@ -96,49 +95,40 @@ class LocalShard(OperatorMethods):
         self._desk.attach_drain(account, drain)
 
     def gate_decide(
-        self, reports: list[AccountEvent], items: list[Item], asks: dict[str, GrantAsk]
+        self, reports: list[AccountEvent], call: Decide
     ) -> tuple[list[Decision], dict[str, Allowance | None]]:
         self.report_spent(reports)
-        decisions = self.submit_batch(items)
-        return decisions, serve_asks(self._states, asks, self._grant)
+        decisions = self.submit_batch(call.items)
+        return decisions, serve_asks(self._states, call.asks, self._grant)
 
-    def gate_check_replace(
-        self, reports: list[AccountEvent], cmd: ReplaceOrder, order_id: int, now_ns: int
-    ) -> RejectReason:
+    def gate_check_replace(self, reports: list[AccountEvent], call: CheckReplace) -> RejectReason:
         self.report_spent(reports)
-        return self.check_replace(cmd, order_id, now_ns)
+        return self.check_replace(call.cmd, call.order_id, call.now_ns)
 
-    def gate_settle(
-        self,
-        reports: list[AccountEvent],
-        events: list[AccountEvent],
-        prints: list[TradePrinted],
-        asks: dict[str, GrantAsk],
-    ) -> dict[str, Allowance | None]:
+    def gate_settle(self, reports: list[AccountEvent], call: Settle) -> dict[str, Allowance | None]:
         self.report_spent(reports)
-        self.apply_batch(events)
-        for p in prints:
+        self.apply_batch(call.events)
+        for p in call.prints:
             self.mark(p.symbol, p.price, p.ts_ns)
-        return serve_asks(self._states, asks, self._grant)
+        return serve_asks(self._states, call.asks, self._grant)
 
-    def gate_top_up(
-        self, account: str, grant_id: int, request: AllowanceRequest, ts_ns: int
-    ) -> Ready[AllowanceToppedUp | None]:
+    def gate_top_up(self, call: TopUp) -> Ready[AllowanceToppedUp | None]:
+        account = call.account
         state = self._states[account]
         self._desk.drain(account)
-        event = state.top_up_allowance(grant_id, request, ts_ns)
+        event = state.top_up_allowance(call.grant_id, call.request, call.ts_ns)
         if event is not None:
             self._log[account].append(event)
         self._desk.sync(state)
         return Ready(event)
 
-    def gate_return(self, reports: list[AccountEvent], account: str, grant_id: int, ts_ns: int) -> None:
+    def gate_return(self, reports: list[AccountEvent], call: ReturnAllowance) -> None:
         self.report_spent(reports)
-        self.return_allowance(account, grant_id, ts_ns)
+        self.return_allowance(call.account, call.grant_id, call.ts_ns)
 
-    def gate_operate(self, reports: list[AccountEvent], command: OperatorCommand) -> list[int]:
+    def gate_operate(self, reports: list[AccountEvent], call: Operate) -> list[int]:
         self.report_spent(reports)
-        return self.operate(command)
+        return self.operate(call.command)
 
     def submit_batch(self, items: list[Item]) -> list[Decision]:
         """Strict decisions, each applied before the next is made."""

@@ -1,9 +1,10 @@
 """The engine's side of the account actors: `ShardClient` reaches AccountShard actors over Ray, and
 `RayAllowanceGate` is the engine's risk gate over them.
 
-`ShardClient` is an `oms.core.reserved.Shard`: it calls `AccountShard.for_gate`, whose reply also carries every
-account's live grant id. `RayAllowanceGate`: strict accounts make one round trip per decision; reserved ones
-(`build_gate` picks them by their configured `risk_mode`) decide locally within allowances (`oms.core.reserved`).
+`ShardClient` is an `oms.core.reserved.Shard`: it sends each typed gate call to `AccountShard.serve_gate`, whose
+reply also carries every account's live grant id. `RayAllowanceGate`: strict accounts make one round trip per
+decision; reserved ones (`build_gate` picks them by their configured `risk_mode`) decide locally within allowances
+(`oms.core.reserved`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from typing import Any
 from oms.core.accounts import AccountEvent, AllowanceRequest, AllowanceToppedUp
 from oms.core.model.enums import RejectReason, RiskMode
 from oms.core.model.instruments import InstrumentRegistry
-from oms.core.model.messages import OrderRejected, ReplaceOrder, TradePrinted
+from oms.core.model.messages import OrderRejected, TradePrinted
 from oms.core.reserved import Allowance, AllowanceGate, GrantAsk, Lease
-from oms.core.reserved.commands import OperatorCommand
-from oms.core.reserved.shard import Decision, Item
+from oms.core.reserved.commands import CheckReplace, Decide, Decision, GateCall, Operate, ReturnAllowance, Settle, TopUp
 from oms.infra.ray.shard import UnknownAccount
-from oms.infra.ray.wire import Mark, pack
+from oms.infra.ray.wire import pack, pack_request
 from oms.infra.redis.reportlog import ReportLog
 from risk.limits import RiskConfig
 from risk.reasons import describe
@@ -49,19 +49,21 @@ class _RayAnswer:
         return self._future.done()
 
     def result(self) -> AllowanceToppedUp | None:
-        return self._future.result()
+        result, _live = self._future.result()  # a top-up voids no grant: the live ids are not needed
+        return result
 
 
 class ShardClient:
     """`oms.core.reserved.Shard` over AccountShard actors (several accounts may share one handle).
 
-    Each gate call goes to the actors of the accounts it concerns as one `for_gate` call per actor, all in flight
-    at once; reports for other actors go fire-and-forget (`report_spent`), and so does `report_spent` itself. A
-    sender's calls to one actor run in the order sent, so every report lands before the next call. Every reply
-    carries the live grant ids of that actor's accounts; a lease whose grant is no longer live is voided. The
-    fire-and-forget calls are checked at the next synchronous call to the same actor: a failure there (a lost
-    report: the actor died) raises, as a failed call does, after voiding that actor's leases. The lost reports'
-    acceptances are not lost: the restarted actor journals them from the gate's write-ahead log.
+    Each gate call goes to the actors of the accounts it concerns as one `serve_gate` call per actor (the typed
+    call, packed with what must reach the actor ahead of it: `oms.infra.ray.wire.pack_request`), all in flight at
+    once; reports for other actors go fire-and-forget (`report_spent`), and so does `report_spent` itself. A sender's
+    calls to one actor run in the order sent, so every report lands before the next call. Every reply carries the
+    live grant ids of that actor's accounts; a lease whose grant is no longer live is voided. The fire-and-forget
+    calls are checked at the next synchronous call to the same actor: a failure there (a lost report: the actor
+    died) raises, as a failed call does, after voiding that actor's leases. The lost reports' acceptances are not
+    lost: the restarted actor journals them from the gate's write-ahead log.
 
     Trade prints go only to the actors with an account in the symbol (a superset the host keeps from what it sends
     and from each actor's `in_play` at start); the others get the last print of each symbol they missed ahead of
@@ -79,7 +81,7 @@ class ShardClient:
             self._accounts_of[h].append(account)
         self._leases: dict[str, Lease] = {}
         self._sent: dict[Any, list[Any]] = {h: [] for h in self._handles}  # fire-and-forget refs, not yet checked
-        self._last: dict[str, Mark] = {}  # symbol -> its latest print
+        self._last: dict[str, TradePrinted] = {}  # symbol -> its latest print
         self._missed: dict[Any, set[str]] = {h: set() for h in self._handles}  # symbols whose last print h lacks
         self._in_play: dict[str, set[Any]] = {}  # symbol -> actors that may have an account in it
         for h, symbols in zip(self._handles, ray.get([h.in_play.remote() for h in self._handles]), strict=True):
@@ -100,8 +102,9 @@ class ShardClient:
             self._fire(h, batch)
 
     def gate_decide(
-        self, reports: list[AccountEvent], items: list[Item], asks: dict[str, GrantAsk]
+        self, reports: list[AccountEvent], call: Decide
     ) -> tuple[list[Decision], dict[str, Allowance | None]]:
+        items = call.items
         decisions: list[Decision | None] = [None] * len(items)
         by_actor: dict[Any, list[int]] = {}
         for i, (cmd, order_id, now_ns) in enumerate(items):
@@ -113,7 +116,9 @@ class ShardClient:
                 )
             else:
                 by_actor.setdefault(h, []).append(i)
-        calls = {h: ("gate_decide", [items[i] for i in idx], self._asks_for(h, asks)) for h, idx in by_actor.items()}
+        calls: dict[Any, GateCall] = {
+            h: Decide([items[i] for i in idx], self._asks_for(h, call.asks)) for h, idx in by_actor.items()
+        }
         replies = self._call(reports, calls)
         granted: dict[str, Allowance | None] = {}
         for h, (got, allowances) in replies.items():
@@ -123,24 +128,16 @@ class ShardClient:
             granted.update(self._take_grants(h, allowances))
         return [d for d in decisions if d is not None], granted
 
-    def gate_check_replace(
-        self, reports: list[AccountEvent], cmd: ReplaceOrder, order_id: int, now_ns: int
-    ) -> RejectReason:
-        h = self._actors.get(cmd.account)
+    def gate_check_replace(self, reports: list[AccountEvent], call: CheckReplace) -> RejectReason:
+        h = self._actors.get(call.cmd.account)
         if h is None:
             self.report_spent(reports)
             return RejectReason.UNKNOWN_ACCOUNT
-        return self._call(reports, {h: ("gate_check_replace", cmd, order_id, now_ns)})[h]
+        return self._call(reports, {h: call})[h]
 
-    def gate_settle(
-        self,
-        reports: list[AccountEvent],
-        events: list[AccountEvent],
-        prints: list[TradePrinted],
-        asks: dict[str, GrantAsk],
-    ) -> dict[str, Allowance | None]:
-        per: dict[Any, tuple[list[AccountEvent], list[Mark]]] = {}
-        for e in events:
+    def gate_settle(self, reports: list[AccountEvent], call: Settle) -> dict[str, Allowance | None]:
+        per: dict[Any, tuple[list[AccountEvent], list[TradePrinted]]] = {}
+        for e in call.events:
             h = self._actors.get(e.account)
             if h is None:
                 raise UnknownAccount(f"event for account {e.account!r}, which no actor hosts: {e!r}")
@@ -148,41 +145,42 @@ class ShardClient:
             symbol = getattr(e, "symbol", None)
             if symbol is not None:
                 self._play(h, symbol)
-        for p in prints:
-            mark = self._last[p.symbol] = (p.symbol, p.price, p.ts_ns)
+        for p in call.prints:
+            self._last[p.symbol] = p
             playing = self._in_play.get(p.symbol, ())
             for h in self._handles:
                 if h in playing:
-                    per.setdefault(h, ([], []))[1].append(mark)
+                    per.setdefault(h, ([], []))[1].append(p)
                 else:
                     self._missed[h].add(p.symbol)
-        for account, ask in asks.items():  # an account the gate wants a grant for: its actor is called too
+        for account, ask in call.asks.items():  # an account the gate wants a grant for: its actor is called too
             h = self._actors.get(account)
             if h is not None and not ask.held:
                 per.setdefault(h, ([], []))
-        calls = {
-            h: ("gate_settle", pack(ev) if ev else [], marks, self._asks_for(h, asks)) for h, (ev, marks) in per.items()
+        calls: dict[Any, GateCall] = {
+            h: Settle(events, prints, self._asks_for(h, call.asks)) for h, (events, prints) in per.items()
         }
         granted: dict[str, Allowance | None] = {}
         for h, allowances in self._call(reports, calls).items():
             granted.update(self._take_grants(h, allowances))
         return granted
 
-    def gate_top_up(self, account: str, grant_id: int, request: AllowanceRequest, ts_ns: int) -> _RayAnswer:
-        return _RayAnswer(self._actors[account].top_up.remote(account, grant_id, request, ts_ns))
+    def gate_top_up(self, call: TopUp) -> _RayAnswer:
+        # without waiting, and without the prints the actor missed: a failed top-up is not a lost call (`_lost`)
+        return _RayAnswer(self._actors[call.account].serve_gate.remote(pack_request(call)))
 
-    def gate_return(self, reports: list[AccountEvent], account: str, grant_id: int, ts_ns: int) -> None:
-        self._drop(account)
-        h = self._actors[account]
-        self._call(reports, {h: ("gate_return", account, grant_id, ts_ns)})
+    def gate_return(self, reports: list[AccountEvent], call: ReturnAllowance) -> None:
+        self._drop(call.account)
+        h = self._actors[call.account]
+        self._call(reports, {h: call})
 
-    def gate_operate(self, reports: list[AccountEvent], command: OperatorCommand) -> list[int]:
-        account = command.account
+    def gate_operate(self, reports: list[AccountEvent], call: Operate) -> list[int]:
+        account = call.command.account
         self._drop(account)  # before anything is sent: the very next decision is strict
         h = self._actors.get(account)
         if h is None:
             raise UnknownAccount(f"account {account!r}: no actor hosts it")
-        return self._call(reports, {h: ("gate_operate", command)})[h]
+        return self._call(reports, {h: call})[h]
 
     def wait_sent(self) -> None:
         """Wait until every fire-and-forget call has been applied by its actor; raise what one raised."""
@@ -191,16 +189,15 @@ class ShardClient:
 
     # -- internals --
 
-    def _call(self, reports: list[AccountEvent], calls: dict[Any, tuple[Any, ...]]) -> dict[Any, Any]:
-        """One `for_gate` call per actor in `calls` ((name, *args)), each with the prints it missed and its part
-        of `reports` first; the rest of `reports` goes fire-and-forget. Waits for every reply."""
+    def _call(self, reports: list[AccountEvent], calls: dict[Any, GateCall]) -> dict[Any, Any]:
+        """One `serve_gate` call per actor in `calls`, each with the prints it missed and its part of `reports`
+        first; the rest of `reports` goes fire-and-forget. Waits for every reply."""
         parts = self._by_actor(reports)
         refs: dict[Any, Any] = {}
-        for h, (name, *args) in calls.items():
+        for h, call in calls.items():
             marks = [self._last[s] for s in sorted(self._missed[h])]
             self._missed[h].clear()
-            part = parts.pop(h, None)
-            refs[h] = h.for_gate.remote(name, marks, pack(part) if part else [], *args)
+            refs[h] = h.serve_gate.remote(pack_request(call, parts.pop(h, None), marks))
         for h, batch in parts.items():
             self._fire(h, batch)
         try:

@@ -22,7 +22,8 @@ Reserved mode (`oms.core.reserved`): `grant_allowance`, `report_spent`, `top_up`
 changes journal allowance events like every other event. AccountShard is an `oms.core.reserved.Shard` in process
 (the `gate_*` calls; the `Lease` of a grant is voided as soon as the account drops it, and a gate attached with
 `attach_drain` is drained before anything not from the gate is applied). A gate over Ray reaches it through
-`oms.infra.ray.client.ShardClient`, which calls `for_gate`, whose reply also carries every account's live grant id.
+`oms.infra.ray.client.ShardClient`, which sends each typed call (`oms.core.reserved.GateCall`) to `serve_gate`, whose
+reply also carries every account's live grant id.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
@@ -49,24 +50,32 @@ from oms.core.model.enums import RejectReason, Side
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import OrderAccepted, OrderRejected, ReplaceOrder, TradePrinted
 from oms.core.reserved import Allowance, AllowanceDesk, GrantAsk, Ready, serve_asks
-from oms.core.reserved.commands import OperatorCommand, OperatorMethods, apply_operator
-from oms.core.reserved.shard import Decision, Item
-from oms.infra.ray.wire import Mark, pack, unpack_events, unpack_items
+from oms.core.reserved.commands import (
+    CheckReplace,
+    Decide,
+    Decision,
+    Item,
+    Operate,
+    OperatorCommand,
+    OperatorMethods,
+    ReturnAllowance,
+    Settle,
+    TopUp,
+    apply_operator,
+)
+from oms.infra.ray.wire import pack, unpack_events, unpack_items, unpack_request
 from oms.infra.redis.journal import Journal
 from oms.infra.redis.reportlog import ReportLog, after
 from oms.infra.redis.server import make_client
 from risk.limits import RiskConfig, load_risk_config
 
-__all__ = ["GATE_CALLS", "AccountShard", "ShardConfig", "UnknownAccount", "account_actor_class"]
+__all__ = ["AccountShard", "ShardConfig", "UnknownAccount", "account_actor_class"]
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 Touched = dict[str, list[AccountEvent]]  # account -> events applied in memory, to journal at the end of the call
 Granted = dict[str, tuple[AllowanceGranted | None, bool]]  # account -> (grant event, ship ClOrdIDs)
-
-#: What `AccountShard.for_gate` runs for a remote gate.
-GATE_CALLS = frozenset({"gate_decide", "gate_check_replace", "gate_settle", "gate_return", "gate_operate"})
 
 
 class UnknownAccount(KeyError):
@@ -182,80 +191,71 @@ class AccountShard(OperatorMethods):
     # the `oms.core.reserved.Shard` calls: `marks` (prints this host has not seen yet) go first, then `reports`
 
     def gate_decide(
-        self,
-        reports: list[AccountEvent] | bytes,
-        items: list[Item],
-        asks: dict[str, GrantAsk],
-        marks: Sequence[Mark] = (),
+        self, reports: list[AccountEvent], call: Decide, marks: Sequence[TradePrinted] = ()
     ) -> tuple[list[Decision], dict[str, Allowance | None]]:
         def work(touched: Touched) -> tuple[list[Decision], Granted]:
-            decisions = self._decide(items, touched)
-            return decisions, self._serve(asks, touched)
+            decisions = self._decide(call.items, touched)
+            return decisions, self._serve(call.asks, touched)
 
         decisions, granted = self._gate(marks, reports, work)
         return decisions, self._issue(granted)
 
     def gate_check_replace(
-        self,
-        reports: list[AccountEvent] | bytes,
-        cmd: ReplaceOrder,
-        order_id: int,
-        now_ns: int,
-        marks: Sequence[Mark] = (),
+        self, reports: list[AccountEvent], call: CheckReplace, marks: Sequence[TradePrinted] = ()
     ) -> RejectReason:
-        if marks or reports:
-            self._gate(marks, reports, lambda touched: None)
-        return self.check_replace(cmd, order_id, now_ns)
+        self._catch_up(marks, reports)
+        return self.check_replace(call.cmd, call.order_id, call.now_ns)
 
     def gate_settle(
-        self,
-        reports: list[AccountEvent] | bytes,
-        events: list[AccountEvent] | bytes,
-        prints: list[TradePrinted] | list[Mark],
-        asks: dict[str, GrantAsk],
-        marks: Sequence[Mark] = (),
+        self, reports: list[AccountEvent], call: Settle, marks: Sequence[TradePrinted] = ()
     ) -> dict[str, Allowance | None]:
-        """Post-trade `events` (a list or `pack`ed), then `prints` (TradePrinted or (symbol, price, ts_ns)), then
-        `asks`."""
-        batch = unpack_events(events)
-
         def work(touched: Touched) -> Granted:
-            self._apply_events(batch, touched)
-            for p in prints:
-                if isinstance(p, TradePrinted):
-                    self._mark(p.symbol, p.price, p.ts_ns, touched)
-                else:
-                    self._mark(*p, touched)
-            return self._serve(asks, touched)
+            self._apply_events(call.events, touched)
+            for p in call.prints:
+                self._mark(p.symbol, p.price, p.ts_ns, touched)
+            return self._serve(call.asks, touched)
 
         return self._issue(self._gate(marks, reports, work))
 
-    def gate_top_up(
-        self, account: str, grant_id: int, request: AllowanceRequest, ts_ns: int
-    ) -> Ready[AllowanceToppedUp | None]:
-        return Ready(self.top_up(account, grant_id, request, ts_ns))
+    def gate_top_up(self, call: TopUp) -> Ready[AllowanceToppedUp | None]:
+        return Ready(self.top_up(call.account, call.grant_id, call.request, call.ts_ns))
 
     def gate_return(
-        self, reports: list[AccountEvent] | bytes, account: str, grant_id: int, ts_ns: int, marks: Sequence[Mark] = ()
+        self, reports: list[AccountEvent], call: ReturnAllowance, marks: Sequence[TradePrinted] = ()
     ) -> None:
-        state = self._state(account)
-        self._gate(
-            marks,
-            reports,
-            lambda touched: touched.setdefault(account, []).append(state.return_allowance(grant_id, ts_ns)),
-        )
+        state = self._state(call.account)
 
-    def gate_operate(
-        self, reports: list[AccountEvent] | bytes, command: OperatorCommand, marks: Sequence[Mark] = ()
-    ) -> list[int]:
-        return self._gate(marks, reports, lambda touched: self._operate(command, touched))
+        def work(touched: Touched) -> None:
+            touched.setdefault(call.account, []).append(state.return_allowance(call.grant_id, call.ts_ns))
 
-    def for_gate(self, call: str, marks: Sequence[Mark], *args: Any) -> tuple[Any, dict[str, int]]:
-        """A remote gate's call (one of GATE_CALLS) with `marks` first; returns its result and, after it, the live
-        grant id (0: none) of every account here, from which the gate voids what the call voided."""
-        if call not in GATE_CALLS:
-            raise ValueError(f"not a gate call: {call!r}")
-        return getattr(self, call)(*args, marks=marks), self.live_grants()
+        self._gate(marks, reports, work)
+
+    def gate_operate(self, reports: list[AccountEvent], call: Operate, marks: Sequence[TradePrinted] = ()) -> list[int]:
+        return self._gate(marks, reports, lambda touched: self._operate(call.command, touched))
+
+    def serve_gate(self, packed: bytes) -> tuple[object, dict[str, int]]:
+        """A remote gate's call, packed (`oms.infra.ray.wire.pack_request`): the prints this host missed, then the
+        gate's reports, then the call itself, dispatched on its type. Returns the call's result and, after it, the
+        live grant id (0: none) of every account here, from which the gate voids what the call voided. A request
+        that does not decode as a GateRequest raises msgspec.ValidationError before anything is applied."""
+        request = unpack_request(packed)
+        call, reports, marks = request.call, request.reports, request.marks
+        result: object
+        match call:
+            case Decide():
+                result = self.gate_decide(reports, call, marks)
+            case CheckReplace():
+                result = self.gate_check_replace(reports, call, marks)
+            case Settle():
+                result = self.gate_settle(reports, call, marks)
+            case TopUp():
+                self._catch_up(marks, reports)
+                result = self.top_up(call.account, call.grant_id, call.request, call.ts_ns)
+            case ReturnAllowance():
+                result = self.gate_return(reports, call, marks)
+            case Operate():
+                result = self.gate_operate(reports, call, marks)
+        return result, self.live_grants()
 
     # -- QUERIES --
 
@@ -408,16 +408,21 @@ class AccountShard(OperatorMethods):
         touched.setdefault(command.account, []).append(apply_operator(state, command))
         return state.working_orders()
 
-    def _gate(self, marks: Sequence[Mark], reports: list[AccountEvent] | bytes, work: Callable[[Touched], R]) -> R:
-        batch = unpack_events(reports)
+    def _gate(self, marks: Sequence[TradePrinted], reports: list[AccountEvent], work: Callable[[Touched], R]) -> R:
+        """`work` after `marks` and then `reports`, in one run: one journal append per account, all or nothing."""
 
         def run(touched: Touched) -> R:
-            for symbol, price, ts_ns in marks:
-                self._mark(symbol, price, ts_ns, touched)
-            self._report(batch, touched)
+            for p in marks:
+                self._mark(p.symbol, p.price, p.ts_ns, touched)
+            self._report(reports, touched)
             return work(touched)
 
         return self._run(run)
+
+    def _catch_up(self, marks: Sequence[TradePrinted], reports: list[AccountEvent]) -> None:
+        """`marks`, then `reports`, journaled, ahead of a call that journals nothing of its own in the same run."""
+        if marks or reports:
+            self._gate(marks, reports, lambda touched: None)
 
     def _issue(self, granted: Granted) -> dict[str, Allowance | None]:
         """The Allowances for grants made (and journaled) by the call that just committed."""
