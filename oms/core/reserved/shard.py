@@ -36,7 +36,7 @@ class WriteAhead(Protocol):
 
 
 class Shard(Protocol):
-    """What a AllowanceGate needs from the host that owns the accounts (LocalShard, AccountShard, ShardClient).
+    """What an AllowanceGate needs from the host that owns the accounts (LocalShard, AccountShard, ShardClient).
 
     Each `gate_*` call takes its typed call (`oms.core.reserved.commands.GateCall`) and first applies `reports` (the
     gate's queued AllowanceSpent + OrderAccepted pairs), then does its work; `report_spent` may be asynchronous but
