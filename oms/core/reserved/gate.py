@@ -1,0 +1,421 @@
+"""`AllowanceGate`: the engine's risk gate in reserved mode, deciding locally within allowances (docs/reserved.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import msgspec
+
+from oms.core.accounts import AccountEvent, AllowanceRequest, AllowanceSpent, AllowanceToppedUp
+from oms.core.model.enums import OrdType, RejectReason, RiskMode, Side
+from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import (
+    Message,
+    OrderAccepted,
+    OrderRejected,
+    OrderReplaced,
+    ReplaceOrder,
+    SubmitOrder,
+    TradePrinted,
+)
+from oms.core.reserved.allowance import Allowance, Answer, GrantAsk, Lease
+from oms.core.reserved.commands import (
+    CheckReplace,
+    Decide,
+    Operate,
+    OperatorCommand,
+    OperatorMethods,
+    ReturnAllowance,
+    SetLimits,
+    Settle,
+    TopUp,
+)
+from oms.core.reserved.shard import Shard, WriteAhead
+from risk.money import money_factor
+from risk.reasons import describe
+
+__all__ = ["GRANT_RETRY_NS", "HARD_BATCHES", "AllowanceGate"]
+
+
+@dataclass(slots=True)
+class _Side:
+    lo: int
+    hi: int
+    value_cap: int
+    factor: int  # money per (qty unit * price unit)
+    max_qty: int
+    buy: int
+    sell: int
+
+
+@dataclass(slots=True)
+class _Local:
+    """The gate's copy of one account's grant: what it may still spend."""
+
+    account: str
+    grant_id: int
+    ts_ns: int
+    lease: Lease
+    orders: int
+    credit: int
+    max_notional: int
+    cl_ord_ids: set[str]  # the gate's set for the account (AllowanceGate._seen), shared across its grants
+    symbols: dict[str, _Side]
+
+
+GRANT_RETRY_NS = 50_000_000  # after an empty grant (or top-up), the account is not asked again for this long
+HARD_BATCHES = 8  # with `flush_after_ns`: a decision sends the queued reports itself only past this many batches
+
+
+class AllowanceGate(OperatorMethods):
+    """The OrderManager's risk gate in reserved mode (the `oms.core.engine.RiskGate` protocol).
+
+    Accounts in `accounts` are decided locally within their allowance and fall back to a strict decision by the
+    host otherwise; any other account of the host is always decided by the host. See docs/reserved.md for the
+    rules.
+    """
+
+    def __init__(
+        self,
+        host: Shard,
+        instruments: InstrumentRegistry,
+        accounts: Iterable[str],
+        request: AllowanceRequest | None = None,
+        batch: int = 32,
+        low_orders: int = 4,
+        flush_after_ns: int | None = None,
+        log: WriteAhead | None = None,
+    ) -> None:
+        """`batch`: order reports queued before they are sent on their own; `low_orders`: tokens left at which a
+        top-up is asked for; `flush_after_ns`: a post-trade step sends queued reports once `batch` are queued or the
+        oldest is this old (by the order clock), and a decision only once `HARD_BATCHES` batches are (so the send
+        stays off the order's path); None: every step sends them, and a decision once `batch` are queued. `log`:
+        where each local acceptance is written before it is returned (`oms.infra.redis.reportlog`); a host with a
+        journal needs it, or a crash loses the acceptances whose reports had not reached it."""
+        self._host = host
+        self._log = log
+        self._instruments = instruments
+        self._accounts = set(accounts)
+        self._request = request or AllowanceRequest()
+        self._batch = max(batch, 1)
+        self._low_orders = low_orders
+        self._flush_after = flush_after_ns
+        self._hard = 2 * self._batch * (1 if flush_after_ns is None else HARD_BATCHES)  # events (2 per order)
+        self._local: dict[str, _Local] = {}
+        self._seen: dict[str, set[str]] = {}  # per account: its ClOrdIDs at a grant, plus every one sent here since
+        self._pending: list[AccountEvent] = []
+        self._oldest = 0  # now_ns of the oldest queued report
+        self._low: set[str] = set()
+        self._topups: dict[str, Answer[AllowanceToppedUp | None]] = {}
+        self._retry_at: dict[str, int] = {}  # account -> earliest ts to ask again after a grant came back empty
+        self._topup_at: dict[str, int] = {}  # account -> earliest ts to ask again after a top-up came back empty
+        self._clock = 0  # the latest now_ns seen: grants asked for outside a decision are stamped with it
+        self.local_accepts = 0
+        self.local_rejects = 0
+        self.fallbacks = 0
+        self.top_ups = 0
+        for account in self._accounts:
+            host.attach_drain(account, self.flush)
+
+    # -- RiskGate --
+
+    def decide(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
+        """Accept within the account's allowance (or reject what the account surely would) here, else ask the host,
+        whose answer brings a fresh grant when the account needs one."""
+        if now_ns > self._clock:
+            self._clock = now_ns
+        if self._topups:
+            self._collect_top_ups()
+        loc = self._local.get(cmd.account)
+        if loc is not None and not loc.lease.void and now_ns >= loc.ts_ns:
+            accepted = self._spend(loc, cmd, order_id, now_ns)
+            if accepted is not None:
+                return accepted
+        return self._fallback(cmd, order_id, now_ns)
+
+    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int) -> RejectReason:
+        """Always the host's strict check (replaces are not covered by allowances)."""
+        return self._host.gate_check_replace(self._take(), CheckReplace(cmd, order_id, now_ns))
+
+    def on_events(self, events: Iterable[Message]) -> None:
+        """Post-trade events and trade prints go to the host in one synchronous call (queued reports ahead of them,
+        fresh grants for allowances they voided behind them); without any, queued reports go when due. Then
+        top-ups are asked for allowances running low."""
+        batch: list[AccountEvent] = []
+        prints: list[TradePrinted] = []
+        for e in events:
+            if isinstance(e, TradePrinted):
+                prints.append(e)
+                continue
+            if isinstance(e, OrderReplaced | OrderRejected):
+                seen = self._seen.get(e.account)
+                if seen is not None:
+                    seen.add(e.cl_ord_id)
+            batch.append(e)  # type: ignore[arg-type]
+        if batch or prints:
+            self._install(self._host.gate_settle(self._take(), Settle(batch, prints, self._asks())))
+        elif self._pending and (
+            self._flush_after is None
+            or len(self._pending) >= 2 * self._batch
+            or self._clock - self._oldest >= self._flush_after
+        ):
+            self.flush()
+        if self._low:
+            self._request_top_ups()
+
+    def accounts(self) -> list[str]:
+        """Every account of the host (reserved ones are decided here within their allowance, the others there)."""
+        return self._host.accounts()
+
+    # -- operator changes (`OperatorMethods` builds them; the kill switch is the RiskGate's) --
+
+    def operate(self, command: OperatorCommand) -> list[int]:
+        """Apply `command` at the host; returns the account's working orders. The account's allowance is dropped
+        here first and the queued reports reach the host ahead of the change, so nothing is accepted locally after
+        it. After a SetLimits the account's risk mode follows `limits.risk_mode`."""
+        account = command.account
+        self._local.pop(account, None)
+        self._low.discard(account)
+        self._topups.pop(account, None)
+        if command.ts_ns > self._clock:
+            self._clock = command.ts_ns
+        working = self._host.gate_operate(self._take(), Operate(command))
+        match command:
+            case SetLimits(limits=limits) if limits.risk_mode is RiskMode.RESERVED:
+                if account not in self._accounts:
+                    self._accounts.add(account)
+                    self._host.attach_drain(account, self.flush)
+            case SetLimits():
+                self._accounts.discard(account)
+        return working
+
+    # -- reserved mode --
+
+    def reserved_accounts(self) -> list[str]:
+        """The accounts this gate decides for locally."""
+        return sorted(self._accounts)
+
+    def flush(self) -> None:
+        """Hand every queued report to the host (over Ray: without waiting)."""
+        if self._pending:
+            self._host.report_spent(self._take())
+
+    def refill(self) -> None:
+        """Ask now for a fresh grant for every reserved account without a valid allowance, and for a top-up of
+        every allowance running low."""
+        asks = {
+            a: GrantAsk(self._request, self._clock, 0, a not in self._seen)
+            for a in self._accounts
+            if (loc := self._local.get(a)) is None or loc.lease.void
+        }
+        if asks:
+            self._install(self._host.gate_settle(self._take(), Settle([], [], asks)))
+        if self._low:
+            self._request_top_ups()
+
+    def give_back(self, account: str) -> None:
+        """Return what is left of `account`'s allowance to the host."""
+        loc = self._local.pop(account, None)
+        self._low.discard(account)
+        reports = self._take()
+        if loc is not None and not loc.lease.void:
+            self._host.gate_return(reports, ReturnAllowance(account, loc.grant_id, self._clock))
+        elif reports:
+            self._host.report_spent(reports)
+
+    def close(self) -> None:
+        """Return every allowance (each return carries the queued reports) and send what is still queued; from
+        then on every order goes to the host. For a clean stop, before the host goes."""
+        for account in sorted(self._local):
+            self.give_back(account)
+        self._accounts.clear()
+        self.flush()
+
+    def allowance_left(self, account: str) -> tuple[int, int] | None:
+        """(tokens, credit) left of `account`'s valid allowance, None when it has none."""
+        loc = self._local.get(account)
+        if loc is None or loc.lease.void:
+            return None
+        return loc.orders, loc.credit
+
+    # -- internals --
+
+    def _take(self) -> list[AccountEvent]:
+        """The queued reports, for the host call about to be made (which applies them first)."""
+        reports, self._pending = self._pending, []
+        return reports
+
+    def _spend(self, loc: _Local, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected | None:
+        side = loc.symbols.get(cmd.symbol)
+        if side is None:
+            return None
+        cl = cmd.cl_ord_id
+        seen = loc.cl_ord_ids
+        if cl in seen:
+            return None
+        qty = cmd.qty
+        if qty <= 0 or qty > side.max_qty:
+            return self._reject(
+                cmd, order_id, now_ns, RejectReason.INVALID_QTY if qty <= 0 else RejectReason.MAX_ORDER_QTY
+            )
+        if cmd.ord_type is OrdType.LIMIT:
+            value = cmd.price
+            if value is None:
+                return None
+            if abs(qty * value * side.factor) > loc.max_notional:
+                return self._reject(cmd, order_id, now_ns, RejectReason.MAX_ORDER_NOTIONAL)
+            if value < side.lo or value > side.hi:
+                return None
+        elif cmd.ord_type is OrdType.MARKET:
+            value = side.value_cap
+        else:
+            return None
+        if loc.orders < 1:
+            return None
+        credit = qty * value * side.factor
+        if credit > loc.credit or credit > loc.max_notional:
+            return None
+        buy = cmd.side is Side.BUY
+        if qty > (side.buy if buy else side.sell):
+            return None
+        accepted = OrderAccepted(
+            order_id, cl, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, qty, cmd.price, now_ns,
+            cmd.stop_price,
+        )  # fmt: skip
+        spent = AllowanceSpent(cmd.account, loc.grant_id, order_id, cmd.symbol, cmd.side, qty, credit, now_ns)
+        if self._log is not None:  # durable before the acceptance leaves; a failure raises with nothing spent
+            spent = msgspec.structs.replace(spent, wal=self._log.write(cmd.account, (spent, accepted)))
+        if buy:
+            side.buy -= qty
+        else:
+            side.sell -= qty
+        loc.orders -= 1
+        loc.credit -= credit
+        seen.add(cl)
+        pending = self._pending
+        if not pending:
+            self._oldest = now_ns
+        pending.append(spent)
+        pending.append(accepted)
+        self.local_accepts += 1
+        if loc.orders <= self._low_orders:
+            self._low.add(cmd.account)
+        if len(pending) >= self._hard:
+            self.flush()
+        return accepted
+
+    def _reject(self, cmd: SubmitOrder, order_id: int, now_ns: int, reason: RejectReason) -> OrderRejected:
+        """A reject the account would make too (see "Local rejects" in docs/reserved.md), queued like a spend."""
+        rejected = OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, describe(reason), now_ns)
+        self._local[cmd.account].cl_ord_ids.add(cmd.cl_ord_id)
+        pending = self._pending
+        if not pending:
+            self._oldest = now_ns
+        pending.append(rejected)
+        self.local_rejects += 1
+        if len(pending) >= self._hard:
+            self.flush()
+        return rejected
+
+    def _fallback(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
+        """The host's strict decision; for a reserved account the same call brings a fresh grant when its
+        allowance is missing, void or low, or when this decision voids it."""
+        self.fallbacks += 1
+        account = cmd.account
+        asks: dict[str, GrantAsk] = {}
+        if account in self._accounts:
+            loc = self._local.get(account)
+            if loc is not None and not loc.lease.void and account not in self._low:
+                asks[account] = GrantAsk(self._request, now_ns, loc.grant_id, False)
+            elif now_ns >= self._retry_at.get(account, 0):
+                asks[account] = GrantAsk(self._request, now_ns, 0, account not in self._seen)
+        (decision,), granted = self._host.gate_decide(self._take(), Decide([(cmd, order_id, now_ns)], asks))
+        seen = self._seen.get(account)
+        if seen is not None:
+            seen.add(cmd.cl_ord_id)
+        if granted:
+            self._install(granted)
+        return decision
+
+    def _asks(self) -> dict[str, GrantAsk]:
+        """Per reserved account: keep the grant held while it lives, else (once past its retry time) a fresh one."""
+        asks: dict[str, GrantAsk] = {}
+        clock = self._clock
+        for account in self._accounts:
+            loc = self._local.get(account)
+            if loc is not None and not loc.lease.void:
+                asks[account] = GrantAsk(self._request, clock, loc.grant_id, False)
+            elif clock >= self._retry_at.get(account, 0):
+                asks[account] = GrantAsk(self._request, clock, 0, account not in self._seen)
+        return asks
+
+    def _install(self, granted: dict[str, Allowance | None]) -> None:
+        """Take the grants a host call brought: a new allowance replaces the account's, None means none for now."""
+        for account, allowance in granted.items():
+            self._low.discard(account)
+            if allowance is None:
+                self._local.pop(account, None)
+                self._retry_at[account] = self._clock + GRANT_RETRY_NS
+                continue
+            self._retry_at.pop(account, None)
+            seen = self._seen.get(account)
+            if seen is None:
+                seen = self._seen[account] = set(allowance.cl_ord_ids)
+            elif allowance.cl_ord_ids:
+                seen |= allowance.cl_ord_ids
+            g, lim = allowance.grant, allowance.limits
+            symbols: dict[str, _Side] = {}
+            for s in g.symbols:
+                inst = self._instruments.by_symbol(s.symbol)
+                if inst is None:
+                    continue
+                max_qty = lim.symbols[s.symbol].max_order_qty
+                symbols[s.symbol] = _Side(s.lo, s.hi, s.value_cap, money_factor(inst), max_qty, s.buy_qty, s.sell_qty)
+            self._local[account] = _Local(
+                account, g.grant_id, g.ts_ns, allowance.lease, g.orders, g.credit, lim.max_order_notional, seen,
+                symbols,
+            )  # fmt: skip
+
+    def _request_top_ups(self) -> None:
+        """Ask, without waiting, for a top-up of every allowance running low (one at a time per account). The queued
+        reports go first, so the host sizes the top-up on what the gate has spent."""
+        flushed = False
+        for account in list(self._low):
+            if account in self._topups or self._clock < self._topup_at.get(account, 0):
+                continue
+            self._low.discard(account)
+            loc = self._local.get(account)
+            if loc is None or loc.lease.void:
+                continue
+            if not flushed:
+                self.flush()
+                flushed = True
+            self._topups[account] = self._host.gate_top_up(TopUp(account, loc.grant_id, self._request, self._clock))
+        self._collect_top_ups()
+
+    def _collect_top_ups(self) -> None:
+        """Add the top-ups that have arrived to the allowances they were asked for (if still held)."""
+        for account, answer in list(self._topups.items()):
+            if not answer.done():
+                continue
+            del self._topups[account]
+            try:
+                event = answer.result()
+            except Exception:
+                self._local.pop(account, None)  # the host may have lost the grant: decide strictly until told
+                raise
+            if event is None:
+                self._topup_at[account] = self._clock + GRANT_RETRY_NS
+                continue
+            loc = self._local.get(account)
+            if loc is None or loc.lease.void or loc.grant_id != event.grant_id:
+                continue
+            loc.orders += event.orders
+            loc.credit += event.credit
+            for t in event.symbols:
+                side = loc.symbols.get(t.symbol)
+                if side is not None:
+                    side.buy += t.buy_qty
+                    side.sell += t.sell_qty
+            self.top_ups += 1
