@@ -307,12 +307,11 @@ class OmsApp:
         ).start()
 
     def _start_venues(self) -> None:
-        """Connect the FIX venues (each keeps reconnecting on its own); their answers reach the engine under
-        the engine's lock, and the FIX sessions when the acceptor runs."""
+        """Start every venue through the Venue port (an external one connects, and keeps reconnecting on its own);
+        what they answer later reaches the core through the sequencer, and the FIX sessions when the acceptor runs."""
         assert self.host is not None
         for venue in self.venues.values():
-            if isinstance(venue, FixVenue):
-                venue.start(self.host.on_venue_events, self.host.lock)
+            venue.start(self.host.apply_venue)
 
     def _start_fix(self) -> None:
         from fix_gateway.gateway import FixGateway
@@ -346,8 +345,7 @@ class OmsApp:
             self.gateway.stop()
             self.gateway = None
         for venue in self.venues.values():
-            if isinstance(venue, FixVenue):
-                venue.stop()
+            venue.stop()
         self.venues = {}
         if self.gate is not None:  # allowances back, every queued report journaled: before the sink drains
             gate, self.gate = self.gate, None
@@ -439,9 +437,7 @@ def build_venues(loaded: LoadedConfig, exec_id_base: int) -> dict[str, Venue]:
     fix = loaded.config.venues.fix
     for n, name in enumerate(loaded.config.venues.routed(), 1):
         settings = fix[name]
-        venues[name] = FixVenue(
-            name, loaded.instruments, settings, settings.data_dir, exec_id_base + n * EXEC_IDS_PER_VENUE
-        )
+        venues[name] = FixVenue(name, loaded.instruments, settings, exec_id_base + n * EXEC_IDS_PER_VENUE)
     return venues
 
 
