@@ -88,9 +88,9 @@ class Venue(Protocol):
     (`fix_gateway.venue.FixVenue`). The registry of venue kinds is `oms.apps.venues`.
 
     COMMANDS. The engine calls `submit`, `cancel`, `replace` and `withdraw` inside the core's sequence, one at a
-    time, and takes the events they return: whatever the venue decided at once. A command never blocks its caller:
-    a venue that answers over the network sends the request and returns (nothing, or a reject when it cannot send),
-    and its answer comes later, as below.
+    time, and takes the events they return: whatever the venue decided at once. A command never blocks its caller
+    waiting for the venue: a venue that answers over the network hands the request to its session and returns
+    (nothing, or a reject when it cannot send), and its answer comes later, as below.
 
     ANSWERS THAT COME LATER. `start(apply)` gives the venue `apply`, the runtime's way into the core
     (`oms.runtime.sequencer.Sequencer.apply_venue`). Whenever the venue has heard something (on its own threads: a
