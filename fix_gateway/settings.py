@@ -76,6 +76,15 @@ class FixVenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat: Annotated[int, msgspec.Meta(ge=1)] = 30
     data_dir: str = "../var/venues"  # FileStore and log, one folder per venue; relative to the OMS config file
 
+    def resolved(self, base: str | PathLike[str], name: str) -> FixVenueSettings:
+        """These settings with `data_dir` the venue `name`'s own folder, a relative one taken relative to `base`
+        (the OMS config's folder)."""
+        return msgspec.structs.replace(self, data_dir=str(Path(base) / self.data_dir / name))
+
+    def describe(self) -> str:
+        """Where the venue is reached, in words."""
+        return f"FIX initiator to {self.host}:{self.port}"
+
 
 class SessionSpec(msgspec.Struct, frozen=True):
     """One counterparty session, with every QuickFIX key that applies to it (defaults merged in)."""

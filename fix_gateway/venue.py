@@ -3,8 +3,10 @@
 
 Orders leave as NewOrderSingle / OrderCancelRequest / OrderCancelReplaceRequest, and the `submit` / `cancel` /
 `replace` calls return nothing: the venue answers later. Its ExecutionReports, OrderCancelRejects and
-BusinessMessageRejects come back on QuickFIX's thread, become model events here and go to `deliver`, in the order
-the venue sent them. Meanwhile the OrderManager reports the order as PendingNew, PendingCancel or PendingReplace.
+BusinessMessageRejects come back on QuickFIX's thread, which hands each one's translation into model events to the
+runtime's `apply` (the Venue port's contract, `oms.core.engine.Venue`): it runs in the core's sequence, so the maps
+kept here and the engine's orders never disagree, and the answers reach the engine in the order the venue sent them.
+Meanwhile the OrderManager reports the order as PendingNew, PendingCancel or PendingReplace.
 
 IDS ON THE VENUE
 Each order's ClOrdID on the venue is its OMS order id; each cancel or replace of it is `<order id>-<n>`. Both are
@@ -27,15 +29,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient, Received
 from fix_gateway.codec import ORD_TYPE_CHARS, SIDE_CHARS, TIF_CHARS, utc_timestamp
 from fix_gateway.settings import FixVenueSettings
+from oms.core.engine import ApplyVenue
 from oms.core.model.enums import CancelReason, RejectReason, TimeInForce
 from oms.core.model.instruments import Instrument, InstrumentRegistry, format_price, format_qty, parse_price, parse_qty
 from oms.core.model.messages import (
@@ -86,43 +87,42 @@ class _Routed:
 
 
 class FixVenue:
-    """The Venue protocol over one FIX initiator session (see the module text for what goes and comes back).
-    Its commands are called under the engine's lock, like every engine call."""
+    """The Venue port over one FIX initiator session (see the module text for what goes and comes back).
+    Its commands and the translation of its answers both run in the core's sequence, never at the same time."""
 
     def __init__(
         self,
         name: str,
         instruments: InstrumentRegistry,
         settings: FixVenueSettings,
-        data_dir: str | Path,
         exec_id_base: int = 0,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        """The session keeps its sequence numbers and sent messages under `data_dir`; fills get execution ids
-        `exec_id_base` + 1, + 2, ... (give each venue and each start its own base)."""
+        """The session keeps its sequence numbers and sent messages under `settings.data_dir`; fills get execution
+        ids `exec_id_base` + 1, + 2, ... (give each venue and each start its own base)."""
         self.name = name
         self._instruments = instruments
         self._settings = settings
         self._clock = clock
         self._exec_ids = itertools.count(exec_id_base + 1)
-        self._engine_lock = threading.RLock()  # the engine's (see `start`): held around every use of the maps below
+        # the maps below are used only in the core's sequence: by the commands, and by the steps handed to `apply`
         self._orders: dict[int, _Routed] = {}
         self._requests: dict[str, tuple[int, Request]] = {}  # venue ClOrdID of a pending cancel/replace
         self._seen: set[str] = set()  # venue ExecIDs already applied
-        self._deliver: Callable[[list[Message]], None] | None = None
+        self._apply: ApplyVenue | None = None
         self._client = FixClient(
-            settings.begin_string, settings.sender_comp_id, settings.port, data_dir, target=settings.target_comp_id,
-            password=settings.password, host=settings.host, heartbeat=settings.heartbeat, on_app=self._on_message,
+            settings.begin_string, settings.sender_comp_id, settings.port, settings.data_dir,
+            target=settings.target_comp_id, password=settings.password, host=settings.host,
+            heartbeat=settings.heartbeat, on_app=self._on_message,
         )  # fmt: skip
 
     # -- LIFECYCLE --
 
-    def start(self, deliver: Callable[[list[Message]], None], lock: threading.RLock, wait: float = 0.0) -> None:
-        """Connect (and keep reconnecting) to the venue. Its answers are translated and handed to `deliver` while
-        holding `lock`, the engine's, which the engine's callers hold too: the venue's view of each order and the
-        engine's never differ. With `wait`, raise TimeoutError when the logon takes longer than `wait` seconds."""
-        self._deliver = deliver
-        self._engine_lock = lock
+    def start(self, apply: ApplyVenue, wait: float = 0.0) -> None:
+        """Connect (and keep reconnecting) to the venue; the translation of each of its answers goes to `apply`, to
+        run in the core's sequence. With `wait`, raise TimeoutError when the logon takes longer than `wait`
+        seconds."""
+        self._apply = apply
         self._client.start(wait)
 
     def stop(self) -> None:
@@ -138,7 +138,7 @@ class FixVenue:
         """True once the session is logged on, False after `timeout` seconds without."""
         return self._client.logged_on.wait(timeout)
 
-    # -- COMMANDS (the engine's thread) --
+    # -- COMMANDS (in the core's sequence) --
 
     def submit(self, order_id: int, cmd: SubmitOrder, ts_ns: int) -> list[Message]:
         """Send `cmd` to the venue as order `order_id`; nothing now, the venue answers later."""
@@ -178,18 +178,19 @@ class FixVenue:
         """Ask the venue to cancel order `order_id` on the OMS's own initiative; its Canceled carries `reason`."""
         return self._request(order_id, reason, ts_ns)
 
-    # -- ANSWERS (QuickFIX's thread) --
+    # -- ANSWERS (read on QuickFIX's thread, translated in the core's sequence) --
 
     def _on_message(self, msg: Received) -> None:
-        assert self._deliver is not None, "FixVenue.start names where answers go"
-        with self._engine_lock:
-            try:
-                events = self._translate(msg)
-            except (KeyError, ValueError):  # a report missing a field or with a bad value: the venue's bug
-                log.exception("venue %s: report not understood, order state unchanged: %s", self.name, dict(msg))
-                return
-            if events:
-                self._deliver(events)
+        assert self._apply is not None, "FixVenue.start names where answers go"
+        self._apply(lambda: self._understood(msg))
+
+    def _understood(self, msg: Received) -> list[Message]:
+        """The events `msg` means; none when it is not understood (logged: the order's state stays as it was)."""
+        try:
+            return self._translate(msg)
+        except (KeyError, ValueError):  # a report missing a field or with a bad value: the venue's bug
+            log.exception("venue %s: report not understood, order state unchanged: %s", self.name, dict(msg))
+            return []
 
     def _translate(self, msg: Received) -> list[Message]:
         msg_type = msg.msg_type

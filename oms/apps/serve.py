@@ -4,8 +4,9 @@
 configured URL), Ray (local, or the configured cluster), the account actors, the OrderManager with its venues and
 its Sequencer (the lock and report fan-out every adapter shares), (when asked) the ClickHouse sink and the market
 tape, the algo engine (parents recovered from their journal, schedules on a timer thread), (when asked) the FIX
-acceptor, then the FIX venues. Each start takes the next number of the Redis counter `oms:generation`, which gives
-it its own OrderID and ExecID ranges (`id_bases`).
+acceptor, then every venue through the Venue port (each built by its kind in `oms.apps.venues`). Each start takes
+the next number of the Redis counter `oms:generation`, which gives it its own OrderID and ExecID ranges
+(`id_bases`).
 Anything that fails stops what was already started and raises an error whose message names what is wrong, so
 nothing is left half-started. `stop` undoes `start` in reverse order and may be called more than once.
 """
@@ -23,9 +24,9 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from fix_gateway.settings import FixSettings, FixVenueSettings, SessionSpec, load_sessions
-from fix_gateway.venue import FixVenue
+from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
 from oms.adapters.api.settings import ApiSettings
+from oms.apps.venues import INTERNAL, VENUE_KINDS, VenueSettings
 from oms.core.accounts import AccountEvent
 from oms.core.engine import OrderManager, Venue
 from oms.core.model.instruments import ConfigError, InstrumentRegistry, read_toml
@@ -53,23 +54,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path(__file__).parents[2] / "configs" / "dev.toml"
 ALGO_TIMER_S = 0.5  # how often due algo slices are looked for
 REPORT_FLUSH_S = 0.05  # how long a reserved decision may wait for the next order before it is reported
-
-
-class VenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The `[venues]` table: where each symbol is routed (INTERNAL, the native book, or a venue of `fix`)."""
-
-    default: str = "INTERNAL"
-    routes: dict[str, str] = {}
-    fix: dict[str, FixVenueSettings] = {}  # external venues reached over a FIX initiator session, by name
-
-    def venue_of(self, symbol: str) -> str:
-        """The name of the venue `symbol` is routed to."""
-        return self.routes.get(symbol, self.default)
-
-    def routed(self) -> list[str]:
-        """The names of the FIX venues some symbol is routed to, in the order `fix` lists them."""
-        used = {self.default, *self.routes.values()}
-        return [name for name in self.fix if name in used]
 
 
 class OmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -126,15 +110,7 @@ def load_config(path: str | PathLike[str] = DEFAULT_CONFIG) -> LoadedConfig:
     unknown = sorted({*config.venues.routes} - {i.symbol for i in instruments})
     if unknown:
         raise ConfigError(f"{path}: venues.routes: unknown symbol {unknown[0]!r}")
-    known = ["INTERNAL", *config.venues.fix]
-    for venue in sorted({config.venues.default, *config.venues.routes.values()}):
-        if venue not in known:
-            raise ConfigError(f"{path}: venues: unknown venue {venue!r} (known: {', '.join(known)})")
-    fix_venues = {
-        name: msgspec.structs.replace(v, data_dir=str(base / v.data_dir / name))
-        for name, v in config.venues.fix.items()
-    }
-    config = msgspec.structs.replace(config, venues=msgspec.structs.replace(config.venues, fix=fix_venues))
+    config = msgspec.structs.replace(config, venues=config.venues.resolved(path))
     fix_sessions = load_sessions(config.fix.settings, risk.accounts)
     return LoadedConfig(path, config, instruments_path, accounts_path, instruments, risk, fix_sessions)
 
@@ -159,6 +135,7 @@ class OmsApp:
         self.engine: OrderManager | None = None
         self.gateway: FixGateway | None = None
         self.venues: dict[str, Venue] = {}
+        self.book: InternalVenue | None = None  # the INTERNAL venue, whose books the market tape reads
         self.host: Sequencer | None = None
         self.gate: RayAllowanceGate | None = None
         self.algos: AlgoEngine | None = None
@@ -216,9 +193,9 @@ class OmsApp:
             lines.append(f"api       {self.api.url} (REST + WebSocket under /v1; keys: {self.loaded.config.api.keys})")
         if self.sink is not None:
             lines.append(f"analytics {self.sink.where} (fills, orders and the tape, from the journal)")
-        for name, settings in self.loaded.config.venues.fix.items():
+        for name, _, table in self.loaded.config.venues.tables():
             if name in self.venues:
-                lines.append(f"venue     {name}: FIX initiator to {settings.host}:{settings.port}")
+                lines.append(f"venue     {name}: {table.describe()}")
         return lines
 
     def _start(self) -> None:
@@ -247,7 +224,8 @@ class OmsApp:
         self._by_account = by_account
         ray.get([a.accounts.remote() for a in self._actors])  # every actor has rebuilt its accounts
         first_order_id, exec_base = id_bases(self.generation)
-        self.venues = build_venues(self.loaded, exec_base)
+        self.book = InternalVenue(self.loaded.instruments, exec_id_base=exec_base)
+        self.venues = build_venues(self.loaded, exec_base, self.book)
         log = ReportLog(make_client(self.redis_url), AccountEvent)  # each local acceptance, before its ack leaves
         self.gate = build_gate(by_account, self.loaded.risk, self.loaded.instruments, log)  # strict or reserved
         self.engine = OrderManager(self.loaded.instruments, self.gate, router(self.loaded, self.venues), first_order_id)
@@ -260,11 +238,10 @@ class OmsApp:
         store = self.loaded.path.parent / self.loaded.config.analytics.data_dir
         log_path = store.parent / "log" / "analytics-sink.log"  # beside the embedded store: var/log
         self.sink = SinkProcess(self.loaded.path, self.redis_url, log_path).start()
-        internal = self.venues["INTERNAL"]
-        assert isinstance(internal, InternalVenue)
+        assert self.book is not None
         cfg = self.loaded.config.venues
-        symbols = [i.symbol for i in self.loaded.instruments if cfg.venue_of(i.symbol) == "INTERNAL"]
-        feed = MarketFeed(Tape(make_client(self.redis_url)), internal, self.loaded.instruments, symbols)
+        symbols = [i.symbol for i in self.loaded.instruments if cfg.venue_of(i.symbol) == INTERNAL]
+        feed = MarketFeed(Tape(make_client(self.redis_url)), self.book, self.loaded.instruments, symbols)
         assert self.host is not None
         self.host.subscribe(lambda reports: feed.on_events([event for event, _ in reports]))
         self.market_feed = feed
@@ -307,12 +284,11 @@ class OmsApp:
         ).start()
 
     def _start_venues(self) -> None:
-        """Connect the FIX venues (each keeps reconnecting on its own); their answers reach the engine under
-        the engine's lock, and the FIX sessions when the acceptor runs."""
+        """Start every venue through the Venue port (an external one connects, and keeps reconnecting on its own);
+        what they answer later reaches the core through the sequencer, and the FIX sessions when the acceptor runs."""
         assert self.host is not None
         for venue in self.venues.values():
-            if isinstance(venue, FixVenue):
-                venue.start(self.host.on_venue_events, self.host.lock)
+            venue.start(self.host.apply_venue)
 
     def _start_fix(self) -> None:
         from fix_gateway.gateway import FixGateway
@@ -329,7 +305,7 @@ class OmsApp:
         self.gateway = gateway
 
     def stop(self) -> None:
-        """Stop the FIX acceptor (working orders are canceled and reported), the FIX venues, the market tape, the
+        """Stop the FIX acceptor (working orders are canceled and reported), the venues, the market tape, the
         ClickHouse sink (it commits what it holds), the actors, Ray (if this app started it) and the managed Redis;
         safe to call twice."""
         if self.api is not None:
@@ -346,9 +322,8 @@ class OmsApp:
             self.gateway.stop()
             self.gateway = None
         for venue in self.venues.values():
-            if isinstance(venue, FixVenue):
-                venue.stop()
-        self.venues = {}
+            venue.stop()
+        self.venues, self.book = {}, None
         if self.gate is not None:  # allowances back, every queued report journaled: before the sink drains
             gate, self.gate = self.gate, None
             try:
@@ -417,9 +392,9 @@ def local_engine(
     accounts: LocalShard | None = None,
 ) -> OrderManager:
     """An OrderManager whose accounts live in this process (`accounts`, or `local_accounts`' when None), without a
-    journal: every account in reserved mode, routing to `venues` (`build_venues`' when None; FIX venues among them
-    are the caller's to start). For benchmarks and tests of the adapters; `OmsApp` is the journaled, actor-backed
-    core."""
+    journal: every account in reserved mode, routing to `venues` (`build_venues`' when None; the caller starts and
+    stops them, `Venue.start` and `Venue.stop`). For benchmarks and tests of the adapters; `OmsApp` is the journaled,
+    actor-backed core."""
     from oms.core.reserved import AllowanceGate
 
     host = local_accounts(loaded) if accounts is None else accounts
@@ -432,16 +407,16 @@ def local_engine(
 EXEC_IDS_PER_VENUE = 10**9
 
 
-def build_venues(loaded: LoadedConfig, exec_id_base: int) -> dict[str, Venue]:
-    """The venues some symbol is routed to, by name (FIX venues not yet started), each with its own execution id
-    range inside this start's."""
-    venues: dict[str, Venue] = {"INTERNAL": InternalVenue(loaded.instruments, exec_id_base=exec_id_base)}
-    fix = loaded.config.venues.fix
-    for n, name in enumerate(loaded.config.venues.routed(), 1):
-        settings = fix[name]
-        venues[name] = FixVenue(
-            name, loaded.instruments, settings, settings.data_dir, exec_id_base + n * EXEC_IDS_PER_VENUE
-        )
+def build_venues(
+    loaded: LoadedConfig, exec_id_base: int, internal: InternalVenue | None = None
+) -> dict[str, Venue]:
+    """The venues by name, not started: INTERNAL (`internal`, or a new one when None) and every venue some symbol is
+    routed to, built by its kind in `VENUE_KINDS`; each with its own execution id range inside this start's."""
+    if internal is None:
+        internal = InternalVenue(loaded.instruments, exec_id_base=exec_id_base)
+    venues: dict[str, Venue] = {INTERNAL: internal}
+    for n, (name, kind, table) in enumerate(loaded.config.venues.routed(), 1):
+        venues[name] = VENUE_KINDS[kind].build(name, loaded.instruments, table, exec_id_base + n * EXEC_IDS_PER_VENUE)
     return venues
 
 

@@ -79,16 +79,61 @@ class StageStamps(Protocol):
         ...
 
 
+VenueStep = Callable[[], list[Message]]  # a venue's translation of what it heard into model events
+ApplyVenue = Callable[[VenueStep], None]  # the runtime's: run a VenueStep in the core's sequence and apply its events
+
+
 class Venue(Protocol):
-    """Where orders are matched: the native book (InternalVenue) or a FIX venue."""
+    """Where orders are matched: the native book (`oms.core.venues.internal.InternalVenue`) or an external venue
+    (`fix_gateway.venue.FixVenue`). The registry of venue kinds is `oms.apps.venues`.
 
-    def submit(self, order_id: int, cmd: SubmitOrder, ts_ns: int) -> list[Message]: ...
+    COMMANDS. The engine calls `submit`, `cancel`, `replace` and `withdraw` inside the core's sequence, one at a
+    time, and takes the events they return: whatever the venue decided at once. A command never blocks its caller
+    waiting for the venue: a venue that answers over the network hands the request to its session and returns
+    (nothing, or a reject when it cannot send), and its answer comes later, as below.
 
-    def cancel(self, order_id: int, cmd: CancelOrder, ts_ns: int) -> list[Message]: ...
+    ANSWERS THAT COME LATER. `start(apply)` gives the venue `apply`, the runtime's way into the core
+    (`oms.runtime.sequencer.Sequencer.apply_venue`). Whenever the venue has heard something (on its own threads: a
+    session's reader thread, a timer), it calls `apply(step)`: the runtime runs `step()` in the core's sequence,
+    between two engine steps, applies the events it returns to the engine and publishes them to every adapter,
+    then returns. So the venue's own state (what it keeps of each order and request) and the engine's never
+    disagree, and the venue takes no lock of the core's.
 
-    def replace(self, order_id: int, cmd: ReplaceOrder, ts_ns: int) -> list[Message]: ...
+    A venue never:
+    - calls the engine, or keeps a reference to it: what it has to say goes through `apply` or a command's result;
+    - calls `apply` from inside a command or a step (their events are returned instead), nor while holding a lock
+      its commands take (the sequence may be waiting in a command for that lock);
+    - blocks inside a step (no I/O, no waiting): the whole core waits for it. A step reads and updates the venue's
+      own state only.
 
-    def withdraw(self, order_id: int, reason: CancelReason, ts_ns: int) -> list[Message]: ...
+    LIFECYCLE. `start` before any order is routed to the venue (connect, and keep reconnecting); `stop` when the
+    process is done with it (disconnect; orders at the venue stay there), safe to call twice. The internal venue
+    answers every command at once, so its `start` and `stop` do nothing.
+    """
+
+    def start(self, apply: ApplyVenue) -> None:
+        """Begin serving: from now on the venue may hand what it hears to `apply` (see the class text)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop serving: no `apply` after this returns; orders at the venue stay there. Safe to call twice."""
+        ...
+
+    def submit(self, order_id: int, cmd: SubmitOrder, ts_ns: int) -> list[Message]:
+        """Route `cmd` as order `order_id`; what the venue decided at once (nothing when it answers later)."""
+        ...
+
+    def cancel(self, order_id: int, cmd: CancelOrder, ts_ns: int) -> list[Message]:
+        """Cancel order `order_id` for the client's `cmd`; CancelRejected when the venue no longer holds it."""
+        ...
+
+    def replace(self, order_id: int, cmd: ReplaceOrder, ts_ns: int) -> list[Message]:
+        """Change order `order_id` to `cmd`'s terms; CancelRejected when the venue no longer holds it."""
+        ...
+
+    def withdraw(self, order_id: int, reason: CancelReason, ts_ns: int) -> list[Message]:
+        """Cancel order `order_id` on the OMS's own initiative (`reason`); nothing when it is no longer working."""
+        ...
 
 
 # what moves an account, and the tape that marks its positions

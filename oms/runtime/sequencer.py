@@ -5,7 +5,9 @@ Today it sequences commands with a lock taken on the caller's thread: whoever dr
 after each step the host hands that step's reports (every event, with the order's view right after it, see
 `OrderManager.take_reports`) to every subscriber, in order, still under the lock. So each adapter hears about every
 event once, whichever adapter's command caused it: a REST order that fills against a FIX client's resting order reaches
-the FIX session, and the FIX gateway never drains reports that another adapter needs.
+the FIX session, and the FIX gateway never drains reports that another adapter needs. A venue that answers later is
+started with `apply_venue`: its translation of each answer runs in the same sequence (the Venue port's contract,
+`oms.core.engine.Venue`), so it never takes the lock itself.
 
 The host also counts what it publishes into the process's hot-path metrics (`oms.runtime.metrics`): acks, fills by venue
 and rejects by reason, whichever adapter's order they belong to. Adapters that time their orders reach the same metrics
@@ -18,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from oms.core.engine import OrderManager
+from oms.core.engine import OrderManager, VenueStep
 from oms.core.model.messages import Message
 from oms.core.orders import OrderView
 from oms.runtime.metrics import METRICS, HotPathMetrics
@@ -73,6 +75,17 @@ class Sequencer:
         finally:
             self._publishing = False
 
+    def apply_venue(self, step: VenueStep) -> None:
+        """The `apply` every venue is started with (the Venue port, `oms.core.engine.Venue`): run the venue's
+        translation `step()` in sequence, then apply and publish the events it returned. Call it from the venue's own
+        threads, never from inside a step; it returns once the events are published. A step that returns nothing
+        leaves the engine and its gate alone."""
+        with self.lock:  # the step reads the venue's maps of orders the engine's steps also change
+            events = step()
+            if events:
+                self.on_venue_events(events)
+
     def on_venue_events(self, events: list[Message]) -> None:
-        """What a venue reported on its own (acks, fills, cancels of orders it holds), applied and published."""
+        """Events a venue reported on its own (acks, fills, cancels of orders it holds), applied and published;
+        a venue with state of its own hands its translation over with `apply_venue` instead."""
         self.run(lambda engine: engine.on_venue_events(events))

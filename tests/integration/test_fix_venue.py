@@ -96,7 +96,7 @@ def start_routed(root: Path, account: str = "OMS") -> Routed:
     gateway.start()
     venue = venues["EXCH"]
     assert isinstance(venue, FixVenue)
-    venue.start(host.on_venue_events, host.lock, wait=10.0)
+    venue.start(host.apply_venue, wait=10.0)
     return Routed(root, sim, gateway, venue, oms_port)
 
 

@@ -199,7 +199,7 @@ def test_an_order_at_a_fix_venue_is_timed_until_the_venues_answer_reaches_the_cl
     client = FixClient("FIX.4.4", "CLIENT44", oms_port, tmp_path / "client", password="client44-dev")
     try:
         gateway.start()
-        venue.start(host.on_venue_events, host.lock, wait=10.0)
+        venue.start(host.apply_venue, wait=10.0)
         client.start(wait=10.0)
 
         client.new_order("v1", "MSFT", "1", "10", "299")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 from oms.core.engine import OrderManager
-from oms.core.model.enums import OrdStatus, Side
-from oms.core.model.messages import OrderAccepted, OrderFilled, TradePrinted
+from oms.core.model.enums import CancelReason, OrdStatus, Side
+from oms.core.model.messages import Message, OrderAccepted, OrderCanceled, OrderFilled, TradePrinted
 from oms.core.venues.internal import InternalVenue
 from oms.runtime.metrics import HotPathMetrics
 from oms.runtime.sequencer import Reports, Sequencer
@@ -90,3 +92,25 @@ def test_the_host_counts_acks_fills_and_rejects_of_every_step_it_publishes() -> 
 
     assert host.metrics is metrics
     assert (snap.acks, snap.fills, snap.rejects) == (2, {"INTERNAL": 2}, {"duplicate_cl_ord_id": 1})
+
+
+def test_a_venues_step_runs_in_sequence_and_what_it_returns_reaches_every_subscriber() -> None:
+    host = make_host()
+    (ack,) = host.run(lambda e: e.submit(new("c1", session="FIX"), 1))
+    heard: list[Reports] = []
+    host.subscribe(heard.append)
+    taken_meanwhile: list[bool] = []
+
+    def step() -> list[Message]:  # like a FIX venue translating the venue's own cancel
+        other = threading.Thread(target=lambda: taken_meanwhile.append(host.lock.acquire(blocking=False)))
+        other.start()
+        other.join()
+        return [OrderCanceled(ack.order_id, "c1", "ACC1", "AAPL", CancelReason.VENUE, 100, 2)]
+
+    host.apply_venue(step)
+    host.apply_venue(list)  # a step with nothing to say publishes nothing
+
+    assert taken_meanwhile == [False]  # no other step could run while the venue's did
+    assert [[type(e) for e, _ in reports] for reports in heard] == [[OrderCanceled]]
+    order = host.engine.find("FIX", "c1")
+    assert order is not None and order.status is OrdStatus.CANCELED

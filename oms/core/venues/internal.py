@@ -15,6 +15,7 @@ ids it issued, so a missing one has already filled, been canceled or expired.
 from __future__ import annotations
 
 from native import MatchingEngine
+from oms.core.engine import ApplyVenue
 from oms.core.model.enums import BookEventKind as K
 from oms.core.model.enums import CancelReason, RejectReason, Side, StpMode
 from oms.core.model.instruments import InstrumentRegistry
@@ -76,6 +77,14 @@ class InternalVenue:
     def engine(self) -> MatchingEngine:
         """The underlying book (queries: l1, l2, snapshot, last_price)."""
         return self._engine
+
+    # -- LIFECYCLE --
+
+    def start(self, apply: ApplyVenue) -> None:
+        """Nothing to start: the book answers every command at once, so it never needs `apply`."""
+
+    def stop(self) -> None:
+        """Nothing to stop: the book lives and dies with this object."""
 
     # -- COMMANDS --
 

@@ -1,0 +1,220 @@
+"""The report fan-out: what every step of the core did, to the FIX sessions it concerns.
+
+The gateway subscribes to the sequencer (`oms.runtime.sequencer.Sequencer`), so each step's reports reach it whichever
+adapter's step it was (a REST order that fills a FIX client's resting order, a venue's fill). Each event goes to the
+outbox of the FIX session that owns its order, with a copy of every ExecutionReport to each drop-copy session; while
+a session's own message is being answered, its answers may leave inline (`fix_gateway.outbox`).
+
+OBSERVABILITY
+Each NewOrderSingle starts a `StageClock` (`oms.runtime.metrics`, counted as an order in on channel `fix`) that the
+engine stamps at the risk decision and after the venue, and that the first report answering the order carries to
+QuickFIX: once `sendToTarget` returned, its stages go into the histograms. For a venue that answers later the clock
+waits, by order id, for the venue's first word. The order lifecycle (received, acked, rejected with reason, filled,
+canceled, replaced, expired) is logged at INFO on `oms.fix` with session, account, ClOrdID and OrderID
+(`oms.runtime.logs.EventLog`: one level check when INFO is off).
+
+IDS
+OrderID is the OMS's order id (unique across restarts: each start has its own id range, see `OmsApp`). A fill's
+ExecID is its execution id (the venue's, also per-start); every other ExecutionReport's ExecID is
+`<generation>.<n>`, which never collides with a fill's (that one has no dot). Resent reports come from the
+FileStore byte for byte, so ids are stable across restarts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fix_gateway.codec import Codec
+from fix_gateway.outbox import Outbox, Replies
+from oms.core.model.messages import (
+    CancelRejected,
+    Message,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaced,
+    TradePrinted,
+)
+from oms.core.orders import Order, OrderView
+from oms.runtime.logs import EventLog
+from oms.runtime.metrics import StageClock
+from oms.runtime.sequencer import Reports, Sequencer
+
+__all__ = ["ReportRouter", "events_log", "log_lifecycle"]
+
+events_log = EventLog(logging.getLogger("oms.fix"))
+
+_LIFECYCLE = {
+    OrderAccepted: "order acked",
+    OrderRejected: "order rejected",
+    OrderFilled: "order filled",
+    OrderCanceled: "order canceled",
+    OrderReplaced: "order replaced",
+    OrderExpired: "order expired",
+    CancelRejected: "cancel rejected",
+}
+AWAITING_MAX = 100_000  # clocks of orders waiting for a venue's first answer; the oldest go beyond this
+
+
+class ReportRouter:
+    """Sends the core's reports to the FIX sessions (`codecs`, by session name) that own their orders, through each
+    session's outbox or inline while that session's message is being answered."""
+
+    def __init__(self, host: Sequencer, codecs: dict[str, Codec], generation: int) -> None:
+        """`generation` makes this start's report ids unique: pass a number no earlier start used."""
+        self._host = host
+        self._engine = host.engine
+        self._codecs = codecs
+        self._drop_copies = [name for name, codec in codecs.items() if codec.spec.drop_copy]
+        self._generation = generation
+        self._report_seq = itertools.count(1)
+        self._outboxes: dict[str, Outbox] = {}
+        self._replies: Replies | None = None  # set only while a callback holds the lock
+        self._current: tuple[str, str] | None = None  # (session, Side) of the message being answered
+        self._timing: tuple[StageClock, str] | None = None  # the clock and ClOrdID of the order being answered
+        self._awaiting: dict[int, StageClock] = {}  # by order id: orders at a venue that answers later
+
+    # -- LIFECYCLE --
+
+    def open(self, session_ids: dict[str, Any]) -> None:
+        """Start a sender for each session (`session_ids`, QuickFIX's, by name) and hear every step from now on."""
+        self._outboxes = {name: Outbox(sid, name) for name, sid in session_ids.items()}
+        self._host.subscribe(self._on_reports)
+
+    def close(self) -> list[Outbox]:
+        """Hear no more steps (reports of venues that answer late are booked but not sent from here on), then send
+        what each outbox holds, 2 s at most each. Returns the outboxes still sending: a counterparty that stopped
+        reading holds its sender until its connection is closed; close them after that."""
+        with self._host.lock:
+            self._host.unsubscribe(self._on_reports)
+            outboxes, self._outboxes = self._outboxes, {}
+            self._awaiting.clear()
+        return [outbox for outbox in outboxes.values() if not outbox.close(timeout=2.0)]
+
+    # -- ANSWERING A SESSION'S MESSAGE --
+
+    @contextmanager
+    def answering(self, current: str) -> Iterator[None]:
+        """Hold the core's lock while answering a message of session `current`; its answers leave after."""
+        replies = Replies(current, self._outboxes)
+        try:
+            with self._host.lock:
+                self._replies = replies
+                try:
+                    yield
+                finally:
+                    self._replies = None
+        finally:
+            replies.flush()
+
+    def send(self, msg: Any, name: str, clock: StageClock | None = None) -> None:
+        """Send `msg` to session `name` (inline when it answers that session's message in hand and nothing is
+        queued for it); `clock` is stamped acked once QuickFIX has it."""
+        if self._replies is not None:
+            self._replies.send(name, msg, clock)
+        else:
+            self._outboxes[name].put(msg, clock)
+
+    def publish(self, current: str, side: str, timing: tuple[StageClock, str] | None = None) -> None:
+        """Publish the step just taken for session `current` (`side`: the Side of its message, for reports of
+        commands refused before they became orders): its answers, and everything it caused elsewhere. `timing`, the
+        clock and ClOrdID of an order just submitted, goes with the first report that answers the order, or waits
+        for the venue's first answer when nothing did."""
+        self._current, self._timing = (current, side), timing
+        try:
+            self._host.publish()
+            if self._timing is not None:  # nothing answered it yet: a venue that answers later has it
+                clock, cl_ord_id = self._timing
+                self._await(current, cl_ord_id, clock)
+        finally:
+            self._current = self._timing = None
+
+    def report_id(self) -> str:
+        """The ExecID of a report that is not a fill: `<generation>.<n>`."""
+        return f"{self._generation}.{next(self._report_seq)}"
+
+    # -- FAN-OUT --
+
+    def _on_reports(self, reports: Reports) -> None:
+        """Send each event of a step (any adapter's) to the FIX session that owns its order, with a copy of every
+        ExecutionReport to each drop-copy session. An event of a command refused before it became an order goes
+        to the session being answered (`_current`), if any: without one it is another adapter's."""
+        engine = self._engine
+        current, side = self._current or ("", "1")
+        timing, awaiting = self._timing, self._awaiting
+        logging_on = events_log.enabled()
+        for event, view in reports:
+            if isinstance(event, TradePrinted):
+                continue
+            order_id = event.order_id
+            name = engine.session_of.get(order_id, current) if order_id else current
+            codec = self._codecs.get(name)
+            if codec is None:  # another adapter's order
+                continue
+            order = engine.orders.get(order_id)
+            exec_id = str(event.exec_id) if isinstance(event, OrderFilled) else self.report_id()
+            msg = codec.report(event, view, order, exec_id, side)
+            if msg is None:
+                continue
+            clock = None
+            if timing is not None and name == current and event.cl_ord_id == timing[1]:  # type: ignore[union-attr]
+                clock, timing, self._timing = timing[0], None, None  # the first answer to the order in hand
+            elif awaiting and order_id in awaiting:
+                clock = awaiting.pop(order_id)
+            self.send(msg, name, clock)
+            if logging_on:
+                log_lifecycle(event, name)
+            if not isinstance(event, CancelRejected):
+                self._copy(event, view, order, exec_id, side)
+
+    def _copy(self, event: Message, view: OrderView | None, order: Order | None, exec_id: str, side: str) -> None:
+        for name in self._drop_copies:
+            codec = self._codecs[name]
+            msg = codec.report(event, view, order, exec_id, side)
+            if msg is not None:
+                codec.mark_copy(msg)
+                self.send(msg, name)
+
+    def _await(self, name: str, cl_ord_id: str, clock: StageClock) -> None:
+        """Keep `clock` until the venue's first answer about the order `cl_ord_id` names, if it is still open."""
+        order = self._engine.find(name, cl_ord_id)
+        if order is None or order.is_terminal:
+            return
+        awaiting = self._awaiting
+        if len(awaiting) >= AWAITING_MAX:  # a venue that never answers must not grow this without end
+            del awaiting[next(iter(awaiting))]
+        awaiting[order.order_id] = clock
+
+
+def log_lifecycle(event: Message, name: str) -> None:
+    """The lifecycle line of one event for FIX session `name` (INFO on `oms.fix`); nothing for other events."""
+    what = _LIFECYCLE.get(type(event))
+    if what is None:
+        return
+    fields: dict[str, Any] = {
+        "session": name,
+        "account": event.account,  # type: ignore[union-attr]
+        "cl_ord_id": event.cl_ord_id,  # type: ignore[union-attr]
+        "order_id": event.order_id,  # type: ignore[union-attr]
+        "symbol": event.symbol,  # type: ignore[union-attr]
+    }
+    match event:
+        case OrderRejected() | CancelRejected():
+            fields["reason"] = event.reason.name.lower()
+            fields["text"] = event.text
+        case OrderFilled():
+            fields["exec_id"] = event.exec_id
+            fields["venue"] = event.venue
+        case OrderCanceled():
+            fields["reason"] = event.reason.name.lower()
+            if event.orig_cl_ord_id:
+                fields["orig_cl_ord_id"] = event.orig_cl_ord_id
+        case OrderReplaced():
+            fields["orig_cl_ord_id"] = event.orig_cl_ord_id
+    events_log.info(what, **fields)
