@@ -206,7 +206,27 @@ def _generic(r: Mapping[str, Any]) -> list[Figure]:
     ]  # fmt: skip
 
 
+def _serve(r: Mapping[str, Any]) -> list[Figure]:
+    base, durable = r.get("baseline"), r.get("durable_baseline")
+    rate = r.get("headline_rate")
+    at = f" at {rate:g} msg/s" if rate else ""
+    sustained = r.get("sustained_ops_per_sec") or {}
+    return [
+        *latency_figures("serve", f"oms serve NOS -> New{at}", r, "bare QuickFIX", base),
+        *latency_figures("serve", f"oms serve NOS -> New{at}", r, "durable bare (XADD + fsync)", durable),
+        *latency_figures("serve", f"oms serve Cancel -> Canceled{at}", r.get("cancel"), "bare QuickFIX",
+                         lookup(r, "baseline", "cancel")),
+        *latency_figures("serve", f"oms serve Cancel -> Canceled{at}", r.get("cancel"), "durable bare",
+                         lookup(r, "durable_baseline", "cancel")),
+        *rate_figure("serve", "sustained with p99 < 10 ms (1 session)", "msg/s", sustained.get("oms"), None,
+                     "bare QuickFIX", sustained.get("bare")),
+        *rate_figure("serve", f"CPU per message{at} (whole process tree)", "us", r.get("cpu_us_per_order"), None,
+                     "bare QuickFIX", lookup(r, "baseline", "cpu_us_per_order")),
+    ]  # fmt: skip
+
+
 FIGURES: dict[str, Callable[[Mapping[str, Any]], list[Figure]]] = {
+    "serve": _serve,
     "book": _book,
     "risk": _risk,
     "fix": _fix,

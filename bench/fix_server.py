@@ -1,7 +1,14 @@
-"""The server side of `oms bench fix`, run in its own process: the OMS's FIX gateway, or a bare QuickFIX acceptor.
+"""The baselines' server side, run in its own process: the OMS's FIX gateway over the in-process core
+(`oms bench fix`), a bare QuickFIX acceptor (`oms bench fix` and `oms bench serve`), or a durable bare one
+(`oms bench serve`).
 
-    python -m bench.fix_server oms  --config DIR/dev.toml --port P --dir DIR
-    python -m bench.fix_server bare --config DIR/dev.toml --port P --dir DIR
+    python -m bench.fix_server oms     --config DIR/dev.toml --port P --dir DIR
+    python -m bench.fix_server bare    --config DIR/dev.toml --port P --dir DIR
+    python -m bench.fix_server durable --config DIR/dev.toml --port P --dir DIR
+
+`bare` answers each NewOrderSingle at once with an ExecutionReport New and each OrderCancelRequest with an
+ExecutionReport Canceled, from memory: QuickFIX and nothing else. `durable` does the same after one XADD per message
+to a redis-server it starts itself in DIR with appendfsync always (the fsync every durable acknowledgement needs).
 
 It prints `ready` once it listens, runs until SIGTERM or SIGINT, stops cleanly and prints one JSON line with what it
 booked (`orders`, `fills`), which the benchmark checks against what it sent.
@@ -24,28 +31,42 @@ from fix_gateway.application import QuietApplication
 from fix_gateway.gateway import FixGateway
 from fix_gateway.settings import quickfix_settings
 from oms.apps.serve import load_config, local_engine
+from oms.infra.redis.server import ManagedRedis, make_client
 from oms.runtime.sequencer import Sequencer
 
 
 class BareApplication(QuietApplication):
-    """Answers each NewOrderSingle at once with a fixed ExecutionReport (New): QuickFIX and nothing else."""
+    """Answers each NewOrderSingle with an ExecutionReport New and each OrderCancelRequest with an ExecutionReport
+    Canceled, at once and from memory; `durable`: a Redis client each message is appended to (XADD, one round
+    trip) before its answer leaves."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: Any = None) -> None:
         super().__init__()
         self.orders = 0
+        self.cancels = 0
+        self._durable = durable
         self._exec_ids = itertools.count(1)
 
     def fromApp(self, message: Any, session_id: Any) -> None:
-        self.orders += 1
+        msg_type = message.getHeader().getField(T.MSG_TYPE)
+        if msg_type == T.MT_NEW_ORDER_SINGLE:
+            self.orders += 1
+            exec_type, leaves = "0", message.getField(T.ORDER_QTY)
+        elif msg_type == T.MT_ORDER_CANCEL_REQUEST:
+            self.cancels += 1
+            exec_type, leaves = "4", "0"
+        else:
+            return
+        if self._durable is not None:
+            self._durable.xadd("bench:orders", {"m": message.toString()})
         er = fix.Message()
         header = er.getHeader()
         header.setField(T.BEGIN_STRING, session_id.getBeginString().getValue())
         header.setField(T.MSG_TYPE, T.MT_EXECUTION_REPORT)
         for tag, value in (
             (T.ORDER_ID, "1"), (T.CL_ORD_ID, message.getField(T.CL_ORD_ID)), (T.EXEC_ID, str(next(self._exec_ids))),
-            (T.EXEC_TYPE, "0"), (T.ORD_STATUS, "0"), (T.SYMBOL, message.getField(T.SYMBOL)),
-            (T.SIDE, message.getField(T.SIDE)), (T.LEAVES_QTY, message.getField(T.ORDER_QTY)), (T.CUM_QTY, "0"),
-            (T.AVG_PX, "0"),
+            (T.EXEC_TYPE, exec_type), (T.ORD_STATUS, exec_type), (T.SYMBOL, message.getField(T.SYMBOL)),
+            (T.SIDE, message.getField(T.SIDE)), (T.LEAVES_QTY, leaves), (T.CUM_QTY, "0"), (T.AVG_PX, "0"),
         ):  # fmt: skip
             er.setField(tag, value)
         fix.Session.sendToTarget(er, session_id)
@@ -53,7 +74,7 @@ class BareApplication(QuietApplication):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fix_server")
-    parser.add_argument("mode", choices=["oms", "bare"])
+    parser.add_argument("mode", choices=["oms", "bare", "durable"])
     parser.add_argument("--config", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dir", required=True)
@@ -76,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             filled[order.account] = filled.get(order.account, 0) + order.cum_qty
         stats = {"orders": len(engine.orders), "filled_qty": filled}
     else:
+        redis = ManagedRedis(f"{args.dir}/redis", appendfsync="always").start() if args.mode == "durable" else None
         settings = quickfix_settings(loaded.fix_sessions, args.port, args.dir)
-        app = BareApplication()
+        app = BareApplication(None if redis is None else make_client(redis.url))
         store, logs = fix.FileStoreFactory(settings), fix.FileLogFactory(settings)
         acceptor = fix.ThreadedSocketAcceptor(app, store, settings, logs)
         acceptor.start()
@@ -85,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         done.wait()
         acceptor.stop(True)
         del acceptor
-        stats = {"orders": app.orders}
+        if redis is not None:
+            redis.stop()
+        stats = {"orders": app.orders, "cancels": app.cancels}
     print(json.dumps(stats), flush=True)
     return 0
 

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 #: The benchmarks `oms bench all` runs, in its order; the report lists them in this order, any others after.
-ORDER = ("book", "risk", "fix", "sink", "rest")
+ORDER = ("serve", "book", "risk", "fix", "sink", "rest")
 REPORT = "REPORT.md"
 
 
@@ -77,8 +77,15 @@ def plot_spec(name: str, r: Mapping[str, Any]) -> PlotSpec | None:
         main = _with_hdr(("strict round trip", r.get("strict")))
         baseline = _with_hdr(("bare Ray actor call", base))
         others = _with_hdr(("in-process decide", r), ("reserved mode", r.get("reserved")))
+    elif name == "serve":
+        rate = r.get("headline_rate")
+        title = f"serve: oms serve under open-loop FIX load ({rate:g} msg/s, 1 session) vs bare QuickFIX" if rate else (
+            "serve: oms serve under open-loop FIX load vs bare QuickFIX")
+        main = _with_hdr(("oms serve, NOS -> New", r))
+        baseline = _with_hdr(("bare QuickFIX, NOS -> New", base))
+        others = _with_hdr(("durable bare (XADD, fsync), NOS -> New", r.get("durable_baseline")))
     elif name == "fix":
-        title = "fix: NewOrderSingle -> ExecutionReport, OMS gateway vs bare QuickFIX"
+        title = "fix (gateway only, in-process core): NewOrderSingle -> ExecutionReport, OMS gateway vs bare QuickFIX"
         main = _with_hdr(("OMS gateway, ER(New)", r))
         baseline = _with_hdr(("bare QuickFIX, ER(New)", base))
         others = _with_hdr(("OMS gateway, ER(Fill)", r.get("fill")), ("raw TCP ping-pong", r.get("floor")))

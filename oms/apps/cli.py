@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.fix import FixBenchParams
     from bench.rest import RestBenchParams
     from bench.risk import RiskBenchParams
+    from bench.serve import ServeBenchParams
     from bench.sink import SinkBenchParams
     from oms.apps.audit import add_audit_command
     from oms.apps.demo import add_demo_command
@@ -146,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run a benchmark and write bench/results/<name>.json")
     benches = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     for name, params_type, help_text, description in (
+        (
+            "serve",
+            ServeBenchParams,
+            "the deployed OMS: `oms serve` (default config) under open-loop FIX load vs bare and durable-bare QuickFIX",
+            "Starts `oms serve` with the default configuration (Redis appendfsync always, Ray actors, sink, algos) "
+            "and drives it with NewOrderSingles and cancels from raw FIX sessions at fixed offered rates (1 and 4 "
+            "sessions), each answer timed from its due time; then the same against a bare QuickFIX acceptor and a "
+            "durable bare one (one fsync'd Redis XADD per message). Reports p50/p99/p99.9/max per rate, the highest "
+            "rate sustained with p99 < 10 ms, and CPU per message of each server's process tree.",
+        ),
         (
             "book",
             BookBenchParams,

@@ -11,10 +11,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomli_w
-
 from oms.apps.demo.steps import DemoFailed
 from oms.apps.exchange_sim import DEFAULT_EXCHANGE_CONFIG
+from oms.apps.run_config import embedded_config, write_config
 from oms.apps.serve import DEFAULT_CONFIG
 from oms.infra.redis.server import free_port
 
@@ -54,29 +53,14 @@ def write_configs(params: DemoParams) -> tuple[Path, Path, Ports]:
     simulator. Returns (OMS config, simulator config, ports)."""
     run = params.run_dir
     ports = _distinct_ports()
-    raw = tomllib.loads(params.config.read_text())
-    base = params.config.parent
+    raw = embedded_config(params.config, run, ports.fix, ports.api)
     exch = raw.get("venues", {}).get("fix", {}).get("EXCH")
     if exch is None:
         raise DemoFailed(f"{params.config}: the demo routes MSFT to [venues.fix.EXCH], which it lacks")
-    raw["instruments"] = str(base / raw.get("instruments", "instruments.toml"))
-    raw["accounts"] = str(base / raw.get("accounts", "accounts.toml"))
-    redis = raw.setdefault("redis", {})
-    redis.pop("url", None)
-    redis["data_dir"] = str(run / "redis")
-    raw.setdefault("ray", {}).pop("address", None)
-    fix = raw.setdefault("fix", {})
-    fix.update(port=ports.fix, data_dir=str(run / "fix"), settings=str(base / fix.get("settings", "fix/acceptor.cfg")))
-    api = raw.setdefault("api", {})
-    api.update(port=ports.api, keys=str(base / api.get("keys", "api_keys.toml")))
-    analytics = raw.setdefault("analytics", {})
-    analytics.pop("dsn", None)
-    analytics["data_dir"] = str(run / "clickhouse")
     venues = raw["venues"]
     venues["routes"] = {**venues.get("routes", {}), "MSFT": "EXCH"}
     exch.update(port=ports.exchange, data_dir=str(run / "venues"))
-    oms_path = run / "oms.toml"
-    oms_path.write_text(tomli_w.dumps(raw))
+    oms_path = write_config(raw, run / "oms.toml")
 
     raw = tomllib.loads(params.exchange_config.read_text())
     base = params.exchange_config.parent
@@ -84,9 +68,7 @@ def write_configs(params: DemoParams) -> tuple[Path, Path, Ports]:
     fix = raw.setdefault("fix", {})
     fix.update(port=ports.exchange, data_dir=str(run / "exchange"),
                settings=str(base / fix.get("settings", "fix/exchange.cfg")))  # fmt: skip
-    exchange_path = run / "exchange.toml"
-    exchange_path.write_text(tomli_w.dumps(raw))
-    return oms_path, exchange_path, ports
+    return oms_path, write_config(raw, run / "exchange.toml"), ports
 
 
 def _distinct_ports() -> Ports:

@@ -1,0 +1,293 @@
+"""`oms bench serve`: the deployed OMS (`oms serve`, default configuration) under open-loop FIX load, beside two
+bare QuickFIX acceptors measured in the same run by the same client.
+
+The servers, each a process of its own started afresh in a run directory:
+
+- `oms`: `oms serve` with the default configuration (`configs/dev.toml`: a managed redis-server with appendfsync
+  always, Ray with the account actors in reserved mode, the ClickHouse sink on chDB, the algo engine, the REST API,
+  the FIX acceptor). The only additions are the benchmark's FIX sessions (`BENCH1`..`BENCH4`, FIX 4.4, one account
+  each, `BENCHn`) and the priming session; the benchmark's accounts take the default limits except the order rate
+  and open-order counts, and the session throttle is lifted, so that the figures show the OMS, not its limits.
+- `bare` (the baseline): a QuickFIX acceptor with the same session settings answering each NewOrderSingle with an
+  ExecutionReport New and each cancel with a Canceled, from memory (`bench.fix_server bare`).
+- `durable` (the durable baseline): the same, after one XADD per message to a redis-server with appendfsync always
+  (`bench.fix_server durable`): what any durable acknowledgement costs on this machine.
+
+The client (`bench.fix_load`, a process of its own) sends at fixed offered rates, from 1 and from 4 sessions,
+alternating a NewOrderSingle (a buy that rests below the market) and its cancel, and times each answer from the
+message's due time (open loop: no coordinated omission). Each sweep (a server, a number of sessions) starts a fresh
+server and warms it up untimed; rates then go up to `headline_rate` whatever happens, and past it until the server
+is past capacity (its p99 over `stop_p99_ms`, or a message left unanswered); the rows keep every step.
+
+Figures per server, sessions and rate: NOS -> New and Cancel -> Canceled p50/p99/p99.9/max, refused and unanswered
+counts, the client's own send lag, and the CPU time of the server's whole process tree (redis-server, Ray's
+processes and workers, the sink included) per message. `sustained_ops_per_sec`: the highest rate whose p99 stayed
+under 10 ms for both kinds with every message answered (1 session). The top-level fields are the OMS's NOS -> New at
+`headline_rate` from 1 session, `baseline` and `durable_baseline` the same for the bare servers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.report import latency_fields, write_result
+from bench.result_file import decode_histogram
+from oms.apps.run_config import embedded_config, write_config
+from oms.infra.redis.server import free_port
+
+__all__ = ["ServeBenchParams", "run", "summary"]
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = ROOT / "configs" / "dev.toml"
+SERVERS = ("oms", "bare", "durable")
+SUSTAINED_P99_US = 10_000.0
+PRIME_SESSION, PRIME_ACCOUNTS = "BENCHP", ("BENCHP1", "BENCHP2")
+BENCH_ACCOUNT_LIMITS = {"orders_per_window": 1_000_000, "max_open_orders": 1_000_000}
+
+
+@dataclass(frozen=True)
+class ServeBenchParams:
+    rates: str = "25,200,1000,3000,10000"  # offered messages per second (orders and cancels together), in order
+    sessions: str = "1,4"  # how many FIX sessions share each rate
+    seconds: float = 5.0  # how long each rate is offered
+    drain: float = 10.0  # how long answers are waited for after the last send
+    warmup_seconds: float = 3.0  # an untimed run at `warmup_rate` first (Ray workers, allowances, caches)
+    warmup_rate: float = 200.0
+    stop_p99_ms: float = 100.0  # past this p99 (or with a message unanswered) a server is not driven faster
+    headline_rate: float = 1000.0  # the rate of the top-level figures
+    servers: str = ",".join(SERVERS)  # which servers, in this order
+
+
+def _rates(p: ServeBenchParams) -> list[float]:
+    return [float(r) for r in p.rates.split(",") if r.strip()]
+
+
+# -- the servers --
+
+
+def write_run_configs(run_dir: Path, fix_port: int, api_port: int, config: Path = DEFAULT_CONFIG) -> Path:
+    """The default configuration with the benchmark's sessions and accounts added, its files in `run_dir`."""
+    raw = embedded_config(config, run_dir, fix_port, api_port)
+    sessions = Path(raw["fix"]["settings"]).read_text()
+    for n in range(1, 5):
+        sessions += f"\n[SESSION]\nBeginString=FIX.4.4\nTargetCompID=BENCH{n}\nAccounts=BENCH{n}\n"
+    sessions += f"\n[SESSION]\nBeginString=FIX.4.4\nTargetCompID={PRIME_SESSION}\nAccounts={','.join(PRIME_ACCOUNTS)}\n"
+    raw["fix"]["settings"] = str(write_text(run_dir / "acceptor.cfg", sessions))
+    accounts = Path(raw["accounts"]).read_text()
+    limits = "".join(f"{k} = {v}\n" for k, v in BENCH_ACCOUNT_LIMITS.items())
+    for name in [*(f"BENCH{n}" for n in range(1, 5)), *PRIME_ACCOUNTS]:
+        accounts += f"\n[accounts.{name}]\n{limits}"
+    accounts = accounts.replace("[session]\nmessages_per_window = 500", "[session]\nmessages_per_window = 1000000")
+    raw["accounts"] = str(write_text(run_dir / "accounts.toml", accounts))
+    return write_config(raw, run_dir / "oms.toml")
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+class Server:
+    """One server process; `ready` once it accepts FIX connections."""
+
+    def __init__(self, kind: str, config: Path, run_dir: Path, fix_port: int) -> None:
+        self.kind, self.port = kind, fix_port
+        if kind == "oms":
+            cmd = [sys.executable, "-m", "oms", "serve", "--config", str(config), "--log", str(run_dir / "oms.jsonl")]
+        else:
+            cmd = [sys.executable, "-m", "bench.fix_server", kind, "--config", str(config), "--port", str(fix_port),
+                   "--dir", str(run_dir / kind)]  # fmt: skip
+        self.log = open(run_dir / f"{kind}.out", "w")  # noqa: SIM115 - kept open for the process's lifetime
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.stop()
+                raise RuntimeError(f"{kind} server exited at start: see {run_dir / f'{kind}.out'}")
+            if line.startswith("ready"):
+                return
+        self.stop()
+        raise RuntimeError(f"{kind} server not ready within 120 s")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the server and every process below it, so far."""
+        return tree_cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        """SIGTERM (the server stops cleanly), SIGKILL after a minute; its output pipe read to the end and closed."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate(timeout=30)
+        self.log.close()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its descendants, read from /proc (processes that ended are gone)."""
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # ended while we looked
+        fields = stat[stat.rindex(")") + 2 :].split()
+        child, parent = int(entry), int(fields[1])
+        children.setdefault(parent, []).append(child)
+        cpu[child] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu.get(p, 0.0)
+        todo.extend(children.get(p, []))
+    return total
+
+
+# -- one load step --
+
+
+def load_step(server: Server, sessions: int, rate: float, p: ServeBenchParams, run: str, prime: bool) -> dict:
+    """Offer `rate` messages/s from `sessions` sessions to `server`; the client's figures and the server's CPU."""
+    names = [f"BENCH{n}" for n in range(1, sessions + 1)]
+    cmd = [sys.executable, "-m", "bench.fix_load", "--port", str(server.port), "--sessions", ",".join(names),
+           "--accounts", ",".join(names), "--rate", str(rate), "--seconds", str(p.seconds), "--drain", str(p.drain),
+           "--run", run]  # fmt: skip
+    if prime:
+        cmd += ["--prime", "--prime-session", PRIME_SESSION, "--prime-accounts", ",".join(PRIME_ACCOUNTS)]
+    cpu0 = server.cpu_seconds()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=p.seconds + p.drain + 120)
+    cpu = server.cpu_seconds() - cpu0
+    if done.returncode != 0:
+        raise RuntimeError(f"load at {rate:g} msg/s on {server.kind} failed: {done.stderr.strip()[-2000:]}")
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    row: dict[str, Any] = {"server": server.kind, "sessions": sessions, "rate": rate, "sent": got["sent"],
+                           "seconds": got["seconds"], "client_late_p99_us": got["late_p99_us"]}  # fmt: skip
+    for kind in ("new", "cancel"):
+        k = got[kind]
+        hist = decode_histogram(k)
+        if hist is None:
+            raise RuntimeError(f"load at {rate:g} msg/s on {server.kind}: no {kind} histogram in the client's output")
+        row[kind] = {**latency_fields(hist, load="open"), "answered": k["answered"], "refused": k["refused"],
+                     "unanswered": k["unanswered"]}  # fmt: skip
+    row["cpu_us_per_msg"] = cpu * 1e6 / max(got["sent"], 1)
+    return row
+
+
+def past_capacity(row: dict, p: ServeBenchParams) -> bool:
+    worst = max(row["new"]["p99"], row["cancel"]["p99"])
+    return worst > p.stop_p99_ms * 1000 or row["new"]["unanswered"] + row["cancel"]["unanswered"] > 0
+
+
+def sustained(row: dict) -> bool:
+    """Every message answered (none refused) and p99 under 10 ms for both kinds."""
+    answered = all(row[k]["unanswered"] == 0 and row[k]["refused"] == 0 for k in ("new", "cancel"))
+    return answered and max(row["new"]["p99"], row["cancel"]["p99"]) < SUSTAINED_P99_US
+
+
+def measure_server(kind: str, run_dir: Path, sessions: int, p: ServeBenchParams, progress: Any = None) -> list[dict]:
+    """The sweep from `sessions` sessions against a fresh `kind` server (so no backlog of an earlier sweep is left
+    behind): an untimed warm-up, then each rate in turn, up to the headline rate whatever happens and past it
+    until the server is past capacity."""
+    fix_port = free_port()
+    where = run_dir / f"{kind}-{sessions}"
+    server = Server(kind, write_run_configs(where, fix_port, free_port()), where, fix_port)
+    rows: list[dict] = []
+    try:
+        warmup = ServeBenchParams(seconds=p.warmup_seconds, drain=p.drain)
+        load_step(server, sessions, p.warmup_rate, warmup, f"{kind[0]}w", prime=kind == "oms")
+        for n, rate in enumerate(_rates(p)):
+            row = load_step(server, sessions, rate, p, f"{kind[0]}{sessions}x{n}", prime=False)
+            rows.append(row)
+            if progress is not None:
+                progress(row)
+            if rate >= p.headline_rate and past_capacity(row, p):
+                break
+    finally:
+        server.stop()
+    return rows
+
+
+def _pick(rows: list[dict], server: str, rate: float) -> dict | None:
+    return next((r for r in rows if r["server"] == server and r["sessions"] == 1 and r["rate"] == rate), None)
+
+
+def _sustained_rate(rows: list[dict], server: str) -> float:
+    ok = [r["rate"] for r in rows if r["server"] == server and r["sessions"] == 1 and sustained(r)]
+    return max(ok, default=0.0)
+
+
+def _headline(rows: list[dict], server: str, p: ServeBenchParams) -> dict[str, Any]:
+    row = _pick(rows, server, p.headline_rate)
+    if row is None:
+        raise RuntimeError(f"{server}: no 1-session row at the headline rate {p.headline_rate:g} msg/s")
+    out = {k: row["new"][k] for k in ("unit", "count", "p50", "p99", "p999", "max", "load", "hdr")}
+    out["cancel"] = {k: row["cancel"][k] for k in ("count", "p50", "p99", "p999", "max")}
+    out["ops_per_sec"] = _sustained_rate(rows, server)
+    out["cpu_us_per_order"] = row["cpu_us_per_msg"]
+    return out
+
+
+def run(
+    p: ServeBenchParams | None = None, out_dir: str = "bench/results", progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run the sweeps against every server and write `<out_dir>/serve.json`; returns the result. A line per step
+    goes to `progress` (default: stderr)."""
+    say = progress or (lambda line: print(line, file=sys.stderr))
+    p = p or ServeBenchParams()
+    kinds = [k.strip() for k in p.servers.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(SERVERS))
+    if unknown or "oms" not in kinds:
+        raise ValueError(f"servers must include oms and be among {', '.join(SERVERS)} (got {p.servers!r})")
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="oms-bench-serve-") as tmp:
+        for kind in kinds:
+            for sessions in [int(s) for s in p.sessions.split(",") if s.strip()]:
+                rows += measure_server(kind, Path(tmp), sessions, p, lambda r: say(_row_line(r)))
+    result: dict[str, Any] = {"name": "serve", **_headline(rows, "oms", p), "headline_rate": p.headline_rate}
+    if "bare" in kinds:
+        result["baseline"] = _headline(rows, "bare", p)
+    if "durable" in kinds:
+        result["durable_baseline"] = _headline(rows, "durable", p)
+    result["sustained_ops_per_sec"] = {k: _sustained_rate(rows, k) for k in kinds}
+    result["rows"] = rows
+    result["params"] = p.__dict__
+    result["machine"] = {"cpus": os.cpu_count(), "host": socket.gethostname()}
+    write_result("serve", result, out_dir)
+    return result
+
+
+def _row_line(r: dict) -> str:
+    return (f"{r['server']:8} {r['sessions']} session(s) {r['rate']:>8g} msg/s: "
+            f"new p50 {r['new']['p50']:9.0f} p99 {r['new']['p99']:9.0f} us, "
+            f"cancel p50 {r['cancel']['p50']:9.0f} p99 {r['cancel']['p99']:9.0f} us, "
+            f"unanswered {r['new']['unanswered'] + r['cancel']['unanswered']}, "
+            f"refused {r['new']['refused'] + r['cancel']['refused']}, "
+            f"cpu {r['cpu_us_per_msg']:.0f} us/msg")  # fmt: skip
+
+
+def summary(result: dict[str, Any]) -> str:
+    lines = ["oms bench serve: open-loop FIX load on `oms serve` (default config) and two bare QuickFIX acceptors"]
+    lines += [_row_line(r) for r in result["rows"]]
+    lines.append("sustained (p99 < 10 ms, all answered, 1 session): " + ", ".join(
+        f"{k} {v:g} msg/s" for k, v in result["sustained_ops_per_sec"].items()))  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""`oms bench serve` end to end on a short sweep: the real `oms serve` and both bare acceptors, the contract's
+fields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.serve import ServeBenchParams, run, summary
+from oms.apps.cli import build_parser
+
+pytestmark = pytest.mark.integration
+
+LATENCY = ("unit", "count", "p50", "p99", "p999", "max")
+
+
+def test_a_short_sweep_writes_the_contract_and_answers_every_message(tmp_path: Path) -> None:
+    params = ServeBenchParams(rates="40,100", sessions="1,2", seconds=1.0, drain=10.0, warmup_seconds=1.0,
+                              warmup_rate=40.0, headline_rate=100.0)  # fmt: skip
+
+    result = run(params, out_dir=str(tmp_path), progress=lambda _line: None)
+
+    written = json.loads((tmp_path / "serve.json").read_text())
+    assert written["name"] == "serve" and written["load"] == "open"
+    for section in (written, written["baseline"], written["durable_baseline"]):
+        assert all(isinstance(section[k], int | float) for k in LATENCY if k != "unit"), section
+        assert section["unit"] == "us" and section["count"] == 50  # 100 msg/s for 1 s: 50 orders, 50 cancels
+        assert section["cpu_us_per_order"] > 0 and "ops_per_sec" in section
+    assert set(written["sustained_ops_per_sec"]) == {"oms", "bare", "durable"}
+    rows = written["rows"]
+    assert {(r["server"], r["sessions"], r["rate"]) for r in rows} == {
+        (s, n, r) for s in ("oms", "bare", "durable") for n in (1, 2) for r in (40.0, 100.0)
+    }
+    for row in rows:  # far below every server's capacity: each message is answered, none refused
+        for kind in ("new", "cancel"):
+            k = row[kind]
+            assert (k["answered"], k["refused"], k["unanswered"]) == (row["sent"] // 2, 0, 0), (row["server"], kind)
+    assert "sustained" in summary(result)
+
+
+def test_the_command_line_offers_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "serve", "--help"])
+    out = capsys.readouterr().out
+    assert "--rates" in out and "--sessions" in out and "oms serve" in out
