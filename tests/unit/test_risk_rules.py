@@ -119,6 +119,7 @@ def test_decide_replace_runs_the_checks_the_list_marks_for_replaces_in_its_order
         (sell("g", 10, PX * 2), RejectReason.PRICE_COLLAR),
         (sell("h", 60), RejectReason.REDUCE_ONLY),
     ],
+    ids=["account", "symbol", "restricted", "duplicate", "qty", "reference", "market-passes", "collar", "reduce-only"],
 )
 def test_a_decision_stops_at_the_first_failing_check_having_run_the_earlier_ones_in_order(
     monkeypatch: pytest.MonkeyPatch, cmd: SubmitOrder, expected: RejectReason
