@@ -3,9 +3,11 @@
 - `events`: the admin and allowance events an account journals besides the order events, their msgpack codec, and
   the errors for events that can only be bugs.
 - `ledger`: reference prices, positions (cost basis, realized P&L) and working orders.
+- `view`: `AccountView`, every read of an account: its books valued at the marks, and the decisions on new orders
+  and replaces by the checks of `risk.rules.RULES`, in that order (the native kernel answers most of them).
 - `allowance`: reserved mode's allowance: grant, top-up, spends, and the certificate that keeps it valid.
-- `state`: `AccountState`, which applies events and decides new orders and replaces by the checks of
-  `risk.rules.RULES`, and its snapshot.
+- `state`: `AccountState(AccountView)`, the only way an account changes: events applied, admin commands, the
+  kernel's copy of the numbers, snapshots.
 
 Every name below is importable from `oms.core.accounts` itself.
 """
