@@ -4,6 +4,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from oms.core.model.messages import SubmitOrder
 
+CHECK_ORDER: tuple[int, ...]
 UNDECIDED: int
 ACTIVE: int
 REDUCING: int

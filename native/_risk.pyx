@@ -1,6 +1,9 @@
 # cython: language_level=3, cdivision=True
 """Native pre-trade check of a new order: `AccountState.decide`'s rules over the account's numbers held in C.
 
+It makes the checks of `risk.rules.RULES` that the list marks native, in the list's order, and says so in
+`CHECK_ORDER`.
+
 `oms.core.accounts.AccountState` stays the definition. It pushes every number a decision reads into a `RiskKernel` as
 its events apply (`set_limits`, `set_account`, `set_symbol`; the ClOrdID set is shared, not copied), and asks
 `check(cmd, now_ns)` for the reason code of a new order. The kernel answers with exactly the reason the pure-Python
@@ -56,6 +59,13 @@ cdef int64_t BUY = Side.BUY
 cdef int64_t LIMIT = OrdType.LIMIT
 cdef int64_t STOP_LIMIT = OrdType.STOP_LIMIT
 
+#: The reasons `check` gives, in the order it tests them: `risk.rules.KERNEL_ORDER` (the list every copy of the
+#: rules follows) must equal it. Keep it next to the code: a check moved or added below moves or adds its reason here.
+CHECK_ORDER = (
+    R_KILL_SWITCH, R_HALTED, R_UNKNOWN_SYMBOL, R_RESTRICTED_SYMBOL, R_DUPLICATE_CL_ORD_ID, R_INVALID_QTY,
+    R_MAX_ORDER_QTY, R_NO_REFERENCE_PRICE, R_MAX_ORDER_NOTIONAL, R_PRICE_COLLAR, R_ORDER_RATE, R_MAX_OPEN_ORDERS,
+    R_REDUCE_ONLY, R_POSITION_LIMIT, R_GROSS_LIMIT, R_NET_LIMIT, R_CREDIT_LIMIT,
+)
 #: What `check` returns when only the reference rules can answer.
 UNDECIDED = K_UNDECIDED
 #: `set_account` trading states.

@@ -1,33 +1,48 @@
 """Pure pre-trade checks. Each takes plain values and returns `RejectReason.NONE` or the reason to refuse.
 
 Nothing here reads state: `oms.core.accounts.AccountState.decide` gathers the inputs from the account and runs the
-checks in its documented order. Prices are in price units, quantities in quantity units, money in money units
+checks in the order `risk.rules.RULES` declares, calling each through this module (`checks.check_x`, so a test can
+trace the calls). Prices are in price units, quantities in quantity units, money in money units
 (`risk.money`), percentages in basis points. "Worst case" below means: as if every working order of the account
 on the same side and symbol filled in full, plus the new order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from oms.core.model.enums import RejectReason, Side, TradingState
 from risk.breakers import BP
+from risk.throttle import SlidingWindow
 
 __all__ = [
+    "check_account",
     "check_collar",
     "check_credit",
+    "check_duplicate",
     "check_gross",
     "check_max_open_orders",
     "check_net",
     "check_order_notional",
     "check_order_qty",
+    "check_order_rate",
     "check_position",
     "check_reduce_only",
+    "check_reference",
     "check_restricted",
+    "check_symbol",
     "check_trading_state",
     "collared_price",
+    "valuation_price",
     "worst_case_position",
 ]
 
 _OK = RejectReason.NONE
+
+
+def check_account(account: str, owner: str) -> RejectReason:
+    """UNKNOWN_ACCOUNT when the order names an account other than `owner`, the one whose state judges it."""
+    return _OK if account == owner else RejectReason.UNKNOWN_ACCOUNT
 
 
 def check_trading_state(state: TradingState, kill_switch: bool) -> RejectReason:
@@ -39,9 +54,20 @@ def check_trading_state(state: TradingState, kill_switch: bool) -> RejectReason:
     return _OK
 
 
+def check_symbol(symbol: str, tradable: Container[str]) -> RejectReason:
+    """UNKNOWN_SYMBOL unless `symbol` is one the account has limits for and the instrument registry knows."""
+    return _OK if symbol in tradable else RejectReason.UNKNOWN_SYMBOL
+
+
 def check_restricted(symbol: str, restricted: tuple[str, ...] | frozenset[str]) -> RejectReason:
     """RESTRICTED_SYMBOL when `symbol` is on the account's restricted list."""
     return RejectReason.RESTRICTED_SYMBOL if symbol in restricted else _OK
+
+
+def check_duplicate(cl_ord_id: str, seen: Container[str]) -> RejectReason:
+    """DUPLICATE_CL_ORD_ID when the account has seen `cl_ord_id` (accepted, rejected or replaced) since the day
+    started."""
+    return RejectReason.DUPLICATE_CL_ORD_ID if cl_ord_id in seen else _OK
 
 
 def check_order_qty(qty: int, max_order_qty: int) -> RejectReason:
@@ -49,6 +75,22 @@ def check_order_qty(qty: int, max_order_qty: int) -> RejectReason:
     if qty <= 0:
         return RejectReason.INVALID_QTY
     return RejectReason.MAX_ORDER_QTY if qty > max_order_qty else _OK
+
+
+def check_reference(price: int | None, reference: int | None) -> RejectReason:
+    """NO_REFERENCE_PRICE for an order without a limit price (`price` None) when there is no reference price to
+    value it at; an order with a limit price is valued at that price and always passes."""
+    return RejectReason.NO_REFERENCE_PRICE if price is None and reference is None else _OK
+
+
+def valuation_price(price: int | None, reference: int | None, collar_bp: int) -> int:
+    """What an order is valued at: its limit price, else the top of the collar band around `reference`
+    (`collared_price`). ValueError when it has neither: `check_reference` refuses such an order first."""
+    if price is not None:
+        return price
+    if reference is None:
+        raise ValueError("an order without a limit price needs a reference price to be valued")
+    return collared_price(reference, collar_bp)
 
 
 def check_order_notional(notional: int, max_order_notional: int) -> RejectReason:
@@ -70,6 +112,12 @@ def check_collar(price: int, reference: int | None, collar_bp: int) -> RejectRea
     if reference is None:
         return _OK
     return RejectReason.PRICE_COLLAR if abs(price - reference) * BP > reference * collar_bp else _OK
+
+
+def check_order_rate(window: SlidingWindow, now_ns: int) -> RejectReason:
+    """ORDER_RATE when one more order at `now_ns` would exceed the account's order-rate window (which counts
+    accepted orders only)."""
+    return _OK if window.would_allow(now_ns) else RejectReason.ORDER_RATE
 
 
 def check_max_open_orders(open_orders: int, max_open_orders: int) -> RejectReason:

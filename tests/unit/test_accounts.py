@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +11,24 @@ import pytest
 
 from oms.core.accounts import (
     AccountState,
+    AllowanceGranted,
+    AllowanceRequest,
+    AllowanceReturned,
+    AllowanceRevoked,
+    AllowanceSpent,
+    AllowanceToppedUp,
+    DayStarted,
     DuplicateOrder,
+    KillSwitchSet,
     LimitsChanged,
     Marked,
     MarketPrices,
     MissingReference,
     OverfillError,
     Quoted,
+    SymbolAllowance,
+    SymbolTopUp,
+    TradingStateSet,
     UnknownOrder,
     WrongAccount,
     account_decoder,
@@ -453,3 +465,75 @@ def test_replay_snapshot_restore_and_codec_round_trip() -> None:
     assert restored.state_hash() == state.state_hash()
     assert (restored.exposure, restored.working_qty("AAPL", Side.BUY)) == (state.exposure, 6)
     assert restored.limits.max_open_orders == 7
+
+
+def _one_of_each_account_event() -> list[Any]:
+    """One record of every admin and allowance event type, with fixed values."""
+    lim = resolve_limits(LimitsSpec(**{**GENEROUS, "restricted_symbols": ["MSFT"]}), REG)
+    return [
+        Marked(ACC, "AAPL", PX, 1),
+        Quoted(ACC, "AAPL", PX - 100, None, 2),
+        KillSwitchSet(ACC, True, 3),
+        TradingStateSet(ACC, TradingState.REDUCING, 4),
+        LimitsChanged(ACC, lim, 5),
+        DayStarted(ACC, 6),
+        AllowanceGranted(ACC, 7, 4, 5_000, 1, (SymbolAllowance("AAPL", PX - 10, PX + 10, PX + 60, 30, 20),), 7),
+        AllowanceSpent(ACC, 7, 11, "AAPL", Side.SELL, 5, 4_000, 8),
+        AllowanceSpent(ACC, 7, 12, "AAPL", Side.BUY, 5, 4_000, 9, wal="1-0"),
+        AllowanceToppedUp(ACC, 7, 2, 1_000, (SymbolTopUp("AAPL", 3, 4),), 10),
+        AllowanceReturned(ACC, 7, 11),
+        AllowanceRevoked(ACC, 12),
+    ]
+
+
+def _history_with_a_live_allowance() -> AccountState:
+    """A fixed history (fixed ids, not the shared counters) that leaves positions, orders and an allowance."""
+    state = make(credit_limit="50000")
+    state.quote("MSFT", 999_900, 1_000_100, 2)
+    for order_id, cl, side, qty, price in ((1, "a", Side.BUY, 10, PX), (2, "b", Side.SELL, 3, PX + 100)):
+        decision = state.decide(sub(cl, side, qty, price), order_id, 10)
+        assert isinstance(decision, OrderAccepted)
+        state.apply(decision)
+    state.apply(OrderFilled(1, "a", ACC, "AAPL", 1, Side.BUY, 4, PX, 6, 4, 4 * PX, True, 11))
+    grant = state.grant_allowance(AllowanceRequest(orders=8), 20)
+    assert grant is not None
+    state.apply(AllowanceSpent(ACC, grant.grant_id, 900, "AAPL", Side.BUY, 2, 2 * PX * 10, 21))
+    state.apply(OrderAccepted(900, "g1", ACC, "AAPL", Side.BUY, OrdType.LIMIT, TimeInForce.DAY, 2, PX, 21))
+    return state
+
+
+# blake2b-128 of each record's encoding, taken when these types were written; a change here means journals (and
+# snapshots) already on disk no longer decode to the same records.
+JOURNAL_DIGESTS = [
+    ("Marked", "7144a9ef6a42f7b34f2a7b7894e9e671"),
+    ("Quoted", "ab20582ec5d31a4635fb031df370d20a"),
+    ("KillSwitchSet", "f9b79446e42a5d60000952769c319d6e"),
+    ("TradingStateSet", "c73850c2063bf648f78f1bf9a7ac641b"),
+    ("LimitsChanged", "4f4eddd3e1beb1d748f23d4efb876ffb"),
+    ("DayStarted", "bd930f87450badc5453a1e977d413cab"),
+    ("AllowanceGranted", "3a7e653671428f6dbdeccde55703d03d"),
+    ("AllowanceSpent", "fcdfcb9e94d22bf348313860290d1266"),
+    ("AllowanceSpent", "383a31cafe27ff2a64fdc09e645dd0b3"),
+    ("AllowanceToppedUp", "799b7aa50a667ebf158e48bd79d02e84"),
+    ("AllowanceReturned", "bfd5bd0ee5032f330bc3ee366e5cb419"),
+    ("AllowanceRevoked", "104dde2e4829d6ff4866e9f8d43ae35b"),
+]
+SNAPSHOT_DIGEST = "af82f41149e1b417bdb38a48ddeab1af"
+STATE_HASH = "079caef21161b8270e26b25f04cb5014"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def test_journal_encoding_of_every_account_event_is_unchanged() -> None:
+    events = _one_of_each_account_event()
+    assert [(type(e).__name__, _digest(account_encoder.encode(e))) for e in events] == JOURNAL_DIGESTS
+    assert [account_decoder.decode(account_encoder.encode(e)) for e in events] == events
+
+
+def test_snapshot_encoding_and_state_hash_are_unchanged() -> None:
+    state = _history_with_a_live_allowance()
+    assert state.allowance_id
+    assert _digest(account_encoder.encode(state.snapshot())) == SNAPSHOT_DIGEST
+    assert state.state_hash() == STATE_HASH
