@@ -6,7 +6,7 @@ reserved mode covers it. The first check that fails is the order's reason. Every
 test fails when it does not:
 
 - `oms.core.accounts.AccountState` (`decide`, `reference_reason`, `decide_replace`) calls the checks in this order
-  (tests/unit/test_risk_rules.py traces the calls);
+  (tests/unit/core/test_risk_rules.py traces the calls);
 - the Cython kernel declares the reasons it checks, in its order, as `native._risk.CHECK_ORDER`, which must equal
   `KERNEL_ORDER` (`oms.core.accounts` refuses to import a kernel built from other rules; tests/property/
   test_risk_kernel.py holds each of its answers to the Python rules and requires its histories to reach every

@@ -1,7 +1,7 @@
 """What an account's journal holds: the admin and allowance events `AccountState.apply` takes besides the order
 events of `oms.core.model.messages`, their one msgpack codec, and the errors for events that can only be bugs.
 
-The msgspec tags are the journal's: records already on disk decode by them (tests/unit/test_accounts.py pins the
+The msgspec tags are the journal's: records already on disk decode by them (tests/unit/core/test_accounts.py pins the
 bytes).
 
 Exceptions are for bugs only: events for another account (WrongAccount), fills or replaces for orders the account

@@ -277,7 +277,8 @@ class AccountView:
         return self._check_submit(cmd, now_ns, market)
 
     def _check_submit(self, cmd: SubmitOrder, now_ns: int, market: MarketView | None) -> RejectReason:
-        """The checks of `risk.rules.RULES`, one line each, in its order (tests/unit/test_risk_rules.py traces them)."""
+        """The checks of `risk.rules.RULES`, one line each, in its order (tests/unit/core/test_risk_rules.py traces
+        them)."""
         if (reason := checks.check_account(cmd.account, self.account)) is not _OK:
             return reason
         if (reason := checks.check_trading_state(self._trading_state, self._kill_switch)) is not _OK:

@@ -11,7 +11,7 @@ from oms.core.venues.internal import InternalVenue
 from oms.runtime.metrics import HotPathMetrics
 from oms.runtime.sequencer import Reports, Sequencer
 from tests.stubs import RecordingGate
-from tests.unit.test_engine import INSTRUMENTS, new
+from tests.unit.core.test_engine import INSTRUMENTS, new
 
 
 def make_host() -> Sequencer:

@@ -47,7 +47,7 @@ def test_sessions_merge_defaults_and_carry_the_oms_keys(tmp_path: Path) -> None:
 
 
 def test_the_shipped_settings_file_loads() -> None:
-    path = Path(__file__).parents[2] / "configs" / "fix" / "acceptor.cfg"
+    path = Path(__file__).parents[3] / "configs" / "fix" / "acceptor.cfg"
 
     names = [s.name for s in load_sessions(path, ["ACC1", "ACC2", "TIGHT1"])]
 

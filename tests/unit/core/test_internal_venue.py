@@ -31,7 +31,7 @@ from oms.core.model.messages import (
 from oms.core.orders import Order
 from oms.core.venues.internal import InternalVenue
 
-INSTRUMENTS = InstrumentRegistry.load(Path(__file__).parents[2] / "configs" / "instruments.toml")
+INSTRUMENTS = InstrumentRegistry.load(Path(__file__).parents[3] / "configs" / "instruments.toml")
 PX = 1_500_000  # AAPL 150.00 at price precision 4
 TICK = 100  # AAPL tick 0.01
 

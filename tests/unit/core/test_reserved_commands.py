@@ -40,7 +40,7 @@ from oms.core.reserved import (
 from oms.infra.ray.wire import pack_request, unpack_request
 from risk.limits import load_risk_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REG = InstrumentRegistry.load(ROOT / "configs" / "instruments.toml")
 LIMITS = load_risk_config(ROOT / "configs" / "accounts.toml", REG).limits_for("ACC1")
 ACC = "ACC1"

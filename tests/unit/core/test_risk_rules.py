@@ -21,7 +21,7 @@ from risk.limits import LimitsSpec, resolve_limits
 from risk.reasons import TEXT
 from risk.rules import KERNEL_ORDER, REASONS, RULES, Cover
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REG = InstrumentRegistry.load(ROOT / "configs" / "instruments.toml")
 ACC = "ACC1"
 PX = 1_000_000  # AAPL 100.00

@@ -51,7 +51,7 @@ from risk.breakers import DrawdownLevel
 from risk.limits import LimitsSpec, resolve_limits
 from risk.money import parse_money
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REG = InstrumentRegistry.load(ROOT / "configs" / "instruments.toml")
 R = RejectReason
 ACC = "ACC1"

@@ -26,7 +26,7 @@ from oms.infra.clickhouse.rows import Scale, fill_columns, order_columns, quote_
 from oms.infra.clickhouse.settings import AnalyticsSettings
 from oms.infra.clickhouse.tape import Quote
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 SCALE = scales(InstrumentRegistry.load(CONFIGS / "instruments.toml"))
 T0 = 1_767_260_000_000_000_000  # 2026-01-01T09:33:20Z
 SEC = 1_000_000_000

@@ -25,7 +25,7 @@ from oms.core.model.messages import OrderAccepted, OrderFilled, OrderRejected, S
 from oms.core.reserved import AllowanceGate, LocalShard
 from risk.limits import LimitsSpec, resolve_limits
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REG = InstrumentRegistry.load(ROOT / "configs" / "instruments.toml")
 ACC = "ACC1"
 PX = 1_000_000  # AAPL 100.00

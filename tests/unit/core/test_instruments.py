@@ -14,7 +14,7 @@ from oms.core.model.instruments import (
 )
 from oms.core.model.numbers import InvalidValue
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "instruments.toml"
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "instruments.toml"
 
 AAPL_TOML = """
 [[instrument]]

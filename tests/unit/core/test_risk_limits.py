@@ -10,7 +10,7 @@ from oms.core.model.instruments import ConfigError, Instrument, InstrumentRegist
 from risk.limits import BUILTIN, LimitsSpec, load_risk_config, parse_risk_config, resolve_limits
 from risk.money import MONEY_PRECISION, format_money, notional_money, parse_money
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REG = InstrumentRegistry.load(ROOT / "configs" / "instruments.toml")
 
 

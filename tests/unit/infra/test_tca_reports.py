@@ -15,7 +15,7 @@ import pytest
 from oms.apps.cli import main
 from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
 from oms.infra.clickhouse.reports import Report, best_execution, market_buckets, render, routing
-from tests.unit.test_tca import MID0, SCALE, SEC, T0, Book, Market, Series, load, px, qty, simulate
+from tests.unit.infra.test_tca import MID0, SCALE, SEC, T0, Book, Market, Series, load, px, qty, simulate
 
 W = 10 * SEC  # bucket width
 FROM, TO = T0 + 23_700_000_000, T0 + 187_300_000_000  # not on bucket boundaries: the edges are clipped
@@ -218,7 +218,7 @@ def test_a_bad_time_is_refused_by_the_argument_parser(store: str, capsys: pytest
 
 
 def test_the_report_sql_files_are_plain_clickhouse_with_named_parameters() -> None:
-    sql_dir = Path(__file__).resolve().parents[2] / "oms" / "infra" / "clickhouse" / "sql" / "reports"
+    sql_dir = Path(__file__).resolve().parents[3] / "oms" / "infra" / "clickhouse" / "sql" / "reports"
     for path in sql_dir.glob("*.sql"):
         text = path.read_text()
         assert "{" in text and "%(" not in text and "?" not in text.replace("-- ", ""), path.name

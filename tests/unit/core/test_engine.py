@@ -25,7 +25,7 @@ from oms.core.model.messages import (
 from oms.core.venues.internal import InternalVenue
 from tests.stubs import RecordingGate
 
-INSTRUMENTS = InstrumentRegistry.load(Path(__file__).parents[2] / "configs" / "instruments.toml")
+INSTRUMENTS = InstrumentRegistry.load(Path(__file__).parents[3] / "configs" / "instruments.toml")
 PX = 1_500_000
 
 

@@ -27,7 +27,7 @@ from oms.infra.clickhouse.profile import (
 )
 from oms.infra.clickhouse.rows import fill_columns, scales, trade_columns
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 SCALE = scales(InstrumentRegistry.load(CONFIGS / "instruments.toml"))
 S = 1_000_000_000
 MIN = 60 * S
