@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 "$PY" -m ruff check .
-"$(dirname "$PY")/lint-imports" --no-cache
+# the layer contracts: lint-imports is installed beside the interpreter (a venv's bin/ or the Python's own)
+"$("$PY" -c 'import os, sys; print(os.path.join(os.path.dirname(sys.executable), "lint-imports"))')" --no-cache
 exec "$PY" -m pytest "$@"
