@@ -38,12 +38,15 @@ def test_one_quick_run_writes_every_json_the_plots_and_the_report(tmp_path: Path
 
     assert result["failed"] == [], summary(result)
     assert exit_code(result) == 0 and list(result["outcomes"]) == list(ORDER)
-    assert all(any(line.startswith(f"[{i}/5] {name}:") for line in lines) for i, name in enumerate(ORDER, 1))
+    assert all(any(line.startswith(f"[{i}/{len(ORDER)}] {name}:") for line in lines) for i, name in enumerate(ORDER, 1))
     written = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in ORDER}
     for name, r in written.items():
         assert r["name"] == name and {"unit", "count"} <= r.keys()
         assert {"p50", "p99", "p999", "max"} <= r.keys() or "ops_per_sec" in r
-    book, risk, fix, sink, rest = (written[n] for n in ORDER)
+    serve, book, risk, fix, sink, rest = (written[n] for n in ORDER)
+    for section in (serve, serve["baseline"], serve["durable_baseline"], serve["cancel"]):
+        assert 0 < section["p50"] <= section["p99"] <= section["p999"] <= section["max"]
+    assert serve["load"] == "open" and {r["rate"] for r in serve["rows"]} == {200.0, 1000.0}
     assert_latency(book["latency"], "closed")
     assert_latency(book["baseline"]["latency"], "closed")
     assert book["ops_per_sec"] > 0 and book["baseline"]["ops_per_sec"] > 0
@@ -65,6 +68,7 @@ def test_one_quick_run_writes_every_json_the_plots_and_the_report(tmp_path: Path
         assert_png(tmp_path / f"{name}_latency.png")
         assert f"![{name} latency]({name}_latency.png)" in report
     assert "| fix | NewOrderSingle -> ExecutionReport(New) via the OMS gateway, p50 | closed |" in report
+    assert "| serve | oms serve NOS -> New at 1000 msg/s, p50 | open |" in report and "durable bare" in report
     assert "bare QuickFIX acceptor" in report and "bare uvicorn app" in report and "bare Ray actor call" in report
     assert "| sink | fill journaled -> visible in ClickHouse" in report and "| open |" in report
     assert "cores" in report and "CPython" in report
