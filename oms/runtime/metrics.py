@@ -79,6 +79,7 @@ class Snapshot(msgspec.Struct, frozen=True):
     fills: dict[str, int]
     stage_buckets: dict[str, list[int]]
     stage_sums_ns: dict[str, int]
+    subscriber_errors: dict[str, int] = {}
 
     def stage_count(self, stage: str) -> int:
         """How many orders have a recorded `stage`."""
@@ -88,20 +89,21 @@ class Snapshot(msgspec.Struct, frozen=True):
 class _Shard:
     """One thread's counts; only that thread writes them."""
 
-    __slots__ = ("__weakref__", "acks", "buckets", "fills", "orders_in", "rejects", "sums")
+    __slots__ = ("__weakref__", "acks", "buckets", "fills", "orders_in", "rejects", "subscriber_errors", "sums")
 
     def __init__(self) -> None:
         self.orders_in: dict[str, int] = {}
         self.rejects: dict[str, int] = {}
         self.acks = 0
         self.fills: dict[str, int] = {}
+        self.subscriber_errors: dict[str, int] = {}
         self.buckets = [[0] * (len(BUCKETS_NS) + 1) for _ in STAGES]
         self.sums = [0] * len(STAGES)
 
     def add(self, other: _Shard) -> None:
         """Add `other`'s counts (copied first: its thread may be writing them)."""
         for mine, theirs in ((self.orders_in, other.orders_in), (self.rejects, other.rejects),
-                             (self.fills, other.fills)):  # fmt: skip
+                             (self.fills, other.fills), (self.subscriber_errors, other.subscriber_errors)):  # fmt: skip
             for key, n in theirs.copy().items():
                 mine[key] = mine.get(key, 0) + n
         self.acks += other.acks
@@ -150,6 +152,11 @@ class HotPathMetrics:
         label = reason if isinstance(reason, str) else _REASONS[reason]
         shard = self._shard()
         shard.rejects[label] = shard.rejects.get(label, 0) + 1
+
+    def subscriber_failed(self, subscriber: str) -> None:
+        """Count a report subscriber (an adapter) that raised while handling one step's reports."""
+        shard = self._shard()
+        shard.subscriber_errors[subscriber] = shard.subscriber_errors.get(subscriber, 0) + 1
 
     def count_reports(self, reports: Iterable[tuple[Message, OrderView | None]]) -> None:
         """Count the acks, fills (by venue) and rejects (by reason) among one step's reports."""
@@ -211,6 +218,7 @@ class HotPathMetrics:
             dict(total.fills),
             dict(zip(STAGES, total.buckets, strict=True)),
             dict(zip(STAGES, total.sums, strict=True)),
+            dict(total.subscriber_errors),
         )
 
     def collect(self) -> Iterator[Metric]:
@@ -229,6 +237,13 @@ class HotPathMetrics:
         for venue, n in sorted(snap.fills.items()):
             fills.add_metric([venue], n)
         yield fills
+        failed = CounterMetricFamily(
+            "oms_subscriber_errors", "steps whose reports an adapter failed to handle, by adapter",
+            labels=["subscriber"],
+        )
+        for subscriber, n in sorted(snap.subscriber_errors.items()):
+            failed.add_metric([subscriber], n)
+        yield failed
         stages = HistogramMetricFamily(
             "oms_stage_seconds",
             "time of each order in each hot-path stage: in_to_risk, risk_to_venue, venue_to_ack, in_to_ack",

@@ -16,6 +16,7 @@ as `host.metrics` (`host.metrics.clock("rest")`, passed to `OrderManager.submit`
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -27,6 +28,7 @@ from oms.runtime.metrics import METRICS, HotPathMetrics
 
 __all__ = ["Reports", "Sequencer"]
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Reports = list[tuple[Message, OrderView | None]]
 
@@ -42,16 +44,20 @@ class Sequencer:
         self.lock = lock if lock is not None else threading.RLock()
         self.metrics = metrics
         self._subscribers: list[Callable[[Reports], None]] = []
+        self._names: dict[Callable[[Reports], None], str] = {}
         self._publishing = False
 
-    def subscribe(self, subscriber: Callable[[Reports], None]) -> None:
-        """Call `subscriber` with the reports of every step from now on (under the lock, on the driving thread)."""
+    def subscribe(self, subscriber: Callable[[Reports], None], name: str | None = None) -> None:
+        """Call `subscriber` with the reports of every step from now on (under the lock, on the driving thread).
+        `name` labels its failures in the log and in `oms_subscriber_errors` (default: its qualified name)."""
         with self.lock:
             self._subscribers.append(subscriber)
+            self._names[subscriber] = name or getattr(subscriber, "__qualname__", repr(subscriber))
 
     def unsubscribe(self, subscriber: Callable[[Reports], None]) -> None:
         with self.lock:
             self._subscribers.remove(subscriber)
+            self._names.pop(subscriber, None)
 
     def run(self, step: Callable[[OrderManager], T]) -> T:
         """`step(engine)` under the lock, then its reports to every subscriber; returns what `step` returned."""
@@ -63,7 +69,10 @@ class Sequencer:
     def publish(self) -> None:
         """Hand the reports queued since the last call to every subscriber; call with the lock held. What a
         subscriber does to the engine in its callback (an algo's next child) is published by the same call, after
-        the reports that caused it; a publish from inside a subscriber returns at once for that reason."""
+        the reports that caused it; a publish from inside a subscriber returns at once for that reason.
+
+        Subscribers are isolated: one that raises is logged (with its traceback, here only) and counted in
+        `oms_subscriber_errors`; the others still get the reports, and the step that caused them stands."""
         if self._publishing:
             return
         self._publishing = True
@@ -71,7 +80,12 @@ class Sequencer:
             while reports := self.engine.take_reports():
                 self.metrics.count_reports(reports)
                 for subscriber in list(self._subscribers):
-                    subscriber(reports)
+                    try:
+                        subscriber(reports)
+                    except Exception:
+                        name = self._names.get(subscriber, repr(subscriber))
+                        log.exception("report subscriber %s failed on %d reports", name, len(reports))
+                        self.metrics.subscriber_failed(name)
         finally:
             self._publishing = False
 

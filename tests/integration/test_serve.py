@@ -170,3 +170,47 @@ def test_exchange_sim_names_a_busy_port_in_one_line(tmp_path: Path) -> None:
 
     assert done.returncode == 1
     assert done.stderr == f"oms exchange-sim: FIX acceptor: port {port} is busy (Address already in use)\n"
+
+
+def test_values_past_64_bits_get_specific_rejects_and_order_entry_goes_on(
+    configs: tuple[Path, int], tmp_path: Path
+) -> None:
+    config, port = configs
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE, text=True
+    )
+    lines = read_until_ready(proc)
+    api = next(line.split()[1] for line in lines if line.startswith("api "))
+    trader, algo = {"X-API-Key": "trader1-dev-secret"}, {"X-API-Key": "algo-dev-secret"}
+    twap = {"kind": "twap", "account": "ALGO1", "symbol": "AAPL", "side": "buy", "qty": "100", "slices": 2,
+            "end_ns": 2**62}  # fmt: skip
+    client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client").start()
+    try:
+        client.new_order("mf", "AAPL", "1", "100", "150", extra={T.MAX_FLOOR: "9223372036854775808"})
+        (max_floor,) = client.expect(1, timeout=30)
+        client.new_order("sp", "AAPL", "1", "100", None, ord_type="3", extra={T.STOP_PX: "1" + "0" * 30})
+        (stop_px,) = client.expect(1, timeout=30)
+        seed = httpx.post(f"{api}/v1/algos", headers=algo, json={**twap, "seed": 2**64}, timeout=30)
+        # afterwards every channel still takes orders
+        client.new_order("ok", "AAPL", "1", "10", "149")
+        (ok,) = client.expect(1, timeout=30)
+        rest = httpx.post(
+            f"{api}/v1/orders", headers=trader, timeout=30,
+            json={"account": "ACC2", "symbol": "AAPL", "side": "buy", "qty": "10", "price": "149"},
+        )  # fmt: skip
+        parent = httpx.post(f"{api}/v1/algos", headers=algo, json={**twap, "seed": 7}, timeout=30)
+        orders = httpx.get(f"{api}/v1/orders", headers=trader, timeout=30)
+    finally:
+        client.stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+
+    assert (max_floor[T.CL_ORD_ID], max_floor[T.ORD_STATUS], max_floor[T.ORD_REJ_REASON]) == ("mf", "8", "0")
+    assert "too large" in max_floor[T.TEXT] and "Traceback" not in max_floor[T.TEXT]
+    assert (stop_px[T.CL_ORD_ID], stop_px[T.ORD_STATUS]) == ("sp", "8") and "too large" in stop_px[T.TEXT]
+    assert seed.status_code == 400 and "seed" in seed.text
+    assert (ok[T.CL_ORD_ID], ok[T.ORD_STATUS]) == ("ok", "0")
+    assert rest.status_code == 201 and rest.json()["status"] == "new"
+    assert parent.status_code == 201, parent.text
+    assert orders.status_code == 200
+    assert orders.json() and [o for o in orders.json() if o["status"] == "pending_new"] == []

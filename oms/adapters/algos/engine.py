@@ -231,7 +231,14 @@ class AlgoEngine:
         assert inst is not None
         parent = make_parent(cmd, inst, self._max_rejects)
         self._buffer.append(cmd)
-        self._flush()  # the command is durable before anything acts on it
+        try:
+            self._flush()  # the command is durable before anything acts on it
+        except Exception:  # the store refused it: the parent never starts, and nothing it cannot store stays queued
+            self._buffer.remove(cmd)
+            log.exception("parent %s not journaled", cmd.parent_id)
+            text = "the parent could not be journaled and was not started"
+            self._emit(ParentRejected(cmd.parent_id, AlgoRejectReason.JOURNAL_UNAVAILABLE, text, now))
+            return
         self._parents[cmd.parent_id] = self._active[cmd.parent_id] = parent
         self._emit(ParentAccepted(cmd.parent_id, parent.kind, cmd.account, cmd.symbol, cmd.side, cmd.qty, now))
         self._drive(engine, [parent], now)

@@ -76,6 +76,7 @@ RESERVED_PROFILES = ("history", "flat")  # profile names the API resolves itself
 _SIDE = {"buy": Side.BUY, "sell": Side.SELL}
 _STATUS = {  # a refused parent command: HTTP status by reason (400 otherwise)
     AlgoRejectReason.DUPLICATE_PARENT_ID: 409,
+    AlgoRejectReason.JOURNAL_UNAVAILABLE: 503,
     AlgoRejectReason.UNKNOWN_PARENT: 404,
     AlgoRejectReason.PARENT_DONE: 409,
 }

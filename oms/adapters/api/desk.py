@@ -24,7 +24,15 @@ from oms.adapters.api.metrics import ApiMetrics
 from oms.adapters.api.schemas import EventOut, ExecutionOut, KillSwitchOut, OrderOut, OrderRequest, ReplaceRequest
 from oms.core.engine import OrderManager
 from oms.core.model.enums import CancelReason, OrdStatus, OrdType, RejectReason, Side, TimeInForce
-from oms.core.model.instruments import Instrument, InstrumentRegistry, format_price, format_qty, parse_price, parse_qty
+from oms.core.model.instruments import (
+    TOO_LARGE,
+    Instrument,
+    InstrumentRegistry,
+    format_price,
+    format_qty,
+    parse_price,
+    parse_qty,
+)
 from oms.core.model.messages import (
     CancelOrder,
     CancelRejected,
@@ -44,10 +52,9 @@ from oms.core.model.numbers import InvalidValue, from_units
 from oms.core.orders import Order, OrderView
 from oms.runtime.sequencer import Reports, Sequencer
 
-__all__ = ["MAX_UNITS", "OrderDesk", "avg_px_text", "lower_name", "price_units", "qty_units", "role_forbidden"]
+__all__ = ["OrderDesk", "avg_px_text", "lower_name", "price_units", "qty_units", "role_forbidden"]
 
 AVG_PX_EXTRA_DIGITS = 6  # like FIX AvgPx: digits beyond the instrument's price precision
-MAX_UNITS = 2**62  # the matching core's integers are 64-bit: larger values are refused at the edge
 _SIDE = {"buy": Side.BUY, "sell": Side.SELL}
 _ORD_TYPE = {"market": OrdType.MARKET, "limit": OrdType.LIMIT, "stop": OrdType.STOP, "stop_limit": OrdType.STOP_LIMIT}
 _TIF = {
@@ -548,25 +555,23 @@ def avg_px_text(inst: Instrument, cum_notional: int, cum_qty: int) -> str | None
 def qty_units(inst: Instrument, text: str, field: str) -> int:
     """`text` as quantity units of `inst`; ApiError 400 (invalid_qty, off_lot) naming `field` otherwise."""
     try:
-        units = parse_qty(inst, text)
+        return parse_qty(inst, text)
     except InvalidValue as exc:
-        raise reason_error(400, exc.reason, f"{field} {text[:64]!r}") from None
-    if units >= MAX_UNITS:
-        raise reason_error(400, RejectReason.INVALID_QTY, f"{field} {text[:64]!r} is too large")
-    return units
+        raise reason_error(400, exc.reason, _named(field, text, exc)) from None
 
 
 def price_units(inst: Instrument, text: str, field: str) -> int:
     """`text` as price units of `inst`; ApiError 400 (invalid_price or invalid_stop_price for `stop_price`,
     off_tick) naming `field` otherwise."""
     try:
-        units = parse_price(inst, text)
+        return parse_price(inst, text)
     except InvalidValue as exc:
         reason = exc.reason
         if field == "stop_price" and reason is RejectReason.INVALID_PRICE:
             reason = RejectReason.INVALID_STOP_PRICE
-        raise reason_error(400, reason, f"{field} {text[:64]!r}") from None
-    if units >= MAX_UNITS:
-        reason = RejectReason.INVALID_STOP_PRICE if field == "stop_price" else RejectReason.INVALID_PRICE
-        raise reason_error(400, reason, f"{field} {text[:64]!r} is too large")
-    return units
+        raise reason_error(400, reason, _named(field, text, exc)) from None
+
+
+def _named(field: str, text: str, exc: InvalidValue) -> str:
+    """The field and its value (cut to 64 characters), and "is too large" when that is what is wrong."""
+    return f"{field} {text[:64]!r}" + (" is too large" if exc.problem == TOO_LARGE else "")

@@ -250,7 +250,7 @@ class TwapRequest(_ParentRequest, tag="twap", kw_only=True):
     slices: int
     limit_price: Decimal | None = None
     jitter_pct: int = 0
-    seed: int = 0
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] = 0
 
 
 class VwapRequest(_ParentRequest, tag="vwap", kw_only=True):

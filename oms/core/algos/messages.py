@@ -92,6 +92,8 @@ class AlgoRejectReason(IntEnum):
     UNKNOWN_PARENT = 14
     PARENT_DONE = 15  # cancel of a parent that already ended
     INVALID_JITTER = 16
+    INVALID_SEED = 17  # outside 0 .. 2**63 - 1: the journal stores it as a 64-bit integer
+    JOURNAL_UNAVAILABLE = 18  # the parent could not be journaled, so it was not started
 
 
 # -- COMMANDS --

@@ -18,6 +18,8 @@ from oms.core.model.enums import RejectReason
 from oms.core.model.numbers import InvalidValue, from_units, to_units
 
 __all__ = [
+    "MAX_UNITS",
+    "TOO_LARGE",
     "ConfigError",
     "Instrument",
     "InstrumentRegistry",
@@ -86,11 +88,17 @@ def _grid_step(field: str, text: str, precision: int, precision_field: str) -> i
     return step
 
 
+#: Every price and quantity is below this many units: the matching core and the risk kernel compute in 64-bit
+#: integers (a price times a quantity included, see `native`), so larger values are refused where they come in.
+MAX_UNITS = 2**62
+TOO_LARGE = "too large"  # the InvalidValue problem of a value of MAX_UNITS units or more
+
+
 def parse_price(inst: Instrument, text: str) -> int:
     """Parse a limit/stop price into price units.
 
-    Rejects (InvalidValue) malformed text and prices <= 0 with INVALID_PRICE, and prices off the tick grid
-    (including digits beyond the price precision) with OFF_TICK.
+    Rejects (InvalidValue) malformed text, prices <= 0 and prices of MAX_UNITS units or more with INVALID_PRICE, and
+    prices off the tick grid (including digits beyond the price precision) with OFF_TICK.
     """
     units = to_units(
         text,
@@ -101,6 +109,8 @@ def parse_price(inst: Instrument, text: str) -> int:
     )
     if units <= 0:
         raise InvalidValue(RejectReason.INVALID_PRICE, "price", text, "must be > 0")
+    if units >= MAX_UNITS:
+        raise InvalidValue(RejectReason.INVALID_PRICE, "price", text, TOO_LARGE)
     if units % inst.tick:
         raise InvalidValue(RejectReason.OFF_TICK, "price", text, f"not a multiple of tick {inst.tick_size}")
     return units
@@ -109,8 +119,8 @@ def parse_price(inst: Instrument, text: str) -> int:
 def parse_qty(inst: Instrument, text: str) -> int:
     """Parse an order quantity into quantity units.
 
-    Rejects (InvalidValue) malformed text and quantities <= 0 with INVALID_QTY, and quantities off the lot grid
-    (including digits beyond the quantity precision) with OFF_LOT.
+    Rejects (InvalidValue) malformed text, quantities <= 0 and quantities of MAX_UNITS units or more with
+    INVALID_QTY, and quantities off the lot grid (including digits beyond the quantity precision) with OFF_LOT.
     """
     units = to_units(
         text,
@@ -121,6 +131,8 @@ def parse_qty(inst: Instrument, text: str) -> int:
     )
     if units <= 0:
         raise InvalidValue(RejectReason.INVALID_QTY, "qty", text, "must be > 0")
+    if units >= MAX_UNITS:
+        raise InvalidValue(RejectReason.INVALID_QTY, "qty", text, TOO_LARGE)
     if units % inst.lot:
         raise InvalidValue(RejectReason.OFF_LOT, "qty", text, f"not a multiple of lot {inst.lot_size}")
     return units

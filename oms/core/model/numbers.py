@@ -32,6 +32,7 @@ class InvalidValue(ValueError):
         self.reason = reason
         self.field = field
         self.value = value
+        self.problem = problem
 
 
 def to_units(

@@ -13,6 +13,7 @@ from oms.adapters.algos import (
     CancelParent,
     ChildRejected,
     ManualClock,
+    MemoryStore,
     ParentDone,
     ParentRejected,
     ParentStatus,
@@ -149,6 +150,8 @@ def test_risk_rejected_children_are_reported_on_the_parent_which_stops_after_thr
         (SubmitTwap("X", "ALGO1", "AAPL", Side.BUY, 10, 0, S, 0), AlgoRejectReason.INVALID_SLICES),
         (SubmitTwap("X", "ALGO1", "AAPL", Side.BUY, 10, 0, S, 1, limit_price=MID + 1), AlgoRejectReason.OFF_TICK),
         (SubmitTwap("X", "ALGO1", "AAPL", Side.BUY, 10, 0, S, 1, jitter_pct=101), AlgoRejectReason.INVALID_JITTER),
+        (SubmitTwap("X", "ALGO1", "AAPL", Side.BUY, 10, 0, S, 1, seed=2**64), AlgoRejectReason.INVALID_SEED),
+        (SubmitTwap("X", "ALGO1", "AAPL", Side.BUY, 10, 0, S, 1, seed=-1), AlgoRejectReason.INVALID_SEED),
         (SubmitTwap("X", "ALGO1", "EURUSD", Side.BUY, 1500, 0, S, 1), AlgoRejectReason.OFF_LOT),
         (SubmitIceberg("X", "ALGO1", "AAPL", Side.BUY, 100, 0, MID), AlgoRejectReason.INVALID_DISPLAY_QTY),
         (SubmitIceberg("X", "ALGO1", "AAPL", Side.BUY, 100, 200, MID), AlgoRejectReason.INVALID_DISPLAY_QTY),
@@ -176,6 +179,36 @@ def test_a_parent_id_is_used_once_and_cancel_of_an_unknown_or_ended_parent_is_re
     assert dup.reason is AlgoRejectReason.DUPLICATE_PARENT_ID
     assert unknown.reason is AlgoRejectReason.UNKNOWN_PARENT
     assert late.reason is AlgoRejectReason.PARENT_DONE
+
+
+class RefusingStore(MemoryStore):
+    """A store whose appends fail while `refusing` (as Redis down, or a record it cannot encode, would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusing = True
+
+    def append(self, records: list) -> None:
+        if self.refusing:
+            raise ConnectionError("the store is down")
+        super().append(records)
+
+
+def test_a_parent_the_store_refuses_is_rejected_not_started_and_later_parents_still_start(caplog):
+    m = SimMarket(seed=0, store=(store := RefusingStore()))
+
+    with caplog.at_level("ERROR", logger="oms.adapters.algos.engine"):
+        (refused,) = m.algos.submit(SubmitTwap("J1", "ALGO1", "AAPL", Side.BUY, 100, 0, S, 1))
+    store.refusing = False
+    events = m.algos.submit(SubmitTwap("J2", "ALGO1", "AAPL", Side.BUY, 100, 0, S, 1))
+    m.run_until(2 * S)
+
+    assert isinstance(refused, ParentRejected) and refused.reason is AlgoRejectReason.JOURNAL_UNAVAILABLE
+    assert m.algos.view("J1") is None and children_of(m.host, "J1") == []
+    assert "parent J1 not journaled" in caplog.text and "the store is down" in caplog.text
+    assert not any(isinstance(e, ParentRejected) for e in events)
+    assert {getattr(r, "parent_id", None) for r in store.records} == {"J2"}  # J1 was never stored
+    assert m.algos.view("J2") is not None and m.algos.view("J2").cum_qty == 100
 
 
 # -- iceberg and cancel, over a bare book --

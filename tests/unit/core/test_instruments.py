@@ -4,6 +4,8 @@ import pytest
 
 from oms.core.model.enums import RejectReason
 from oms.core.model.instruments import (
+    MAX_UNITS,
+    TOO_LARGE,
     ConfigError,
     Instrument,
     InstrumentRegistry,
@@ -187,3 +189,18 @@ def test_direct_construction_derives_tick_and_rejects_a_disagreeing_one() -> Non
     assert (inst.tick, inst.lot) == (5, 10)
     with pytest.raises(ValueError, match="tick"):
         Instrument(**fields, tick=7)
+
+
+def test_prices_and_quantities_past_64_bit_arithmetic_are_refused_as_too_large(registry: InstrumentRegistry) -> None:
+    aapl = registry.by_symbol("AAPL")  # 4 price decimals, whole shares
+    assert parse_qty(aapl, str(MAX_UNITS - 1)) == MAX_UNITS - 1
+    with pytest.raises(InvalidValue) as qty:
+        parse_qty(aapl, "9223372036854775808")  # 2**63: a FIX MaxFloor past any int64
+    with pytest.raises(InvalidValue) as price:
+        parse_price(aapl, "1" + "0" * 30)  # 1e30 written out
+    with pytest.raises(InvalidValue) as edge:
+        parse_price(aapl, format_price(aapl, MAX_UNITS))
+
+    assert (qty.value.reason, qty.value.problem) == (RejectReason.INVALID_QTY, TOO_LARGE)
+    assert (price.value.reason, price.value.problem) == (RejectReason.INVALID_PRICE, TOO_LARGE)
+    assert edge.value.reason is RejectReason.INVALID_PRICE

@@ -114,3 +114,24 @@ def test_a_venues_step_runs_in_sequence_and_what_it_returns_reaches_every_subscr
     assert [[type(e) for e, _ in reports] for reports in heard] == [[OrderCanceled]]
     order = host.engine.find("FIX", "c1")
     assert order is not None and order.status is OrdStatus.CANCELED
+
+
+def test_a_failing_subscriber_is_logged_and_counted_and_the_others_and_the_step_go_on(caplog) -> None:
+    metrics = HotPathMetrics()
+    venue = InternalVenue(INSTRUMENTS)
+    host = Sequencer(OrderManager(INSTRUMENTS, RecordingGate(), lambda symbol: venue), metrics=metrics)
+    seen: list[Reports] = []
+
+    def broken(reports: Reports) -> None:
+        raise ValueError("cannot encode this record")
+
+    host.subscribe(broken, name="algo engine")
+    host.subscribe(seen.append)
+    with caplog.at_level("ERROR", logger="oms.runtime.sequencer"):
+        first = host.run(lambda e: e.submit(new("c1"), 1))
+        second = host.run(lambda e: e.submit(new("c2"), 2))
+
+    assert [type(e) for e in first + second] == [OrderAccepted, OrderAccepted]
+    assert len(seen) == 2 and host.engine.orders[2].status is OrdStatus.NEW
+    assert metrics.snapshot().subscriber_errors == {"algo engine": 2}
+    assert caplog.text.count("report subscriber algo engine failed") == 2 and "cannot encode" in caplog.text

@@ -25,6 +25,8 @@ def _on_grid(value: int | None, step: int) -> bool:
     return value is None or (value > 0 and value % step == 0)
 
 
+MAX_SEED = 2**63 - 1  # the journal (msgpack) keeps integers of 64 bits
+
 def validate(cmd: SubmitParent, inst: Instrument | None) -> tuple[AlgoRejectReason, str]:
     """(NONE, "") when `cmd` can become a parent, else the reason and a text naming the field."""
     R = AlgoRejectReason
@@ -45,6 +47,8 @@ def validate(cmd: SubmitParent, inst: Instrument | None) -> tuple[AlgoRejectReas
                     return R.INVALID_SLICES, f"slices {cmd.slices} must be >= 1"
                 if not 0 <= cmd.jitter_pct <= 100:
                     return R.INVALID_JITTER, f"jitter_pct {cmd.jitter_pct} must be within 0..100"
+                if not 0 <= cmd.seed <= MAX_SEED:
+                    return R.INVALID_SEED, f"seed {cmd.seed} must be within 0..{MAX_SEED}"
             elif not cmd.profile or any(w < 0 for w in cmd.profile) or sum(cmd.profile) == 0:
                 return R.INVALID_PROFILE, "profile must hold non-negative weights, not all zero"
         case SubmitPov():
