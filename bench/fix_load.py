@@ -203,7 +203,9 @@ class Load:
     def run_for(self, rate: float, seconds: float, drain_s: float) -> dict[str, object]:
         total = max(int(rate * seconds), 2 * len(self.sessions))
         interval = 1e9 / rate
-        sel = selectors.DefaultSelector()
+        # select(2) takes its timeout in microseconds; epoll, the default, rounds up to whole milliseconds, which
+        # would make every send up to a millisecond late and show in every latency timed from a due time
+        sel = selectors.SelectSelector()
         for s in self.sessions:
             sel.register(s.sock, selectors.EVENT_READ, s)
         start = time.perf_counter_ns() + 50_000_000
