@@ -20,21 +20,25 @@ server and warms it up untimed; rates then go up to `headline_rate` whatever hap
 is past capacity (its p99 over `stop_p99_ms`, or a message left unanswered); the rows keep every step.
 
 Figures per server, sessions and rate: NOS -> New and Cancel -> Canceled p50/p99/p99.9/max, refused and unanswered
-counts, the client's own send lag, and the CPU time of the server's whole process tree (redis-server, Ray's
-processes and workers, the sink included) per message. `sustained_ops_per_sec`: the highest rate whose p99 stayed
-under 10 ms for both kinds with every message answered (1 session). The top-level fields are the OMS's NOS -> New at
-`headline_rate` from 1 session, `baseline` and `durable_baseline` the same for the bare servers.
+counts, the client's own send lag, the CPU time of the server's whole process tree (redis-server, Ray's processes
+and workers, the sink included) per message, and for `oms serve` the mean time its orders spent in each hot-path
+stage (`stages_mean_us`, from its `/metrics`: in_to_risk, risk_to_venue, venue_to_ack, in_to_ack).
+`sustained_ops_per_sec`: the highest rate whose p99 stayed under 10 ms for both kinds with every message answered (1
+session). The top-level fields are the OMS's NOS -> New at `headline_rate` from 1 session, `baseline` and
+`durable_baseline` the same for the bare servers.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,10 +103,11 @@ def write_text(path: Path, text: str) -> Path:
 
 
 class Server:
-    """One server process; `ready` once it accepts FIX connections."""
+    """One server process; `ready` once it accepts FIX connections. `api_port`: where `oms serve` answers
+    `GET /metrics` (None for the bare servers, which have no stages to report)."""
 
-    def __init__(self, kind: str, config: Path, run_dir: Path, fix_port: int) -> None:
-        self.kind, self.port = kind, fix_port
+    def __init__(self, kind: str, config: Path, run_dir: Path, fix_port: int, api_port: int | None = None) -> None:
+        self.kind, self.port, self.api_port = kind, fix_port, api_port
         if kind == "oms":
             cmd = [sys.executable, "-m", "oms", "serve", "--config", str(config), "--log", str(run_dir / "oms.jsonl")]
         else:
@@ -121,6 +126,17 @@ class Server:
                 return
         self.stop()
         raise RuntimeError(f"{kind} server not ready within 120 s")
+
+    def stages(self) -> dict[str, tuple[float, int]]:
+        """(seconds, orders) so far in each hot-path stage of `oms serve` (its `oms_stage_seconds` histogram)."""
+        if self.api_port is None:
+            return {}
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/metrics", timeout=30) as answer:
+            text = answer.read().decode()
+        found: dict[str, list[float]] = {}
+        for m in re.finditer(r'^oms_stage_seconds_(sum|count)\{stage="(\w+)"\} (\S+)$', text, re.MULTILINE):
+            found.setdefault(m[2], [0.0, 0.0])[m[1] == "count"] = float(m[3])
+        return {stage: (total, int(n)) for stage, (total, n) in found.items()}
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) of the server and every process below it, so far."""
@@ -174,9 +190,9 @@ def load_step(server: Server, sessions: int, rate: float, p: ServeBenchParams, r
            "--run", run]  # fmt: skip
     if prime:
         cmd += ["--prime", "--prime-session", PRIME_SESSION, "--prime-accounts", ",".join(PRIME_ACCOUNTS)]
-    cpu0 = server.cpu_seconds()
+    cpu0, stages0 = server.cpu_seconds(), server.stages()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=p.seconds + p.drain + 120)
-    cpu = server.cpu_seconds() - cpu0
+    cpu, stages = server.cpu_seconds() - cpu0, server.stages()
     if done.returncode != 0:
         raise RuntimeError(f"load at {rate:g} msg/s on {server.kind} failed: {done.stderr.strip()[-2000:]}")
     got = json.loads(done.stdout.strip().splitlines()[-1])
@@ -190,6 +206,12 @@ def load_step(server: Server, sessions: int, rate: float, p: ServeBenchParams, r
         row[kind] = {**latency_fields(hist, load="open"), "answered": k["answered"], "refused": k["refused"],
                      "unanswered": k["unanswered"]}  # fmt: skip
     row["cpu_us_per_msg"] = cpu * 1e6 / max(got["sent"], 1)
+    if stages:  # the mean of each stage over the step's orders (cancels have no stages)
+        row["stages_mean_us"] = {
+            stage: (total - stages0[stage][0]) * 1e6 / (n - stages0[stage][1])
+            for stage, (total, n) in stages.items()
+            if n > stages0.get(stage, (0.0, 0))[1]
+        }
     return row
 
 
@@ -210,7 +232,9 @@ def measure_server(kind: str, run_dir: Path, sessions: int, p: ServeBenchParams,
     until the server is past capacity."""
     fix_port = free_port()
     where = run_dir / f"{kind}-{sessions}"
-    server = Server(kind, write_run_configs(where, fix_port, free_port()), where, fix_port)
+    api_port = free_port()
+    config = write_run_configs(where, fix_port, api_port)
+    server = Server(kind, config, where, fix_port, api_port if kind == "oms" else None)
     rows: list[dict] = []
     try:
         warmup = ServeBenchParams(seconds=p.warmup_seconds, drain=p.drain)

@@ -37,6 +37,13 @@ def test_a_short_sweep_writes_the_contract_and_answers_every_message(tmp_path: P
         for kind in ("new", "cancel"):
             k = row[kind]
             assert (k["answered"], k["refused"], k["unanswered"]) == (row["sent"] // 2, 0, 0), (row["server"], kind)
+    for row in rows:  # the OMS says where its orders spent their time; the bare servers have no stages
+        stages = row.get("stages_mean_us")
+        if row["server"] == "oms":
+            assert stages is not None and set(stages) == {"in_to_risk", "risk_to_venue", "venue_to_ack", "in_to_ack"}
+            assert all(v > 0 for v in stages.values())
+        else:
+            assert stages is None
     assert "sustained" in summary(result)
 
 
