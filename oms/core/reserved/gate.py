@@ -58,6 +58,7 @@ class _Local:
     ts_ns: int
     lease: Lease
     orders: int
+    low_at: int  # tokens left at which a top-up is asked for
     credit: int
     max_notional: int
     cl_ord_ids: set[str]  # the gate's set for the account (AllowanceGate._seen), shared across its grants
@@ -88,7 +89,7 @@ class AllowanceGate(OperatorMethods):
         log: WriteAhead | None = None,
     ) -> None:
         """`batch`: order reports queued before they are sent on their own; `low_orders`: tokens left at which a
-        top-up is asked for; `flush_after_ns`: a post-trade step sends queued reports once `batch` are queued or the
+        top-up is asked for (at most half the account's `orders_per_window`, more than a grant can ever hold); `flush_after_ns`: a post-trade step sends queued reports once `batch` are queued or the
         oldest is this old (by the order clock), and a decision only once `HARD_BATCHES` batches are (so the send
         stays off the order's path); None: every step sends them, and a decision once `batch` are queued. `log`:
         where each local acceptance is written before it is returned (`oms.infra.redis.reportlog`); a host with a
@@ -299,7 +300,7 @@ class AllowanceGate(OperatorMethods):
         pending.append(spent)
         pending.append(accepted)
         self.local_accepts += 1
-        if loc.orders <= self._low_orders:
+        if loc.orders <= loc.low_at:
             self._low.add(cmd.account)
         if len(pending) >= self._hard:
             self.flush()
@@ -372,9 +373,12 @@ class AllowanceGate(OperatorMethods):
                     continue
                 max_qty = lim.symbols[s.symbol].max_order_qty
                 symbols[s.symbol] = _Side(s.lo, s.hi, s.value_cap, money_factor(inst), max_qty, s.buy_qty, s.sell_qty)
+            # an account can never hold more tokens than its rate window allows: asking for more while it holds
+            # fewer than `low_orders` would ask on every order, so it asks once half its window is spent
+            low_at = min(self._low_orders, lim.orders_per_window // 2)
             self._local[account] = _Local(
-                account, g.grant_id, g.ts_ns, allowance.lease, g.orders, g.credit, lim.max_order_notional, seen,
-                symbols,
+                account, g.grant_id, g.ts_ns, allowance.lease, g.orders, low_at, g.credit, lim.max_order_notional,
+                seen, symbols,
             )  # fmt: skip
 
     def _request_top_ups(self) -> None:

@@ -286,6 +286,31 @@ def test_kill_switch_through_the_engine_cancels_working_orders_and_blocks_new_on
     assert gate.accounts() == [ACC] and host.state(ACC).kill_switch
 
 
+def test_an_account_whose_rate_window_is_below_the_low_mark_asks_for_top_ups_at_half_its_window() -> None:
+    # orders_per_window 8: no grant holds more than 8 tokens, so a low mark of 128 would ask on every order
+    state = AccountState(ACC, limits(orders_per_window=8), REG)
+    asked: list[int] = []  # tokens the gate held at each top-up it asked for
+
+    class CountingShard(LocalShard):
+        def gate_top_up(self, call: Any) -> Any:
+            asked.append(gate.allowance_left(ACC)[0])  # type: ignore[index]
+            return super().gate_top_up(call)
+
+    host = CountingShard([state])
+    host.mark("AAPL", PX, 0)
+    request = AllowanceRequest(orders=8, credit_share_bp=10_000, qty_share_bp=10_000)
+    gate = AllowanceGate(host, REG, [ACC], request, batch=8, low_orders=128)
+    warm(gate)  # the strict decision took one of the window's 8: the grant holds 7
+    left = []
+    for i in range(2, 6):  # 100 ms apart: past the pause after a top-up that came back empty, within the window
+        assert isinstance(gate.decide(buy(f"b{i}", 1), i, i * 100_000_000), OrderAccepted)
+        gate.on_events([])  # a post-trade step: it asks for a top-up only when the allowance is low
+        left.append(gate.allowance_left(ACC)[0])  # type: ignore[index]
+
+    assert gate.local_accepts == 4 and left == [6, 5, 4, 3]
+    assert asked == [4, 3]  # from half the window (4 tokens) on, not at every order
+
+
 def test_a_low_allowance_is_topped_up_under_the_same_grant_and_replays() -> None:
     host, gate = setup(low_orders=2)
     warm(gate)
