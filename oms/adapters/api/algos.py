@@ -1,5 +1,5 @@
 """`AlgoDesk`: algorithmic parent orders over the API. Requests become `oms.adapters.algos` commands run by the
-AlgoEngine (under the engine host's lock); parents are answered as they stand after the step; the algo engine's parent
+AlgoEngine (under the sequencer's lock); parents are answered as they stand after the step; the algo engine's parent
 events go to the account streams beside the order events.
 
 Input is checked here, before the engine sees it, with the engine's own rules (`oms.core.algos.parents.validate`), so

@@ -28,7 +28,7 @@ __all__ = ["ApiServer"]
 
 
 class ApiServer:
-    """Build with the engine host, an AccountView and settings; `start()` returns once it listens, `stop()` shuts
+    """Build with the sequencer, an AccountView and settings; `start()` returns once it listens, `stop()` shuts
     it down (open WebSockets are closed) and may be called twice.
 
     The keys file is loaded and validated in the constructor (ConfigError naming the key and field), against the

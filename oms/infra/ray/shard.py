@@ -83,7 +83,7 @@ class UnknownAccount(KeyError):
 
 
 class ShardConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """What every account host needs to find its configuration and its journal."""
+    """What every account shard needs to find its configuration and its journal."""
 
     redis_url: str
     instruments_path: str

@@ -343,7 +343,7 @@ class Journal(Generic[R]):
     (`decode_responses=False`); a client that decodes responses is rejected, since msgpack is not text.
 
     Records must encode as msgpack maps (see the module doc: each is sealed into its stream's hash chain). One
-    `Journal` should be the only writer of its streams (an account host); other writers are tolerated (the append
+    `Journal` should be the only writer of its streams (an account shard); other writers are tolerated (the append
     script notices them and the chain stays whole), at the price of a re-read and a re-seal each time.
     """
 

@@ -5,7 +5,7 @@ log, a crash (of the OMS, or of the account's actor while a report is on its way
 
 Key `oms:wal:{account}`: a Redis stream; each entry holds one field `r`, the msgpack list of one local acceptance's
 events (AllowanceSpent, OrderAccepted). The gate (`oms.core.reserved.AllowanceGate`) writes the entry and only then
-returns the acceptance. The account host journals the pair when the gate's report reaches it, and deletes the log's
+returns the acceptance. The account shard journals the pair when the gate's report reaches it, and deletes the log's
 entries up to that one in the same script (`Journal.append_many(..., settles=...)`): an entry is in the log or in
 the account's journal, never both and never neither. The spend carries its entry's id (`AllowanceSpent.wal`).
 
