@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ SERVERS = ("oms", "bare", "durable")
 SUSTAINED_P99_US = 10_000.0
 PRIME_SESSION, PRIME_ACCOUNTS = "BENCHP", ("BENCHP1", "BENCHP2")
 BENCH_ACCOUNT_LIMITS = {"orders_per_window": 1_000_000, "max_open_orders": 1_000_000}
+BENCH_SESSION_MESSAGES = 1_000_000  # the session throttle's messages per window
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,11 @@ def write_run_configs(run_dir: Path, fix_port: int, api_port: int, config: Path 
         sessions += f"\n[SESSION]\nBeginString=FIX.4.4\nTargetCompID=BENCH{n}\nAccounts=BENCH{n}\n"
     sessions += f"\n[SESSION]\nBeginString=FIX.4.4\nTargetCompID={PRIME_SESSION}\nAccounts={','.join(PRIME_ACCOUNTS)}\n"
     raw["fix"]["settings"] = str(write_text(run_dir / "acceptor.cfg", sessions))
-    accounts = Path(raw["accounts"]).read_text()
-    limits = "".join(f"{k} = {v}\n" for k, v in BENCH_ACCOUNT_LIMITS.items())
+    accounts = tomllib.loads(Path(raw["accounts"]).read_text())
     for name in [*(f"BENCH{n}" for n in range(1, 5)), *PRIME_ACCOUNTS]:
-        accounts += f"\n[accounts.{name}]\n{limits}"
-    accounts = accounts.replace("[session]\nmessages_per_window = 500", "[session]\nmessages_per_window = 1000000")
-    raw["accounts"] = str(write_text(run_dir / "accounts.toml", accounts))
+        accounts.setdefault("accounts", {})[name] = dict(BENCH_ACCOUNT_LIMITS)
+    accounts.setdefault("session", {})["messages_per_window"] = BENCH_SESSION_MESSAGES
+    raw["accounts"] = str(write_config(accounts, run_dir / "accounts.toml"))
     return write_config(raw, run_dir / "oms.toml")
 
 
