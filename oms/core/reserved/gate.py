@@ -89,11 +89,12 @@ class AllowanceGate(OperatorMethods):
         log: WriteAhead | None = None,
     ) -> None:
         """`batch`: order reports queued before they are sent on their own; `low_orders`: tokens left at which a
-        top-up is asked for (at most half the account's `orders_per_window`, more than a grant can ever hold); `flush_after_ns`: a post-trade step sends queued reports once `batch` are queued or the
-        oldest is this old (by the order clock), and a decision only once `HARD_BATCHES` batches are (so the send
-        stays off the order's path); None: every step sends them, and a decision once `batch` are queued. `log`:
-        where each local acceptance is written before it is returned (`oms.infra.redis.reportlog`); a host with a
-        journal needs it, or a crash loses the acceptances whose reports had not reached it."""
+        top-up is asked for (capped at half the account's `orders_per_window`: no grant holds more than that);
+        `flush_after_ns`: a post-trade step sends queued reports once `batch` are queued or the oldest is this old (by
+        the order clock), and a decision only once `HARD_BATCHES` batches are (so the send stays off the order's path);
+        None: every step sends them, and a decision once `batch` are queued. `log`: where each local acceptance is
+        written before it is returned (`oms.infra.redis.reportlog`); a host with a journal needs it, or a crash loses
+        the acceptances whose reports had not reached it."""
         self._host = host
         self._log = log
         self._instruments = instruments
