@@ -100,20 +100,8 @@ def parse_price(inst: Instrument, text: str) -> int:
     Rejects (InvalidValue) malformed text, prices <= 0 and prices of MAX_UNITS units or more with INVALID_PRICE, and
     prices off the tick grid (including digits beyond the price precision) with OFF_TICK.
     """
-    units = to_units(
-        text,
-        inst.price_precision,
-        field="price",
-        reason=RejectReason.INVALID_PRICE,
-        excess_reason=RejectReason.OFF_TICK,
-    )
-    if units <= 0:
-        raise InvalidValue(RejectReason.INVALID_PRICE, "price", text, "must be > 0")
-    if units >= MAX_UNITS:
-        raise InvalidValue(RejectReason.INVALID_PRICE, "price", text, TOO_LARGE)
-    if units % inst.tick:
-        raise InvalidValue(RejectReason.OFF_TICK, "price", text, f"not a multiple of tick {inst.tick_size}")
-    return units
+    return _on_grid(text, inst.price_precision, inst.tick, f"tick {inst.tick_size}", "price",
+                    RejectReason.INVALID_PRICE, RejectReason.OFF_TICK)  # fmt: skip
 
 
 def parse_qty(inst: Instrument, text: str) -> int:
@@ -122,19 +110,22 @@ def parse_qty(inst: Instrument, text: str) -> int:
     Rejects (InvalidValue) malformed text, quantities <= 0 and quantities of MAX_UNITS units or more with
     INVALID_QTY, and quantities off the lot grid (including digits beyond the quantity precision) with OFF_LOT.
     """
-    units = to_units(
-        text,
-        inst.qty_precision,
-        field="qty",
-        reason=RejectReason.INVALID_QTY,
-        excess_reason=RejectReason.OFF_LOT,
-    )
+    return _on_grid(text, inst.qty_precision, inst.lot, f"lot {inst.lot_size}", "qty",
+                    RejectReason.INVALID_QTY, RejectReason.OFF_LOT)  # fmt: skip
+
+
+def _on_grid(
+    text: str, precision: int, step: int, step_name: str, field: str, invalid: RejectReason, off_grid: RejectReason
+) -> int:
+    """`text` in units of 10**-precision: positive, below MAX_UNITS (else `invalid`) and a multiple of `step`
+    (else `off_grid`, as are digits beyond the precision)."""
+    units = to_units(text, precision, field=field, reason=invalid, excess_reason=off_grid)
     if units <= 0:
-        raise InvalidValue(RejectReason.INVALID_QTY, "qty", text, "must be > 0")
+        raise InvalidValue(invalid, field, text, "must be > 0")
     if units >= MAX_UNITS:
-        raise InvalidValue(RejectReason.INVALID_QTY, "qty", text, TOO_LARGE)
-    if units % inst.lot:
-        raise InvalidValue(RejectReason.OFF_LOT, "qty", text, f"not a multiple of lot {inst.lot_size}")
+        raise InvalidValue(invalid, field, text, TOO_LARGE)
+    if units % step:
+        raise InvalidValue(off_grid, field, text, f"not a multiple of {step_name}")
     return units
 
 
