@@ -342,18 +342,24 @@ def test_acceptances_whose_reports_die_with_the_actor_come_back_from_the_log(
         assert isinstance(gate.decide(order("ALGO1", f"q{i}"), i, 10 + i), OrderAccepted)
         acked.append(i)
     assert gate.local_accepts == 6 and wal.length("ALGO1") >= 5  # the reports are still queued in the gate
+    canceled = [OrderCanceled(i, f"q{i}", "ALGO1", "AAPL", CancelReason.USER, 10, 20 + i) for i in (3, 5)]
+    gate.on_events(canceled[:1])
+    gate.on_events(canceled[1:])  # the cancels are written ahead and queued too, asking the actor nothing
+    assert wal.length("ALGO1") >= 7
 
     _restart(actor)  # the new actor finds them in the log
     journal = Journal(make_client(redis_server.url), AccountEvent)
-    accepted = [r.order_id for _, r in journal.read("ALGO1") if isinstance(r, OrderAccepted)]
-    assert accepted == acked
+    records = [r for _, r in journal.read("ALGO1")]
+    assert [r.order_id for r in records if isinstance(r, OrderAccepted)] == acked
+    assert [r.order_id for r in records if isinstance(r, OrderCanceled)] == [3, 5]
     assert wal.length("ALGO1") == 0
 
     gate.close()  # the same reports arrive now, behind the recovery: skipped, not applied twice
-    accepted = [r.order_id for _, r in journal.read("ALGO1") if isinstance(r, OrderAccepted)]
-    assert accepted == acked
+    records = [r for _, r in journal.read("ALGO1")]
+    assert [r.order_id for r in records if isinstance(r, OrderAccepted)] == acked
+    assert [r.order_id for r in records if isinstance(r, OrderCanceled)] == [3, 5]
     assert _wait(actor.state_hash.remote("ALGO1")) == _wait(actor.replayed_hash.remote("ALGO1"))
-    assert _wait(actor.summary.remote("ALGO1"))["working_orders"] == acked
+    assert _wait(actor.summary.remote("ALGO1"))["working_orders"] == [1, 2, 4, 6]
 
 
 # -- the safety property --

@@ -4,7 +4,8 @@ Two paths see one history. The reserved path is a LocalShard (the account) behin
 locally within allowances; the strict path is a mirror AccountState that gets every event the reserved path's
 account gets except the allowance events. At every submit the mirror's decision is computed first and the gate's
 decision is then applied to both as the history. Random sequences mix submits (LIMIT inside and outside the band,
-MARKET, STOP, duplicate ClOrdIDs, both symbols, both sides), partial and full fills at varied prices, cancels,
+MARKET, STOP, duplicate ClOrdIDs, both symbols, both sides), partial and full fills at varied prices, cancels
+(which the gate queues without asking the account: none may void its grant),
 replaces, marks (direct and as trade prints through the gate), kill switch, trading state, limits changes, day
 starts, revocations, returns, flushes and empty post-trade steps (where allowances running low are topped up);
 clocks sometimes stand still.
@@ -160,8 +161,15 @@ def test_reserved_never_accepts_what_strict_rejects(data: st.DataObject) -> None
         elif op == "cancel" and working:
             order = mirror.open_order(data.draw(st.sampled_from(working)))
             assert order is not None
+            settled = data.draw(st.booleans())
+            if settled:
+                gate.flush()
+            live = host.state(ACC).allowance_id
             both(OrderCanceled(order.order_id, order.cl_ord_id, ACC, order.symbol, CancelReason.USER, order.leaves,
                                ts))  # fmt: skip
+            if settled:  # the gate queued the cancel without asking: the account must keep the grant it holds
+                gate.flush()
+                assert host.state(ACC).allowance_id == live
         elif op == "replace" and working:
             order = mirror.open_order(data.draw(st.sampled_from(working)))
             assert order is not None

@@ -296,15 +296,26 @@ def _headroom_ok(
     account: AccountView, symbol: str, side: Side, qty: int, value_cap: int, gross: int, net: int, before: int
 ) -> bool:
     """True when every order of 1..`qty` on `symbol` and `side`, valued at any price in (0, value_cap], passes the
-    position, gross and net checks (`before`: the symbol's market value). The worst-case position is affine in the
-    order's qty, so its extremes over 1..qty lie at the ends (0 and qty); see `oms.core.reserved` for why checking
-    those suffices."""
+    position, gross and net checks (`before`: the symbol's market value), with the side's working quantity as it is
+    and with any part of it canceled. The worst-case position is affine in the order's qty and in the working qty,
+    so its extremes lie at the ends (order qty 0 and `qty`; working qty 0 and all of it): see docs/reserved.md for
+    why checking those suffices, and why it makes a cancel or an expiry keep the certificate."""
     if qty <= 0:
         return True
+    working = account.working_qty(symbol, side)
+    ends = (working, 0) if working else (0,)
+    return all(_passes(account, symbol, side, qty, value_cap, gross, net, before, w) for w in ends)
+
+
+def _passes(
+    account: AccountView, symbol: str, side: Side, qty: int, value_cap: int, gross: int, net: int, before: int,
+    working: int,
+) -> bool:  # fmt: skip
+    """`_headroom_ok` with the side's working quantity at `working`."""
     lim = account.limits
     inst = account.instrument(symbol)
     pos_qty = account.position(symbol).qty
-    p0 = checks.worst_case_position(side, 0, pos_qty, account.working_qty(symbol, side))
+    p0 = checks.worst_case_position(side, 0, pos_qty, working)
     pq = p0 + side.sign * qty
     if checks.check_position(pq, pos_qty, lim.symbols[symbol].max_position) is not _OK:
         return False

@@ -13,6 +13,8 @@ from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import (
     Message,
     OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
     OrderRejected,
     OrderReplaced,
     ReplaceOrder,
@@ -66,6 +68,7 @@ class _Local:
 
 
 GRANT_RETRY_NS = 50_000_000  # after an empty grant (or top-up), the account is not asked again for this long
+_LOOSENING = (OrderCanceled, OrderExpired)  # events that keep every certificate: reported in batches, no call
 HARD_BATCHES = 8  # with `flush_after_ns`: a decision sends the queued reports itself only past this many batches
 
 
@@ -142,8 +145,14 @@ class AllowanceGate(OperatorMethods):
 
     def on_events(self, events: Iterable[Message]) -> None:
         """Post-trade events and trade prints go to the host in one synchronous call (queued reports ahead of them,
-        fresh grants for allowances they voided behind them); without any, queued reports go when due. Then
-        top-ups are asked for allowances running low."""
+        fresh grants for allowances they voided behind them); without any, queued reports go when due. A step whose
+        events are all cancels and expiries of reserved accounts' orders makes no call: they keep every certificate
+        (docs/reserved.md), so they are written ahead (with a `log`) and queued like spends. Then top-ups are asked
+        for allowances running low."""
+        events = list(events)
+        if events and all(type(e) in _LOOSENING and e.account in self._accounts for e in events):  # type: ignore[union-attr]
+            self._queue_loosening(events)  # type: ignore[arg-type]
+            events = []
         batch: list[AccountEvent] = []
         prints: list[TradePrinted] = []
         for e in events:
@@ -306,6 +315,19 @@ class AllowanceGate(OperatorMethods):
         if len(pending) >= self._hard:
             self.flush()
         return accepted
+
+    def _queue_loosening(self, events: list[OrderCanceled | OrderExpired]) -> None:
+        """Write `events` ahead (one entry per account) and queue them for the host's next batch."""
+        if self._log is not None:  # durable before the reports leave; a failure raises with nothing queued
+            by_account: dict[str, list[AccountEvent]] = {}
+            for e in events:
+                by_account.setdefault(e.account, []).append(e)
+            for account, records in by_account.items():
+                self._log.write(account, records)
+        pending = self._pending
+        if not pending:
+            self._oldest = self._clock
+        pending.extend(events)
 
     def _reject(self, cmd: SubmitOrder, order_id: int, now_ns: int, reason: RejectReason) -> OrderRejected:
         """A reject the account would make too (see "Local rejects" in docs/reserved.md), queued like a spend."""

@@ -3,9 +3,10 @@
 `AccountShard` holds the `AccountState` of one or more accounts (several accounts may share one actor: each Ray actor
 is a process of its own, ~80 MiB). Every event it decides or is told about is appended to the account's journal
 before it is applied to memory or answered, so a reply means durable. On start it rebuilds every account from the
-journal (snapshot + replay), then journals the reserved gate's acceptances still in its write-ahead log
-(`oms.infra.redis.reportlog`: acknowledged, their reports lost or still on their way); a host that Ray restarts after a
-crash therefore continues exactly where the journal ends, and the state hash it reports equals that of a fresh replay.
+journal (snapshot + replay), then journals the reserved gate's acceptances, cancels and expiries still in its
+write-ahead log (`oms.infra.redis.reportlog`: reported to clients, their reports to the account lost or still on their
+way); a host that Ray restarts after a crash therefore continues exactly where the journal ends, and the state hash
+it reports equals that of a fresh replay.
 
 If an append fails, or an event cannot be applied, the host rebuilds the accounts the call touched from the journal
 (dropping what was not written) and raises: the caller gets an error, never an ack for an unjournaled decision.
@@ -48,7 +49,14 @@ from oms.core.accounts import (
 )
 from oms.core.model.enums import RejectReason, Side
 from oms.core.model.instruments import InstrumentRegistry
-from oms.core.model.messages import OrderAccepted, OrderRejected, ReplaceOrder, TradePrinted
+from oms.core.model.messages import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderRejected,
+    ReplaceOrder,
+    TradePrinted,
+)
 from oms.core.reserved import Allowance, AllowanceDesk, GrantAsk, Ready, serve_asks
 from oms.core.reserved.commands import (
     CheckReplace,
@@ -72,6 +80,7 @@ from risk.limits import RiskConfig, load_risk_config
 __all__ = ["AccountShard", "ShardConfig", "UnknownAccount", "account_actor_class"]
 
 log = logging.getLogger(__name__)
+_CLOSING = (OrderCanceled, OrderExpired)  # written ahead by the gate: applied once, whichever copy comes first
 
 R = TypeVar("R")
 Touched = dict[str, list[AccountEvent]]  # account -> events applied in memory, to journal at the end of the call
@@ -353,6 +362,8 @@ class AccountShard(OperatorMethods):
                 self._floor[account] = self._settles[account] = event.wal
             elif type(event) is OrderAccepted and event.order_id in skip:
                 continue
+            elif type(event) in _CLOSING and state.open_order(event.order_id) is None:
+                continue  # its write-ahead entry was journaled when the account was rebuilt
             applied = touched.setdefault(account, [])
             state.apply(event)
             applied.append(event)
@@ -488,6 +499,8 @@ class AccountShard(OperatorMethods):
                             log.warning("account %s: order %s: its grant is gone; the acceptance stands", account,
                                         event.order_id)  # fmt: skip
                             continue
+                    elif type(event) in _CLOSING and state.open_order(event.order_id) is None:
+                        continue  # reported and journaled before the crash: its entry was not yet trimmed
                     else:
                         state.apply(event)
                     events.append(event)

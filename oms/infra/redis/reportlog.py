@@ -1,23 +1,27 @@
-"""The reserved gate's write-ahead log: a local acceptance is in Redis before its ack leaves the OMS.
+"""The reserved gate's write-ahead log: a local decision is in Redis before its report leaves the OMS.
 
-In reserved mode the engine accepts orders itself and reports them to the account later, in batches. Without this
-log, a crash (of the OMS, or of the account's actor while a report is on its way) would lose acknowledged orders.
+In reserved mode the engine accepts orders itself, and queues the cancels and expiries of those accounts' orders,
+and reports them to the account later, in batches. Without this log, a crash (of the OMS, or of the account's actor
+while a report is on its way) would lose acknowledged orders and leave canceled ones holding exposure.
 
-Key `oms:wal:{account}`: a Redis stream; each entry holds one field `r`, the msgpack list of one local acceptance's
-events (AllowanceSpent, OrderAccepted). The gate (`oms.core.reserved.AllowanceGate`) writes the entry and only then
-returns the acceptance. The account shard journals the pair when the gate's report reaches it, and deletes the log's
-entries up to that one in the same script (`Journal.append_many(..., settles=...)`): an entry is in the log or in
-the account's journal, never both and never neither. The spend carries its entry's id (`AllowanceSpent.wal`).
+Key `oms:wal:{account}`: a Redis stream; each entry holds one field `r`, the msgpack list of the events of one local
+acceptance (AllowanceSpent, OrderAccepted) or of the cancels and expiries one step queued. The gate
+(`oms.core.reserved.AllowanceGate`) writes the entry and only then returns. The account shard journals an
+acceptance when the gate's report reaches it, and deletes the log's entries up to that one in the same script
+(`Journal.append_many(..., settles=...)`): an acceptance is in the log or in the account's journal, never both and
+never neither. The spend carries its entry's id (`AllowanceSpent.wal`). A cancel's entry goes with the next
+acceptance's (or at a rebuild); until then it may be in both, which is harmless: an account applies a cancel or
+expiry only to an order it holds open, and journals nothing for a second copy.
 
 When a host rebuilds an account (an actor restarted, an OMS restarted after a crash), `pending` gives what the log
 still holds, in order, and the id the log has reached, read together in one script. The host applies and journals
-those entries first; reports that arrive afterwards for entries at or below that id are already in the journal and
-are skipped. Local rejects are not written ahead: they hold nothing, and a crash before their report only loses the
-reject's record (the ClOrdID is not remembered as used).
+those entries first; acceptances reported afterwards for entries at or below that id are already in the journal and
+are skipped, and so are cancels of orders no longer open. Local rejects are not written ahead: they hold nothing,
+and a crash before their report only loses the reject's record (the ClOrdID is not remembered as used).
 
-A write that fails raises, and the gate accepts nothing. If the failure hid a write that did happen (a timeout after
-Redis applied it), the rebuilt account holds that order as accepted although no ack left: the same ambiguity as any
-journal append whose reply was lost (docs/journal.md).
+A write that fails raises, and the gate accepts (or queues) nothing. If the failure hid a write that did happen (a
+timeout after Redis applied it), the rebuilt account holds that order as accepted although no ack left: the same
+ambiguity as any journal append whose reply was lost (docs/journal.md).
 """
 
 from __future__ import annotations

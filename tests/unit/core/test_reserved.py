@@ -19,9 +19,16 @@ from oms.core.accounts import (
     account_decoder,
     account_encoder,
 )
-from oms.core.model.enums import OrdType, RejectReason, RiskMode, Side, TradingState
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, RiskMode, Side, TradingState
 from oms.core.model.instruments import InstrumentRegistry
-from oms.core.model.messages import OrderAccepted, OrderFilled, OrderRejected, SubmitOrder, TradePrinted
+from oms.core.model.messages import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    SubmitOrder,
+    TradePrinted,
+)
 from oms.core.reserved import AllowanceGate, LocalShard
 from risk.limits import LimitsSpec, resolve_limits
 
@@ -357,3 +364,40 @@ def test_operator_changes_through_the_gate_report_the_queue_first_and_revoke() -
     gate.set_limits(ACC, msgspec.structs.replace(limits(), risk_mode=RiskMode.STRICT), 13)
     assert gate.reserved_accounts() == []  # strict from now on: every order to the host
     assert isinstance(gate.decide(buy("b4"), 4, 14), OrderAccepted) and gate.allowance_left(ACC) is None
+
+
+def test_no_grant_counts_on_room_that_only_a_working_order_makes() -> None:
+    # short 200 over a max_position of 100, gross at its limit, and a working buy of 150 that would bring the
+    # position back: with the buy the account could certify buy headroom, without it none. A grant sized on the
+    # working buy would be voided by its cancel, which the gate queues without asking the account; so headroom is
+    # certified with and without each side's working orders, and here nothing is granted
+    host, gate = setup(low_orders=0)
+    sell = SubmitOrder(ACC, "s", "AAPL", Side.SELL, OrdType.LIMIT, 200, PX)
+    assert isinstance(gate.decide(sell, 1, 1), OrderAccepted)
+    gate.on_events([OrderFilled(1, "s", ACC, "AAPL", 1, Side.SELL, 200, PX, 0, 200, 200 * PX, True, 2)])
+    host.set_limits(ACC, limits(max_position="100", max_gross_notional="20500"), 3)
+    assert isinstance(gate.decide(buy("b", 150), 2, 4), OrderAccepted)
+    gate.refill()
+    gate.flush()
+    assert host.state(ACC).allowance() is None
+
+    gate.on_events([OrderCanceled(2, "b", ACC, "AAPL", CancelReason.USER, 150, 5)])
+    assert gate.fallbacks == 2  # the cancel asked nothing of the account
+    gate.flush()
+    assert host.state(ACC).open_order(2) is None
+
+
+def test_a_cancel_is_queued_and_keeps_the_grant() -> None:
+    host, _ = setup()
+    gate = AllowanceGate(host, REG, [ACC], FULL, batch=8, low_orders=0, flush_after_ns=10**9)  # reports: 1 s old
+    warm(gate)
+    assert isinstance(gate.decide(buy("b", 10), 2, 2), OrderAccepted)
+    granted = host.state(ACC).allowance_id
+    before = len(host.events(ACC))
+
+    gate.on_events([OrderCanceled(2, "b", ACC, "AAPL", CancelReason.USER, 10, 3)])
+    assert len(host.events(ACC)) == before  # queued: the account hears of it with the next batch
+    gate.flush()
+
+    assert host.state(ACC).open_order(2) is None
+    assert host.state(ACC).allowance_id == granted
