@@ -3,12 +3,13 @@
 HOW CALLBACKS REACH THE CORE, AND WHY ONE SLOW COUNTERPARTY STALLS NO ONE
 The gateway runs QuickFIX's `ThreadedSocketAcceptor`: each connection has its own reader thread, which calls
 `fromApp` with that session's messages in order (`fix_gateway.application` routes them by BeginString and MsgType).
-A handler (`fix_gateway.handlers`) decodes the message and runs the command through the OrderManager under the
-sequencer's lock (`oms.runtime.sequencer.Sequencer`: REST, algos and venues that answer later are sequenced by the
-same one), then the sequencer publishes the step's reports to every adapter; the gateway's report fan-out
-(`fix_gateway.reports`) hands each one to the outbox of the FIX session it is for, whichever adapter's step caused
-it. Each session's outbox has its own sender thread, and a session's own answers may leave inline from its reader
-thread (`fix_gateway.outbox`), so a counterparty that stops reading blocks only itself.
+The reader thread copies the message and hands it to the sequencer (`oms.runtime.sequencer.Sequencer`: REST, algos
+and venues that answer later are sequenced by the same one) without waiting; on the sequencer's thread a handler
+(`fix_gateway.handlers`) decodes it and runs the command through the OrderManager, and the sequencer publishes the
+step's reports to every adapter. The gateway's report fan-out (`fix_gateway.reports`) hands each one, once its batch
+is committed, to the outbox of the FIX session it is for, whichever adapter's step caused it. Each session's outbox
+has its own sender thread (`fix_gateway.outbox`), so a counterparty that stops reading blocks only itself, and a
+reader thread never blocks on a socket.
 (QuickFIX's single-threaded `SocketAcceptor` would avoid the sender threads, but its `stop()` races its own poll thread
 over the socket server it deletes, which crashes a process that stops and restarts its acceptor.)
 
@@ -35,6 +36,7 @@ from fix_gateway.fix44 import Fix44Codec
 from fix_gateway.handlers import OrderHandlers
 from fix_gateway.reports import ReportRouter
 from fix_gateway.settings import SessionSpec, quickfix_settings
+from oms.core.engine import OrderManager
 from oms.core.model.enums import CancelReason
 from oms.core.model.instruments import InstrumentRegistry
 from oms.runtime.sequencer import Sequencer
@@ -63,7 +65,7 @@ class FixGateway(OrderHandlers):
         throttle: SessionThrottle | None = None,
     ) -> None:
         """`generation` makes this start's report ids unique: pass a number no earlier start used. The gateway
-        drives `host.engine` under `host.lock` and reports what every step of any adapter did to its sessions.
+        drives `host.engine` through the sequencer and reports what every step of any adapter did to its sessions.
         `throttle` limits each session's order messages (NewOrderSingle, cancel, replace) per sliding window: one
         over the limit is refused with SESSION_RATE (an ExecutionReport Rejected, or an OrderCancelReject) and books
         nothing."""
@@ -103,11 +105,13 @@ class FixGateway(OrderHandlers):
         if self._acceptor is None:
             return
         if cancel_working:
-            with self.lock:
+
+            def cancel_all(engine: OrderManager) -> None:
                 now = self._clock()
                 for name in self._specs:
-                    self.engine.mass_cancel(name, None, now, CancelReason.SHUTDOWN)
-                self._host.publish()
+                    engine.mass_cancel(name, None, now, CancelReason.SHUTDOWN)
+
+            self._host.run(cancel_all)
             self._await_cancels(deadline=time.monotonic() + 5.0)
         # every report goes to QuickFIX (sent, or stored for resend) before logout, unless a counterparty that
         # stopped reading holds its sender: closing the connections below releases it

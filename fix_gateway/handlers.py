@@ -1,10 +1,16 @@
 """The FIX sessions' application messages: each one decoded, run as a command in the core's sequence and answered.
 
-`GatewayApplication` routes each message here by (BeginString, MsgType), on the reader thread of its connection. A
-handler holds the core's lock while it decodes the message and drives the OrderManager (through the sequencer's
-lock: REST, algos and venues that answer later take the same one), then publishes the step; the report fan-out
-(`fix_gateway.reports`) sends every answer to the session it is for. A drop-copy session may send nothing: its
-messages get a BusinessMessageReject.
+`GatewayApplication` routes each message here by (BeginString, MsgType), on the reader thread of its connection. The
+reader thread copies the message and hands it to the sequencer (`oms.runtime.sequencer.Sequencer.post`) without
+waiting, then reads the next one; on the sequencer's thread the handler decodes it and drives the OrderManager, and
+the report fan-out (`fix_gateway.reports`) sends every answer to the session it is for once the batch is committed.
+A failure there is answered with a BusinessMessageReject. A drop-copy session may send nothing: its messages get a
+BusinessMessageReject.
+
+OVERLOAD. A NewOrderSingle that arrives while more than `max_waiting` commands wait for the sequencer is refused
+on the reader thread with SYSTEM_BUSY (an ExecutionReport Rejected, OrdRejReason 0, nothing booked), so past
+capacity every order is still answered at once and the queue stays bounded. Cancels, replaces and status requests
+are never shed: they take risk off, or only read.
 """
 
 from __future__ import annotations
@@ -13,11 +19,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import quickfix as fix
+
 from fix_gateway import tags as T
 from fix_gateway.codec import Codec, Refusal
 from fix_gateway.reports import ReportRouter, events_log, log_lifecycle
 from oms.core.model.enums import RejectReason
 from oms.core.model.messages import CancelOrder, CancelRejected, OrderRejected, ReplaceOrder, SubmitOrder
+from oms.runtime.metrics import StageClock
 from oms.runtime.sequencer import Sequencer
 from risk.reasons import describe as reason_text
 from risk.throttle import SessionThrottle
@@ -27,6 +36,8 @@ __all__ = ["OrderHandlers"]
 log = logging.getLogger("oms.fix")
 
 C = TypeVar("C", SubmitOrder, CancelOrder, ReplaceOrder)
+Body = Callable[[Any, str], None]
+MAX_WAITING = 2_000  # commands waiting for the sequencer past which new orders are shed (SYSTEM_BUSY)
 
 
 class OrderHandlers:
@@ -40,10 +51,12 @@ class OrderHandlers:
         reports: ReportRouter,
         clock: Callable[[], int],
         throttle: SessionThrottle | None,
+        max_waiting: int = MAX_WAITING,
     ) -> None:
         """`throttle` limits each session's order messages (NewOrderSingle, cancel, replace) per sliding window:
         one over the limit is refused with SESSION_RATE (an ExecutionReport Rejected, or an OrderCancelReject) and
-        books nothing."""
+        books nothing. `max_waiting`: see OVERLOAD in the module text."""
+        self.host = host
         self.engine = host.engine
         self.lock = host.lock
         self._metrics = host.metrics
@@ -51,116 +64,168 @@ class OrderHandlers:
         self._reports = reports
         self._clock = clock
         self._throttle = throttle
+        self._max_waiting = max_waiting
+
+    # -- ON THE READER THREAD: hand the message to the sequencer --
 
     def on_new_order(self, msg: Any, session_id: Any) -> None:
         """NewOrderSingle: an ExecutionReport (New, Rejected, fills) always answers it."""
-        name, codec = self._session(session_id)
-        if codec is None:
-            return self._read_only(msg, session_id)
-        clock = self._metrics.clock("fix")
-        side = msg.getField(T.SIDE)
-        reports = self._reports
-        with reports.answering(name):
-            now = self._clock()
-            cl_ord_id = msg.getField(T.CL_ORD_ID)
-            if _poss_resend(msg):
-                order = self.engine.find(name, cl_ord_id)
-                if order is not None:  # already booked: answer with its status, book nothing
-                    reports.send(codec.status(order, reports.report_id(), None, now), name, clock)
-                    return None
-            cmd = self._throttled(codec.new_order(msg, now), name, now)
-            logging_on = events_log.enabled()
-            if isinstance(cmd, Refusal):
-                account = msg.getField(T.ACCOUNT) if msg.isSetField(T.ACCOUNT) else ""
-                event = OrderRejected(0, cl_ord_id, account, msg.getField(T.SYMBOL), cmd.reason, cmd.text, now)
-                self._metrics.reject(cmd.reason)
-                if logging_on:
-                    events_log.info(
-                        "order received", session=name, account=account, cl_ord_id=cl_ord_id, symbol=event.symbol
-                    )
-                    log_lifecycle(event, name)
-                reports.send(codec.report(event, None, None, reports.report_id(), side), name, clock)
-                return None
-            if logging_on:
-                events_log.info(
-                    "order received", session=name, account=cmd.account, cl_ord_id=cl_ord_id, symbol=cmd.symbol
-                )
-            self.engine.submit(cmd, now, clock)
-            reports.publish(name, side, (clock, cl_ord_id))
-        return None
+        name = session_id.toString()
+        if self.host.waiting() > self._max_waiting and not self._codecs[name].spec.drop_copy:
+            return self._shed(msg, name)
+        clock = self._metrics.clock("fix")  # the order's time in starts now, on the reader thread
+        self._post(lambda m, n: self._new_order(m, n, clock), msg, name)
 
     def on_cancel(self, msg: Any, session_id: Any) -> None:
         """OrderCancelRequest: a Canceled ExecutionReport or an OrderCancelReject answers it."""
-        self._cancel_or_replace(msg, session_id, "cancel")
+        self._post(lambda m, n: self._cancel_or_replace(m, n, "cancel"), msg, session_id.toString())
 
     def on_replace(self, msg: Any, session_id: Any) -> None:
         """OrderCancelReplaceRequest: a Replaced ExecutionReport (and any fills) or an OrderCancelReject."""
-        self._cancel_or_replace(msg, session_id, "replace")
+        self._post(lambda m, n: self._cancel_or_replace(m, n, "replace"), msg, session_id.toString())
 
     def on_status(self, msg: Any, session_id: Any) -> None:
         """OrderStatusRequest: an ExecutionReport with the order's current status (Rejected when unknown)."""
-        name, codec = self._session(session_id)
-        if codec is None:
-            return self._read_only(msg, session_id)
-        req_id = msg.getField(T.ORD_STATUS_REQ_ID) if msg.isSetField(T.ORD_STATUS_REQ_ID) else None
-        reports = self._reports
-        with reports.answering(name):
-            now = self._clock()
-            cl_ord_id = msg.getField(T.CL_ORD_ID)
-            order = self.engine.find(name, cl_ord_id)
-            if order is None:
-                reply = codec.unknown_status(
-                    cl_ord_id, msg.getField(T.SYMBOL), msg.getField(T.SIDE), reports.report_id(), now
-                )
-            else:
-                reply = codec.status(order, reports.report_id(), req_id, now)
-            reports.send(reply, name)
-        return None
+        self._post(self._status, msg, session_id.toString())
 
     def on_mass_cancel(self, msg: Any, session_id: Any) -> None:
         """OrderMassCancelRequest (FIX 4.4): an OrderMassCancelReport, then a Canceled report per order."""
-        name, codec = self._session(session_id)
-        if codec is None:
-            return self._read_only(msg, session_id)
-        request_type = msg.getField(T.MASS_CANCEL_REQUEST_TYPE)
-        symbol = msg.getField(T.SYMBOL) if msg.isSetField(T.SYMBOL) else None
-        reports = self._reports
-        with reports.answering(name):
-            now = self._clock()
-            report_id = reports.report_id()
-            if request_type not in (T.MASS_CANCEL_BY_SECURITY, T.MASS_CANCEL_ALL) or (
-                request_type == T.MASS_CANCEL_BY_SECURITY and symbol is None
-            ):
-                text = "only MassCancelRequestType 1 (by security, with Symbol) and 7 (all orders) are supported"
-                reports.send(codec.mass_cancel_report(msg, report_id, None, 0, text, now), name)
-                return None
-            scope = symbol if request_type == T.MASS_CANCEL_BY_SECURITY else None
-            count = len(self.engine.working(name, scope))
-            reports.send(codec.mass_cancel_report(msg, report_id, request_type, count, "", now), name)
-            self.engine.mass_cancel(name, scope, now)
-            reports.publish(name, "1")
-        return None
+        self._post(self._mass_cancel, msg, session_id.toString())
 
     def on_unsupported(self, msg: Any, session_id: Any) -> None:
         """Any other application message: BusinessMessageReject, Unsupported Message Type."""
-        name, _ = self._session(session_id)
+        name = session_id.toString()
         msg_type = msg.getHeader().getField(T.MSG_TYPE)
         reason = T.BUSINESS_REJECT_UNSUPPORTED_MESSAGE_TYPE
         self._business_reject(msg, name, reason, f"MsgType {msg_type} not supported")
 
     def on_error(self, msg: Any, session_id: Any, exc: Exception) -> None:
         """A message that broke the gateway: logged with its content and answered, so it is never silently lost."""
-        name = session_id.toString()
+        self._failed(msg, session_id.toString(), exc)
+
+    def _post(self, body: Body, msg: Any, name: str) -> None:
+        """Run `body(copy of msg, name)` in the core's sequence; a failure there is answered (`_failed`)."""
+        copy = fix.Message(msg)  # QuickFIX owns `msg` only until this callback returns
+        self.host.post(lambda _: body(copy, name), lambda exc: self._failed(copy, name, exc))
+
+    def _shed(self, msg: Any, name: str) -> None:
+        """Refuse a NewOrderSingle unseen (SYSTEM_BUSY): answered from here, nothing booked."""
+        reason = RejectReason.SYSTEM_BUSY
+        account = msg.getField(T.ACCOUNT) if msg.isSetField(T.ACCOUNT) else ""
+        event = OrderRejected(0, msg.getField(T.CL_ORD_ID), account, msg.getField(T.SYMBOL), reason,
+                              reason_text(reason), self._clock())  # fmt: skip
+        self._metrics.reject(reason)
+        reports = self._reports
+        reports.send_now(self._codecs[name].report(event, None, None, reports.report_id(), msg.getField(T.SIDE)), name)
+
+    # -- ON THE SEQUENCE: decode, drive the engine, answer --
+
+    def _new_order(self, msg: Any, name: str, clock: StageClock) -> None:
+        codec = self._codec(name)
+        if codec is None:
+            return self._read_only(msg, name)
+        side = msg.getField(T.SIDE)
+        reports = self._reports
+        now = self._clock()
+        cl_ord_id = msg.getField(T.CL_ORD_ID)
+        if _poss_resend(msg):
+            order = self.engine.find(name, cl_ord_id)
+            if order is not None:  # already booked: answer with its status, book nothing
+                reports.send(codec.status(order, reports.report_id(), None, now), name, clock)
+                return None
+        cmd = self._throttled(codec.new_order(msg, now), name, now)
+        logging_on = events_log.enabled()
+        if isinstance(cmd, Refusal):
+            account = msg.getField(T.ACCOUNT) if msg.isSetField(T.ACCOUNT) else ""
+            event = OrderRejected(0, cl_ord_id, account, msg.getField(T.SYMBOL), cmd.reason, cmd.text, now)
+            self._metrics.reject(cmd.reason)
+            if logging_on:
+                events_log.info(
+                    "order received", session=name, account=account, cl_ord_id=cl_ord_id, symbol=event.symbol
+                )
+                log_lifecycle(event, name)
+            reports.send(codec.report(event, None, None, reports.report_id(), side), name, clock)
+            return None
+        if logging_on:
+            events_log.info("order received", session=name, account=cmd.account, cl_ord_id=cl_ord_id, symbol=cmd.symbol)
+        self.engine.submit(cmd, now, clock)
+        reports.publish(name, side, (clock, cl_ord_id))
+        return None
+
+    def _status(self, msg: Any, name: str) -> None:
+        codec = self._codec(name)
+        if codec is None:
+            return self._read_only(msg, name)
+        req_id = msg.getField(T.ORD_STATUS_REQ_ID) if msg.isSetField(T.ORD_STATUS_REQ_ID) else None
+        reports = self._reports
+        now = self._clock()
+        cl_ord_id = msg.getField(T.CL_ORD_ID)
+        order = self.engine.find(name, cl_ord_id)
+        if order is None:
+            symbol, side = msg.getField(T.SYMBOL), msg.getField(T.SIDE)
+            reply = codec.unknown_status(cl_ord_id, symbol, side, reports.report_id(), now)
+        else:
+            reply = codec.status(order, reports.report_id(), req_id, now)
+        reports.send(reply, name)
+        return None
+
+    def _mass_cancel(self, msg: Any, name: str) -> None:
+        codec = self._codec(name)
+        if codec is None:
+            return self._read_only(msg, name)
+        request_type = msg.getField(T.MASS_CANCEL_REQUEST_TYPE)
+        symbol = msg.getField(T.SYMBOL) if msg.isSetField(T.SYMBOL) else None
+        reports = self._reports
+        now = self._clock()
+        report_id = reports.report_id()
+        if request_type not in (T.MASS_CANCEL_BY_SECURITY, T.MASS_CANCEL_ALL) or (
+            request_type == T.MASS_CANCEL_BY_SECURITY and symbol is None
+        ):
+            text = "only MassCancelRequestType 1 (by security, with Symbol) and 7 (all orders) are supported"
+            reports.send(codec.mass_cancel_report(msg, report_id, None, 0, text, now), name)
+            return None
+        scope = symbol if request_type == T.MASS_CANCEL_BY_SECURITY else None
+        count = len(self.engine.working(name, scope))
+        reports.send(codec.mass_cancel_report(msg, report_id, request_type, count, "", now), name)
+        self.engine.mass_cancel(name, scope, now)
+        reports.publish(name, "1")
+        return None
+
+    def _cancel_or_replace(self, msg: Any, name: str, response_to: str) -> None:
+        codec = self._codec(name)
+        if codec is None:
+            return self._read_only(msg, name)
+        side = msg.getField(T.SIDE)
+        reports = self._reports
+        now = self._clock()
+        order = self.engine.find(name, msg.getField(T.ORIG_CL_ORD_ID))
+        decoded = codec.cancel(msg, order, now) if response_to == "cancel" else codec.replace(msg, order, now)
+        cmd = self._throttled(decoded, name, now)
+        if isinstance(cmd, Refusal):
+            event = CancelRejected(
+                order.order_id if order is not None else 0, msg.getField(T.CL_ORD_ID),
+                msg.getField(T.ORIG_CL_ORD_ID), order.account if order is not None else "",
+                msg.getField(T.SYMBOL), cmd.reason, cmd.text, response_to, now,  # type: ignore[arg-type]
+            )  # fmt: skip
+            reports.send(codec.cancel_reject(event, order), name)
+            return None
+        if response_to == "cancel":
+            self.engine.cancel(cmd, now)  # type: ignore[arg-type]
+        else:
+            self.engine.replace(cmd, now)  # type: ignore[arg-type]
+        reports.publish(name, side)
+        return None
+
+    def _failed(self, msg: Any, name: str, exc: Exception) -> None:
         log.exception("failed to process %s from %s", msg.toString().replace("\x01", "|"), name, exc_info=exc)
         self._business_reject(msg, name, T.BUSINESS_REJECT_APPLICATION_NOT_AVAILABLE, f"internal error: {exc}")
 
     # -- INTERNALS --
 
-    def _session(self, session_id: Any) -> tuple[str, Codec | None]:
-        """The session's name and codec; no codec for a drop-copy session (it sends nothing in)."""
-        name = session_id.toString()
+    def _codec(self, name: str) -> Codec | None:
+        """The session's codec; None for a drop-copy session (it sends nothing in)."""
         codec = self._codecs[name]
-        return name, None if codec.spec.drop_copy else codec
+        return None if codec.spec.drop_copy else codec
 
     def _throttled(self, cmd: C | Refusal, name: str, now: int) -> C | Refusal:
         """`cmd`, or its refusal when it is an order message of session `name` beyond the session's
@@ -170,44 +235,15 @@ class OrderHandlers:
         reason = self._throttle.check(name, now)
         return cmd if reason == RejectReason.NONE else Refusal(reason, reason_text(reason))
 
-    def _cancel_or_replace(self, msg: Any, session_id: Any, response_to: str) -> None:
-        name, codec = self._session(session_id)
-        if codec is None:
-            return self._read_only(msg, session_id)
-        side = msg.getField(T.SIDE)
-        reports = self._reports
-        with reports.answering(name):
-            now = self._clock()
-            order = self.engine.find(name, msg.getField(T.ORIG_CL_ORD_ID))
-            decoded = codec.cancel(msg, order, now) if response_to == "cancel" else codec.replace(msg, order, now)
-            cmd = self._throttled(decoded, name, now)
-            if isinstance(cmd, Refusal):
-                event = CancelRejected(
-                    order.order_id if order is not None else 0, msg.getField(T.CL_ORD_ID),
-                    msg.getField(T.ORIG_CL_ORD_ID), order.account if order is not None else "",
-                    msg.getField(T.SYMBOL), cmd.reason, cmd.text, response_to, now,  # type: ignore[arg-type]
-                )  # fmt: skip
-                reports.send(codec.cancel_reject(event, order), name)
-                return None
-            if response_to == "cancel":
-                self.engine.cancel(cmd, now)  # type: ignore[arg-type]
-            else:
-                self.engine.replace(cmd, now)  # type: ignore[arg-type]
-            reports.publish(name, side)
-        return None
-
-    def _read_only(self, msg: Any, session_id: Any) -> None:
-        self._business_reject(
-            msg, session_id.toString(), T.BUSINESS_REJECT_UNSUPPORTED_MESSAGE_TYPE, "drop-copy session is read-only"
-        )
+    def _read_only(self, msg: Any, name: str) -> None:
+        self._business_reject(msg, name, T.BUSINESS_REJECT_UNSUPPORTED_MESSAGE_TYPE, "drop-copy session is read-only")
 
     def _business_reject(self, msg: Any, name: str, reason: str, text: str) -> None:
         header = msg.getHeader()
         reply = self._codecs[name].business_reject(
             header.getField(T.MSG_SEQ_NUM), header.getField(T.MSG_TYPE), reason, text
         )
-        with self._reports.answering(name):
-            self._reports.send(reply, name)
+        self._reports.send_now(reply, name)
 
 
 def _poss_resend(msg: Any) -> bool:

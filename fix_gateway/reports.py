@@ -2,8 +2,10 @@
 
 The gateway subscribes to the sequencer (`oms.runtime.sequencer.Sequencer`), so each step's reports reach it whichever
 adapter's step it was (a REST order that fills a FIX client's resting order, a venue's fill). Each event goes to the
-outbox of the FIX session that owns its order, with a copy of every ExecutionReport to each drop-copy session; while
-a session's own message is being answered, its answers may leave inline (`fix_gateway.outbox`).
+outbox of the FIX session that owns its order, with a copy of every ExecutionReport to each drop-copy session. What a
+batch of steps sends is held until the sequencer has committed the batch's write-ahead (`after_commit`), so no
+client sees an ack that is not durable; each session's outbox then sends it from its own thread
+(`fix_gateway.outbox`), so a slow counterparty holds up only itself.
 
 OBSERVABILITY
 Each NewOrderSingle starts a `StageClock` (`oms.runtime.metrics`, counted as an order in on channel `fix`) that the
@@ -24,12 +26,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from fix_gateway.codec import Codec
-from fix_gateway.outbox import Outbox, Replies
+from fix_gateway.outbox import Outbox
 from oms.core.model.messages import (
     CancelRejected,
     Message,
@@ -64,7 +64,7 @@ AWAITING_MAX = 100_000  # clocks of orders waiting for a venue's first answer; t
 
 class ReportRouter:
     """Sends the core's reports to the FIX sessions (`codecs`, by session name) that own their orders, through each
-    session's outbox or inline while that session's message is being answered."""
+    session's outbox, once the batch that produced them is committed."""
 
     def __init__(self, host: Sequencer, codecs: dict[str, Codec], generation: int) -> None:
         """`generation` makes this start's report ids unique: pass a number no earlier start used."""
@@ -75,7 +75,7 @@ class ReportRouter:
         self._generation = generation
         self._report_seq = itertools.count(1)
         self._outboxes: dict[str, Outbox] = {}
-        self._replies: Replies | None = None  # set only while a callback holds the lock
+        self._held: list[tuple[str, Any, StageClock | None]] = []  # sent by the batch running, not yet committed
         self._current: tuple[str, str] | None = None  # (session, Side) of the message being answered
         self._timing: tuple[StageClock, str] | None = None  # the clock and ClOrdID of the order being answered
         self._awaiting: dict[int, StageClock] = {}  # by order id: orders at a venue that answers later
@@ -85,7 +85,8 @@ class ReportRouter:
     def open(self, session_ids: dict[str, Any]) -> None:
         """Start a sender for each session (`session_ids`, QuickFIX's, by name) and hear every step from now on."""
         self._outboxes = {name: Outbox(sid, name) for name, sid in session_ids.items()}
-        self._host.subscribe(self._on_reports)
+        self._host.subscribe(self._on_reports, "fix")
+        self._host.after_commit(self._release)
 
     def close(self) -> list[Outbox]:
         """Hear no more steps (reports of venues that answer late are booked but not sent from here on), then send
@@ -93,33 +94,25 @@ class ReportRouter:
         reading holds its sender until its connection is closed; close them after that."""
         with self._host.lock:
             self._host.unsubscribe(self._on_reports)
+            self._host.remove_after_commit(self._release)
+            self._release()
             outboxes, self._outboxes = self._outboxes, {}
             self._awaiting.clear()
         return [outbox for outbox in outboxes.values() if not outbox.close(timeout=2.0)]
 
-    # -- ANSWERING A SESSION'S MESSAGE --
-
-    @contextmanager
-    def answering(self, current: str) -> Iterator[None]:
-        """Hold the core's lock while answering a message of session `current`; its answers leave after."""
-        replies = Replies(current, self._outboxes)
-        try:
-            with self._host.lock:
-                self._replies = replies
-                try:
-                    yield
-                finally:
-                    self._replies = None
-        finally:
-            replies.flush()
+    # -- ANSWERING A SESSION'S MESSAGE (on the sequence) --
 
     def send(self, msg: Any, name: str, clock: StageClock | None = None) -> None:
-        """Send `msg` to session `name` (inline when it answers that session's message in hand and nothing is
-        queued for it); `clock` is stamped acked once QuickFIX has it."""
-        if self._replies is not None:
-            self._replies.send(name, msg, clock)
-        else:
-            self._outboxes[name].put(msg, clock)
+        """Send `msg` to session `name` once the running batch is committed; `clock` is stamped acked once
+        QuickFIX has it."""
+        self._held.append((name, msg, clock))
+
+    def send_now(self, msg: Any, name: str) -> None:
+        """Send `msg` (an answer that records nothing: a business reject, a shed order) to session `name` now,
+        from any thread."""
+        outbox = self._outboxes.get(name)
+        if outbox is not None:
+            outbox.put(msg)
 
     def publish(self, current: str, side: str, timing: tuple[StageClock, str] | None = None) -> None:
         """Publish the step just taken for session `current` (`side`: the Side of its message, for reports of
@@ -138,6 +131,15 @@ class ReportRouter:
     def report_id(self) -> str:
         """The ExecID of a report that is not a fill: `<generation>.<n>`."""
         return f"{self._generation}.{next(self._report_seq)}"
+
+    def _release(self) -> None:
+        """Hand what the committed batch sent to the sessions' outboxes, in order."""
+        held, self._held = self._held, []
+        outboxes = self._outboxes
+        for name, msg, clock in held:
+            outbox = outboxes.get(name)
+            if outbox is not None:
+                outbox.put(msg, clock)
 
     # -- FAN-OUT --
 

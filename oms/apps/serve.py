@@ -227,9 +227,11 @@ class OmsApp:
         self.book = InternalVenue(self.loaded.instruments, exec_id_base=exec_base)
         self.venues = build_venues(self.loaded, exec_base, self.book)
         log = ReportLog(make_client(self.redis_url), AccountEvent)  # each local acceptance, before its ack leaves
-        self.gate = build_gate(by_account, self.loaded.risk, self.loaded.instruments, log)  # strict or reserved
+        # strict or reserved; the reserved acceptances of a batch are written ahead together, when the batch ends
+        self.gate = build_gate(by_account, self.loaded.risk, self.loaded.instruments, log, group_commit=True)
         self.engine = OrderManager(self.loaded.instruments, self.gate, router(self.loaded, self.venues), first_order_id)
-        self.host = Sequencer(self.engine, self.lock)
+        self.host = Sequencer(self.engine, self.lock, commit=self.gate.commit)
+        self.host.start()
 
     def _start_analytics(self) -> None:
         from oms.infra.clickhouse.service import SinkProcess
@@ -261,10 +263,11 @@ class OmsApp:
     def _run_timers(self) -> None:
         assert self.algos is not None
         next_algo = time.monotonic() + ALGO_TIMER_S
+        gate = self.gate
+        assert gate is not None
         while not self._timer_stop.wait(REPORT_FLUSH_S):
-            assert self.gate is not None
-            with self.lock:  # reserved decisions reach their actors while the engine is idle too
-                self.gate.flush()
+            assert self.host is not None
+            self.host.run(lambda _: gate.flush())  # reserved decisions reach their actors while the engine is idle too
             if time.monotonic() >= next_algo:
                 next_algo += ALGO_TIMER_S
                 self.algos.on_timer()
@@ -324,6 +327,8 @@ class OmsApp:
         for venue in self.venues.values():
             venue.stop()
         self.venues, self.book = {}, None
+        if self.host is not None:  # what is queued runs and is committed; from here on steps run inline
+            self.host.stop()
         if self.gate is not None:  # allowances back, every queued report journaled: before the sink drains
             gate, self.gate = self.gate, None
             try:

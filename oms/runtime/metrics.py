@@ -80,6 +80,9 @@ class Snapshot(msgspec.Struct, frozen=True):
     stage_buckets: dict[str, list[int]]
     stage_sums_ns: dict[str, int]
     subscriber_errors: dict[str, int] = {}
+    batches: int = 0
+    batched_steps: int = 0
+    commit_failures: int = 0
 
     def stage_count(self, stage: str) -> int:
         """How many orders have a recorded `stage`."""
@@ -89,7 +92,8 @@ class Snapshot(msgspec.Struct, frozen=True):
 class _Shard:
     """One thread's counts; only that thread writes them."""
 
-    __slots__ = ("__weakref__", "acks", "buckets", "fills", "orders_in", "rejects", "subscriber_errors", "sums")
+    __slots__ = ("__weakref__", "acks", "batched_steps", "batches", "buckets", "commit_failures", "fills", "orders_in",
+                 "rejects", "subscriber_errors", "sums")  # fmt: skip
 
     def __init__(self) -> None:
         self.orders_in: dict[str, int] = {}
@@ -97,6 +101,7 @@ class _Shard:
         self.acks = 0
         self.fills: dict[str, int] = {}
         self.subscriber_errors: dict[str, int] = {}
+        self.batches = self.batched_steps = self.commit_failures = 0
         self.buckets = [[0] * (len(BUCKETS_NS) + 1) for _ in STAGES]
         self.sums = [0] * len(STAGES)
 
@@ -107,6 +112,9 @@ class _Shard:
             for key, n in theirs.copy().items():
                 mine[key] = mine.get(key, 0) + n
         self.acks += other.acks
+        self.batches += other.batches
+        self.batched_steps += other.batched_steps
+        self.commit_failures += other.commit_failures
         for mine_b, theirs_b in zip(self.buckets, other.buckets, strict=True):
             for i, n in enumerate(list(theirs_b)):
                 mine_b[i] += n
@@ -157,6 +165,16 @@ class HotPathMetrics:
         """Count a report subscriber (an adapter) that raised while handling one step's reports."""
         shard = self._shard()
         shard.subscriber_errors[subscriber] = shard.subscriber_errors.get(subscriber, 0) + 1
+
+    def batch(self, steps: int) -> None:
+        """Count one batch of the sequencer and the steps it took."""
+        shard = self._shard()
+        shard.batches += 1
+        shard.batched_steps += steps
+
+    def commit_failed(self) -> None:
+        """Count a batch's write-ahead that failed (and is retried)."""
+        self._shard().commit_failures += 1
 
     def count_reports(self, reports: Iterable[tuple[Message, OrderView | None]]) -> None:
         """Count the acks, fills (by venue) and rejects (by reason) among one step's reports."""
@@ -219,6 +237,9 @@ class HotPathMetrics:
             dict(zip(STAGES, total.buckets, strict=True)),
             dict(zip(STAGES, total.sums, strict=True)),
             dict(total.subscriber_errors),
+            total.batches,
+            total.batched_steps,
+            total.commit_failures,
         )
 
     def collect(self) -> Iterator[Metric]:
@@ -244,6 +265,14 @@ class HotPathMetrics:
         for subscriber, n in sorted(snap.subscriber_errors.items()):
             failed.add_metric([subscriber], n)
         yield failed
+        yield CounterMetricFamily("oms_sequencer_batches", "batches the sequencer ran", value=snap.batches)
+        yield CounterMetricFamily(
+            "oms_sequencer_steps", "steps the sequencer ran in batches (over oms_sequencer_batches: the mean batch)",
+            value=snap.batched_steps,
+        )
+        yield CounterMetricFamily(
+            "oms_commit_failures", "batch write-aheads that failed and were retried", value=snap.commit_failures
+        )
         stages = HistogramMetricFamily(
             "oms_stage_seconds",
             "time of each order in each hot-path stage: in_to_risk, risk_to_venue, venue_to_ack, in_to_ack",

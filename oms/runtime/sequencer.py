@@ -1,55 +1,109 @@
 """Sequencer: the one owner of the OrderManager; every adapter (FIX, REST, algos, venues that answer later) drives
 the core through it and hears of every step from it.
 
-Today it sequences commands with a lock taken on the caller's thread: whoever drives the engine holds the lock, and
-after each step the host hands that step's reports (every event, with the order's view right after it, see
-`OrderManager.take_reports`) to every subscriber, in order, still under the lock. So each adapter hears about every
-event once, whichever adapter's command caused it: a REST order that fills against a FIX client's resting order reaches
-the FIX session, and the FIX gateway never drains reports that another adapter needs. A venue that answers later is
-started with `apply_venue`: its translation of each answer runs in the same sequence (the Venue port's contract,
-`oms.core.engine.Venue`), so it never takes the lock itself.
+COMMANDS. An adapter hands the sequencer a step, a function of the engine: `post` (the FIX gateway: fire and forget;
+a failure goes to the step's `on_error`) or `run` (wait for the step's result). Once `start`ed, one thread runs the
+steps in the order they were handed over, taking whatever is queued as one batch; before `start` (tests, tools) and
+for a step handed over from inside a step, `run` and `post` run it at once on the caller's thread. So no adapter
+thread ever drives the engine itself, and a reader thread never waits for another session's work.
 
-The host also counts what it publishes into the process's hot-path metrics (`oms.runtime.metrics`): acks, fills by venue
-and rejects by reason, whichever adapter's order they belong to. Adapters that time their orders reach the same metrics
-as `host.metrics` (`host.metrics.clock("rest")`, passed to `OrderManager.submit`).
+REPORTS. After each step the sequencer hands that step's reports (every event, with the order's view right after it,
+see `OrderManager.take_reports`) to every subscriber, in order. So each adapter hears about every event once,
+whichever adapter's command caused it: a REST order that fills against a FIX client's resting order reaches the FIX
+session. Subscribers are isolated: one that raises is logged and counted (`oms_subscriber_errors`), the others still
+get the reports.
+
+GROUP COMMIT. A batch's write-ahead records (the reserved gate's, `oms.core.reserved.AllowanceGate.commit`) go to
+Redis in one round trip once every step of the batch has run (`commit`); only then are the adapters' `after_commit`
+hooks called, which release what the batch's reports made them send to clients, and are the callers of `run`
+answered. So a report a client sees is durable, and under load one fsync covers many orders. While the commit fails
+(Redis unreachable) the sequencer retries it and releases nothing.
+
+`lock` is held while a batch runs. Readers on other threads (REST queries, the gateway's stop) take it to see the
+engine between batches; a step is never run while another thread holds it.
+
+A venue that answers later is started with `apply_venue`: its translation of each answer runs as a step (the Venue
+port's contract, `oms.core.engine.Venue`). The sequencer also counts what it publishes into the process's hot-path
+metrics (`oms.runtime.metrics`): acks, fills by venue and rejects by reason, whichever adapter's order they belong
+to; adapters that time their orders reach the same metrics as `host.metrics`.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
 from collections.abc import Callable
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from oms.core.engine import OrderManager, VenueStep
 from oms.core.model.messages import Message
 from oms.core.orders import OrderView
 from oms.runtime.metrics import METRICS, HotPathMetrics
 
-__all__ = ["Reports", "Sequencer"]
+__all__ = ["MAX_BATCH", "Reports", "Sequencer"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Reports = list[tuple[Message, OrderView | None]]
+Step = Callable[[OrderManager], Any]
+OnError = Callable[[Exception], None]
+MAX_BATCH = 256  # steps taken from the queue as one batch, at most
+_RETRY_S = (0.001, 0.01, 0.1, 0.5)  # waits between attempts of a commit that failed, the last one repeated
 
 
 class Sequencer:
-    """An OrderManager, the lock that puts its steps in one order, and the subscribers its reports go to."""
+    """An OrderManager, the thread that runs its steps in one order, and the subscribers its reports go to."""
 
     def __init__(
-        self, engine: OrderManager, lock: threading.RLock | None = None, metrics: HotPathMetrics = METRICS
+        self,
+        engine: OrderManager,
+        lock: threading.RLock | None = None,
+        metrics: HotPathMetrics = METRICS,
+        commit: Callable[[], None] | None = None,
     ) -> None:
-        """`metrics`: where the published reports are counted and the adapters' orders timed (the process's)."""
+        """`metrics`: where the published reports are counted and the adapters' orders timed (the process's).
+        `commit`: makes the batch's write-ahead records durable (raises when it could not); called once per batch."""
         self.engine = engine
         self.lock = lock if lock is not None else threading.RLock()
         self.metrics = metrics
+        self._commit = commit
         self._subscribers: list[Callable[[Reports], None]] = []
         self._names: dict[Callable[[Reports], None], str] = {}
+        self._after: list[Callable[[], None]] = []
         self._publishing = False
+        self._depth = 0  # steps running on the sequence right now (a step may run another inline)
+        self._queue: queue.SimpleQueue[tuple[Step, OnError | None, Future[Any] | None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._ident = 0
+
+    # -- LIFECYCLE --
+
+    def start(self) -> None:
+        """Run every step handed over from now on on the sequencer's own thread."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="sequencer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Run and commit what is queued, then stop the thread; later steps run on their caller's thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._queue.put(None)
+        thread.join(timeout_s)
+        if thread.is_alive():
+            log.error("the sequencer did not stop within %.0f s (a commit still failing?)", timeout_s)
+        self._thread = None
+
+    # -- SUBSCRIBERS --
 
     def subscribe(self, subscriber: Callable[[Reports], None], name: str | None = None) -> None:
-        """Call `subscriber` with the reports of every step from now on (under the lock, on the driving thread).
-        `name` labels its failures in the log and in `oms_subscriber_errors` (default: its qualified name)."""
+        """Call `subscriber` with the reports of every step from now on (on the sequence, under the lock). `name`
+        labels its failures in the log and in `oms_subscriber_errors` (default: its qualified name)."""
         with self.lock:
             self._subscribers.append(subscriber)
             self._names[subscriber] = name or getattr(subscriber, "__qualname__", repr(subscriber))
@@ -59,17 +113,43 @@ class Sequencer:
             self._subscribers.remove(subscriber)
             self._names.pop(subscriber, None)
 
-    def run(self, step: Callable[[OrderManager], T]) -> T:
-        """`step(engine)` under the lock, then its reports to every subscriber; returns what `step` returned."""
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Call `hook` after each batch's write-ahead records are durable (on the sequence, under the lock): the
+        adapter releases there what the batch's reports made it send. A hook that raises is logged and counted."""
         with self.lock:
-            result = step(self.engine)
-            self.publish()
-            return result
+            self._after.append(hook)
+
+    def remove_after_commit(self, hook: Callable[[], None]) -> None:
+        with self.lock:
+            self._after.remove(hook)
+
+    # -- COMMANDS --
+
+    def post(self, step: Step, on_error: OnError) -> None:
+        """Run `step(engine)` in sequence without waiting for it; if it raises, `on_error(exc)` is called on the
+        sequence (and if that raises too, it is logged)."""
+        if self._thread is None or self._on_sequence():
+            self._inline(step, on_error)
+            return
+        self._queue.put((step, on_error, None))
+
+    def run(self, step: Callable[[OrderManager], T]) -> T:
+        """`step(engine)` in sequence; returns what it returned (or raises what it raised) once its batch is
+        committed and its reports published."""
+        if self._thread is None or self._on_sequence():
+            return self._inline(step, None)
+        done: Future[T] = Future()
+        self._queue.put((step, None, done))
+        return done.result()
+
+    def waiting(self) -> int:
+        """Steps handed over and not yet taken into a batch (for shedding load)."""
+        return self._queue.qsize()
 
     def publish(self) -> None:
-        """Hand the reports queued since the last call to every subscriber; call with the lock held. What a
-        subscriber does to the engine in its callback (an algo's next child) is published by the same call, after
-        the reports that caused it; a publish from inside a subscriber returns at once for that reason.
+        """Hand the reports queued since the last call to every subscriber; call on the sequence (under the lock).
+        What a subscriber does to the engine in its callback (an algo's next child) is published by the same call,
+        after the reports that caused it; a publish from inside a subscriber returns at once for that reason.
 
         Subscribers are isolated: one that raises is logged (with its traceback, here only) and counted in
         `oms_subscriber_errors`; the others still get the reports, and the step that caused them stands."""
@@ -94,12 +174,111 @@ class Sequencer:
         translation `step()` in sequence, then apply and publish the events it returned. Call it from the venue's own
         threads, never from inside a step; it returns once the events are published. A step that returns nothing
         leaves the engine and its gate alone."""
-        with self.lock:  # the step reads the venue's maps of orders the engine's steps also change
+
+        def apply(engine: OrderManager) -> None:
             events = step()
             if events:
-                self.on_venue_events(events)
+                engine.on_venue_events(events)
+
+        self.run(apply)
 
     def on_venue_events(self, events: list[Message]) -> None:
         """Events a venue reported on its own (acks, fills, cancels of orders it holds), applied and published;
         a venue with state of its own hands its translation over with `apply_venue` instead."""
         self.run(lambda engine: engine.on_venue_events(events))
+
+    # -- INTERNALS --
+
+    def _on_sequence(self) -> bool:
+        """True on the sequencer's thread, or on a thread holding the lock (a step run there cannot wait for the
+        sequencer, which needs the lock)."""
+        return threading.get_ident() == self._ident or self.lock._is_owned()  # type: ignore[attr-defined]
+
+    def _inline(self, step: Callable[[OrderManager], T], on_error: OnError | None) -> T:
+        """Run `step` on this thread, under the lock; the outermost step commits and releases."""
+        with self.lock:
+            self._depth += 1
+            try:
+                result = self._step(step, on_error)
+            finally:
+                self._depth -= 1
+            if self._depth == 0:
+                self._commit_and_release()
+            return result  # type: ignore[no-any-return]
+
+    def _step(self, step: Step, on_error: OnError | None) -> Any:
+        """Run one step and publish what it did (what it did before it raised, too). Without `on_error` the
+        exception is raised; with one it goes there."""
+        try:
+            result = step(self.engine)
+        except Exception as exc:
+            self.publish()
+            if on_error is None:
+                raise
+            try:
+                on_error(exc)
+            except Exception:
+                log.exception("the error handler of a step failed; the step's error was %r", exc)
+            self.publish()
+            return None
+        self.publish()
+        return result
+
+    def _loop(self) -> None:
+        self._ident = threading.get_ident()
+        q = self._queue
+        stopping = False
+        while not stopping:
+            batch = [q.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            answers: list[tuple[Future[Any], Any, BaseException | None]] = []
+            with self.lock:
+                self._depth += 1
+                try:
+                    for item in batch:
+                        if item is None:
+                            stopping = True
+                            continue
+                        step, on_error, done = item
+                        try:
+                            result = self._step(step, on_error)
+                        except Exception as exc:
+                            answers.append((done, None, exc))  # type: ignore[arg-type]
+                            continue
+                        if done is not None:
+                            answers.append((done, result, None))
+                finally:
+                    self._depth -= 1
+                self._commit_and_release()
+            self.metrics.batch(len(batch))
+            for done, result, exc in answers:
+                if exc is None:
+                    done.set_result(result)
+                else:
+                    done.set_exception(exc)
+
+    def _commit_and_release(self) -> None:
+        """Make the batch's write-ahead records durable (retrying until Redis takes them), then call every
+        after-commit hook."""
+        if self._commit is not None:
+            attempt = 0
+            while True:
+                try:
+                    self._commit()
+                    break
+                except Exception:
+                    log.exception("the batch's write-ahead failed (attempt %d); nothing is released until it lands",
+                                  attempt + 1)  # fmt: skip
+                    self.metrics.commit_failed()
+                    time.sleep(_RETRY_S[min(attempt, len(_RETRY_S) - 1)])
+                    attempt += 1
+        for hook in list(self._after):
+            try:
+                hook()
+            except Exception:
+                log.exception("after-commit hook %r failed", hook)
+                self.metrics.subscriber_failed(getattr(hook, "__qualname__", repr(hook)))

@@ -115,10 +115,13 @@ class OrderDesk:
         self._prefix = f"api{os.getpid() % 1000:03d}{os.urandom(3).hex()}-"
         self._ids = itertools.count(1)
         self._state_lock = threading.Lock()  # listeners and executions, read from the event loop
-        host.subscribe(self._on_reports)
+        self._held: list[tuple[Callable[[bytes], None], bytes]] = []  # pushes of the batch running, not yet committed
+        host.subscribe(self._on_reports, "rest")
+        host.after_commit(self._release)
 
     def close(self) -> None:
         self.host.unsubscribe(self._on_reports)
+        self.host.remove_after_commit(self._release)
 
     # -- ORDERS --
 
@@ -443,7 +446,7 @@ class OrderDesk:
             ts_ns=f.ts_ns,
         )
 
-    # -- REPORTS (on the thread driving the engine, under its lock) --
+    # -- REPORTS (on the sequence; streamed once the batch is committed) --
 
     def _on_reports(self, reports: Reports) -> None:
         session_of = self.host.engine.session_of
@@ -470,8 +473,13 @@ class OrderDesk:
             listeners = self._listeners.get(event.account)
             if listeners:
                 payload = _json.encode(self._event(event, view))
-                for push in list(listeners):
-                    push(payload)
+                self._held.extend((push, payload) for push in list(listeners))
+
+    def _release(self) -> None:
+        """Push what the committed batch streamed to the WebSocket listeners, in order."""
+        held, self._held = self._held, []
+        for push, payload in held:
+            push(payload)
 
     def _note_reject(self, e: OrderRejected) -> None:
         x = self._extra.get(e.order_id)

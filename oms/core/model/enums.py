@@ -87,6 +87,7 @@ class RejectReason(IntEnum):
     ORDER_PENDING = 20  # a cancel or replace is already pending on the order
     VENUE_UNAVAILABLE = 21  # the venue the symbol is routed to is not connected
     VENUE_REJECTED = 22  # the venue refused it (its own text goes with it)
+    SYSTEM_BUSY = 23  # shed unseen: the OMS is past capacity (its queue of commands is full); send again later
     # -- risk checks (risk/) --
     MAX_ORDER_QTY = 50
     MAX_ORDER_NOTIONAL = 51

@@ -90,6 +90,7 @@ class AllowanceGate(OperatorMethods):
         low_orders: int = 4,
         flush_after_ns: int | None = None,
         log: WriteAhead | None = None,
+        group_commit: bool = False,
     ) -> None:
         """`batch`: order reports queued before they are sent on their own; `low_orders`: tokens left at which a
         top-up is asked for (capped at half the account's `orders_per_window`: no grant holds more than that);
@@ -97,9 +98,13 @@ class AllowanceGate(OperatorMethods):
         the order clock), and a decision only once `HARD_BATCHES` batches are (so the send stays off the order's path);
         None: every step sends them, and a decision once `batch` are queued. `log`: where each local acceptance is
         written before it is returned (`oms.infra.redis.reportlog`); a host with a journal needs it, or a crash loses
-        the acceptances whose reports had not reached it."""
+        the acceptances whose reports had not reached it. `group_commit`: the log's entries are written by `commit` (the
+        sequencer's, once per batch, before any report of the batch leaves) instead of one by one; any call to the host
+        commits first, so nothing reaches the account ahead of its entry."""
         self._host = host
         self._log = log
+        self._group = group_commit and log is not None
+        self._unwritten: list[tuple[str, list[AccountEvent], int]] = []  # (account, records, spend's index in _pending)
         self._instruments = instruments
         self._accounts = set(accounts)
         self._request = request or AllowanceRequest()
@@ -166,11 +171,7 @@ class AllowanceGate(OperatorMethods):
             batch.append(e)  # type: ignore[arg-type]
         if batch or prints:
             self._install(self._host.gate_settle(self._take(), Settle(batch, prints, self._asks())))
-        elif self._pending and (
-            self._flush_after is None
-            or len(self._pending) >= 2 * self._batch
-            or self._clock - self._oldest >= self._flush_after
-        ):
+        elif self._pending and not self._group and self._due():  # with group commit: when the batch is committed
             self.flush()
         if self._low:
             self._request_top_ups()
@@ -252,8 +253,39 @@ class AllowanceGate(OperatorMethods):
 
     # -- internals --
 
+    def commit(self) -> None:
+        """Write every entry `decide` and `on_events` held back (group commit) in one round trip and put each
+        entry's id on its spend, then send the queued reports if they are due. Raises when the log did not take the
+        entries; they stay held for the next call."""
+        self._write_held()
+        if self._pending and self._due():
+            self.flush()
+
+    def _due(self) -> bool:
+        """Whether the queued reports should go now: `batch` orders' worth, or the oldest `flush_after_ns` old."""
+        return (
+            self._flush_after is None
+            or len(self._pending) >= 2 * self._batch
+            or self._clock - self._oldest >= self._flush_after
+        )
+
+    def _write_held(self) -> None:
+        unwritten = self._unwritten
+        if not unwritten:
+            return
+        assert self._log is not None
+        ids = self._log.write_many([(account, records) for account, records, _ in unwritten])
+        pending = self._pending
+        for (_, _, at), wal in zip(unwritten, ids, strict=True):
+            if at >= 0:
+                pending[at] = msgspec.structs.replace(pending[at], wal=wal)  # type: ignore[type-var]
+        self._unwritten = []
+
     def _take(self) -> list[AccountEvent]:
-        """The queued reports, for the host call about to be made (which applies them first)."""
+        """The queued reports, for the host call about to be made (which applies them first); their log entries are
+        written first."""
+        if self._unwritten:
+            self._write_held()
         reports, self._pending = self._pending, []
         return reports
 
@@ -295,7 +327,9 @@ class AllowanceGate(OperatorMethods):
             cmd.stop_price,
         )  # fmt: skip
         spent = AllowanceSpent(cmd.account, loc.grant_id, order_id, cmd.symbol, cmd.side, qty, credit, now_ns)
-        if self._log is not None:  # durable before the acceptance leaves; a failure raises with nothing spent
+        if self._group:  # written by `commit`, before the acceptance leaves
+            self._unwritten.append((cmd.account, [spent, accepted], len(self._pending)))
+        elif self._log is not None:  # durable before the acceptance leaves; a failure raises with nothing spent
             spent = msgspec.structs.replace(spent, wal=self._log.write(cmd.account, (spent, accepted)))
         if buy:
             side.buy -= qty
@@ -323,7 +357,10 @@ class AllowanceGate(OperatorMethods):
             for e in events:
                 by_account.setdefault(e.account, []).append(e)
             for account, records in by_account.items():
-                self._log.write(account, records)
+                if self._group:
+                    self._unwritten.append((account, records, -1))
+                else:
+                    self._log.write(account, records)
         pending = self._pending
         if not pending:
             self._oldest = self._clock

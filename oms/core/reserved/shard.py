@@ -34,6 +34,11 @@ class WriteAhead(Protocol):
         """Store `records` as one entry of `account`'s log and return the entry's id; raise if it is not stored."""
         ...
 
+    def write_many(self, entries: Sequence[tuple[str, Sequence[AccountEvent]]]) -> list[str]:
+        """Store each (account, records) as one entry, all in one round trip; their ids, in order. Raise if any is
+        not stored (entries before it may be)."""
+        ...
+
 
 class Shard(Protocol):
     """What an AllowanceGate needs from the host that owns the accounts (LocalShard, AccountShard, ShardClient).

@@ -309,6 +309,7 @@ class RayAllowanceGate(AllowanceGate):
         low_orders: int = RAY_LOW_ORDERS,
         flush_after_ns: int | None = RAY_FLUSH_AFTER_NS,
         log: ReportLog[AccountEvent] | None = None,
+        group_commit: bool = False,
     ) -> None:
         """`actors`: account -> actor handle (several accounts may share one handle); `instruments` and `log` (on
         the actors' Redis) are needed when `reserved` names accounts; see AllowanceGate for the rest."""
@@ -320,7 +321,9 @@ class RayAllowanceGate(AllowanceGate):
             raise UnknownAccount(f"reserved account {unknown[0]!r} has no actor")
         registry = instruments if instruments is not None else InstrumentRegistry(())
         self._ray_host = ShardClient(actors)
-        super().__init__(self._ray_host, registry, reserved, request, batch, low_orders, flush_after_ns, log)
+        super().__init__(
+            self._ray_host, registry, reserved, request, batch, low_orders, flush_after_ns, log, group_commit
+        )
 
     def close(self) -> None:
         """Return every allowance and report everything, and wait until the actors have journaled it all: call it
@@ -342,8 +345,12 @@ def reserved_accounts(accounts: Iterable[str], risk: RiskConfig) -> list[str]:
 
 
 def build_gate(
-    actors: Mapping[str, Any], risk: RiskConfig, instruments: InstrumentRegistry, log: ReportLog[AccountEvent]
+    actors: Mapping[str, Any],
+    risk: RiskConfig,
+    instruments: InstrumentRegistry,
+    log: ReportLog[AccountEvent],
+    group_commit: bool = False,
 ) -> RayAllowanceGate:
     """The engine's gate over `actors` (account -> handle): each account strict or reserved as its limits say;
-    `log` on the actors' Redis."""
-    return RayAllowanceGate(actors, instruments, reserved_accounts(actors, risk), log=log)
+    `log` on the actors' Redis; `group_commit`: its entries written by `commit`, once per sequencer batch."""
+    return RayAllowanceGate(actors, instruments, reserved_accounts(actors, risk), log=log, group_commit=group_commit)
