@@ -33,7 +33,7 @@ from fix_gateway.application import GatewayApplication
 from fix_gateway.codec import Codec
 from fix_gateway.fix42 import Fix42Codec
 from fix_gateway.fix44 import Fix44Codec
-from fix_gateway.handlers import OrderHandlers
+from fix_gateway.handlers import MAX_DELAY_S, MAX_WAITING, OrderHandlers
 from fix_gateway.reports import ReportRouter
 from fix_gateway.settings import SessionSpec, quickfix_settings
 from oms.core.engine import OrderManager
@@ -63,15 +63,19 @@ class FixGateway(OrderHandlers):
         generation: int,
         clock: Callable[[], int] = time.time_ns,
         throttle: SessionThrottle | None = None,
+        max_waiting: int = MAX_WAITING,
+        max_delay_s: float = MAX_DELAY_S,
     ) -> None:
         """`generation` makes this start's report ids unique: pass a number no earlier start used. The gateway
         drives `host.engine` through the sequencer and reports what every step of any adapter did to its sessions.
         `throttle` limits each session's order messages (NewOrderSingle, cancel, replace) per sliding window: one
         over the limit is refused with SESSION_RATE (an ExecutionReport Rejected, or an OrderCancelReject) and books
-        nothing."""
+        nothing. `max_waiting`, `max_delay_s`: how many commands may wait for the sequencer, and for how long, before
+        new orders are shed with SYSTEM_BUSY (`fix_gateway.handlers`, OVERLOAD)."""
         self._specs = {s.name: s for s in sessions}
         codecs = {name: _CODECS[s.begin_string](instruments, s) for name, s in self._specs.items()}
-        super().__init__(host, codecs, ReportRouter(host, codecs, generation), clock, throttle)
+        router = ReportRouter(host, codecs, generation)
+        super().__init__(host, codecs, router, clock, throttle, max_waiting, max_delay_s)
         self._host = host
         self.port = port
         self._session_ids: dict[str, Any] = {

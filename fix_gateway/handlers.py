@@ -7,10 +7,11 @@ the report fan-out (`fix_gateway.reports`) sends every answer to the session it 
 A failure there is answered with a BusinessMessageReject. A drop-copy session may send nothing: its messages get a
 BusinessMessageReject.
 
-OVERLOAD. A NewOrderSingle that arrives while more than `max_waiting` commands wait for the sequencer is refused
-on the reader thread with SYSTEM_BUSY (an ExecutionReport Rejected, OrdRejReason 0, nothing booked), so past
-capacity every order is still answered at once and the queue stays bounded. Cancels, replaces and status requests
-are never shed: they take risk off, or only read.
+OVERLOAD. A NewOrderSingle that arrives while the commands already waiting for the sequencer would keep it waiting
+longer than `max_delay_s` (their number times the sequencer's recent time per command), or while more than
+`max_waiting` wait, is refused on the reader thread with SYSTEM_BUSY (an ExecutionReport Rejected, OrdRejReason 0,
+nothing booked). So past capacity every order is still answered within about `max_delay_s` and the queue stays
+bounded. Cancels, replaces and status requests are never shed: they take risk off, or only read.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ log = logging.getLogger("oms.fix")
 C = TypeVar("C", SubmitOrder, CancelOrder, ReplaceOrder)
 Body = Callable[[Any, str], None]
 MAX_WAITING = 2_000  # commands waiting for the sequencer past which new orders are shed (SYSTEM_BUSY)
+MAX_DELAY_S = 0.05  # the expected wait for the sequencer past which new orders are shed
 
 
 class OrderHandlers:
@@ -52,10 +54,11 @@ class OrderHandlers:
         clock: Callable[[], int],
         throttle: SessionThrottle | None,
         max_waiting: int = MAX_WAITING,
+        max_delay_s: float = MAX_DELAY_S,
     ) -> None:
         """`throttle` limits each session's order messages (NewOrderSingle, cancel, replace) per sliding window:
         one over the limit is refused with SESSION_RATE (an ExecutionReport Rejected, or an OrderCancelReject) and
-        books nothing. `max_waiting`: see OVERLOAD in the module text."""
+        books nothing. `max_waiting`, `max_delay_s`: see OVERLOAD in the module text."""
         self.host = host
         self.engine = host.engine
         self.lock = host.lock
@@ -65,13 +68,16 @@ class OrderHandlers:
         self._clock = clock
         self._throttle = throttle
         self._max_waiting = max_waiting
+        self._max_delay_s = max_delay_s
 
     # -- ON THE READER THREAD: hand the message to the sequencer --
 
     def on_new_order(self, msg: Any, session_id: Any) -> None:
         """NewOrderSingle: an ExecutionReport (New, Rejected, fills) always answers it."""
         name = session_id.toString()
-        if self.host.waiting() > self._max_waiting and not self._codecs[name].spec.drop_copy:
+        host = self.host
+        busy = host.expected_wait_s() > self._max_delay_s or host.waiting() > self._max_waiting
+        if busy and not self._codecs[name].spec.drop_copy:
             return self._shed(msg, name)
         clock = self._metrics.clock("fix")  # the order's time in starts now, on the reader thread
         self._post(lambda m, n: self._new_order(m, n, clock), msg, name)

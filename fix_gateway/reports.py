@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fix_gateway.codec import Codec
@@ -86,7 +87,7 @@ class ReportRouter:
         """Start a sender for each session (`session_ids`, QuickFIX's, by name) and hear every step from now on."""
         self._outboxes = {name: Outbox(sid, name) for name, sid in session_ids.items()}
         self._host.subscribe(self._on_reports, "fix")
-        self._host.after_commit(self._release)
+        self._host.after_commit(self._seal)
 
     def close(self) -> list[Outbox]:
         """Hear no more steps (reports of venues that answer late are booked but not sent from here on), then send
@@ -94,8 +95,8 @@ class ReportRouter:
         reading holds its sender until its connection is closed; close them after that."""
         with self._host.lock:
             self._host.unsubscribe(self._on_reports)
-            self._host.remove_after_commit(self._release)
-            self._release()
+            self._host.remove_after_commit(self._seal)
+            self._host.wait_committed()  # every batch sealed so far is in the outboxes
             outboxes, self._outboxes = self._outboxes, {}
             self._awaiting.clear()
         return [outbox for outbox in outboxes.values() if not outbox.close(timeout=2.0)]
@@ -132,14 +133,20 @@ class ReportRouter:
         """The ExecID of a report that is not a fill: `<generation>.<n>`."""
         return f"{self._generation}.{next(self._report_seq)}"
 
-    def _release(self) -> None:
-        """Hand what the committed batch sent to the sessions' outboxes, in order."""
+    def _seal(self) -> Callable[[], None] | None:
+        """What the batch just run sent, to hand to the sessions' outboxes (in order) once the batch is durable."""
+        if not self._held:
+            return None
         held, self._held = self._held, []
         outboxes = self._outboxes
-        for name, msg, clock in held:
-            outbox = outboxes.get(name)
-            if outbox is not None:
-                outbox.put(msg, clock)
+
+        def release() -> None:
+            for name, msg, clock in held:
+                outbox = outboxes.get(name)
+                if outbox is not None:
+                    outbox.put(msg, clock)
+
+        return release
 
     # -- FAN-OUT --
 

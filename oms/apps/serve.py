@@ -230,7 +230,8 @@ class OmsApp:
         # strict or reserved; the reserved acceptances of a batch are written ahead together, when the batch ends
         self.gate = build_gate(by_account, self.loaded.risk, self.loaded.instruments, log, group_commit=True)
         self.engine = OrderManager(self.loaded.instruments, self.gate, router(self.loaded, self.venues), first_order_id)
-        self.host = Sequencer(self.engine, self.lock, commit=self.gate.commit)
+        self.host = Sequencer(self.engine, self.lock, seal=self.gate.seal)
+        self.gate.wait_written = self.host.wait_committed
         self.host.start()
 
     def _start_analytics(self) -> None:

@@ -13,11 +13,13 @@ whichever adapter's command caused it: a REST order that fills against a FIX cli
 session. Subscribers are isolated: one that raises is logged and counted (`oms_subscriber_errors`), the others still
 get the reports.
 
-GROUP COMMIT. A batch's write-ahead records (the reserved gate's, `oms.core.reserved.AllowanceGate.commit`) go to
-Redis in one round trip once every step of the batch has run (`commit`); only then are the adapters' `after_commit`
-hooks called, which release what the batch's reports made them send to clients, and are the callers of `run`
-answered. So a report a client sees is durable, and under load one fsync covers many orders. While the commit fails
-(Redis unreachable) the sequencer retries it and releases nothing.
+GROUP COMMIT. When a batch's steps have run, the sequencer seals it: `seal` (the reserved gate's,
+`oms.core.reserved.AllowanceGate.seal`) gives the batch's write-ahead records as one write (one Redis round trip,
+one fsync for every order in it), and each adapter's `after_commit` hook gives what the batch's reports made it
+send. A committer thread runs the write, then the adapters' releases, then answers the callers of `run`, batch
+after batch in order, while the sequencer goes on with the next batch. So a report a client sees is durable, the
+sequencer never waits for Redis, and under load one fsync covers many orders. While a write fails (Redis
+unreachable) the committer retries it and releases nothing after it.
 
 `lock` is held while a batch runs. Readers on other threads (REST queries, the gateway's stop) take it to see the
 engine between batches; a step is never run while another thread holds it.
@@ -36,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from oms.core.engine import OrderManager, VenueStep
 from oms.core.model.messages import Message
@@ -50,7 +52,9 @@ T = TypeVar("T")
 Reports = list[tuple[Message, OrderView | None]]
 Step = Callable[[OrderManager], Any]
 OnError = Callable[[Exception], None]
+Seal = Callable[[], Callable[[], None] | None]  # called on the sequence as a batch ends; what to run once it is durable
 MAX_BATCH = 256  # steps taken from the queue as one batch, at most
+_SMOOTHING = 0.05  # weight of the latest batch in the sequencer's time per step
 _RETRY_S = (0.001, 0.01, 0.1, 0.5)  # waits between attempts of a commit that failed, the last one repeated
 
 
@@ -62,22 +66,29 @@ class Sequencer:
         engine: OrderManager,
         lock: threading.RLock | None = None,
         metrics: HotPathMetrics = METRICS,
-        commit: Callable[[], None] | None = None,
+        seal: Seal | None = None,
     ) -> None:
         """`metrics`: where the published reports are counted and the adapters' orders timed (the process's).
-        `commit`: makes the batch's write-ahead records durable (raises when it could not); called once per batch."""
+        `seal`: called once per batch on the sequence; returns the write that makes the batch's write-ahead records
+        durable (raising when it could not), or None when the batch has none."""
         self.engine = engine
         self.lock = lock if lock is not None else threading.RLock()
         self.metrics = metrics
-        self._commit = commit
+        self._seal = seal
         self._subscribers: list[Callable[[Reports], None]] = []
         self._names: dict[Callable[[Reports], None], str] = {}
-        self._after: list[Callable[[], None]] = []
+        self._after: list[Seal] = []
         self._publishing = False
         self._depth = 0  # steps running on the sequence right now (a step may run another inline)
         self._queue: queue.SimpleQueue[tuple[Step, OnError | None, Future[Any] | None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._ident = 0
+        self._commits: queue.SimpleQueue[_Commit | None] = queue.SimpleQueue()
+        self._committer: threading.Thread | None = None
+        self._sealed = 0  # batches sealed
+        self._committed = 0  # batches whose writes and releases are done
+        self._progress = threading.Condition(threading.Lock())
+        self._step_s = 0.0  # recent time per step of the sequencer's batches (moving average)
 
     # -- LIFECYCLE --
 
@@ -85,6 +96,8 @@ class Sequencer:
         """Run every step handed over from now on on the sequencer's own thread."""
         if self._thread is not None:
             return
+        self._committer = threading.Thread(target=self._commit_loop, name="committer", daemon=True)
+        self._committer.start()
         self._thread = threading.Thread(target=self._loop, name="sequencer", daemon=True)
         self._thread.start()
 
@@ -95,9 +108,12 @@ class Sequencer:
             return
         self._queue.put(None)
         thread.join(timeout_s)
-        if thread.is_alive():
-            log.error("the sequencer did not stop within %.0f s (a commit still failing?)", timeout_s)
-        self._thread = None
+        committer = self._committer
+        assert committer is not None
+        committer.join(timeout_s)
+        if thread.is_alive() or committer.is_alive():
+            log.error("the sequencer did not stop within %.0f s (a write-ahead still failing?)", timeout_s)
+        self._thread = self._committer = None
 
     # -- SUBSCRIBERS --
 
@@ -113,15 +129,23 @@ class Sequencer:
             self._subscribers.remove(subscriber)
             self._names.pop(subscriber, None)
 
-    def after_commit(self, hook: Callable[[], None]) -> None:
-        """Call `hook` after each batch's write-ahead records are durable (on the sequence, under the lock): the
-        adapter releases there what the batch's reports made it send. A hook that raises is logged and counted."""
+    def after_commit(self, hook: Seal) -> None:
+        """Call `hook` when each batch is sealed (on the sequence, under the lock); it returns what releases what the
+        batch's reports made the adapter send (or None), which runs once the batch's write-ahead is durable, on the
+        committer's thread. A release that raises is logged and counted; the others still run."""
         with self.lock:
             self._after.append(hook)
 
-    def remove_after_commit(self, hook: Callable[[], None]) -> None:
+    def remove_after_commit(self, hook: Seal) -> None:
         with self.lock:
             self._after.remove(hook)
+
+    def wait_committed(self) -> None:
+        """Return once every batch sealed so far is written and released (at once when none is outstanding)."""
+        with self._progress:
+            target = self._sealed
+            while self._committed < target:
+                self._progress.wait()
 
     # -- COMMANDS --
 
@@ -145,6 +169,11 @@ class Sequencer:
     def waiting(self) -> int:
         """Steps handed over and not yet taken into a batch (for shedding load)."""
         return self._queue.qsize()
+
+    def expected_wait_s(self) -> float:
+        """How long a step handed over now would wait before it runs: the steps waiting times the recent time per
+        step (for shedding load)."""
+        return self._queue.qsize() * self._step_s
 
     def publish(self) -> None:
         """Hand the reports queued since the last call to every subscriber; call on the sequence (under the lock).
@@ -195,7 +224,7 @@ class Sequencer:
         return threading.get_ident() == self._ident or self.lock._is_owned()  # type: ignore[attr-defined]
 
     def _inline(self, step: Callable[[OrderManager], T], on_error: OnError | None) -> T:
-        """Run `step` on this thread, under the lock; the outermost step commits and releases."""
+        """Run `step` on this thread, under the lock; the outermost step seals its batch and commits it here."""
         with self.lock:
             self._depth += 1
             try:
@@ -203,7 +232,8 @@ class Sequencer:
             finally:
                 self._depth -= 1
             if self._depth == 0:
-                self._commit_and_release()
+                self.wait_committed()  # the committer's batches first: the log keeps the order of the writes
+                self._run_commit(self._seal_batch([]))
             return result  # type: ignore[no-any-return]
 
     def _step(self, step: Step, on_error: OnError | None) -> Any:
@@ -236,6 +266,7 @@ class Sequencer:
                 except queue.Empty:
                     break
             answers: list[tuple[Future[Any], Any, BaseException | None]] = []
+            started = time.perf_counter()
             with self.lock:
                 self._depth += 1
                 try:
@@ -253,32 +284,66 @@ class Sequencer:
                             answers.append((done, result, None))
                 finally:
                     self._depth -= 1
-                self._commit_and_release()
+                commit = self._seal_batch(answers)
+            self._step_s += ((time.perf_counter() - started) / len(batch) - self._step_s) * _SMOOTHING
             self.metrics.batch(len(batch))
-            for done, result, exc in answers:
-                if exc is None:
-                    done.set_result(result)
-                else:
-                    done.set_exception(exc)
+            self._commits.put(commit)
+        self._commits.put(None)
 
-    def _commit_and_release(self) -> None:
-        """Make the batch's write-ahead records durable (retrying until Redis takes them), then call every
-        after-commit hook."""
-        if self._commit is not None:
+    def _seal_batch(self, answers: list[tuple[Future[Any], Any, BaseException | None]]) -> _Commit:
+        """What the batch just run must write before anything it produced is released (call under the lock)."""
+        write = self._seal() if self._seal is not None else None
+        releases: list[Callable[[], None]] = []
+        for hook in self._after:
+            try:
+                release = hook()
+            except Exception:
+                log.exception("after-commit hook %r failed", hook)
+                self.metrics.subscriber_failed(getattr(hook, "__qualname__", repr(hook)))
+                continue
+            if release is not None:
+                releases.append(release)
+        with self._progress:
+            self._sealed += 1
+        return _Commit(write, releases, answers)
+
+    def _commit_loop(self) -> None:
+        while (commit := self._commits.get()) is not None:
+            self._run_commit(commit)
+
+    def _run_commit(self, commit: _Commit) -> None:
+        """Run the batch's write (retrying until it lands), then its releases, then answer its callers."""
+        if commit.write is not None:
             attempt = 0
             while True:
                 try:
-                    self._commit()
+                    commit.write()
                     break
                 except Exception:
-                    log.exception("the batch's write-ahead failed (attempt %d); nothing is released until it lands",
+                    log.exception("a batch's write-ahead failed (attempt %d); nothing is released until it lands",
                                   attempt + 1)  # fmt: skip
                     self.metrics.commit_failed()
                     time.sleep(_RETRY_S[min(attempt, len(_RETRY_S) - 1)])
                     attempt += 1
-        for hook in list(self._after):
+        for release in commit.releases:
             try:
-                hook()
+                release()
             except Exception:
-                log.exception("after-commit hook %r failed", hook)
-                self.metrics.subscriber_failed(getattr(hook, "__qualname__", repr(hook)))
+                log.exception("releasing a batch's output failed: %r", release)
+                self.metrics.subscriber_failed(getattr(release, "__qualname__", repr(release)))
+        with self._progress:
+            self._committed += 1
+            self._progress.notify_all()
+        for done, result, exc in commit.answers:
+            if exc is None:
+                done.set_result(result)
+            else:
+                done.set_exception(exc)
+
+
+class _Commit(NamedTuple):
+    """A sealed batch: its write-ahead (None: nothing to write), its adapters' releases, its callers' answers."""
+
+    write: Callable[[], None] | None
+    releases: list[Callable[[], None]]
+    answers: list[tuple[Future[Any], Any, BaseException | None]]

@@ -478,3 +478,38 @@ def test_a_session_over_its_message_rate_is_refused_and_the_other_sessions_are_n
     assert cancel_refused[T.TEXT] == "session message rate limit exceeded"
     assert other[T.EXEC_TYPE] == "0"
     assert len(engine.working()) == 4  # nothing booked for the refused messages
+
+
+def test_past_the_sequencers_queue_bound_new_orders_are_shed_at_once_and_cancels_are_not(env: Env) -> None:
+    assert env.gateway is not None
+    env.gateway.stop()
+    env.port = free_port()
+    host = Sequencer(local_engine(env.loaded, 3))
+    host.start()  # the deployed path: a sequencer thread, the reader threads only hand messages over
+    release = threading.Event()
+    try:
+        env.gateway = FixGateway(host, env.loaded.instruments, env.specs, env.port, env.root / "gw3", 3, max_waiting=2)
+        env.gateway.start()
+        c = env.client("CLIENT44")
+        c.new_order("a0", "AAPL", "1", "10", "150")
+        (first,) = c.expect(1)
+        host.post(lambda engine: release.wait(10), pytest.fail)  # the sequencer is stuck on a slow step
+        time.sleep(0.1)
+
+        for i in range(1, 6):
+            c.new_order(f"a{i}", "AAPL", "1", "10", "150")
+        shed = c.expect(2)  # answered at once: three wait for the sequencer, the bound is two
+        c.cancel("x0", "a0", "AAPL", "1", "10")  # a cancel is never shed
+        time.sleep(0.1)
+        release.set()
+        later = c.expect(4)
+    finally:
+        release.set()
+        env.gateway.stop()
+        env.gateway = None
+        host.stop()
+
+    assert first[T.EXEC_TYPE] == "0"
+    assert [(m[T.CL_ORD_ID], m[T.EXEC_TYPE], m[T.ORD_REJ_REASON]) for m in shed] == [("a4", "8", "0"), ("a5", "8", "0")]
+    assert all(m[T.TEXT] == "system busy: order not accepted, send it again later" for m in shed)
+    assert [(m[T.CL_ORD_ID], m[T.EXEC_TYPE]) for m in later] == [("a1", "0"), ("a2", "0"), ("a3", "0"), ("x0", "4")]

@@ -7,13 +7,18 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from oms.core.accounts import AccountEvent
+from bench.fix_load import Session as FixLoadSession
+from bench.fix_load import prime
+from bench.serve import PRIME_ACCOUNTS, PRIME_SESSION, Server, write_run_configs
+from oms.apps.run_config import write_config
+from oms.core.accounts import AccountEvent, AllowanceSpent
 from oms.core.engine import OrderManager
 from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side
 from oms.core.model.enums import TimeInForce as T
@@ -23,7 +28,7 @@ from oms.core.venues.internal import InternalVenue
 from oms.infra.ray.actors import AccountShard, RayAllowanceGate, ShardConfig, account_actor_class
 from oms.infra.redis.journal import Journal
 from oms.infra.redis.reportlog import ReportLog
-from oms.infra.redis.server import ManagedRedis
+from oms.infra.redis.server import ManagedRedis, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +160,55 @@ def test_kill_switch_through_the_actor_cancels_working_orders_and_blocks_new_one
     summary = ray.get(actor.summary.remote("ACC1"))
     assert (summary["kill_switch"], summary["working_orders"], summary["exposure"]) == (True, [], 0)
     ray.kill(actor, no_restart=True)
+
+
+def test_sigkill_of_serve_under_group_commit_from_four_sessions_loses_no_acknowledged_order(
+    tmp_path: Path, fresh_redis, redis_server: ManagedRedis
+) -> None:
+    """`oms serve` (its sequencer writing each batch's reserved acceptances ahead in one round trip) takes orders
+    from four FIX sessions at once and is killed mid-flow: every order a client saw acknowledged (ExecType New) is
+    in its account's journal once the account is rebuilt, exactly once."""
+    fix_port, api_port = free_port(), free_port()
+    config = write_run_configs(tmp_path, fix_port, api_port)
+    raw = tomllib.loads(config.read_text())
+    raw["redis"]["url"] = redis_server.url
+    write_config(raw, config)
+    server = Server("oms", config, tmp_path, fix_port, api_port)
+    accounts = [f"BENCH{n}" for n in range(1, 5)]
+    acked: dict[str, set[str]] = {a: set() for a in accounts}
+    sessions: list[FixLoadSession] = []
+    try:
+        prime(fix_port, PRIME_SESSION, PRIME_ACCOUNTS, "AAPL", "150", "k")  # a reference price: reserved accepts
+        sessions = [FixLoadSession(fix_port, account, account) for account in accounts]
+        for s in sessions:
+            s.logon()
+        n = 0
+        deadline = time.monotonic() + 60
+        while sum(map(len, acked.values())) < 400 and time.monotonic() < deadline:
+            for s in sessions:
+                n += 1
+                s.outbox += s.message("D", f"11=k{n}\x011={s.account}\x0155=AAPL\x0154=1\x0160=20260101-00:00:00\x01"
+                                           f"38=1\x0140=2\x0144=149\x0159=1\x01")  # fmt: skip
+                s.flush()
+                for f in s.read():
+                    if f.get("35") == "8" and f.get("150") == "0":
+                        acked[s.account].add(f["11"])
+            time.sleep(0.001)
+    finally:
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.stop()  # reaps it and closes its pipes
+        for s in sessions:
+            s.sock.close()
+    assert sum(map(len, acked.values())) >= 400, "the server did not acknowledge enough orders within 60 s"
+
+    host = AccountShard(accounts, ShardConfig(redis_server.url, raw["instruments"], raw["accounts"], 25))
+
+    journal = Journal(fresh_redis, AccountEvent)
+    local = sum(isinstance(r, AllowanceSpent) for a in accounts for _, r in journal.read(a))
+    assert local >= 300  # most were accepted by the engine within allowances, written ahead batch by batch
+    for account in accounts:
+        accepted = [r.cl_ord_id for _, r in journal.read(account) if isinstance(r, OrderAccepted)]
+        assert len(accepted) == len(set(accepted)), f"{account}: an acceptance journaled twice"
+        missing = acked[account] - set(accepted)
+        assert not missing, f"{account}: acknowledged orders missing from the journal: {sorted(missing)[:5]}"
+        assert host.state_hash(account) == host.replayed_hash(account)

@@ -314,7 +314,7 @@ def build_app(s: ApiState) -> Litestar:
         def offer(payload: bytes | None) -> None:
             queue.put_nowait(payload if queue.qsize() < _STREAM_QUEUE_MAX else None)
 
-        def push(payload: bytes) -> None:  # on the thread driving the engine
+        def push(payload: bytes) -> None:  # on the committer thread, once the batch is durable
             with contextlib.suppress(RuntimeError):  # the loop is closed: the server is stopping
                 loop.call_soon_threadsafe(offer, payload)
 

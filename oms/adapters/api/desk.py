@@ -117,11 +117,11 @@ class OrderDesk:
         self._state_lock = threading.Lock()  # listeners and executions, read from the event loop
         self._held: list[tuple[Callable[[bytes], None], bytes]] = []  # pushes of the batch running, not yet committed
         host.subscribe(self._on_reports, "rest")
-        host.after_commit(self._release)
+        host.after_commit(self._seal)
 
     def close(self) -> None:
         self.host.unsubscribe(self._on_reports)
-        self.host.remove_after_commit(self._release)
+        self.host.remove_after_commit(self._seal)
 
     # -- ORDERS --
 
@@ -475,11 +475,17 @@ class OrderDesk:
                 payload = _json.encode(self._event(event, view))
                 self._held.extend((push, payload) for push in list(listeners))
 
-    def _release(self) -> None:
-        """Push what the committed batch streamed to the WebSocket listeners, in order."""
+    def _seal(self) -> Callable[[], None] | None:
+        """What the batch just run streamed, to push to the WebSocket listeners (in order) once it is durable."""
+        if not self._held:
+            return None
         held, self._held = self._held, []
-        for push, payload in held:
-            push(payload)
+
+        def release() -> None:
+            for push, payload in held:
+                push(payload)
+
+        return release
 
     def _note_reject(self, e: OrderRejected) -> None:
         x = self._extra.get(e.order_id)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -67,6 +68,20 @@ class _Local:
     symbols: dict[str, _Side]
 
 
+@dataclass(slots=True)
+class _Ticket:
+    """One sealed write of the log: its entries, the index of each one's spend in the queue (-1: none) and, once
+    written, their ids."""
+
+    entries: list[tuple[str, list[AccountEvent]]]
+    at: list[int]
+    ids: list[str] | None = None
+
+
+def _no_wait() -> None:
+    """Without a runtime that writes sealed entries later, every write returned before the next step began."""
+
+
 GRANT_RETRY_NS = 50_000_000  # after an empty grant (or top-up), the account is not asked again for this long
 _LOOSENING = (OrderCanceled, OrderExpired)  # events that keep every certificate: reported in batches, no call
 HARD_BATCHES = 8  # with `flush_after_ns`: a decision sends the queued reports itself only past this many batches
@@ -98,13 +113,14 @@ class AllowanceGate(OperatorMethods):
         the order clock), and a decision only once `HARD_BATCHES` batches are (so the send stays off the order's path);
         None: every step sends them, and a decision once `batch` are queued. `log`: where each local acceptance is
         written before it is returned (`oms.infra.redis.reportlog`); a host with a journal needs it, or a crash loses
-        the acceptances whose reports had not reached it. `group_commit`: the log's entries are written by `commit` (the
-        sequencer's, once per batch, before any report of the batch leaves) instead of one by one; any call to the host
-        commits first, so nothing reaches the account ahead of its entry."""
+        the acceptances whose reports had not reached it. `group_commit`: the log's entries are held back and written
+        together once per batch (`seal`) instead of one by one; nothing reaches the account ahead of its entry."""
         self._host = host
         self._log = log
         self._group = group_commit and log is not None
         self._unwritten: list[tuple[str, list[AccountEvent], int]] = []  # (account, records, spend's index in _pending)
+        self._tickets: deque[_Ticket] = deque()  # sealed writes, oldest first, whose ids are not on their spends yet
+        self.wait_written: Callable[[], None] = _no_wait  # the runtime's: returns once every sealed write returned
         self._instruments = instruments
         self._accounts = set(accounts)
         self._request = request or AllowanceRequest()
@@ -171,7 +187,7 @@ class AllowanceGate(OperatorMethods):
             batch.append(e)  # type: ignore[arg-type]
         if batch or prints:
             self._install(self._host.gate_settle(self._take(), Settle(batch, prints, self._asks())))
-        elif self._pending and not self._group and self._due():  # with group commit: when the batch is committed
+        elif self._pending and not self._group and self._due():  # with group commit: when the batch is sealed
             self.flush()
         if self._low:
             self._request_top_ups()
@@ -253,13 +269,28 @@ class AllowanceGate(OperatorMethods):
 
     # -- internals --
 
-    def commit(self) -> None:
-        """Write every entry `decide` and `on_events` held back (group commit) in one round trip and put each
-        entry's id on its spend, then send the queued reports if they are due. Raises when the log did not take the
-        entries; they stay held for the next call."""
-        self._write_held()
+    def seal(self) -> Callable[[], None] | None:
+        """Group commit, on the sequence at the end of a batch: the log entries `decide` and `on_events` held back
+        since the last seal, as one write (`WriteAhead.write_many`) for the runtime to run off the sequence; None
+        when there are none. The runtime releases the batch's reports to clients only once that write returned
+        (retrying it while it raises). Queued reports go to the account only when their entries are written: here,
+        when due, those whose writes have returned; in any other call to the account, after waiting for the rest
+        (`wait_written`)."""
+        self._patch()
         if self._pending and self._due():
-            self.flush()
+            self._send_written()
+        if not self._unwritten:
+            return None
+        ticket = _Ticket([(a, records) for a, records, _ in self._unwritten], [at for _, _, at in self._unwritten])
+        self._unwritten = []
+        self._tickets.append(ticket)
+        log = self._log
+        assert log is not None
+
+        def write() -> None:
+            ticket.ids = log.write_many(ticket.entries)
+
+        return write
 
     def _due(self) -> bool:
         """Whether the queued reports should go now: `batch` orders' worth, or the oldest `flush_after_ns` old."""
@@ -269,23 +300,43 @@ class AllowanceGate(OperatorMethods):
             or self._clock - self._oldest >= self._flush_after
         )
 
-    def _write_held(self) -> None:
-        unwritten = self._unwritten
-        if not unwritten:
+    def _patch(self) -> None:
+        """Put the id of each written entry on its spend, oldest write first, up to the first not yet written."""
+        pending, tickets = self._pending, self._tickets
+        while tickets and tickets[0].ids is not None:
+            ticket = tickets.popleft()
+            for at, wal in zip(ticket.at, ticket.ids, strict=True):  # type: ignore[arg-type]
+                if at >= 0:
+                    pending[at] = msgspec.structs.replace(pending[at], wal=wal)  # type: ignore[type-var]
+
+    def _send_written(self) -> None:
+        """Send the queued reports up to the first whose entry is not yet written (without waiting)."""
+        ats = [at for t in self._tickets for at in t.at if at >= 0]
+        ats += [at for _, _, at in self._unwritten if at >= 0]
+        upto = min(ats, default=len(self._pending))
+        if upto == 0:
             return
-        assert self._log is not None
-        ids = self._log.write_many([(account, records) for account, records, _ in unwritten])
-        pending = self._pending
-        for (_, _, at), wal in zip(unwritten, ids, strict=True):
-            if at >= 0:
-                pending[at] = msgspec.structs.replace(pending[at], wal=wal)  # type: ignore[type-var]
-        self._unwritten = []
+        reports, self._pending = self._pending[:upto], self._pending[upto:]
+        for t in self._tickets:
+            t.at = [at - upto if at >= 0 else at for at in t.at]
+        self._unwritten = [(a, records, at - upto if at >= 0 else at) for a, records, at in self._unwritten]
+        self._oldest = self._clock
+        self._host.report_spent(reports)
 
     def _take(self) -> list[AccountEvent]:
         """The queued reports, for the host call about to be made (which applies them first); their log entries are
         written first."""
-        if self._unwritten:
-            self._write_held()
+        if self._tickets:
+            self.wait_written()
+            self._patch()
+            assert not self._tickets, "wait_written returned before every sealed entry was written"
+        if self._unwritten:  # this batch's, written here (after every earlier one: the log keeps their order)
+            ticket = _Ticket([(a, records) for a, records, _ in self._unwritten], [at for _, _, at in self._unwritten])
+            assert self._log is not None
+            ticket.ids = self._log.write_many(ticket.entries)  # raises with the entries still held for the seal
+            self._unwritten = []
+            self._tickets.append(ticket)
+            self._patch()
         reports, self._pending = self._pending, []
         return reports
 
@@ -327,7 +378,7 @@ class AllowanceGate(OperatorMethods):
             cmd.stop_price,
         )  # fmt: skip
         spent = AllowanceSpent(cmd.account, loc.grant_id, order_id, cmd.symbol, cmd.side, qty, credit, now_ns)
-        if self._group:  # written by `commit`, before the acceptance leaves
+        if self._group:  # written once the batch is sealed (`seal`), before the acceptance leaves
             self._unwritten.append((cmd.account, [spent, accepted], len(self._pending)))
         elif self._log is not None:  # durable before the acceptance leaves; a failure raises with nothing spent
             spent = msgspec.structs.replace(spent, wal=self._log.write(cmd.account, (spent, accepted)))

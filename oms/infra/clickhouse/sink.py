@@ -397,7 +397,7 @@ class Sink:
                         return
                 if idle:
                     put(_IDLE)
-                    stop.wait(self.settings.poll_interval_s)
+                stop.wait(self.settings.poll_interval_s)  # busy or not: each fetch takes what came in meanwhile
         except BaseException as exc:  # handed to the consuming thread, which raises it
             put(_Failure(exc))
 

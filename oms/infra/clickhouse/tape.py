@@ -91,13 +91,17 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+FEED_LINGER_S = 0.02  # the feed's thread appends what came in over this long (each record keeps its own timestamp)
+
+
 class MarketFeed:
     """The internal book's trade prints and top of book, onto the tape from a thread of its own.
 
-    `on_events` takes the events of each engine step (under the engine's lock): it keeps the prints and, for each
-    symbol of `symbols` an event touched, the book's top when it changed. A thread appends them in batches, so the
-    order path never waits on Redis. If Redis fails, the batch is logged as lost (the tape is market data for
-    reports; the journal, not the tape, is the OMS's record).
+    `on_events` takes the events of each engine step (on the sequence): it keeps the prints and, for each symbol of
+    `symbols` an event touched, the book's top when it changed. A thread appends them in batches, at most one round
+    trip per `FEED_LINGER_S`, so the order path never waits on Redis and a busy book costs few round trips. If Redis
+    fails, the batch is logged as lost (the tape is market data for reports; the journal, not the tape, is the OMS's
+    record).
     """
 
     def __init__(self, tape: Tape, venue: InternalVenue, instruments: InstrumentRegistry, symbols: Iterable[str]):
@@ -137,6 +141,8 @@ class MarketFeed:
         while not done:
             batch: list[TapeRecord] = []
             record = self._queue.get()
+            if record is not None:  # what else comes in meanwhile goes in the same round trip
+                time.sleep(FEED_LINGER_S)
             while record is not None:
                 batch.append(record)
                 if len(batch) >= 1000 or self._queue.empty():

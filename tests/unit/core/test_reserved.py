@@ -401,3 +401,87 @@ def test_a_cancel_is_queued_and_keeps_the_grant() -> None:
 
     assert host.state(ACC).open_order(2) is None
     assert host.state(ACC).allowance_id == granted
+
+
+class MemoryLog:
+    """A WriteAhead in memory: entries in order, ids 1-1, 1-2, ..."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, list[Any]]] = []
+
+    def write(self, account: str, records: Any) -> str:
+        return self.write_many([(account, records)])[0]
+
+    def write_many(self, entries: Any) -> list[str]:
+        ids = []
+        for account, records in entries:
+            self.entries.append((account, list(records)))
+            ids.append(f"1-{len(self.entries)}")
+        return ids
+
+
+def group_gate(host: LocalShard, log: MemoryLog, flush_after_ns: int = 10**9) -> AllowanceGate:
+    return AllowanceGate(host, REG, [ACC], FULL, batch=8, low_orders=0, flush_after_ns=flush_after_ns, log=log,
+                         group_commit=True)  # fmt: skip
+
+
+def spends(host: LocalShard) -> list[AllowanceSpent]:
+    return [e for e in host.events(ACC) if isinstance(e, AllowanceSpent)]
+
+
+def test_group_commit_writes_a_batchs_acceptances_in_one_write_when_sealed() -> None:
+    host, _ = setup()
+    log = MemoryLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    for i in (2, 3):
+        assert isinstance(gate.decide(buy(f"b{i}"), i, i), OrderAccepted)
+    assert log.entries == []  # held back until the batch ends
+
+    write = gate.seal()
+    assert write is not None and log.entries == []
+    write()
+    assert [len(records) for _, records in log.entries] == [2, 2]  # one entry per acceptance, one write
+    assert gate.seal() is None  # nothing new to write
+
+    gate.flush()
+    assert [s.wal for s in spends(host)] == ["1-1", "1-2"]
+
+
+def test_group_commit_never_reports_an_acceptance_before_its_entry_is_written() -> None:
+    host, _ = setup()
+    log = MemoryLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
+    write = gate.seal()
+    assert write is not None
+    waited: list[int] = []
+    gate.wait_written = lambda: (waited.append(1), write())  # the committer, finishing the sealed write
+
+    assert isinstance(gate.decide(buy("b3"), 3, 3), OrderAccepted)  # this batch's entry is not sealed yet
+    gate.flush()
+
+    assert waited == [1]
+    assert [s.wal for s in spends(host)] == ["1-1", "1-2"]  # the sealed write first, then this batch's
+    assert [r[1].order_id for _, r in log.entries] == [2, 3]
+
+
+def test_a_due_seal_reports_only_what_is_already_written() -> None:
+    host, _ = setup()
+    log = MemoryLog()
+    gate = group_gate(host, log, flush_after_ns=0)  # reports are always due
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
+    first = gate.seal()
+    assert first is not None and spends(host) == []  # due, but not written yet
+    first()
+    assert isinstance(gate.decide(buy("b3"), 3, 3), OrderAccepted)
+
+    second = gate.seal()  # sends b2's pair, written; b3's waits for its write
+
+    assert second is not None
+    assert [s.order_id for s in spends(host)] == [2]
+    second()
+    assert gate.seal() is None
+    assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1"), (3, "1-2")]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
+
+import pytest
 
 from oms.core.engine import OrderManager
 from oms.core.model.enums import CancelReason, OrdStatus, Side
@@ -135,3 +138,147 @@ def test_a_failing_subscriber_is_logged_and_counted_and_the_others_and_the_step_
     assert len(seen) == 2 and host.engine.orders[2].status is OrdStatus.NEW
     assert metrics.snapshot().subscriber_errors == {"algo engine": 2}
     assert caplog.text.count("report subscriber algo engine failed") == 2 and "cannot encode" in caplog.text
+
+
+# -- the sequencer's thread: batches, group commit, errors --
+
+
+def started(seal=None) -> Sequencer:  # type: ignore[no-untyped-def]
+    venue = InternalVenue(INSTRUMENTS)
+    host = Sequencer(OrderManager(INSTRUMENTS, RecordingGate(), lambda symbol: venue), metrics=HotPathMetrics(),
+                     seal=seal)  # fmt: skip
+    host.start()
+    return host
+
+
+def test_steps_handed_over_while_one_runs_are_taken_as_one_batch_in_order() -> None:
+    host = started()
+    try:
+        gate = threading.Event()
+        ran: list[int] = []
+        host.post(lambda e: gate.wait(5), pytest.fail)
+        for i in range(20):
+            host.post(lambda e, i=i: ran.append(i), pytest.fail)
+        assert host.waiting() >= 20
+        gate.set()
+        host.run(lambda e: None)
+        assert ran == list(range(20))
+        snap = host.metrics.snapshot()
+        assert snap.batched_steps == 22 and snap.batches <= 3  # the blocker, the twenty (+ the run, maybe apart)
+    finally:
+        host.stop()
+
+
+def test_nothing_is_released_and_no_caller_answered_before_the_batch_is_written() -> None:
+    writing = threading.Event()
+    written = threading.Event()
+    released: list[str] = []
+
+    def seal():  # type: ignore[no-untyped-def]
+        def write() -> None:
+            writing.set()
+            assert written.wait(5)
+
+        return write
+
+    host = started(seal)
+    host.after_commit(lambda: (lambda: released.append("sent")))
+    try:
+        answer: list[object] = []
+        caller = threading.Thread(target=lambda: answer.append(host.run(lambda e: e.submit(new("c1"), 1))))
+        caller.start()
+        assert writing.wait(5)
+        time.sleep(0.05)
+        assert released == [] and answer == []  # the step ran; its batch is not durable yet
+        written.set()
+        caller.join(5)
+        assert released == ["sent"] and [type(e) for e in answer[0]] == [OrderAccepted]  # type: ignore[index]
+    finally:
+        written.set()
+        host.stop()
+
+
+def test_a_write_that_fails_is_retried_and_releases_nothing_until_it_lands() -> None:
+    attempts: list[int] = []
+    released: list[int] = []
+
+    def seal():  # type: ignore[no-untyped-def]
+        def write() -> None:
+            attempts.append(1)
+            if len(attempts) < 3:
+                raise ConnectionError("redis gone")
+
+        return write
+
+    host = started(seal)
+    host.after_commit(lambda: (lambda: released.append(len(attempts))))
+    try:
+        host.run(lambda e: e.submit(new("c1"), 1))
+        assert released == [3]  # released once, after the third attempt
+        assert host.metrics.snapshot().commit_failures == 2
+    finally:
+        host.stop()
+
+
+def test_a_posted_step_that_raises_goes_to_its_handler_and_the_rest_of_the_batch_runs() -> None:
+    host = started()
+    try:
+        errors: list[Exception] = []
+
+        def boom(engine: OrderManager) -> None:
+            engine.submit(new("c1"), 1)
+            raise ValueError("bad message")
+
+        host.post(boom, errors.append)
+        events = host.run(lambda e: e.submit(new("c2"), 2))
+        assert [str(e) for e in errors] == ["bad message"]
+        assert [type(e) for e in events] == [OrderAccepted]
+        with pytest.raises(KeyError):
+            host.run(lambda e: {}["missing"])  # run raises the step's error in the caller
+    finally:
+        host.stop()
+
+
+def test_a_thread_holding_the_lock_runs_its_step_inline_and_writes_after_every_earlier_batch() -> None:
+    order: list[str] = []
+    sealed: list[int] = []
+
+    def seal():  # type: ignore[no-untyped-def]
+        n = len(sealed)
+        sealed.append(n)
+
+        def write() -> None:
+            time.sleep(0.2 if n == 0 else 0)
+            order.append(f"write {n}")
+
+        return write
+
+    host = started(seal)
+    try:
+        host.post(lambda e: e.submit(new("c1"), 1), pytest.fail)
+        time.sleep(0.05)  # the batch is sealed; its write is under way
+        with host.lock:
+            host.run(lambda e: order.append("inline step"))
+        assert order == ["inline step", "write 0", "write 1"]  # the log keeps the order of the batches
+    finally:
+        host.stop()
+
+
+def test_the_expected_wait_grows_with_the_steps_waiting_and_their_recent_cost() -> None:
+    host = started()
+    try:
+        assert host.expected_wait_s() == 0.0
+        for _ in range(5):
+            host.run(lambda e: time.sleep(0.01))  # each batch a 10 ms step
+        release = threading.Event()
+        host.post(lambda e: release.wait(5), pytest.fail)
+        time.sleep(0.05)
+        for _ in range(10):
+            host.post(lambda e: None, pytest.fail)
+        waiting = host.expected_wait_s()
+        release.set()
+        host.run(lambda e: None)
+        assert host.waiting() == 0
+        assert 10 * 0.001 < waiting < 10 * 0.011  # ten steps at a few ms each (the average moves slowly)
+    finally:
+        host.stop()
