@@ -12,6 +12,12 @@ Every event any call produces also lands in the outbox with the order's view rig
 (`take_reports`), so the adapters that answer clients (FIX, REST) report each event with the CumQty, LeavesQty and
 AvgPx it caused, whichever adapter's command caused it, and route it by `session_of`.
 
+A port that raises (the gate, a venue) never leaves a trace: the order it was deciding or routing is rejected with
+INTERNAL_ERROR and the gate is told (so nothing stays held or PendingNew), a cancel or replace is refused with
+INTERNAL_ERROR and the order stays as it was, a mass cancel goes on with the other orders; the exception waits in
+`take_faults` for the runtime to log. Only a failure of the gate's post-trade call propagates: the venue's events
+stand, and the account is reconciled from its journal.
+
 An adapter that times its orders (`oms.runtime.metrics.StageClock`) passes a `StageStamps` to `submit`: the manager
 stamps it when the risk decision is made and when the venue has done its part, and nothing else; without one it reads no
 clock.
@@ -160,6 +166,7 @@ class OrderManager:
         self.orders: dict[int, Order] = {}
         self.session_of: dict[int, str] = {}  # order id -> the session its reports go to
         self._outbox: list[tuple[Message, OrderView | None]] = []
+        self._faults: list[tuple[str, Exception]] = []  # (which port, what it raised): for the runtime to log
 
     # -- COMMANDS --
 
@@ -179,13 +186,19 @@ class OrderManager:
         )
         self.orders[order_id] = order
         self.session_of[order_id] = cmd.session
-        decision = self._gate.decide(cmd, order_id, now_ns)
+        try:
+            decision = self._gate.decide(cmd, order_id, now_ns)
+        except Exception as exc:
+            return self._failed(order, cmd, "risk gate", exc, now_ns, stamps)
         if stamps is not None:
             stamps.risk_decided()
         if isinstance(decision, OrderRejected):  # the gate held nothing: it is not told again
             order.on_rejected()
             return self._report([decision])
-        events = self._venue_for(cmd.symbol).submit(order_id, cmd, now_ns)
+        try:
+            events = self._venue_for(cmd.symbol).submit(order_id, cmd, now_ns)
+        except Exception as exc:
+            return self._failed(order, cmd, "venue", exc, now_ns, None)
         if stamps is not None:
             stamps.venue_done()
         return self._settle(events)
@@ -197,7 +210,11 @@ class OrderManager:
             return self._report([order])
         self._by_clordid[(cmd.session, cmd.cl_ord_id)] = order.order_id
         order.on_pending_cancel()
-        events = self._settle(self._venue_for(order.symbol).cancel(order.order_id, cmd, now_ns))
+        try:
+            answer = self._venue_for(order.symbol).cancel(order.order_id, cmd, now_ns)
+        except Exception as exc:
+            return self._change_failed(order, cmd, "cancel", exc, now_ns)
+        events = self._settle(answer)
         return self._pending(order, cmd, "cancel", events, now_ns)
 
     def replace(self, cmd: ReplaceOrder, now_ns: int) -> list[Message]:
@@ -210,7 +227,11 @@ class OrderManager:
         if reason != RejectReason.NONE:
             return self._report([self._cancel_rejected(cmd, order.order_id, "replace", reason, now_ns)])
         order.on_pending_replace()
-        events = self._settle(self._venue_for(order.symbol).replace(order.order_id, cmd, now_ns))
+        try:
+            answer = self._venue_for(order.symbol).replace(order.order_id, cmd, now_ns)
+        except Exception as exc:
+            return self._change_failed(order, cmd, "replace", exc, now_ns)
+        events = self._settle(answer)
         return self._pending(order, cmd, "replace", events, now_ns)
 
     def kill_switch(self, account: str | None, on: bool, now_ns: int) -> list[Message]:
@@ -223,7 +244,7 @@ class OrderManager:
             if not on:
                 continue
             for order in self.working(account=acct):
-                events += self._venue_for(order.symbol).withdraw(order.order_id, CancelReason.KILL_SWITCH, now_ns)
+                events += self._withdraw(order, CancelReason.KILL_SWITCH, now_ns)
         return self._settle(events)
 
     def mass_cancel(
@@ -233,7 +254,7 @@ class OrderManager:
         returns what that caused."""
         events: list[Message] = []
         for order in self.working(session, symbol):
-            events += self._venue_for(order.symbol).withdraw(order.order_id, reason, now_ns)
+            events += self._withdraw(order, reason, now_ns)
         return self._settle(events)
 
     def on_venue_events(self, events: list[Message]) -> list[Message]:
@@ -253,6 +274,12 @@ class OrderManager:
             if not o.is_terminal and (session is None or self.session_of[oid] == session)
             and (symbol is None or o.symbol == symbol) and (account is None or o.account == account)
         ]  # fmt: skip
+
+    def take_faults(self) -> list[tuple[str, Exception]]:
+        """What a port (the risk gate, a venue) raised since the last call, as (port, exception), oldest first; the
+        command it broke was answered with INTERNAL_ERROR and left nothing held. Empties the list."""
+        faults, self._faults = self._faults, []
+        return faults
 
     def take_reports(self) -> list[tuple[Message, OrderView | None]]:
         """Every event since the last call, in order, each with its order's view right after it (None when the
@@ -290,6 +317,41 @@ class OrderManager:
             outbox.append((e, order.view()))
         self._gate.on_events([e for e in events if isinstance(e, _GATE_EVENTS)])
         return events
+
+    def _failed(
+        self, order: Order, cmd: SubmitOrder, port: str, exc: Exception, now_ns: int, stamps: StageStamps | None
+    ) -> list[Message]:
+        """`port` raised while order `order` was decided or routed: it is rejected (INTERNAL_ERROR) and the gate is
+        told, so whatever it may hold for the order is released (an account that never took the order ignores
+        it)."""
+        self._faults.append((port, exc))
+        if stamps is not None:
+            stamps.risk_decided()
+        order.on_rejected()
+        rejected = self._reject(cmd, order.order_id, RejectReason.INTERNAL_ERROR, now_ns)
+        try:
+            self._gate.on_events([rejected])
+        except Exception as gate_exc:  # the account may still hold it: reconciled from its journal at the next start
+            self._faults.append(("risk gate", gate_exc))
+        return self._report([rejected])
+
+    def _change_failed(
+        self, order: Order, cmd: CancelOrder | ReplaceOrder, request: Literal["cancel", "replace"], exc: Exception,
+        now_ns: int,
+    ) -> list[Message]:  # fmt: skip
+        """The venue raised on a cancel or replace: the order stays as it was and the request is refused."""
+        self._faults.append(("venue", exc))
+        order.on_cancel_rejected()
+        return self._report([self._cancel_rejected(cmd, order.order_id, request, RejectReason.INTERNAL_ERROR, now_ns)])
+
+    def _withdraw(self, order: Order, reason: CancelReason, now_ns: int) -> list[Message]:
+        """The venue's answer to withdrawing `order`; nothing (and a fault) when it raised, so the other orders of a
+        mass cancel or kill switch are still withdrawn."""
+        try:
+            return self._venue_for(order.symbol).withdraw(order.order_id, reason, now_ns)
+        except Exception as exc:
+            self._faults.append(("venue", exc))
+            return []
 
     def _pending(
         self, order: Order, cmd: CancelOrder | ReplaceOrder, request: Literal["cancel", "replace"],

@@ -83,6 +83,7 @@ class Snapshot(msgspec.Struct, frozen=True):
     batches: int = 0
     batched_steps: int = 0
     commit_failures: int = 0
+    faults: dict[str, int] = {}
 
     def stage_count(self, stage: str) -> int:
         """How many orders have a recorded `stage`."""
@@ -92,8 +93,8 @@ class Snapshot(msgspec.Struct, frozen=True):
 class _Shard:
     """One thread's counts; only that thread writes them."""
 
-    __slots__ = ("__weakref__", "acks", "batched_steps", "batches", "buckets", "commit_failures", "fills", "orders_in",
-                 "rejects", "subscriber_errors", "sums")  # fmt: skip
+    __slots__ = ("__weakref__", "acks", "batched_steps", "batches", "buckets", "commit_failures", "faults", "fills",
+                 "orders_in", "rejects", "subscriber_errors", "sums")  # fmt: skip
 
     def __init__(self) -> None:
         self.orders_in: dict[str, int] = {}
@@ -102,13 +103,15 @@ class _Shard:
         self.fills: dict[str, int] = {}
         self.subscriber_errors: dict[str, int] = {}
         self.batches = self.batched_steps = self.commit_failures = 0
+        self.faults: dict[str, int] = {}
         self.buckets = [[0] * (len(BUCKETS_NS) + 1) for _ in STAGES]
         self.sums = [0] * len(STAGES)
 
     def add(self, other: _Shard) -> None:
         """Add `other`'s counts (copied first: its thread may be writing them)."""
         for mine, theirs in ((self.orders_in, other.orders_in), (self.rejects, other.rejects),
-                             (self.fills, other.fills), (self.subscriber_errors, other.subscriber_errors)):  # fmt: skip
+                             (self.fills, other.fills), (self.subscriber_errors, other.subscriber_errors),
+                             (self.faults, other.faults)):  # fmt: skip
             for key, n in theirs.copy().items():
                 mine[key] = mine.get(key, 0) + n
         self.acks += other.acks
@@ -171,6 +174,11 @@ class HotPathMetrics:
         shard = self._shard()
         shard.batches += 1
         shard.batched_steps += steps
+
+    def fault(self, port: str) -> None:
+        """Count a command a port of the core (the risk gate, a venue) broke (`OrderManager.take_faults`)."""
+        shard = self._shard()
+        shard.faults[port] = shard.faults.get(port, 0) + 1
 
     def commit_failed(self) -> None:
         """Count a batch's write-ahead that failed (and is retried)."""
@@ -240,6 +248,7 @@ class HotPathMetrics:
             total.batches,
             total.batched_steps,
             total.commit_failures,
+            dict(total.faults),
         )
 
     def collect(self) -> Iterator[Metric]:
@@ -265,6 +274,12 @@ class HotPathMetrics:
         for subscriber, n in sorted(snap.subscriber_errors.items()):
             failed.add_metric([subscriber], n)
         yield failed
+        faults = CounterMetricFamily(
+            "oms_faults", "commands a port of the core raised on (answered INTERNAL_ERROR), by port", labels=["port"]
+        )
+        for port, n in sorted(snap.faults.items()):
+            faults.add_metric([port], n)
+        yield faults
         yield CounterMetricFamily("oms_sequencer_batches", "batches the sequencer ran", value=snap.batches)
         yield CounterMetricFamily(
             "oms_sequencer_steps", "steps the sequencer ran in batches (over oms_sequencer_batches: the mean batch)",

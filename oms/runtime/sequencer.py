@@ -242,6 +242,7 @@ class Sequencer:
         try:
             result = step(self.engine)
         except Exception as exc:
+            self._log_faults()
             self.publish()
             if on_error is None:
                 raise
@@ -251,8 +252,15 @@ class Sequencer:
                 log.exception("the error handler of a step failed; the step's error was %r", exc)
             self.publish()
             return None
+        self._log_faults()
         self.publish()
         return result
+
+    def _log_faults(self) -> None:
+        """Log (with its traceback, here only) and count what a port of the core raised during the step."""
+        for port, exc in self.engine.take_faults():
+            log.error("the %s failed; the command was answered INTERNAL_ERROR", port, exc_info=exc)
+            self.metrics.fault(port)
 
     def _loop(self) -> None:
         self._ident = threading.get_ident()
