@@ -11,9 +11,6 @@ from collections.abc import Sequence
 
 # On a small machine an idle BLAS thread pool spins on a core the OMS needs; nothing here does BLAS-sized work.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-#: `oms serve` runs the sequencer, a reader thread per FIX connection and a sender per session: a thread that has work
-#: waits for the GIL up to this long while another runs Python (CPython's default is 5 ms)
-SWITCH_INTERVAL_S = 0.0002
 
 
 def _add_params(parser: argparse.ArgumentParser, params_type: type) -> None:
@@ -42,7 +39,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from oms.apps.serve import OmsApp
+    from oms.apps.serve import OmsApp, tune_process
     from oms.core.model.instruments import ConfigError
     from oms.infra.clickhouse.clickhouse import AnalyticsError
     from oms.infra.redis.server import JournalUnavailable
@@ -53,14 +50,13 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"oms serve: log {args.log}: {exc.strerror}", file=sys.stderr)
         return 1
-    # a thread that wakes (a session's sender, a reader) waits for the GIL at most this long, not the default 5 ms
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         app = OmsApp.start(args.config, with_fix=True, with_analytics=True, with_api=True)
     except (ConfigError, JournalUnavailable, AnalyticsError, OSError) as exc:
         print(f"oms serve: {exc}", file=sys.stderr)
         logs.close()
         return 1
+    tune_process()
     for line in app.describe():
         print(line)
     print(f"log       {args.log} (JSON lines, {args.log_level} and above)")

@@ -22,7 +22,7 @@ from oms.apps.demo.configs import DemoParams, exchange_sim, write_configs
 from oms.apps.demo.day import TradingDay
 from oms.apps.demo.results import analytics_summary, audit
 from oms.apps.demo.steps import DemoFailed, step
-from oms.apps.serve import OmsApp
+from oms.apps.serve import OmsApp, tune_process
 from oms.runtime.logs import configure_logging
 
 __all__ = ["add_demo_command", "run_demo"]
@@ -47,6 +47,7 @@ def run_demo(params: DemoParams) -> int:
         logs = configure_logging(run / "log" / "oms.jsonl")
         with logs, exchange_sim(exchange_config, run / "exchange-sim.log"):
             app = OmsApp.start(oms_config, with_fix=True, with_analytics=True, with_api=True)
+            tune_process()  # as `oms serve` does
             try:
                 for line in app.describe():
                     print(f"  {line}")
