@@ -63,7 +63,7 @@ BENCH_SESSION_MESSAGES = 1_000_000  # the session throttle's messages per window
 
 @dataclass(frozen=True)
 class ServeBenchParams:
-    rates: str = "25,200,1000,3000,10000"  # offered messages per second (orders and cancels together), in order
+    rates: str = "25,200,500,800,1000,1600,3000,10000"  # offered messages per second (orders and cancels), in order
     sessions: str = "1,4"  # how many FIX sessions share each rate
     seconds: float = 5.0  # how long each rate is offered
     drain: float = 10.0  # how long answers are waited for after the last send
