@@ -39,6 +39,7 @@ TEXT: MappingProxyType[R, str] = MappingProxyType(
         R.VENUE_REJECTED: "rejected by the venue",
         R.SYSTEM_BUSY: "system busy: order not accepted, send it again later",
         R.INTERNAL_ERROR: "internal error: not accepted, nothing is held for it",
+        R.SHUTTING_DOWN: "the OMS is shutting down: no new orders",
         R.MAX_ORDER_QTY: "order quantity above the account's maximum",
         R.MAX_ORDER_NOTIONAL: "order notional above the account's maximum",
         R.PRICE_COLLAR: "limit price outside the collar around the reference price",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import socket
 import sys
 import threading
 import time
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path(__file__).parents[2] / "configs" / "dev.toml"
 ALGO_TIMER_S = 0.5  # how often due algo slices are looked for
+STOP_CANCEL_S = 5.0  # how long a stop waits for venues to confirm the cancels of their working orders
 REPORT_FLUSH_S = 0.05  # how long a reserved decision may wait for the next order before it is reported
 
 
@@ -183,11 +185,11 @@ class OmsApp:
         sink (its own process) and the market tape when `with_analytics`, the REST API when `with_api`. On any
         failure stop what started and raise."""
         app = cls(load_config(path))
-        if with_fix:
-            check_port_free(app.loaded.config.fix.port, "FIX acceptor")
-        if with_api:
-            check_port_free(app.loaded.config.api.port, "REST API")
+        # held until the listeners are up: Ray, starting first, picks ports of its own and must not take these
+        held = [reserve_port(app.loaded.config.fix.port, "FIX acceptor")] if with_fix else []
         try:
+            if with_api:
+                held.append(reserve_port(app.loaded.config.api.port, "REST API"))
             app._start()
             if with_analytics:
                 app._start_analytics()
@@ -200,6 +202,9 @@ class OmsApp:
         except BaseException:
             app.stop()
             raise
+        finally:
+            for sock in held:
+                sock.close()
         return app
 
     def describe(self) -> list[str]:
@@ -253,6 +258,23 @@ class OmsApp:
         self.host = Sequencer(self.engine, self.lock, seal=self.gate.seal)
         self.gate.wait_written = self.host.wait_committed
         self.host.start()
+
+    def _close_order_entry(self, deadline_s: float = STOP_CANCEL_S) -> None:
+        """Refuse new orders from now on and withdraw every working order; wait (up to `deadline_s`) for venues that
+        answer later to confirm. Orders still working then are logged one by one with their venue."""
+        if self.host is None or self.engine is None or self.engine.closed:
+            return
+        self.host.run(lambda engine: engine.close(time.time_ns()))
+        deadline = time.monotonic() + deadline_s
+        while True:
+            with self.lock:
+                working = [(o.order_id, o.cl_ord_id, o.account, o.symbol) for o in self.engine.working()]
+            if not working or time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
+        for order_id, cl_ord_id, account, symbol in working:
+            log.error("stopping with order %d (%s, account %s) still working at %s: its venue did not confirm the "
+                      "cancel", order_id, cl_ord_id, account, self.loaded.config.venues.venue_of(symbol))  # fmt: skip
 
     def _start_analytics(self) -> None:
         from oms.infra.clickhouse.service import SinkProcess
@@ -329,9 +351,11 @@ class OmsApp:
         self.gateway = gateway
 
     def stop(self) -> None:
-        """Stop the FIX acceptor (working orders are canceled and reported), the venues, the market tape, the
-        ClickHouse sink (it commits what it holds), the actors, Ray (if this app started it) and the managed Redis;
-        safe to call twice."""
+        """Stop taking new orders on every channel and cancel every working order (FIX, REST, algo children, at any
+        venue), journaled and reported; then stop the REST API, the algo engine, the FIX acceptor, the venues, the
+        market tape, the ClickHouse sink (it commits what it holds), the actors, Ray (if this app started it) and the
+        managed Redis. Safe to call twice."""
+        self._close_order_entry()
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -381,14 +405,21 @@ class OmsApp:
 
 def check_port_free(port: int, what: str) -> None:
     """Raise OSError naming `what` and `port` when something already listens there."""
-    import socket
+    reserve_port(port, what).close()
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError as exc:
-            raise OSError(f"{what}: port {port} is busy ({exc.strerror})") from None
+
+def reserve_port(port: int, what: str) -> socket.socket:
+    """A socket bound to `port` (SO_REUSEADDR, not listening): while it is open the system gives the port to no one
+    asking for any free port, and a listener with SO_REUSEADDR (QuickFIX's, uvicorn's) can still take it. Raises
+    OSError naming `what` and `port` when something already listens there."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("0.0.0.0", port))
+    except OSError as exc:
+        s.close()
+        raise OSError(f"{what}: port {port} is busy ({exc.strerror})") from None
+    return s
 
 
 ORDER_IDS_PER_START = 10**9

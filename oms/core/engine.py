@@ -167,6 +167,7 @@ class OrderManager:
         self.session_of: dict[int, str] = {}  # order id -> the session its reports go to
         self._outbox: list[tuple[Message, OrderView | None]] = []
         self._faults: list[tuple[str, Exception]] = []  # (which port, what it raised): for the runtime to log
+        self.closed = False  # no new orders (`close`)
 
     # -- COMMANDS --
 
@@ -174,6 +175,8 @@ class OrderManager:
         """Risk-check and route a new order; returns the events for the client and the tape. `stamps`, when
         given, is stamped once the order is accepted or refused before routing, and once the venue returned."""
         key = (cmd.session, cmd.cl_ord_id)
+        if self.closed:
+            return self._refuse(cmd, RejectReason.SHUTTING_DOWN, now_ns, stamps)
         if key in self._by_clordid:
             return self._refuse(cmd, RejectReason.DUPLICATE_CL_ORD_ID, now_ns, stamps)
         if self._instruments.by_symbol(cmd.symbol) is None:
@@ -256,6 +259,12 @@ class OrderManager:
         for order in self.working(session, symbol):
             events += self._withdraw(order, reason, now_ns)
         return self._settle(events)
+
+    def close(self, now_ns: int) -> list[Message]:
+        """Stop taking new orders (from now on every channel's are refused with SHUTTING_DOWN; cancels still go
+        through) and withdraw every working order of every session (reason SHUTDOWN); returns what that caused."""
+        self.closed = True
+        return self.mass_cancel(None, None, now_ns, CancelReason.SHUTDOWN)
 
     def on_venue_events(self, events: list[Message]) -> list[Message]:
         """Events a venue produced on its own (a resting order filled by someone else's flow, an expiry)."""

@@ -23,12 +23,12 @@ from oms.core.engine import OrderManager
 from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side
 from oms.core.model.enums import TimeInForce as T
 from oms.core.model.instruments import InstrumentRegistry
-from oms.core.model.messages import OrderAccepted, OrderFilled, SubmitOrder
+from oms.core.model.messages import OrderAccepted, OrderCanceled, OrderFilled, SubmitOrder
 from oms.core.venues.internal import InternalVenue
 from oms.infra.ray.actors import AccountShard, RayAllowanceGate, ShardConfig, account_actor_class
 from oms.infra.redis.journal import Journal
 from oms.infra.redis.reportlog import ReportLog
-from oms.infra.redis.server import ManagedRedis, free_port
+from oms.infra.redis.server import ManagedRedis, free_port, make_client
 
 pytestmark = pytest.mark.integration
 
@@ -212,3 +212,64 @@ def test_sigkill_of_serve_under_group_commit_from_four_sessions_loses_no_acknowl
         missing = acked[account] - set(accepted)
         assert not missing, f"{account}: acknowledged orders missing from the journal: {sorted(missing)[:5]}"
         assert host.state_hash(account) == host.replayed_hash(account)
+
+
+def test_sigterm_under_load_reports_every_order_it_booked(tmp_path: Path) -> None:
+    """Two FIX sessions send orders without pause and `oms serve` gets SIGTERM meanwhile: every order the journal
+    holds as accepted was acknowledged to its client and then canceled (reason SHUTDOWN) before the session closed;
+    orders that came in after the stop began were refused; the accounts hold no working order afterwards."""
+    fix_port, api_port = free_port(), free_port()
+    config = write_run_configs(tmp_path, fix_port, api_port)
+    raw = tomllib.loads(config.read_text())
+    server = Server("oms", config, tmp_path, fix_port, api_port)
+    accounts = ["BENCH1", "BENCH2"]
+    seen: dict[str, list[str]] = {}  # ClOrdID -> the ExecTypes its client received, in order
+    sessions: list[FixLoadSession] = []
+    try:
+        prime(fix_port, PRIME_SESSION, PRIME_ACCOUNTS, "AAPL", "150", "t")
+        sessions = [FixLoadSession(fix_port, account, account) for account in accounts]
+        for s in sessions:
+            s.logon()
+        open_ = set(accounts)
+        n = 0
+        started = time.monotonic()
+        stopping = False
+        while open_ and time.monotonic() < started + 90:
+            for s in sessions:
+                if s.account not in open_:
+                    continue
+                n += 1
+                s.outbox += s.message("D", f"11=t{n}\x011={s.account}\x0155=AAPL\x0154=1\x0160=20260101-00:00:00\x01"
+                                           f"38=1\x0140=2\x0144=149\x0159=1\x01")  # fmt: skip
+                try:
+                    s.flush()
+                    for f in s.read():
+                        if f.get("35") == "8":
+                            seen.setdefault(f["11"], []).append(f["150"])
+                        elif f.get("35") == "5":
+                            open_.discard(s.account)
+                except OSError:  # the server closed the connection
+                    open_.discard(s.account)
+            if not stopping and time.monotonic() > started + 1.5:
+                server.proc.send_signal(signal.SIGTERM)
+                stopping = True
+            time.sleep(0.002)
+        assert not open_, "the sessions were not logged out within 90 s of the stop"
+    finally:
+        server.stop()
+        for s in sessions:
+            s.sock.close()
+
+    refused = [cl for cl, types in seen.items() if types == ["8"]]
+    assert refused and len(seen) > len(refused)  # orders came in before and after the stop began
+    with ManagedRedis(Path(raw["redis"]["data_dir"])) as redis_server:
+        host = AccountShard(accounts, ShardConfig(redis_server.url, raw["instruments"], raw["accounts"]))
+        journal = Journal(make_client(redis_server.url), AccountEvent)
+        for account in accounts:
+            assert host.summary(account)["working_orders"] == []
+            for _, r in journal.read(account):
+                if isinstance(r, OrderAccepted):
+                    assert seen.get(r.cl_ord_id, [])[:1] == ["0"], f"{r.cl_ord_id}: booked, never acknowledged"
+                    assert seen[r.cl_ord_id][-1] == "4", f"{r.cl_ord_id}: acknowledged, never canceled"
+                elif isinstance(r, OrderCanceled):
+                    assert r.reason is CancelReason.SHUTDOWN

@@ -15,8 +15,13 @@ import pytest
 
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient
+from oms.core.accounts import AccountEvent
+from oms.core.model.enums import CancelReason
+from oms.core.model.messages import OrderCanceled
 from oms.infra.clickhouse.clickhouse import connect
-from oms.infra.redis.server import free_port
+from oms.infra.ray.actors import AccountShard, ShardConfig
+from oms.infra.redis.journal import Journal
+from oms.infra.redis.server import ManagedRedis, free_port, make_client
 
 pytestmark = pytest.mark.integration
 
@@ -214,3 +219,41 @@ def test_values_past_64_bits_get_specific_rejects_and_order_entry_goes_on(
     assert parent.status_code == 201, parent.text
     assert orders.status_code == 200
     assert orders.json() and [o for o in orders.json() if o["status"] == "pending_new"] == []
+
+
+def test_sigterm_cancels_every_channels_working_orders_and_refuses_new_ones_meanwhile(
+    configs: tuple[Path, int], tmp_path: Path
+) -> None:
+    """A clean stop leaves no ghost exposure: REST orders are withdrawn like FIX ones, every cancel is journaled, and
+    the accounts rebuilt from the journal afterwards hold no working order."""
+    config, port = configs
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE, text=True
+    )
+    lines = read_until_ready(proc)
+    api = next(line.split()[1] for line in lines if line.startswith("api "))
+    client = FixClient("FIX.4.4", "CLIENT44", port, tmp_path / "client", password="client44-dev").start()
+    try:
+        client.new_order("f1", "AAPL", "1", "10", "140", account="ACC2")
+        (fix_ack,) = client.expect(1, timeout=30)
+        rest = httpx.post(
+            f"{api}/v1/orders", headers={"X-API-Key": "trader1-dev-secret"}, timeout=30,
+            json={"account": "ACC1", "symbol": "AAPL", "side": "sell", "qty": "5", "price": "160"},
+        )  # fmt: skip
+        proc.send_signal(signal.SIGTERM)
+        (fix_canceled,) = client.expect(1, timeout=60)
+    finally:
+        client.stop()
+        out, _ = proc.communicate(timeout=120)
+
+    assert fix_ack[T.EXEC_TYPE] == "0" and rest.status_code == 201 and rest.json()["status"] == "new"
+    assert (fix_canceled[T.CL_ORD_ID], fix_canceled[T.EXEC_TYPE]) == ("f1", "4")
+    assert proc.returncode == 0 and "stopped" in out
+    with ManagedRedis(tmp_path / "redis") as server:
+        shard = AccountShard(["ACC1", "ACC2"], ShardConfig(server.url, str(config.parent / "instruments.toml"),
+                                                            str(config.parent / "accounts.toml")))  # fmt: skip
+        assert shard.summary("ACC1")["working_orders"] == []  # the REST order: canceled, not left as exposure
+        assert shard.summary("ACC2")["working_orders"] == []
+        canceled = [r for _, r in Journal(make_client(server.url), AccountEvent).read("ACC1")
+                    if isinstance(r, OrderCanceled)]  # fmt: skip
+        assert [c.reason for c in canceled] == [CancelReason.SHUTDOWN]

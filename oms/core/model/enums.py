@@ -89,6 +89,7 @@ class RejectReason(IntEnum):
     VENUE_REJECTED = 22  # the venue refused it (its own text goes with it)
     SYSTEM_BUSY = 23  # shed unseen: the OMS is past capacity (its queue of commands is full); send again later
     INTERNAL_ERROR = 24  # a component failed while deciding or routing it (logged server-side); nothing holds it
+    SHUTTING_DOWN = 25  # the OMS is stopping: it takes no new orders (cancels still go through)
     # -- risk checks (risk/) --
     MAX_ORDER_QTY = 50
     MAX_ORDER_NOTIONAL = 51
