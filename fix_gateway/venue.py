@@ -178,6 +178,14 @@ class FixVenue:
         """Ask the venue to cancel order `order_id` on the OMS's own initiative; its Canceled carries `reason`."""
         return self._request(order_id, reason, ts_ns)
 
+    def expire(self, order_id: int, ts_ns: int) -> list[Message]:
+        """Nothing: the venue got the order's ExpireTime and reports its expiry itself."""
+        return []
+
+    def end_of_day(self, ts_ns: int) -> list[Message]:
+        """Nothing: the venue ends its DAY orders at its own close and reports them."""
+        return []
+
     # -- ANSWERS (read on QuickFIX's thread, translated in the core's sequence) --
 
     def _on_message(self, msg: Received) -> None:

@@ -29,6 +29,7 @@ import msgspec
 
 from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
 from oms.adapters.api.settings import ApiSettings
+from oms.apps.schedule import ScheduleSettings, next_close
 from oms.apps.venues import INTERNAL, VENUE_KINDS, VenueSettings
 from oms.core.accounts import AccountEvent
 from oms.core.engine import OrderManager, Venue
@@ -71,6 +72,7 @@ class OmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fix: FixSettings = FixSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     api: ApiSettings = ApiSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
 
 
 class LoadedConfig(msgspec.Struct, frozen=True):
@@ -115,6 +117,10 @@ def load_config(path: str | PathLike[str] = DEFAULT_CONFIG) -> LoadedConfig:
     if unknown:
         raise ConfigError(f"{path}: venues.routes: unknown symbol {unknown[0]!r}")
     config = msgspec.structs.replace(config, venues=config.venues.resolved(path))
+    try:
+        config.schedule.zone()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     fix_sessions = load_sessions(config.fix.settings, risk.accounts)
     return LoadedConfig(path, config, instruments_path, accounts_path, instruments, risk, fix_sessions)
 
@@ -304,13 +310,23 @@ class OmsApp:
         self._timer.start()
 
     def _run_timers(self) -> None:
-        assert self.algos is not None
+        """Every REPORT_FLUSH_S: queued reserved reports to the actors, GTD orders whose time has come expired, DAY
+        orders expired at the day's close; due algo slices every ALGO_TIMER_S. Each runs in the core's sequence."""
+        assert self.algos is not None and self.host is not None and self.engine is not None
         next_algo = time.monotonic() + ALGO_TIMER_S
-        gate = self.gate
+        gate, host, engine = self.gate, self.host, self.engine
         assert gate is not None
+        schedule = self.loaded.config.schedule
+        close = next_close(schedule, time.time_ns())
         while not self._timer_stop.wait(REPORT_FLUSH_S):
-            assert self.host is not None
-            self.host.run(lambda _: gate.flush())  # reserved decisions reach their actors while the engine is idle too
+            host.run(lambda _: gate.flush())  # reserved decisions reach their actors while the engine is idle too
+            now = time.time_ns()
+            due = engine.next_expiry()
+            if due is not None and due <= now:
+                host.run(lambda e, now=now: e.expire_due(now))  # type: ignore[misc]
+            if now >= close:
+                host.run(lambda e, now=now: e.end_of_day(now))  # type: ignore[misc]
+                close = next_close(schedule, now)
             if time.monotonic() >= next_algo:
                 next_algo += ALGO_TIMER_S
                 self.algos.on_timer()

@@ -25,10 +25,11 @@ clock.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable
 from typing import Literal, Protocol
 
-from oms.core.model.enums import CancelReason, OrdStatus, RejectReason
+from oms.core.model.enums import CancelReason, OrdStatus, RejectReason, TimeInForce
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import (
     CancelOrder,
@@ -141,6 +142,16 @@ class Venue(Protocol):
         """Cancel order `order_id` on the OMS's own initiative (`reason`); nothing when it is no longer working."""
         ...
 
+    def expire(self, order_id: int, ts_ns: int) -> list[Message]:
+        """The GTD order `order_id` reached its expiry time by the OMS's clock: OrderExpired, or nothing when the
+        venue no longer holds it or expires its orders itself (an external venue got the ExpireTime)."""
+        ...
+
+    def end_of_day(self, ts_ns: int) -> list[Message]:
+        """The trading day closed by the OMS's clock: OrderExpired for every DAY order the venue holds, or nothing
+        when the venue ends its day itself."""
+        ...
+
 
 # what moves an account, and the tape that marks its positions
 _GATE_EVENTS = (OrderFilled, OrderCanceled, OrderRejected, OrderReplaced, OrderExpired, TradePrinted)
@@ -168,6 +179,7 @@ class OrderManager:
         self._outbox: list[tuple[Message, OrderView | None]] = []
         self._faults: list[tuple[str, Exception]] = []  # (which port, what it raised): for the runtime to log
         self.closed = False  # no new orders (`close`)
+        self._expiries: list[tuple[int, int]] = []  # heap of (expiry time, order id) of GTD orders
 
     # -- COMMANDS --
 
@@ -198,6 +210,8 @@ class OrderManager:
         if isinstance(decision, OrderRejected):  # the gate held nothing: it is not told again
             order.on_rejected()
             return self._report([decision])
+        if cmd.tif is TimeInForce.GTD and cmd.expire_ts_ns is not None:
+            heapq.heappush(self._expiries, (cmd.expire_ts_ns, order_id))
         try:
             events = self._venue_for(cmd.symbol).submit(order_id, cmd, now_ns)
         except Exception as exc:
@@ -258,6 +272,41 @@ class OrderManager:
         events: list[Message] = []
         for order in self.working(session, symbol):
             events += self._withdraw(order, reason, now_ns)
+        return self._settle(events)
+
+    def expire_due(self, now_ns: int) -> list[Message]:
+        """Expire every GTD order whose expiry time is at or before `now_ns` and still works (its venue reports
+        OrderExpired); returns what that caused."""
+        expiries, events = self._expiries, []
+        while expiries and expiries[0][0] <= now_ns:
+            _, order_id = heapq.heappop(expiries)
+            order = self.orders[order_id]
+            if not order.is_terminal:
+                try:
+                    events += self._venue_for(order.symbol).expire(order_id, now_ns)
+                except Exception as exc:
+                    self._faults.append(("venue", exc))
+        return self._settle(events)
+
+    def next_expiry(self) -> int | None:
+        """The earliest GTD expiry time still to come (it may name an order that ended since), None when none."""
+        expiries = self._expiries
+        return expiries[0][0] if expiries else None
+
+    def end_of_day(self, now_ns: int) -> list[Message]:
+        """The trading day closed: every venue holding a working DAY order expires its DAY orders; returns what
+        that caused."""
+        venues: dict[int, Venue] = {}
+        for order in self.working():
+            if order.tif is TimeInForce.DAY:
+                venue = self._venue_for(order.symbol)
+                venues[id(venue)] = venue
+        events: list[Message] = []
+        for venue in venues.values():
+            try:
+                events += venue.end_of_day(now_ns)
+            except Exception as exc:
+                self._faults.append(("venue", exc))
         return self._settle(events)
 
     def close(self, now_ns: int) -> list[Message]:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient
+from fix_gateway.codec import utc_timestamp
 from oms.core.accounts import AccountEvent
 from oms.core.model.enums import CancelReason
 from oms.core.model.messages import OrderCanceled
@@ -257,3 +259,39 @@ def test_sigterm_cancels_every_channels_working_orders_and_refuses_new_ones_mean
         canceled = [r for _, r in Journal(make_client(server.url), AccountEvent).read("ACC1")
                     if isinstance(r, OrderCanceled)]  # fmt: skip
         assert [c.reason for c in canceled] == [CancelReason.SHUTDOWN]
+
+
+def test_gtd_orders_expire_at_their_time_and_a_past_expiry_is_refused_on_every_channel(
+    configs: tuple[Path, int], tmp_path: Path
+) -> None:
+    config, port = configs
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE, text=True
+    )
+    lines = read_until_ready(proc)
+    api = next(line.split()[1] for line in lines if line.startswith("api "))
+    client = FixClient("FIX.4.4", "CLIENT44", port, tmp_path / "client", password="client44-dev").start()
+    try:
+        expiry = time.time_ns() + 2 * 10**9
+        client.new_order("g1", "AAPL", "1", "10", "140", tif="6", account="ACC2",
+                         extra={T.EXPIRE_TIME: utc_timestamp(expiry)})  # fmt: skip
+        (ack,) = client.expect(1, timeout=30)
+        client.new_order("g0", "AAPL", "1", "10", "140", tif="6", account="ACC2",
+                         extra={T.EXPIRE_TIME: utc_timestamp(time.time_ns() - 10**9)})  # fmt: skip
+        (past,) = client.expect(1, timeout=30)
+        (expired,) = client.expect(1, timeout=30)
+        rest = httpx.post(
+            f"{api}/v1/orders", headers={"X-API-Key": "trader1-dev-secret"}, timeout=30,
+            json={"account": "ACC1", "symbol": "AAPL", "side": "buy", "qty": "5", "price": "140", "tif": "gtd",
+                  "expire_at_ns": 10**18},
+        )  # fmt: skip
+    finally:
+        client.stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+
+    assert ack[T.EXEC_TYPE] == "0"
+    assert (past[T.CL_ORD_ID], past[T.EXEC_TYPE]) == ("g0", "8")
+    assert (expired[T.CL_ORD_ID], expired[T.EXEC_TYPE], expired[T.ORD_STATUS]) == ("g1", "C", "C")
+    assert time.time_ns() >= expiry
+    assert rest.status_code == 400 and rest.json()["code"] == "invalid_tif"

@@ -375,6 +375,8 @@ class OrderDesk:
                 raise reason_error(400, RejectReason.INVALID_DISPLAY_QTY, "display_qty above qty")
         if (tif is TimeInForce.GTD) != (req.expire_at_ns is not None):
             raise reason_error(400, RejectReason.INVALID_TIF, "expire_at_ns goes with tif gtd, and only with it")
+        if req.expire_at_ns is not None and req.expire_at_ns <= now_ns:
+            raise reason_error(400, RejectReason.INVALID_TIF, f"expire_at_ns {req.expire_at_ns} is not in the future")
         cmd = SubmitOrder(
             req.account,
             req.client_order_id or "",

@@ -15,6 +15,7 @@ from oms.core.model.messages import (
     CancelRejected,
     OrderAccepted,
     OrderCanceled,
+    OrderExpired,
     OrderFilled,
     OrderRejected,
     OrderReplaced,
@@ -272,3 +273,39 @@ def test_a_refused_order_is_stamped_at_its_decision_only(oms, gate):
     oms.submit(SubmitOrder("ACC1", "c3", "NOPE", Side.BUY, OrdType.LIMIT, 10, PX), 4, refused["symbol"])
 
     assert {k: s.calls for k, s in refused.items()} == {"risk": ["risk"], "duplicate": ["risk"], "symbol": ["risk"]}
+
+
+def gtd(cl: str, expire_ts_ns: int, side: Side = Side.BUY) -> SubmitOrder:
+    return SubmitOrder("ACC1", cl, "AAPL", side, OrdType.LIMIT, 10, PX, tif=T.GTD, expire_ts_ns=expire_ts_ns,
+                       session="S1")  # fmt: skip
+
+
+def test_gtd_orders_expire_when_their_time_comes_and_not_before(oms, gate):
+    oms.submit(gtd("g1", 1_000), 1)
+    oms.submit(gtd("g2", 2_000), 1)
+    oms.submit(gtd("g3", 1_500), 1)
+    oms.cancel(cancel("x3", "g3"), 2)
+    assert oms.next_expiry() == 1_000
+
+    assert oms.expire_due(999) == []
+    (expired,) = oms.expire_due(1_600)  # g3 was canceled: nothing to expire
+
+    assert isinstance(expired, OrderExpired) and expired.order_id == 1
+    assert oms.orders[1].status is OrdStatus.EXPIRED and oms.orders[2].status is OrdStatus.NEW
+    assert expired in gate.seen  # the account releases it
+    assert oms.next_expiry() == 2_000
+    assert [type(e) for e in oms.expire_due(2_000)] == [OrderExpired]
+    assert oms.next_expiry() is None
+
+
+def test_the_days_close_expires_day_orders_and_leaves_gtc_and_gtd_working(oms):
+    oms.submit(new("gtc", price=PX - 100), 1)  # GTC
+    day = SubmitOrder("ACC1", "day", "AAPL", Side.BUY, OrdType.LIMIT, 10, PX - 200, tif=T.DAY, session="S1")
+    oms.submit(day, 1)
+    oms.submit(gtd("gtd", 10**12), 1)
+
+    events = oms.end_of_day(5)
+
+    assert [(type(e), e.order_id) for e in events] == [(OrderExpired, 2)]
+    assert [o.cl_ord_id for o in oms.working()] == ["gtc", "gtd"]
+    assert oms.end_of_day(6) == []
