@@ -333,8 +333,9 @@ def test_an_actor_restart_with_reserved_accounts_keeps_the_state_hash(actor: Any
 def test_acceptances_whose_reports_die_with_the_actor_come_back_from_the_log(
     actor: Any, wal: Wal, redis_server: ManagedRedis
 ) -> None:
-    gate = RayAllowanceGate(
-        {"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1000, flush_after_ns=10**15
+    gate = RayAllowanceGate(  # no top-ups either: asking for one sends the queued reports first
+        {"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1000, flush_after_ns=10**15,
+        low_orders=0,
     )
     warm_up(gate)
     acked = [1]

@@ -109,6 +109,15 @@ def test_a_busy_fix_port_is_named_in_one_line_and_nothing_keeps_running(configs:
     assert done.stderr == f"oms serve: FIX acceptor: port {port} is busy (Address already in use)\n"
 
 
+def start_serve(config: Path) -> tuple[subprocess.Popen[str], str]:
+    """`oms serve --config config`, once it is ready, and the URL its API listens on."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE, text=True
+    )
+    lines = read_until_ready(proc)
+    return proc, next(line.split()[1] for line in lines if line.startswith("api "))
+
+
 def read_until_ready(proc: subprocess.Popen[str]) -> list[str]:
     assert proc.stdout is not None
     lines: list[str] = []
@@ -183,11 +192,7 @@ def test_values_past_64_bits_get_specific_rejects_and_order_entry_goes_on(
     configs: tuple[Path, int], tmp_path: Path
 ) -> None:
     config, port = configs
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE, text=True
-    )
-    lines = read_until_ready(proc)
-    api = next(line.split()[1] for line in lines if line.startswith("api "))
+    proc, api = start_serve(config)
     trader, algo = {"X-API-Key": "trader1-dev-secret"}, {"X-API-Key": "algo-dev-secret"}
     twap = {"kind": "twap", "account": "ALGO1", "symbol": "AAPL", "side": "buy", "qty": "100", "slices": 2,
             "end_ns": 2**62}  # fmt: skip
@@ -229,11 +234,7 @@ def test_sigterm_cancels_every_channels_working_orders_and_refuses_new_ones_mean
     """A clean stop leaves no ghost exposure: REST orders are withdrawn like FIX ones, every cancel is journaled, and
     the accounts rebuilt from the journal afterwards hold no working order."""
     config, port = configs
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE, text=True
-    )
-    lines = read_until_ready(proc)
-    api = next(line.split()[1] for line in lines if line.startswith("api "))
+    proc, api = start_serve(config)
     client = FixClient("FIX.4.4", "CLIENT44", port, tmp_path / "client", password="client44-dev").start()
     try:
         client.new_order("f1", "AAPL", "1", "10", "140", account="ACC2")
@@ -265,11 +266,7 @@ def test_gtd_orders_expire_at_their_time_and_a_past_expiry_is_refused_on_every_c
     configs: tuple[Path, int], tmp_path: Path
 ) -> None:
     config, port = configs
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE, text=True
-    )
-    lines = read_until_ready(proc)
-    api = next(line.split()[1] for line in lines if line.startswith("api "))
+    proc, api = start_serve(config)
     client = FixClient("FIX.4.4", "CLIENT44", port, tmp_path / "client", password="client44-dev").start()
     try:
         expiry = time.time_ns() + 2 * 10**9
