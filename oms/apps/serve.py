@@ -29,7 +29,6 @@ import msgspec
 
 from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
 from oms.adapters.api.settings import ApiSettings
-from oms.apps.schedule import ScheduleSettings, next_close
 from oms.apps.venues import INTERNAL, VENUE_KINDS, VenueSettings
 from oms.core.accounts import AccountEvent
 from oms.core.engine import OrderManager, Venue
@@ -40,6 +39,7 @@ from oms.infra.ray.actors import RayAllowanceGate, ShardConfig, account_actor_cl
 from oms.infra.ray.runtime import RaySettings, start_ray, stop_ray
 from oms.infra.redis.reportlog import ReportLog
 from oms.infra.redis.server import ManagedRedis, RedisSettings, connect, make_client
+from oms.runtime.schedule import ScheduleSettings, next_close
 from oms.runtime.sequencer import Sequencer
 from risk.limits import RiskConfig, load_risk_config
 from risk.throttle import SessionThrottle

@@ -7,8 +7,8 @@ import datetime as dt
 import msgspec
 import pytest
 
-from oms.apps.schedule import ScheduleSettings, next_close
 from oms.core.model.instruments import ConfigError
+from oms.runtime.schedule import ScheduleSettings, next_close
 
 NY = ScheduleSettings(timezone="America/New_York", day_close="16:00")
 
