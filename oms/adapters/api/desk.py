@@ -153,7 +153,7 @@ class OrderDesk:
             if order is None:  # refused before an order id was spent
                 rej = next((e for e in events if isinstance(e, OrderRejected)), None)
                 reason = rej.reason if rej is not None else RejectReason.INVALID_ORDER_ID
-                return reason_error(400, reason)
+                return reason_error(503 if reason is RejectReason.SHUTTING_DOWN else 400, reason)
             if extra is not None:
                 self._extra[order.order_id] = extra
             for e in events:
