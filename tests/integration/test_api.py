@@ -483,3 +483,12 @@ def test_a_key_over_its_rate_limit_gets_429(loaded: LoadedConfig, tmp_path: Path
         assert a.http.get("/v1/orders", headers=COMPLIANCE).status_code == 200  # per key
     finally:
         a.close()
+
+
+def test_once_the_oms_stops_taking_orders_a_new_one_is_503_and_the_working_ones_are_canceled(api: Api) -> None:
+    working = api.order(TRADER1, client_order_id="w1", price="99").json()
+    api.core.host.run(lambda engine: engine.close(time.time_ns()))  # what a stop does first
+
+    _error(api.order(TRADER1, client_order_id="w2"), 503, "shutting_down")
+    after = api.http.get(f"/v1/orders/{working['order_id']}", headers=TRADER1).json()
+    assert (working["status"], after["status"]) == ("new", "canceled")
