@@ -132,7 +132,8 @@ class Sequencer:
     def after_commit(self, hook: Seal) -> None:
         """Call `hook` when each batch is sealed (on the sequence, under the lock); it returns what releases what the
         batch's reports made the adapter send (or None), which runs once the batch's write-ahead is durable, on the
-        committer's thread. A release that raises is logged and counted; the others still run."""
+        committer's thread. A release that raises is logged and counted; the others still run. A release never calls
+        `run` (the committer would wait for itself): it only hands what it holds to its adapter's own threads."""
         with self.lock:
             self._after.append(hook)
 
