@@ -335,15 +335,18 @@ class OmsApp:
         from oms.adapters.api.accounts import SummaryAccountView
         from oms.adapters.api.server import ApiServer
         from oms.infra.ray.actors import summary_reader
+        from oms.infra.redis.nonces import RedisNonces
 
         assert self.host is not None
         settings = self.loaded.config.api
         view = SummaryAccountView(
             sorted(self._by_account), summary_reader(self._by_account), self.loaded.risk, self.loaded.instruments
         )
+        nonces = RedisNonces(make_client(self.redis_url), 2 * settings.max_clock_skew_s)  # a restart forgets none
         self.api = ApiServer(
-            self.host, view, settings, self.loaded.instruments, algos=self.algos, profiles=api_profiles(settings)
-        ).start()
+            self.host, view, settings, self.loaded.instruments, algos=self.algos, profiles=api_profiles(settings),
+            nonces=nonces,
+        ).start()  # fmt: skip
 
     def _start_venues(self) -> None:
         """Start every venue through the Venue port (an external one connects, and keeps reconnecting on its own);

@@ -17,11 +17,12 @@ import hmac
 import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping
+from typing import Protocol
 
 from oms.adapters.api.errors import ApiError
 from oms.adapters.api.keys import ApiKey, KeyRing
 
-__all__ = ["Authenticator", "IdempotencyStore", "RateLimiter", "sign"]
+__all__ = ["Authenticator", "IdempotencyStore", "NonceStore", "RateLimiter", "sign"]
 
 H_KEY = "x-api-key"
 H_KEY_ID = "x-api-key-id"
@@ -35,6 +36,16 @@ def sign(secret: bytes | str, method: str, path: str, timestamp: str, nonce: str
     key = secret.encode() if isinstance(secret, str) else secret
     msg = f"{method.upper()}\n{path}\n{timestamp}\n{nonce}\n".encode() + body
     return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+class NonceStore(Protocol):
+    """Where signed requests' nonces are remembered for `horizon_s` (twice the allowed clock skew: an older request
+    is refused as stale anyway): in memory, or in Redis so a restart does not forget them
+    (`oms.infra.redis.nonces.RedisNonces`)."""
+
+    def first_use(self, key_id: str, nonce: str, now: float) -> bool:
+        """Remember (key id, nonce); False when it was remembered already."""
+        ...
 
 
 class _Nonces:
@@ -60,11 +71,14 @@ class _Nonces:
 class Authenticator:
     """Turns request headers (and body) into the calling ApiKey, or raises a 401 ApiError saying why."""
 
-    def __init__(self, keys: KeyRing, signing_required: bool, max_skew_s: int) -> None:
+    def __init__(
+        self, keys: KeyRing, signing_required: bool, max_skew_s: int, nonces: NonceStore | None = None
+    ) -> None:
+        """`nonces`: where nonces are remembered (default: in memory, for 2 x `max_skew_s`)."""
         self.keys = keys
         self._required = signing_required
         self._skew = max_skew_s
-        self._nonces = _Nonces(2 * max_skew_s)
+        self._nonces = nonces if nonces is not None else _Nonces(2 * max_skew_s)
 
     def needs_body(self, headers: Mapping[str, str]) -> bool:
         """True when the request is signed (the signature covers the body)."""

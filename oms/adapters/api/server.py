@@ -15,7 +15,7 @@ from oms.adapters.api.app import ApiState, build_app
 from oms.adapters.api.desk import OrderDesk
 from oms.adapters.api.keys import load_keys
 from oms.adapters.api.metrics import ApiMetrics
-from oms.adapters.api.security import Authenticator, IdempotencyStore, RateLimiter
+from oms.adapters.api.security import Authenticator, IdempotencyStore, NonceStore, RateLimiter
 from oms.adapters.api.settings import ApiSettings
 from oms.core.model.instruments import InstrumentRegistry
 from oms.runtime.sequencer import Sequencer
@@ -37,7 +37,8 @@ class ApiServer:
     `algos`: the AlgoEngine driving parent orders on the same host (None: the /v1/algos routes answer 503).
     `clock`: the algo engine's clock (ns), for the defaults and checks of parent start/end times (wall clock when
     None). `profiles`: where VWAP `history` profiles come from (the composition root builds
-    `ClickHouseProfiles` from `settings.profile_dsn`); None: no history source.
+    `ClickHouseProfiles` from `settings.profile_dsn`); None: no history source. `nonces`: where signed requests'
+    nonces are remembered (`oms serve` keeps them in Redis, so a restart forgets none); None: in memory.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class ApiServer:
         algos: AlgoEngine | None = None,
         clock: Callable[[], int] | None = None,
         profiles: ProfileSource | None = None,
+        nonces: NonceStore | None = None,
     ) -> None:
         settings = ApiSettings() if settings is None else settings
         self.settings = settings
@@ -62,7 +64,7 @@ class ApiServer:
         self.state = ApiState(
             self.desk,
             account_view,
-            Authenticator(keys, settings.signing == "required", settings.max_clock_skew_s),
+            Authenticator(keys, settings.signing == "required", settings.max_clock_skew_s, nonces),
             RateLimiter(settings.rate_limit, settings.rate_window_ms / 1000),
             IdempotencyStore(settings.idempotency_ttl_s),
             self.metrics,
