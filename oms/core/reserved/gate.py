@@ -281,7 +281,7 @@ class AllowanceGate(OperatorMethods):
             self._send_written()
         if not self._unwritten:
             return None
-        ticket = _Ticket([(a, records) for a, records, _ in self._unwritten], [at for _, _, at in self._unwritten])
+        ticket = self._held_ticket()
         self._unwritten = []
         self._tickets.append(ticket)
         log = self._log
@@ -291,6 +291,10 @@ class AllowanceGate(OperatorMethods):
             ticket.ids = log.write_many(ticket.entries)
 
         return write
+
+    def _held_ticket(self) -> _Ticket:
+        """The entries held back since the last write, as one write to make (they stay held until it is made)."""
+        return _Ticket([(a, records) for a, records, _ in self._unwritten], [at for _, _, at in self._unwritten])
 
     def _due(self) -> bool:
         """Whether the queued reports should go now: `batch` orders' worth, or the oldest `flush_after_ns` old."""
@@ -331,7 +335,7 @@ class AllowanceGate(OperatorMethods):
             self._patch()
             assert not self._tickets, "wait_written returned before every sealed entry was written"
         if self._unwritten:  # this batch's, written here (after every earlier one: the log keeps their order)
-            ticket = _Ticket([(a, records) for a, records, _ in self._unwritten], [at for _, _, at in self._unwritten])
+            ticket = self._held_ticket()
             assert self._log is not None
             ticket.ids = self._log.write_many(ticket.entries)  # raises with the entries still held for the seal
             self._unwritten = []
