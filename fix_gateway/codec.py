@@ -277,8 +277,11 @@ class Codec:
         self.status_fields(msg, self.ord_status(order.status, order.cum_qty), req_id)
         return msg
 
-    def unknown_status(self, cl_ord_id: str, symbol: str, side: str, exec_id: str, now_ns: int) -> Any:
-        """The ExecutionReport answering an OrderStatusRequest for an order this session does not have."""
+    def unknown_status(
+        self, cl_ord_id: str, symbol: str, side: str, exec_id: str, req_id: str | None, now_ns: int
+    ) -> Any:
+        """The ExecutionReport answering an OrderStatusRequest for an order this session does not have (Rejected,
+        UNKNOWN_ORDER; OrdStatusReqID echoed)."""
         msg = self._message(T.MT_EXECUTION_REPORT)
         for tag, value in (
             (T.ORDER_ID, "NONE"), (T.CL_ORD_ID, cl_ord_id), (T.EXEC_ID, exec_id), (T.ORD_STATUS, "8"),
@@ -287,7 +290,7 @@ class Codec:
             (T.TEXT, describe(RejectReason.UNKNOWN_ORDER)), (T.TRANSACT_TIME, utc_timestamp(now_ns)),
         ):  # fmt: skip
             msg.setField(tag, value)
-        self.status_fields(msg, "8", None)
+        self.status_fields(msg, "8", req_id)
         return msg
 
     def cancel_reject(self, event: CancelRejected, order: Order | None) -> Any:

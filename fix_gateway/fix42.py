@@ -20,7 +20,7 @@ _ORD_REJ = {
     # broker option: none of 1-6 fits these
     **dict.fromkeys((R.INVALID_QTY, R.PRICE_COLLAR, R.NO_REFERENCE_PRICE, R.RESTRICTED_SYMBOL, R.REDUCE_ONLY,
                      R.HALTED, R.KILL_SWITCH, R.UNKNOWN_ACCOUNT, R.SYSTEM_BUSY,
-                     R.INTERNAL_ERROR, R.SHUTTING_DOWN), "0"),
+                     R.INTERNAL_ERROR, R.SHUTTING_DOWN, R.NOT_READY, R.JOURNAL_UNAVAILABLE), "0"),
 }  # fmt: skip
 # FIX 4.2 CxlRejReason: 0 too late to cancel, 1 unknown order, 2 broker option, 3 already pending
 _CXL_REJ = {R.TOO_LATE_TO_CANCEL: "0", R.UNKNOWN_ORDER: "1", R.ORDER_PENDING: "3"}

@@ -25,7 +25,7 @@ _ORD_REJ = {
     **dict.fromkeys((R.INVALID_PRICE, R.OFF_TICK, R.INVALID_STOP_PRICE, R.PRICE_COLLAR, R.NO_REFERENCE_PRICE,
                      R.INVALID_NUMBER, R.EXCESS_PRECISION, R.FOK_UNFILLABLE), "99"),
     **dict.fromkeys((R.RESTRICTED_SYMBOL, R.REDUCE_ONLY, R.HALTED, R.KILL_SWITCH, R.SYSTEM_BUSY, R.INTERNAL_ERROR,
-                     R.SHUTTING_DOWN), "0"),  # broker option
+                     R.SHUTTING_DOWN, R.NOT_READY, R.JOURNAL_UNAVAILABLE), "0"),  # broker option
 }  # fmt: skip
 # FIX 4.4 CxlRejReason: 0 too late, 1 unknown order, 2 broker option, 3 already pending, 6 duplicate ClOrdID
 _CXL_REJ = {R.TOO_LATE_TO_CANCEL: "0", R.UNKNOWN_ORDER: "1", R.ORDER_PENDING: "3", R.DUPLICATE_CL_ORD_ID: "6"}

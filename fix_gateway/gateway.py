@@ -103,6 +103,11 @@ class FixGateway(OrderHandlers):
             raise OSError(f"FIX acceptor on port {self.port}: {exc}") from exc
         self._acceptor = acceptor
 
+    def logged_on(self) -> tuple[int, int]:
+        """(sessions logged on now, sessions configured)."""
+        sessions = [fix.Session.lookupSession(sid) for sid in self._session_ids.values()] if self._acceptor else []
+        return sum(1 for s in sessions if s is not None and s.isLoggedOn()), len(self._session_ids)
+
     def stop(self, cancel_working: bool = True) -> None:
         """Cancel every working order of the FIX sessions (reason SHUTDOWN: the book goes with the process), send
         those reports, log every session out and close the port. Safe to call twice."""

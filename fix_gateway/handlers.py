@@ -12,10 +12,18 @@ longer than `max_delay_s` (their number times the sequencer's recent time per co
 `max_waiting` wait, is refused on the reader thread with SYSTEM_BUSY (an ExecutionReport Rejected, OrdRejReason 0,
 nothing booked). So past capacity every order is still answered within about `max_delay_s` and the queue stays
 bounded. Cancels, replaces and status requests are never shed: they take risk off, or only read.
+
+JOURNAL DOWN. While the committer has been on one write-ahead for more than MAX_JOURNAL_STALL_S (Redis stopped,
+gone, or too slow), a NewOrderSingle is refused on the reader thread with JOURNAL_UNAVAILABLE, and a cancel or
+replace on the sequence with an OrderCancelReject (CxlRejReason 2, the same Text), sent at once rather than behind
+the stalled write; nothing is booked. A NewOrderSingle that comes while the sequencer has been on one batch for as
+long (a step waiting on an account actor whose journal stalled) is refused SYSTEM_BUSY the same way. What was taken
+before the stall is answered once the write lands. Order entry resumes by itself when the journal answers again.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -28,7 +36,7 @@ from fix_gateway.reports import ReportRouter, events_log, log_lifecycle
 from oms.core.model.enums import RejectReason
 from oms.core.model.messages import CancelOrder, CancelRejected, OrderRejected, ReplaceOrder, SubmitOrder
 from oms.runtime.metrics import StageClock
-from oms.runtime.sequencer import Sequencer
+from oms.runtime.sequencer import MAX_JOURNAL_STALL_S, Sequencer
 from risk.reasons import describe as reason_text
 from risk.throttle import SessionThrottle
 
@@ -40,6 +48,8 @@ C = TypeVar("C", SubmitOrder, CancelOrder, ReplaceOrder)
 Body = Callable[[Any, str], None]
 MAX_WAITING = 2_000  # commands waiting for the sequencer past which new orders are shed (SYSTEM_BUSY)
 MAX_DELAY_S = 0.05  # the expected wait for the sequencer past which new orders are shed
+
+_FAILURES = itertools.count(1)  # the references of failures logged server-side
 
 
 class OrderHandlers:
@@ -76,9 +86,12 @@ class OrderHandlers:
         """NewOrderSingle: an ExecutionReport (New, Rejected, fills) always answers it."""
         name = session_id.toString()
         host = self.host
-        busy = host.expected_wait_s() > self._max_delay_s or host.waiting() > self._max_waiting
-        if busy and not self._codecs[name].spec.drop_copy:
-            return self._shed(msg, name)
+        if not self._codecs[name].spec.drop_copy:
+            if host.journal_stalled_s() > MAX_JOURNAL_STALL_S:
+                return self._shed(msg, name, RejectReason.JOURNAL_UNAVAILABLE)
+            if (host.expected_wait_s() > self._max_delay_s or host.waiting() > self._max_waiting
+                    or host.busy_s() > MAX_JOURNAL_STALL_S):  # fmt: skip
+                return self._shed(msg, name, RejectReason.SYSTEM_BUSY)
         clock = self._metrics.clock("fix")  # the order's time in starts now, on the reader thread
         self._post(lambda m, n: self._new_order(m, n, clock), msg, name)
 
@@ -114,9 +127,8 @@ class OrderHandlers:
         copy = fix.Message(msg)  # QuickFIX owns `msg` only until this callback returns
         self.host.post(lambda _: body(copy, name), lambda exc: self._failed(copy, name, exc))
 
-    def _shed(self, msg: Any, name: str) -> None:
-        """Refuse a NewOrderSingle unseen (SYSTEM_BUSY): answered from here, nothing booked."""
-        reason = RejectReason.SYSTEM_BUSY
+    def _shed(self, msg: Any, name: str, reason: RejectReason) -> None:
+        """Refuse a NewOrderSingle unseen (SYSTEM_BUSY, JOURNAL_UNAVAILABLE): answered from here, nothing booked."""
         account = msg.getField(T.ACCOUNT) if msg.isSetField(T.ACCOUNT) else ""
         event = OrderRejected(0, msg.getField(T.CL_ORD_ID), account, msg.getField(T.SYMBOL), reason,
                               reason_text(reason), self._clock())  # fmt: skip
@@ -134,9 +146,9 @@ class OrderHandlers:
         reports = self._reports
         now = self._clock()
         cl_ord_id = msg.getField(T.CL_ORD_ID)
-        if _poss_resend(msg):
+        if _maybe_seen(msg):
             order = self.engine.find(name, cl_ord_id)
-            if order is not None:  # already booked: answer with its status, book nothing
+            if order is not None:  # already booked (in this run or an earlier one): its status, nothing booked
                 reports.send(codec.status(order, reports.report_id(), None, now), name, clock)
                 return None
         cmd = self._throttled(codec.new_order(msg, now), name, now)
@@ -169,7 +181,7 @@ class OrderHandlers:
         order = self.engine.find(name, cl_ord_id)
         if order is None:
             symbol, side = msg.getField(T.SYMBOL), msg.getField(T.SIDE)
-            reply = codec.unknown_status(cl_ord_id, symbol, side, reports.report_id(), now)
+            reply = codec.unknown_status(cl_ord_id, symbol, side, reports.report_id(), req_id, now)
         else:
             reply = codec.status(order, reports.report_id(), req_id, now)
         reports.send(reply, name)
@@ -204,16 +216,28 @@ class OrderHandlers:
         side = msg.getField(T.SIDE)
         reports = self._reports
         now = self._clock()
+        if _maybe_seen(msg):
+            done = self.engine.find(name, msg.getField(T.CL_ORD_ID))
+            if done is not None:  # this request was taken already: the order's status, nothing sent twice
+                reports.send(codec.status(done, reports.report_id(), None, now), name)
+                return None
         order = self.engine.find(name, msg.getField(T.ORIG_CL_ORD_ID))
         decoded = codec.cancel(msg, order, now) if response_to == "cancel" else codec.replace(msg, order, now)
         cmd = self._throttled(decoded, name, now)
+        journal_down = self.host.journal_stalled_s() > MAX_JOURNAL_STALL_S
+        if journal_down and not isinstance(cmd, Refusal):
+            cmd = Refusal(RejectReason.JOURNAL_UNAVAILABLE, reason_text(RejectReason.JOURNAL_UNAVAILABLE))
         if isinstance(cmd, Refusal):
             event = CancelRejected(
                 order.order_id if order is not None else 0, msg.getField(T.CL_ORD_ID),
                 msg.getField(T.ORIG_CL_ORD_ID), order.account if order is not None else "",
                 msg.getField(T.SYMBOL), cmd.reason, cmd.text, response_to, now,  # type: ignore[arg-type]
             )  # fmt: skip
-            reports.send(codec.cancel_reject(event, order), name)
+            reply = codec.cancel_reject(event, order)
+            if journal_down:  # a refusal needs no journal: it is not held behind the stalled write
+                reports.send_now(reply, name)
+            else:
+                reports.send(reply, name)
             return None
         if response_to == "cancel":
             self.engine.cancel(cmd, now)  # type: ignore[arg-type]
@@ -223,8 +247,13 @@ class OrderHandlers:
         return None
 
     def _failed(self, msg: Any, name: str, exc: Exception) -> None:
-        log.exception("failed to process %s from %s", msg.toString().replace("\x01", "|"), name, exc_info=exc)
-        self._business_reject(msg, name, T.BUSINESS_REJECT_APPLICATION_NOT_AVAILABLE, f"internal error: {exc}")
+        """The whole story (message, traceback) goes to the log under a reference; the client gets the reference
+        and the kind of failure, never the exception's text (paths, hosts, another component's traceback)."""
+        ref = f"E{next(_FAILURES)}"
+        log.exception("failed to process %s from %s [%s]", msg.toString().replace("\x01", "|"), name, ref,
+                      exc_info=exc)  # fmt: skip
+        text = f"internal error ({type(exc).__name__}): not processed; logged as {ref}"
+        self._business_reject(msg, name, T.BUSINESS_REJECT_APPLICATION_NOT_AVAILABLE, text)
 
     # -- INTERNALS --
 
@@ -252,6 +281,8 @@ class OrderHandlers:
         self._reports.send_now(reply, name)
 
 
-def _poss_resend(msg: Any) -> bool:
+def _maybe_seen(msg: Any) -> bool:
+    """PossResend (the client sends it again under a new MsgSeqNum) or PossDupFlag (the same MsgSeqNum sent again,
+    e.g. answering this side's ResendRequest after a restart): it may have been processed already."""
     header = msg.getHeader()
-    return header.isSetField(T.POSS_RESEND) and header.getField(T.POSS_RESEND) == "Y"
+    return any(header.isSetField(tag) and header.getField(tag) == "Y" for tag in (T.POSS_RESEND, T.POSS_DUP_FLAG))

@@ -186,6 +186,18 @@ class FixVenue:
         """Nothing: the venue ends its DAY orders at its own close and reports them."""
         return []
 
+    def recover(self, order_id: int, cmd: SubmitOrder, cum_qty: int, cum_notional: int, ts_ns: int) -> list[Message]:
+        """Nothing now: the venue may still hold order `order_id`. It is this venue's again, as if just routed and
+        acknowledged with `cum_qty` filled, so what the venue sends about it (its resend at the next logon, later
+        fills, the answer to a cancel) is applied; until then it stays working, and its exposure held."""
+        inst = self._instruments.by_symbol(cmd.symbol)
+        if inst is None:
+            return []
+        routed = _Routed(order_id, cmd, inst)
+        routed.accepted, routed.cum_qty, routed.cum_notional = True, cum_qty, cum_notional
+        self._orders[order_id] = routed
+        return []
+
     # -- ANSWERS (read on QuickFIX's thread, translated in the core's sequence) --
 
     def _on_message(self, msg: Received) -> None:

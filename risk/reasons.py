@@ -40,6 +40,8 @@ TEXT: MappingProxyType[R, str] = MappingProxyType(
         R.SYSTEM_BUSY: "system busy: order not accepted, send it again later",
         R.INTERNAL_ERROR: "internal error: not accepted, nothing is held for it",
         R.SHUTTING_DOWN: "the OMS is shutting down: no new orders",
+        R.NOT_READY: "the OMS is starting: no orders until it has reconciled its last run",
+        R.JOURNAL_UNAVAILABLE: "journal unavailable: not accepted, nothing is held for it; send it again later",
         R.MAX_ORDER_QTY: "order quantity above the account's maximum",
         R.MAX_ORDER_NOTIONAL: "order notional above the account's maximum",
         R.PRICE_COLLAR: "limit price outside the collar around the reference price",

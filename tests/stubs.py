@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from oms.core.model.enums import RejectReason
-from oms.core.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder
+from oms.core.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder, TradePrinted
 
 
 class RecordingGate:
@@ -14,22 +14,27 @@ class RecordingGate:
     def __init__(self, deny: dict[str, RejectReason] | None = None) -> None:
         self.deny = deny or {}  # ClOrdID -> reason to reject it with
         self.seen: list[Message] = []
+        self.journal: list[Message] = []  # what an account journal would hold: acceptances, then what it was told
         self.killed: dict[str, bool] = {}
 
     def decide(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
         reason = RejectReason.KILL_SWITCH if self.killed.get(cmd.account) else self.deny.get(cmd.cl_ord_id)
         if reason is not None:
             return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, reason.name, now_ns)
-        return OrderAccepted(
+        accepted = OrderAccepted(
             order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, cmd.qty, cmd.price,
-            now_ns, cmd.stop_price,
+            now_ns, cmd.stop_price, cmd.session,
         )  # fmt: skip
+        self.journal.append(accepted)
+        return accepted
 
     def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int) -> RejectReason:
         return self.deny.get(cmd.cl_ord_id, RejectReason.NONE)
 
     def on_events(self, events: Iterable[Message]) -> None:
+        events = list(events)
         self.seen.extend(events)
+        self.journal += [e for e in events if not isinstance(e, TradePrinted)]
 
     def set_kill_switch(self, account: str, on: bool, now_ns: int) -> None:
         self.killed[account] = on

@@ -32,11 +32,14 @@ from oms.adapters.api.settings import ApiSettings
 from oms.apps.venues import INTERNAL, VENUE_KINDS, VenueSettings
 from oms.core.accounts import AccountEvent
 from oms.core.engine import OrderManager, Venue
+from oms.core.model.enums import CancelReason
 from oms.core.model.instruments import ConfigError, InstrumentRegistry, read_toml
+from oms.core.model.messages import OrderCanceled
 from oms.core.venues.internal import InternalVenue
 from oms.infra.clickhouse.settings import AnalyticsSettings
 from oms.infra.ray.actors import RayAllowanceGate, ShardConfig, account_actor_class, build_gate
 from oms.infra.ray.runtime import RaySettings, start_ray, stop_ray
+from oms.infra.redis.history import order_history
 from oms.infra.redis.reportlog import ReportLog
 from oms.infra.redis.server import ManagedRedis, RedisSettings, connect, make_client
 from oms.runtime.schedule import ScheduleSettings, next_close
@@ -59,6 +62,8 @@ DEFAULT_CONFIG = Path(__file__).parents[2] / "configs" / "dev.toml"
 ALGO_TIMER_S = 0.5  # how often due algo slices are looked for
 STOP_CANCEL_S = 5.0  # how long a stop waits for venues to confirm the cancels of their working orders
 REPORT_FLUSH_S = 0.05  # how long a reserved decision may wait for the next order before it is reported
+REDIS_WATCH_S = 0.2  # how often the managed Redis is checked for life
+READY_PROBE_S = 1.0  # how long each readiness probe (Redis, the actors) may take before it counts as failed
 
 
 class OmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -176,6 +181,9 @@ class OmsApp:
         self.lock = threading.RLock()  # the engine's: held by every adapter while it drives the engine
         self.generation = 0
         self._managed: ManagedRedis | None = None
+        self._watchdog: threading.Thread | None = None
+        self._watch_done = threading.Event()  # set once the managed Redis is stopped: the watchdog may end
+        self._stopping = False
         self._actors: list[object] = []
         self._ray_started = False
 
@@ -205,6 +213,7 @@ class OmsApp:
             if with_api:
                 app._start_api()
             app._start_venues()
+            app._reconcile()
         except BaseException:
             app.stop()
             raise
@@ -234,6 +243,9 @@ class OmsApp:
         client, self._managed = connect(cfg.redis)
         self.generation = int(client.incr("oms:generation"))
         client.close()
+        if self._managed is not None:
+            self._watchdog = threading.Thread(target=self._watch_redis, name="redis-watchdog", daemon=True)
+            self._watchdog.start()
         self.redis_url = self._managed.url if self._managed is not None else str(cfg.redis.url)
         import ray
 
@@ -260,10 +272,80 @@ class OmsApp:
         log = ReportLog(make_client(self.redis_url), AccountEvent)  # each local acceptance, before its ack leaves
         # strict or reserved; the reserved acceptances of a batch are written ahead together, when the batch ends
         self.gate = build_gate(by_account, self.loaded.risk, self.loaded.instruments, log, group_commit=True)
-        self.engine = OrderManager(self.loaded.instruments, self.gate, router(self.loaded, self.venues), first_order_id)
+        self.engine = OrderManager(
+            self.loaded.instruments, self.gate, router(self.loaded, self.venues), first_order_id, ready=False
+        )
         self.host = Sequencer(self.engine, self.lock, seal=self.gate.seal)
         self.gate.wait_written = self.host.wait_committed
         self.host.start()
+        reader = make_client(self.redis_url)
+        try:  # the orders of every earlier run, as their journals left them
+            skipped = self.host.run(lambda engine: engine.restore(order_history(reader, accounts)))
+        finally:
+            reader.close()
+        if skipped:
+            log.warning("order history: %d journaled events name no order whose acceptance is journaled", skipped)
+
+    def _watch_redis(self) -> None:
+        """Start the managed Redis again whenever it dies (until the stop begins). A server this thread started
+        lives only as long as this thread (see `oms.infra.redis.server`), so it ends only after the stop has shut
+        Redis down."""
+        managed = self._managed
+        assert managed is not None
+        while not self._watch_done.wait(REDIS_WATCH_S):
+            if self._stopping:
+                continue
+            try:
+                code = managed.revive()
+            except Exception:
+                log.exception("the managed redis-server died and did not start again; retrying")
+                continue
+            if code is not None:
+                log.error("the managed redis-server died (exit code %s) and was started again on %s; writes wait "
+                          "for it meanwhile and then resume", code, managed.url)  # fmt: skip
+
+    def _reconcile(self) -> None:
+        """Settle what the last run left working (`OrderManager.recover`): the internal book's orders are canceled
+        (reason RESTART), journaled and reported; an external venue's stay working, its again. Then orders are
+        taken."""
+        assert self.host is not None and self.engine is not None
+        working = len(self.engine.working())
+        events = self.host.run(lambda engine: engine.recover(time.time_ns()))
+        canceled = sum(1 for e in events if isinstance(e, OrderCanceled) and e.reason is CancelReason.RESTART)
+        log.info("reconciled: %d orders known from the journal, %d working at the last stop: %d canceled (restart), "
+                 "%d back at their venue", len(self.engine.orders), working, canceled, working - canceled)  # fmt: skip
+
+    def readiness(self) -> dict[str, str]:
+        """What `/readyz` reports, each check "ok" or why not: the core's own (reconciled, order entry open, the
+        journal's writes landing), Redis answering, every account actor answering, the ClickHouse sink running, every
+        routed venue logged on; `fix_sessions` says how many clients are logged on (never a reason to be unready)."""
+        host = self.host
+        if host is None:
+            return {"started": "stopped"}
+        checks = host.readiness()
+        checks["redis"] = _probe(self._redis_answers)
+        checks["accounts"] = _probe(self._actors_answer)
+        if self.sink is not None:
+            checks["sink"] = "ok" if self.sink.running else "the ClickHouse sink process is not running"
+        for name, venue in self.venues.items():
+            connected = getattr(venue, "connected", True)
+            checks[f"venue {name}"] = "ok" if connected else "not logged on (orders routed to it are rejected)"
+        if self.gateway is not None:
+            on, total = self.gateway.logged_on()
+            checks["fix_sessions"] = "ok" if on == total else f"ok ({on} of {total} logged on)"
+        return checks
+
+    def _redis_answers(self) -> None:
+        client = make_client(self.redis_url, READY_PROBE_S)
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    def _actors_answer(self) -> None:
+        import ray
+
+        ray.get([actor.accounts.remote() for actor in self._actors], timeout=READY_PROBE_S)
 
     def _close_order_entry(self, deadline_s: float = STOP_CANCEL_S) -> None:
         """Refuse new orders from now on and withdraw every working order; wait (up to `deadline_s`) for venues that
@@ -319,7 +401,7 @@ class OmsApp:
         schedule = self.loaded.config.schedule
         close = next_close(schedule, time.time_ns())
         while not self._timer_stop.wait(REPORT_FLUSH_S):
-            host.run(lambda _: gate.flush())  # reserved decisions reach their actors while the engine is idle too
+            host.run(lambda _: gate.flush_written())  # reserved decisions reach their actors while idle too
             now = time.time_ns()
             due = engine.next_expiry()
             if due is not None and due <= now:
@@ -335,6 +417,7 @@ class OmsApp:
         from oms.adapters.api.accounts import SummaryAccountView
         from oms.adapters.api.server import ApiServer
         from oms.infra.ray.actors import summary_reader
+        from oms.infra.redis.idempotency import RedisIdempotency
         from oms.infra.redis.nonces import RedisNonces
 
         assert self.host is not None
@@ -342,10 +425,13 @@ class OmsApp:
         view = SummaryAccountView(
             sorted(self._by_account), summary_reader(self._by_account), self.loaded.risk, self.loaded.instruments
         )
-        nonces = RedisNonces(make_client(self.redis_url), 2 * settings.max_clock_skew_s)  # a restart forgets none
+        client = make_client(self.redis_url)  # a restart forgets no nonce and no Idempotency-Key
+        nonces = RedisNonces(client, 2 * settings.max_clock_skew_s)
+        ttl = settings.idempotency_ttl_s
+        idempotency = RedisIdempotency(client, "order", ttl), RedisIdempotency(client, "parent", ttl)
         self.api = ApiServer(
             self.host, view, settings, self.loaded.instruments, algos=self.algos, profiles=api_profiles(settings),
-            nonces=nonces,
+            nonces=nonces, idempotency=idempotency, readiness=self.readiness,
         ).start()  # fmt: skip
 
     def _start_venues(self) -> None:
@@ -374,6 +460,7 @@ class OmsApp:
         venue), journaled and reported; then stop the REST API, the algo engine, the FIX acceptor, the venues, the
         market tape, the ClickHouse sink (it commits what it holds), the actors, Ray (if this app started it) and the
         managed Redis. Safe to call twice."""
+        self._stopping = True  # the managed Redis is not started again from here on
         self._close_order_entry()
         if self.api is not None:
             self.api.stop()
@@ -418,8 +505,21 @@ class OmsApp:
         if self._managed is not None:
             self._managed.stop()
             self._managed = None
+        self._watch_done.set()
+        if self._watchdog is not None:
+            self._watchdog.join()
+            self._watchdog = None
         self.engine = None
         self.host = None
+
+
+def _probe(call: Callable[[], object]) -> str:
+    """"ok" when `call()` returns, else what it raised, in one line."""
+    try:
+        call()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}"[:200]
+    return "ok"
 
 
 def check_port_free(port: int, what: str) -> None:

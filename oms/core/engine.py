@@ -74,6 +74,12 @@ class RiskGate(Protocol):
         ...
 
 
+class Unsettled(Exception):
+    """Raised by a gate's `on_events` when its accounts' host did not take the events (it died mid-call), although
+    they are durable: written ahead, so the account journals them when it is rebuilt. The engine records the fault
+    and goes on; anything else a gate raises from `on_events` propagates."""
+
+
 class StageStamps(Protocol):
     """Where an order's hot-path timestamps go (`oms.runtime.metrics.StageClock`)."""
 
@@ -152,6 +158,13 @@ class Venue(Protocol):
         when the venue ends its day itself."""
         ...
 
+    def recover(self, order_id: int, cmd: SubmitOrder, cum_qty: int, cum_notional: int, ts_ns: int) -> list[Message]:
+        """At start, before any command: order `order_id` (`cmd`'s terms, `cum_qty` filled for `cum_notional`) was
+        working here when the OMS last stopped, by its journal. What became of it: OrderCanceled (reason RESTART)
+        when the venue's book went with the process; nothing when the venue may still hold it (from now on the
+        venue answers for it as for any order it routed, later, through `apply`)."""
+        ...
+
 
 # what moves an account, and the tape that marks its positions
 _GATE_EVENTS = (OrderFilled, OrderCanceled, OrderRejected, OrderReplaced, OrderExpired, TradePrinted)
@@ -167,8 +180,10 @@ class OrderManager:
         gate: RiskGate,
         venue_for: Callable[[str], Venue],
         first_order_id: int = 1,
+        ready: bool = True,
     ) -> None:
-        """`venue_for(symbol)` names the venue an instrument is routed to."""
+        """`venue_for(symbol)` names the venue an instrument is routed to. Not `ready`: new orders are refused
+        (NOT_READY) until `recover` has run."""
         self._instruments = instruments
         self._gate = gate
         self._venue_for = venue_for
@@ -179,6 +194,7 @@ class OrderManager:
         self._outbox: list[tuple[Message, OrderView | None]] = []
         self._faults: list[tuple[str, Exception]] = []  # (which port, what it raised): for the runtime to log
         self.closed = False  # no new orders (`close`)
+        self.ready = ready  # new orders taken (`recover` makes it so)
         self._expiries: list[tuple[int, int]] = []  # heap of (expiry time, order id) of GTD orders
 
     # -- COMMANDS --
@@ -189,6 +205,8 @@ class OrderManager:
         key = (cmd.session, cmd.cl_ord_id)
         if self.closed:
             return self._refuse(cmd, RejectReason.SHUTTING_DOWN, now_ns, stamps)
+        if not self.ready:
+            return self._refuse(cmd, RejectReason.NOT_READY, now_ns, stamps)
         if key in self._by_clordid:
             return self._refuse(cmd, RejectReason.DUPLICATE_CL_ORD_ID, now_ns, stamps)
         if self._instruments.by_symbol(cmd.symbol) is None:
@@ -315,6 +333,73 @@ class OrderManager:
         self.closed = True
         return self.mass_cancel(None, None, now_ns, CancelReason.SHUTDOWN)
 
+    def restore(self, events: Iterable[Message]) -> int:
+        """Rebuild the orders a journal recorded, before the first command: OrderAccepted (with the session its
+        reports go to), then that order's fills, cancels, replaces, expiries and venue rejects, in journal order
+        (events of different orders may interleave). From then on status requests, duplicate ClOrdIDs (the order's,
+        its cancels' and replaces') and cancels are judged as before the restart. Nothing reaches the gate, a venue
+        or the outbox: call `recover` next for the orders still working. Events of orders whose acceptance is not
+        among them are skipped; returns how many were."""
+        orders: dict[int, Order] = {}
+        by_clordid, session_of = self._by_clordid, self.session_of
+        skipped = 0
+        for e in events:
+            if isinstance(e, OrderAccepted):
+                if e.order_id in orders or e.order_id in self.orders:
+                    continue
+                order = Order(e.order_id, e.cl_ord_id, e.account, e.symbol, e.side, e.ord_type, e.tif, e.qty, e.price)
+                orders[e.order_id] = order
+                session_of[e.order_id] = e.session
+                by_clordid[(e.session, e.cl_ord_id)] = e.order_id
+                continue
+            order = orders.get(getattr(e, "order_id", 0))
+            if order is None:
+                skipped += 1
+                continue
+            if order.status is OrdStatus.PENDING_NEW and not isinstance(e, OrderRejected):
+                order.on_accepted()  # the account accepted it; its venue's ack is not journaled
+            match e:
+                case OrderFilled():
+                    order.on_fill(e.qty, e.price)
+                case OrderCanceled():
+                    order.on_canceled()
+                    if e.orig_cl_ord_id:
+                        by_clordid[(session_of[e.order_id], e.cl_ord_id)] = e.order_id
+                case OrderReplaced():
+                    order.on_pending_replace()
+                    order.on_replaced(e.qty, e.price, e.cl_ord_id)
+                    by_clordid[(session_of[e.order_id], e.cl_ord_id)] = e.order_id
+                case OrderExpired():
+                    order.on_expired()
+                case OrderRejected():  # a venue's reject of an order the account had accepted
+                    order.on_rejected()
+        for order_id in sorted(orders):
+            order = orders[order_id]
+            if order.status is OrdStatus.PENDING_NEW:
+                order.on_accepted()
+            self.orders[order_id] = order
+        return skipped
+
+    def recover(self, now_ns: int) -> list[Message]:
+        """Hand every order still working after `restore` to its venue (`Venue.recover`): the internal book cancels
+        its own (reason RESTART), an external venue takes the order back. The cancels move the accounts (the gate
+        is told) and are reported like any other; from now on new orders are taken (`ready`). Returns what that
+        caused."""
+        events: list[Message] = []
+        for order in self.working():
+            cmd = SubmitOrder(
+                order.account, order.cl_ord_id, order.symbol, order.side, order.ord_type, order.qty, order.price,
+                tif=order.tif, session=self.session_of[order.order_id],
+            )  # fmt: skip
+            try:
+                events += self._venue_for(order.symbol).recover(
+                    order.order_id, cmd, order.cum_qty, order.cum_notional, now_ns
+                )
+            except Exception as exc:
+                self._faults.append(("venue", exc))
+        self.ready = True
+        return self._settle(events)
+
     def on_venue_events(self, events: list[Message]) -> list[Message]:
         """Events a venue produced on its own (a resting order filled by someone else's flow, an expiry)."""
         return self._settle(events)
@@ -373,7 +458,10 @@ class OrderManager:
                     if not order.is_terminal:
                         order.on_cancel_rejected()
             outbox.append((e, order.view()))
-        self._gate.on_events([e for e in events if isinstance(e, _GATE_EVENTS)])
+        try:
+            self._gate.on_events([e for e in events if isinstance(e, _GATE_EVENTS)])
+        except Unsettled as exc:  # durable all the same: reported like the rest
+            self._faults.append(("risk gate", exc))
         return events
 
     def _failed(

@@ -45,7 +45,7 @@ from oms.core.model.messages import Message
 from oms.core.orders import OrderView
 from oms.runtime.metrics import METRICS, HotPathMetrics
 
-__all__ = ["MAX_BATCH", "Reports", "Sequencer"]
+__all__ = ["MAX_BATCH", "MAX_JOURNAL_STALL_S", "Reports", "Sequencer"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,6 +54,9 @@ Step = Callable[[OrderManager], Any]
 OnError = Callable[[Exception], None]
 Seal = Callable[[], Callable[[], None] | None]  # called on the sequence as a batch ends; what to run once it is durable
 MAX_BATCH = 256  # steps taken from the queue as one batch, at most
+#: a write-ahead the committer has been on for this long means the journal is stalled or gone: the adapters refuse
+#: new orders, cancels and replaces at once (JOURNAL_UNAVAILABLE) instead of holding their answers until it returns
+MAX_JOURNAL_STALL_S = 1.0
 _SMOOTHING = 0.05  # weight of the latest batch in the sequencer's time per step
 _RETRY_S = (0.001, 0.01, 0.1, 0.5)  # waits between attempts of a commit that failed, the last one repeated
 
@@ -89,6 +92,8 @@ class Sequencer:
         self._committed = 0  # batches whose writes and releases are done
         self._progress = threading.Condition(threading.Lock())
         self._step_s = 0.0  # recent time per step of the sequencer's batches (moving average)
+        self._writing_since: float | None = None  # monotonic time the committer began the write it is still on
+        self._batch_since: float | None = None  # monotonic time the sequencer began the batch it is still on
 
     # -- LIFECYCLE --
 
@@ -158,14 +163,15 @@ class Sequencer:
             return
         self._queue.put((step, on_error, None))
 
-    def run(self, step: Callable[[OrderManager], T]) -> T:
+    def run(self, step: Callable[[OrderManager], T], timeout: float | None = None) -> T:
         """`step(engine)` in sequence; returns what it returned (or raises what it raised) once its batch is
-        committed and its reports published."""
+        committed and its reports published. Raises TimeoutError when that takes longer than `timeout` seconds (the
+        journal stalled): the step still runs, and is committed when the journal answers."""
         if self._thread is None or self._on_sequence():
             return self._inline(step, None)
         done: Future[T] = Future()
         self._queue.put((step, None, done))
-        return done.result()
+        return done.result(timeout)
 
     def waiting(self) -> int:
         """Steps handed over and not yet taken into a batch (for shedding load)."""
@@ -276,6 +282,7 @@ class Sequencer:
                     break
             answers: list[tuple[Future[Any], Any, BaseException | None]] = []
             started = time.perf_counter()
+            self._batch_since = time.monotonic()
             with self.lock:
                 self._depth += 1
                 try:
@@ -294,6 +301,7 @@ class Sequencer:
                 finally:
                     self._depth -= 1
                 commit = self._seal_batch(answers)
+            self._batch_since = None
             self._step_s += ((time.perf_counter() - started) / len(batch) - self._step_s) * _SMOOTHING
             self.metrics.batch(len(batch))
             self._commits.put(commit)
@@ -316,6 +324,30 @@ class Sequencer:
             self._sealed += 1
         return _Commit(write, releases, answers)
 
+    def readiness(self) -> dict[str, str]:
+        """The checks the core answers itself, each "ok" or why not: the last run reconciled, order entry open, the
+        journal's writes landing and the sequencer's batches ending (each within MAX_JOURNAL_STALL_S)."""
+        engine = self.engine
+        stalled, busy = self.journal_stalled_s(), self.busy_s()
+        return {
+            "reconciled": "ok" if engine.ready else "starting: the last run is not reconciled yet",
+            "order_entry": "stopping: no new orders" if engine.closed else "ok",
+            "journal": "ok" if stalled <= MAX_JOURNAL_STALL_S else f"a write has not landed for {stalled:.1f} s",
+            "sequencer": "ok" if busy <= MAX_JOURNAL_STALL_S else f"on one batch for {busy:.1f} s",
+        }
+
+    def journal_stalled_s(self) -> float:
+        """How long the committer has been on its current write (retrying it while the journal does not answer);
+        0.0 when it is on none. A few milliseconds when Redis is well; seconds when it is stopped or gone."""
+        since = self._writing_since
+        return 0.0 if since is None else max(time.monotonic() - since, 0.0)
+
+    def busy_s(self) -> float:
+        """How long the sequencer has been on its current batch; 0.0 when idle. Microseconds to milliseconds when
+        well; seconds when a step waits on something that does not answer (an account actor whose journal stalled)."""
+        since = self._batch_since
+        return 0.0 if since is None else max(time.monotonic() - since, 0.0)
+
     def _commit_loop(self) -> None:
         while (commit := self._commits.get()) is not None:
             self._run_commit(commit)
@@ -324,9 +356,11 @@ class Sequencer:
         """Run the batch's write (retrying until it lands), then its releases, then answer its callers."""
         if commit.write is not None:
             attempt = 0
+            self._writing_since = time.monotonic()
             while True:
                 try:
                     commit.write()
+                    self._writing_since = None
                     break
                 except Exception:
                     log.exception("a batch's write-ahead failed (attempt %d); nothing is released until it lands",

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from oms.core.accounts import AccountEvent, AccountSnapshot, AccountState, AllowanceRequest, AllowanceSpent, Marked
-from oms.core.engine import OrderManager
+from oms.core.engine import OrderManager, Unsettled
 from oms.core.model.enums import CancelReason, OrdType, RejectReason, RiskMode, Side, TradingState
 from oms.core.model.enums import TimeInForce as T
 from oms.core.model.instruments import InstrumentRegistry
@@ -361,6 +361,47 @@ def test_acceptances_whose_reports_die_with_the_actor_come_back_from_the_log(
     assert [r.order_id for r in records if isinstance(r, OrderCanceled)] == [3, 5]
     assert _wait(actor.state_hash.remote("ALGO1")) == _wait(actor.replayed_hash.remote("ALGO1"))
     assert _wait(actor.summary.remote("ALGO1"))["working_orders"] == [1, 2, 4, 6]
+
+
+
+@pytest.mark.parametrize("dies", ["before_taking_them", "after_journaling_them"])
+def test_fills_whose_settle_dies_with_the_actor_come_back_from_the_log_once(
+    actor: Any, wal: Wal, redis_server: ManagedRedis, dies: str
+) -> None:
+    """The actor dies during the call that settles fills (before it took them, or after it journaled them and before
+    it answered): the gate had written them ahead, so the engine goes on (`Unsettled`) and the rebuilt account has
+    each fill exactly once."""
+    gate = RayAllowanceGate(
+        {"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1000, flush_after_ns=10**15,
+        low_orders=0,
+    )  # fmt: skip
+    warm_up(gate)
+    assert isinstance(gate.decide(order("ALGO1", "q2"), 2, 12), OrderAccepted)
+    settle = gate._host.gate_settle  # type: ignore[attr-defined]
+
+    def dying(reports, call, marks=()):  # type: ignore[no-untyped-def]
+        if dies == "after_journaling_them":
+            settle(reports, call, marks)
+        raise ConnectionError("the actor died mid-call")
+
+    gate._host.gate_settle = dying  # type: ignore[attr-defined]
+    fills = [OrderFilled(2, "q2", "ALGO1", "AAPL", 900 + n, Side.BUY, 4, PX, 6 - 4 * n, 4 + 4 * n, (4 + 4 * n) * PX,
+                         True, 30 + n) for n in range(2)]  # fmt: skip
+    with pytest.raises(Unsettled):
+        gate.on_events(fills[:1])
+    assert gate.allowance_left("ALGO1") is None  # its next orders go to the rebuilt actor
+    gate._host.gate_settle = settle  # type: ignore[attr-defined]
+
+    _restart(actor)
+    journal = Journal(make_client(redis_server.url), AccountEvent)
+    assert [r.exec_id for _, r in journal.read("ALGO1") if isinstance(r, OrderFilled)] == [900]
+    assert wal.length("ALGO1") == 0
+    gate.on_events(fills[1:])  # the next fill: settled as usual
+    gate.close()
+    assert [r.exec_id for _, r in journal.read("ALGO1") if isinstance(r, OrderFilled)] == [900, 901]
+    assert _wait(actor.state_hash.remote("ALGO1")) == _wait(actor.replayed_hash.remote("ALGO1"))
+    summary = _wait(actor.summary.remote("ALGO1"))
+    assert summary["working_orders"] == [1, 2] and summary["positions"]["AAPL"]["qty"] == 8
 
 
 # -- the safety property --

@@ -158,9 +158,11 @@ class AlgoEngine:
     def recover(self) -> int:
         """Rebuild every parent from the store and resume the working ones; returns how many parents it read.
 
-        Call once, before any submit. A working child is looked up by its ClOrdID on the engine's session: found,
-        it is followed again (fills it got meanwhile are taken from the order); not found (an OMS restart: the
-        internal book is gone with its process), it is recorded as lost and its quantity returns to the schedule.
+        Call once, before any submit. A working child is looked up by its ClOrdID on the engine's session: found
+        (the OMS rebuilds every journaled order at its start), it is followed again (fills it got meanwhile are
+        taken from the order; an internal-book child the start cancels, reason RESTART, returns its quantity to the
+        schedule); not found (never journaled as accepted), it is recorded as lost and its quantity returns to the
+        schedule.
         """
         if self._store is None:
             raise RuntimeError("recover needs a store")

@@ -20,7 +20,7 @@ import itertools
 import logging
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
@@ -88,6 +88,9 @@ def algo_error(reason: AlgoRejectReason, text: str) -> ApiError:
     return ApiError(_STATUS.get(reason, 400), reason.name.lower(), text)
 
 
+_T = TypeVar("_T")
+
+
 class _Unavailable(ApiError):
     def __init__(self) -> None:
         super().__init__(503, "algos_unavailable", "the algo engine does not run on this server: no parent orders")
@@ -130,6 +133,12 @@ class AlgoDesk:
     def submit(self, key: ApiKey, req: ParentRequest) -> ParentOut:
         """Check `req`, then hand it to the algo engine; returns the parent after the step (its first children sent
         when they are due). Raises ApiError: 400 for bad input, 403, 409 duplicate_parent_id, 503 without engine."""
+        return self.submit_parent(key, req, once=False)[0]
+
+    def submit_parent(self, key: ApiKey, req: ParentRequest, once: bool) -> tuple[ParentOut, bool]:
+        """`submit`, and whether the answer is a replay. `once`: the request's parent_id was claimed by an
+        Idempotency-Key, so when that parent exists already (this run's, or an earlier run's from the algo journal)
+        the answer is it, and True."""
         algos = self._engine()
         self.orders.check_account_for_order(key, req.account)
         inst = self.instruments.by_symbol(req.symbol)
@@ -143,8 +152,11 @@ class AlgoDesk:
         if reason != AlgoRejectReason.NONE:
             raise algo_error(reason, text)
 
-        def step() -> ParentOut | ApiError:
+        def step() -> tuple[ParentOut, bool] | ApiError:
             c = cmd
+            earlier = algos.parent(c.parent_id) if once else None
+            if earlier is not None:
+                return self._out(earlier, children=True), True
             if not c.parent_id:
                 while algos.parent(pid := f"{self._prefix}{next(self._ids)}") is not None:
                     pass
@@ -156,7 +168,7 @@ class AlgoDesk:
                 self._notes[c.parent_id] = note
             parent = algos.parent(c.parent_id)
             assert parent is not None
-            return self._out(parent, children=True)
+            return self._out(parent, children=True), False
 
         return self._locked(step)
 
@@ -226,7 +238,7 @@ class AlgoDesk:
             raise _Unavailable()
         return self.algos
 
-    def _locked(self, step: Callable[[], ParentOut | ApiError]) -> ParentOut:
+    def _locked(self, step: Callable[[], _T | ApiError]) -> _T:
         """`step` under the host's lock (the engine calls inside it publish their own reports)."""
         with self.host.lock:
             result = step()

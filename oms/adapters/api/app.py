@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -38,17 +39,25 @@ from oms.adapters.api.schemas import (
     ParentOut,
     ParentRequest,
     ParentStatusText,
+    Readiness,
     ReplaceRequest,
     RiskOut,
     StatusText,
     VwapRequest,
 )
-from oms.adapters.api.security import Authenticator, IdempotencyStore, RateLimiter
+from oms.adapters.api.security import (
+    Authenticator,
+    IdempotencyStore,
+    MemoryIdempotency,
+    RateLimiter,
+    first_claim,
+    idempotent_id,
+)
 
 __all__ = ["ApiState", "build_app"]
 
 log = logging.getLogger("oms.adapters.api")
-_PUBLIC = ("/healthz", "/metrics", "/schema")
+_PUBLIC = ("/healthz", "/readyz", "/metrics", "/schema")
 _STREAM_QUEUE_MAX = 10_000  # events queued for one WebSocket before it is closed as too slow
 _ERROR_TEXT = {
     400: "bad input: malformed JSON, unknown field, unknown symbol or account, bad number, off tick or lot, "
@@ -59,7 +68,9 @@ _ERROR_TEXT = {
     409: "duplicate client_order_id or parent_id, reused Idempotency-Key, or a cancel/replace the order (or a cancel "
     "the parent) cannot take",
     429: "the key is over its rate limit",
-    503: "the algo engine does not run on this server",
+    503: "not taken, send it again later: the OMS is starting (not_ready) or stopping (shutting_down), its journal "
+    "does not answer (journal_unavailable), or (algos) the algo engine does not run on this server",
+    504: "taken, but the journal did not confirm it in time (not_confirmed): its outcome shows once it does",
 }
 
 
@@ -90,10 +101,14 @@ class ApiState:
         metrics: ApiMetrics,
         algos: AlgoDesk | None = None,
         algo_idempotency: IdempotencyStore | None = None,
+        readiness: Callable[[], dict[str, str]] | None = None,
     ) -> None:
-        """`algos`: the parent-order desk (None: one without an algo engine, every algo route answers 503)."""
+        """`algos`: the parent-order desk (None: one without an algo engine, every algo route answers 503).
+        `readiness`: what `/readyz` checks, each check's name -> "ok" or why not (blocking calls allowed; it runs off
+        the event loop); None: the engine's own state only."""
+        self.readiness = readiness if readiness is not None else desk.host.readiness
         self.algos = algos if algos is not None else AlgoDesk(None, desk, desk.instruments, time.time_ns)
-        self.algo_idempotency = algo_idempotency if algo_idempotency is not None else IdempotencyStore(86_400)
+        self.algo_idempotency = algo_idempotency if algo_idempotency is not None else MemoryIdempotency(86_400)
         self.desk = desk
         self.view = view
         self.auth = auth
@@ -126,7 +141,7 @@ def build_app(s: ApiState) -> Litestar:
     @post(
         "/v1/orders",
         status_code=201,
-        responses=_errors(*_AUTH, 409),
+        responses=_errors(*_AUTH, 409, 503, 504),
         summary="Submit an order",
         description="Market, limit, stop or stop-limit; day/gtc/ioc/fok/gtd; iceberg with display_qty. A risk "
         "reject is answered 201 with the order in status `rejected` and its reject_code/reject_reason. "
@@ -140,21 +155,19 @@ def build_app(s: ApiState) -> Litestar:
         t0 = time.perf_counter()
         key = key_of(request)
         metrics.orders_in.inc()
-        digest = b""
-        if idempotency_key is not None:
-            digest = msgspec.json.encode(data)
-            previous = s.idempotency.get(key.key_id, idempotency_key, digest)
-            if isinstance(previous, int):
-                return Response(desk.get(key, previous), status_code=201, headers={"Idempotent-Replayed": "true"})
         try:
-            out = desk.submit(key, data, time.time_ns())
+            if idempotency_key is None:
+                out, replayed = desk.submit(key, data, time.time_ns()), False
+            else:  # the client_order_id is claimed first: a retry runs with it and gets the order it made
+                cl = data.client_order_id or idempotent_id(key.key_id, idempotency_key)
+                cl = first_claim(s.idempotency, key.key_id, idempotency_key, msgspec.json.encode(data), cl)
+                data = msgspec.structs.replace(data, client_order_id=cl)
+                out, replayed = desk.submit_order(key, data, time.time_ns(), once=True)
         except ApiError as exc:
             metrics.rejects.labels(exc.code).inc()
             raise
-        if idempotency_key is not None:
-            s.idempotency.put(key.key_id, idempotency_key, digest, out.order_id)
         metrics.submit_latency.observe(time.perf_counter() - t0)
-        return Response(out, status_code=201)
+        return Response(out, status_code=201, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
     @get("/v1/orders", responses=_errors(*_AUTH, 404), summary="List orders, newest first")
     async def list_orders(
@@ -173,7 +186,7 @@ def build_app(s: ApiState) -> Litestar:
     @delete(
         "/v1/orders/{order_id:int}",
         status_code=HTTP_200_OK,
-        responses=_errors(*_AUTH, 404, 409),
+        responses=_errors(*_AUTH, 404, 409, 503, 504),
         summary="Cancel an order",
     )
     async def cancel_order(request: Request, order_id: FromPath[int]) -> OrderOut:
@@ -181,7 +194,7 @@ def build_app(s: ApiState) -> Litestar:
 
     @patch(
         "/v1/orders/{order_id:int}",
-        responses=_errors(*_AUTH, 404, 409),
+        responses=_errors(*_AUTH, 404, 409, 503, 504),
         summary="Replace an order: new total qty and/or price",
     )
     async def replace_order(request: Request, order_id: FromPath[int], data: JSONBody[ReplaceRequest]) -> OrderOut:
@@ -205,19 +218,16 @@ def build_app(s: ApiState) -> Litestar:
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=128)] = None,
     ) -> Response[ParentOut]:
         key = key_of(request)
-        digest = b""
-        if idempotency_key is not None:
-            digest = msgspec.json.encode(data)
-            previous = s.algo_idempotency.get(key.key_id, idempotency_key, digest)
-            if isinstance(previous, str):
-                return Response(algos.get(key, previous), status_code=201, headers={"Idempotent-Replayed": "true"})
+        if idempotency_key is not None:  # the parent_id is claimed first: a retry runs with it
+            pid = data.parent_id or idempotent_id(key.key_id, idempotency_key)
+            pid = first_claim(s.algo_idempotency, key.key_id, idempotency_key, msgspec.json.encode(data), pid)
+            data = msgspec.structs.replace(data, parent_id=pid)
+        once = idempotency_key is not None
         if isinstance(data, VwapRequest) and data.profile == "history" and algos.profiles is not None:
-            out = await asyncio.to_thread(algos.submit, key, data)  # reads ClickHouse: off the event loop
+            out, replayed = await asyncio.to_thread(algos.submit_parent, key, data, once)  # reads ClickHouse
         else:
-            out = algos.submit(key, data)
-        if idempotency_key is not None:
-            s.algo_idempotency.put(key.key_id, idempotency_key, digest, out.parent_id)
-        return Response(out, status_code=201)
+            out, replayed = algos.submit_parent(key, data, once)
+        return Response(out, status_code=201, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
     @get("/v1/algos", responses=_errors(*_AUTH, 404, 503), summary="List parent orders, newest first")
     async def list_parents(
@@ -344,9 +354,19 @@ def build_app(s: ApiState) -> Litestar:
 
     # -- OPERATIONS --
 
-    @get("/healthz", summary="Liveness")
+    @get("/healthz", summary="Liveness: the process answers (restart it when this fails)")
     async def healthz() -> Health:
         return Health("ok", len(desk.host.engine.orders))
+
+    @get(
+        "/readyz",
+        summary="Readiness: orders are taken now (reconciled, journal, account actors, sink, venues); 503 when not",
+        responses={503: ResponseSpec(data_container=Readiness, description="not ready: the failing checks say why")},
+    )
+    async def readyz() -> Response[Readiness]:
+        checks = await asyncio.to_thread(s.readiness)
+        ready = all(v == "ok" or v.startswith("ok ") for v in checks.values())
+        return Response(Readiness("ready" if ready else "not_ready", checks), status_code=200 if ready else 503)
 
     @get("/metrics", media_type=CONTENT_TYPE, summary="Prometheus metrics", include_in_schema=True)
     async def metrics_page() -> Response[bytes]:
@@ -418,6 +438,7 @@ def build_app(s: ApiState) -> Litestar:
             cancel_parent,
             stream,
             healthz,
+            readyz,
             metrics_page,
         ],
         before_request=authenticate,

@@ -15,6 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from fractions import Fraction
+from typing import TypeVar
 
 import msgspec
 
@@ -50,7 +51,7 @@ from oms.core.model.messages import (
 )
 from oms.core.model.numbers import InvalidValue, from_units
 from oms.core.orders import Order, OrderView
-from oms.runtime.sequencer import Reports, Sequencer
+from oms.runtime.sequencer import MAX_JOURNAL_STALL_S, Reports, Sequencer
 
 __all__ = ["OrderDesk", "avg_px_text", "lower_name", "price_units", "qty_units", "role_forbidden"]
 
@@ -66,6 +67,9 @@ _TIF = {
 }
 _WITH_PRICE = frozenset({OrdType.LIMIT, OrdType.STOP_LIMIT})
 _WITH_STOP = frozenset({OrdType.STOP, OrdType.STOP_LIMIT})
+_UNAVAILABLE = frozenset({RejectReason.SHUTTING_DOWN, RejectReason.NOT_READY})  # 503: send it again later
+CONFIRM_TIMEOUT_S = 5.0  # how long a REST command waits for the journal to confirm it before answering 504
+T = TypeVar("T")
 _STREAMED = (
     OrderAccepted,
     OrderRejected,
@@ -127,7 +131,13 @@ class OrderDesk:
 
     def submit(self, key: ApiKey, req: OrderRequest, now_ns: int) -> OrderOut:
         """Validate `req` and run it; returns the order after the step (status `rejected` on a risk reject).
-        Raises ApiError 400/403/409 for requests that never become orders."""
+        Raises ApiError 400/403/409 for requests that never become orders, 503 while the OMS starts or stops."""
+        return self.submit_order(key, req, now_ns, once=False)[0]
+
+    def submit_order(self, key: ApiKey, req: OrderRequest, now_ns: int, once: bool) -> tuple[OrderOut, bool]:
+        """`submit`, and whether the answer is a replay. `once`: the request's client_order_id was claimed by an
+        Idempotency-Key, so when the session has an order with it already (this run's, or an earlier run's from the
+        journal) the answer is that order, and True."""
         clock = self.host.metrics.clock("rest")  # gateway in: counts oms_orders_in{channel="rest"}
         try:
             cmd, extra = self._command(key, req, now_ns)
@@ -137,11 +147,15 @@ class OrderDesk:
             clock.acked()
             raise
         session = key.session
+        self._journal_check()
 
-        def step(engine: OrderManager) -> OrderOut | ApiError:
+        def step(engine: OrderManager) -> tuple[OrderOut, bool] | ApiError:
             cl = cmd.cl_ord_id
             if cl:
-                if engine.find(session, cl) is not None:
+                earlier = engine.find(session, cl)
+                if earlier is not None and once:
+                    return self._out(earlier, session), True
+                if earlier is not None:
                     return reason_error(409, RejectReason.DUPLICATE_CL_ORD_ID, f"client_order_id {cl!r}")
                 c = cmd
             else:
@@ -153,15 +167,15 @@ class OrderDesk:
             if order is None:  # refused before an order id was spent
                 rej = next((e for e in events if isinstance(e, OrderRejected)), None)
                 reason = rej.reason if rej is not None else RejectReason.INVALID_ORDER_ID
-                return reason_error(503 if reason is RejectReason.SHUTTING_DOWN else 400, reason)
+                return reason_error(503 if reason in _UNAVAILABLE else 400, reason)
             if extra is not None:
                 self._extra[order.order_id] = extra
             for e in events:
                 if isinstance(e, OrderRejected) and e.order_id == order.order_id:
                     self._note_reject(e)
-            return self._out(order, session)
+            return self._out(order, session), False
 
-        result = self.host.run(step)
+        result = self._confirmed(step, f"order {cmd.cl_ord_id or '(generated id)'!r}")
         clock.acked()  # ack out: the answer is ready for the HTTP response
         if isinstance(result, ApiError):
             raise result
@@ -319,10 +333,30 @@ class OrderDesk:
     # -- INTERNALS --
 
     def _run(self, step: Callable[[OrderManager], OrderOut | ApiError]) -> OrderOut:
-        result = self.host.run(step)
+        self._journal_check()
+        result = self._confirmed(step, "the request")
         if isinstance(result, ApiError):
             raise result
         return result
+
+    def _journal_check(self) -> None:
+        """503 journal_unavailable while the journal has not answered for MAX_JOURNAL_STALL_S (system_busy while the
+        sequencer has been on one batch as long): nothing is taken."""
+        if self.host.journal_stalled_s() > MAX_JOURNAL_STALL_S:
+            raise reason_error(503, RejectReason.JOURNAL_UNAVAILABLE)
+        if self.host.busy_s() > MAX_JOURNAL_STALL_S:
+            raise reason_error(503, RejectReason.SYSTEM_BUSY)
+
+    def _confirmed(self, step: Callable[[OrderManager], T], what: str) -> T:
+        """`host.run(step)`, or 504 not_confirmed once CONFIRM_TIMEOUT_S passed without the journal confirming it:
+        the step ran (or will), and its outcome is journaled and published when the journal answers."""
+        try:
+            return self.host.run(step, timeout=CONFIRM_TIMEOUT_S)
+        except TimeoutError:
+            raise ApiError(
+                504, "not_confirmed", f"{what} was taken but the journal did not confirm it within "
+                f"{CONFIRM_TIMEOUT_S:g} s; its outcome is kept and shown once the journal answers (GET /v1/orders)",
+            ) from None
 
     def _read(self, step):  # reads change nothing: no reports to publish
         with self.host.lock:

@@ -229,6 +229,14 @@ class Health(msgspec.Struct, frozen=True):
     orders: int
 
 
+class Readiness(msgspec.Struct, frozen=True):
+    """`ready` when every check is `ok` (or `ok (...)`, with a note); else `not_ready`, and each failing check says
+    why."""
+
+    status: str
+    checks: dict[str, str]
+
+
 # -- ALGORITHMIC PARENT ORDERS (docs/api.md, docs/algos.md) --
 
 

@@ -22,7 +22,10 @@ from typing import Protocol
 from oms.adapters.api.errors import ApiError
 from oms.adapters.api.keys import ApiKey, KeyRing
 
-__all__ = ["Authenticator", "IdempotencyStore", "NonceStore", "RateLimiter", "sign"]
+__all__ = [
+    "Authenticator", "IdempotencyStore", "MemoryIdempotency", "NonceStore", "RateLimiter", "first_claim",
+    "idempotent_id", "sign",
+]  # fmt: skip
 
 H_KEY = "x-api-key"
 H_KEY_ID = "x-api-key-id"
@@ -160,18 +163,45 @@ class RateLimiter:
         times.append(now)
 
 
-class IdempotencyStore:
-    """(key id, Idempotency-Key) -> (request digest, what the request made: an order id, a parent id), kept `ttl_s`
-    seconds. One store per kind of request, so the same Idempotency-Key may serve an order and a parent."""
+class IdempotencyStore(Protocol):
+    """(key id, Idempotency-Key) -> (digest of the request, the id it makes: an order's client_order_id, a parent's
+    parent_id), kept for the store's TTL: in memory (`MemoryIdempotency`), or in Redis so a restart forgets none
+    (`oms.infra.redis.idempotency.RedisIdempotency`). One store per kind of request, so the same Idempotency-Key may
+    serve an order and a parent. The id is claimed before the request runs: a retry (even one racing the first
+    request, or sent after a restart) runs with the same id, and the engine, which judges ids in sequence and knows
+    every journaled order and parent, answers it with what the first one made."""
+
+    def claim(self, key_id: str, idem: str, digest: bytes, made: str) -> tuple[bytes, str]:
+        """(digest, id) of the first request with this key: (`digest`, `made`) when this is the first."""
+        ...
+
+
+def first_claim(store: IdempotencyStore, key_id: str, idem: str, body: bytes, made: str) -> str:
+    """The id the first request with this Idempotency-Key claimed in `store` (`made` when this is it). Raises
+    ApiError 409 `idempotency_key_reused` when that request's body differed from `body`."""
+    digest = hashlib.sha256(body).digest()
+    first, made = store.claim(key_id, idem, digest, made)
+    if first != digest:
+        raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+    return made
+
+
+def idempotent_id(key_id: str, idem: str) -> str:
+    """The id a request with an Idempotency-Key gets when it names none: the same for every retry."""
+    return "idem-" + hashlib.sha256(f"{key_id}\x00{idem}".encode()).hexdigest()[:24]
+
+
+class MemoryIdempotency:
+    """`IdempotencyStore` in this process: forgotten at a restart and after `ttl_s` seconds."""
 
     def __init__(self, ttl_s: float, max_entries: int = 1_000_000) -> None:
         self._ttl = ttl_s
         self._max = max_entries
-        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes, int | str]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes, str]] = OrderedDict()
 
-    def get(self, key_id: str, idem: str, body: bytes, now: float | None = None) -> int | str | None:
-        """The id a previous request with this key made, None when there was none; raises 409 when the
-        same Idempotency-Key came with a different request."""
+    def claim(
+        self, key_id: str, idem: str, digest: bytes, made: str, now: float | None = None
+    ) -> tuple[bytes, str]:
         now = time.monotonic() if now is None else now
         entries = self._entries
         while entries:
@@ -179,13 +209,5 @@ class IdempotencyStore:
             if now - t <= self._ttl and len(entries) <= self._max:
                 break
             entries.popitem(last=False)
-        hit = entries.get((key_id, idem))
-        if hit is None:
-            return None
-        if hit[1] != hashlib.sha256(body).digest():
-            raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
-        return hit[2]
-
-    def put(self, key_id: str, idem: str, body: bytes, made: int | str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        self._entries[(key_id, idem)] = (now, hashlib.sha256(body).digest(), made)
+        first = entries.setdefault((key_id, idem), (now, digest, made))
+        return first[1], first[2]

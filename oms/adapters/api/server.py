@@ -15,7 +15,7 @@ from oms.adapters.api.app import ApiState, build_app
 from oms.adapters.api.desk import OrderDesk
 from oms.adapters.api.keys import load_keys
 from oms.adapters.api.metrics import ApiMetrics
-from oms.adapters.api.security import Authenticator, IdempotencyStore, NonceStore, RateLimiter
+from oms.adapters.api.security import Authenticator, IdempotencyStore, MemoryIdempotency, NonceStore, RateLimiter
 from oms.adapters.api.settings import ApiSettings
 from oms.core.model.instruments import InstrumentRegistry
 from oms.runtime.sequencer import Sequencer
@@ -51,6 +51,8 @@ class ApiServer:
         clock: Callable[[], int] | None = None,
         profiles: ProfileSource | None = None,
         nonces: NonceStore | None = None,
+        idempotency: tuple[IdempotencyStore, IdempotencyStore] | None = None,
+        readiness: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         settings = ApiSettings() if settings is None else settings
         self.settings = settings
@@ -59,6 +61,9 @@ class ApiServer:
         if instruments is None:
             instruments = host.engine._instruments  # the engine's registry: the symbols it routes
         self.metrics = ApiMetrics()
+        if idempotency is None:  # in this process: a restart forgets them
+            idempotency = MemoryIdempotency(settings.idempotency_ttl_s), MemoryIdempotency(settings.idempotency_ttl_s)
+        orders_idem, parents_idem = idempotency
         self.desk = OrderDesk(host, instruments, accounts, self.metrics, settings.executions_kept)
         self.algo_desk = AlgoDesk(algos, self.desk, instruments, clock or time.time_ns, profiles)
         self.state = ApiState(
@@ -66,10 +71,11 @@ class ApiServer:
             account_view,
             Authenticator(keys, settings.signing == "required", settings.max_clock_skew_s, nonces),
             RateLimiter(settings.rate_limit, settings.rate_window_ms / 1000),
-            IdempotencyStore(settings.idempotency_ttl_s),
+            orders_idem,
             self.metrics,
             self.algo_desk,
-            IdempotencyStore(settings.idempotency_ttl_s),
+            parents_idem,
+            readiness,
         )
         self.app = build_app(self.state)
         self._server: uvicorn.Server | None = None

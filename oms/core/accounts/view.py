@@ -237,7 +237,7 @@ class AccountView:
             return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, describe(reason), now_ns)
         return OrderAccepted(
             order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, cmd.qty, cmd.price,
-            now_ns, cmd.stop_price,
+            now_ns, cmd.stop_price, cmd.session,
         )  # fmt: skip
 
     def decide_replace(

@@ -90,6 +90,8 @@ class RejectReason(IntEnum):
     SYSTEM_BUSY = 23  # shed unseen: the OMS is past capacity (its queue of commands is full); send again later
     INTERNAL_ERROR = 24  # a component failed while deciding or routing it (logged server-side); nothing holds it
     SHUTTING_DOWN = 25  # the OMS is stopping: it takes no new orders (cancels still go through)
+    NOT_READY = 26  # the OMS is starting: it takes orders once it has reconciled what the last run left
+    JOURNAL_UNAVAILABLE = 27  # the journal has not answered for a while: nothing is taken until it does
     # -- risk checks (risk/) --
     MAX_ORDER_QTY = 50
     MAX_ORDER_NOTIONAL = 51
@@ -137,6 +139,7 @@ class CancelReason(IntEnum):
     EXPIRED = 7
     SHUTDOWN = 8  # the OMS stopped and its book with it
     VENUE = 9  # an external venue canceled it on its own (IOC remainder, no liquidity, its own reasons)
+    RESTART = 10  # working in the internal book when the OMS last stopped without canceling it (a crash)
 
 
 class OrdStatus(Enum):

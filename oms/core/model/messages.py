@@ -96,6 +96,7 @@ class OrderAccepted(msgspec.Struct, frozen=True, tag="order_accepted"):
     price: int | None
     ts_ns: int
     stop_price: int | None = None
+    session: str = ""  # where its reports go: kept in the journal so a restart knows whose order it is
 
 
 class OrderRejected(msgspec.Struct, frozen=True, tag="order_rejected"):

@@ -29,6 +29,7 @@ __all__ = [
     "Operate",
     "OperatorCommand",
     "OperatorMethods",
+    "Resync",
     "ReturnAllowance",
     "RevokeAllowance",
     "SetKillSwitch",
@@ -149,11 +150,14 @@ class CheckReplace(msgspec.Struct, frozen=True, tag="check_replace"):
 
 
 class Settle(msgspec.Struct, frozen=True, tag="settle"):
-    """Post-trade `events`, then the trade `prints` (they mark the accounts), then the grants `asks` call for."""
+    """Post-trade `events`, then the trade `prints` (they mark the accounts), then the grants `asks` call for.
+    `wal`: per account, the write-ahead entry that holds its `events` (written before the call; none without a log):
+    a host that rebuilt the account from its log since then has journaled them already and skips them."""
 
     events: list[AccountEvent]
     prints: list[TradePrinted]
     asks: dict[str, GrantAsk]
+    wal: dict[str, str] = {}
 
 
 class TopUp(msgspec.Struct, frozen=True, tag="top_up"):
@@ -179,4 +183,11 @@ class Operate(msgspec.Struct, frozen=True, tag="operate"):
     command: OperatorCommand
 
 
-GateCall = Decide | CheckReplace | Settle | TopUp | ReturnAllowance | Operate
+class Resync(msgspec.Struct, frozen=True, tag="resync"):
+    """Rebuild `account` from its journal and the gate's write-ahead log: post-trade events the gate wrote ahead but
+    the host may not have taken (its call failed) are journaled, once."""
+
+    account: str
+
+
+GateCall = Decide | CheckReplace | Settle | TopUp | ReturnAllowance | Operate | Resync

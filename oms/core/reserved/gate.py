@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import msgspec
 
 from oms.core.accounts import AccountEvent, AllowanceRequest, AllowanceSpent, AllowanceToppedUp
+from oms.core.engine import Unsettled
 from oms.core.model.enums import OrdType, RejectReason, RiskMode, Side
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import (
@@ -29,6 +30,7 @@ from oms.core.reserved.commands import (
     Operate,
     OperatorCommand,
     OperatorMethods,
+    Resync,
     ReturnAllowance,
     SetLimits,
     Settle,
@@ -121,6 +123,10 @@ class AllowanceGate(OperatorMethods):
         self._unwritten: list[tuple[str, list[AccountEvent], int]] = []  # (account, records, spend's index in _pending)
         self._tickets: deque[_Ticket] = deque()  # sealed writes, oldest first, whose ids are not on their spends yet
         self.wait_written: Callable[[], None] = _no_wait  # the runtime's: returns once every sealed write returned
+        self._written: list[str] = []  # the ids of the entries `_take` wrote last
+        self.unsynced: set[str] = set()  # accounts whose post-trade call failed: to be rebuilt by the host (`resync`)
+        self.resync_failures = 0  # rebuilds asked for that failed (tried again), and the last one's error
+        self.last_resync_error = ""
         self._instruments = instruments
         self._accounts = set(accounts)
         self._request = request or AllowanceRequest()
@@ -186,11 +192,67 @@ class AllowanceGate(OperatorMethods):
                     seen.add(e.cl_ord_id)
             batch.append(e)  # type: ignore[arg-type]
         if batch or prints:
-            self._install(self._host.gate_settle(self._take(), Settle(batch, prints, self._asks())))
+            self._settle(batch, prints)
         elif self._pending and not self._group and self._due():  # with group commit: when the batch is sealed
             self.flush()
         if self._low:
             self._request_top_ups()
+
+    def _settle(self, batch: list[AccountEvent], prints: list[TradePrinted]) -> None:
+        """The host's synchronous post-trade call. With a `log`, the batch's events are written ahead first (one
+        entry per account, in the same write as the queued reports' entries), so a host that dies mid-call loses
+        none: its rebuilt account journals them from the log (and skips them if the call is made again). Then such a
+        failure is `Unsettled`: the accounts it touched lose their allowances here (their next orders go to the host)
+        and are rebuilt from the log by their host once it answers again (`resync`; a restarted actor does so
+        anyway). Without a log, whatever the host raises propagates."""
+        ahead: dict[str, list[AccountEvent]] = {}
+        if self._log is not None:
+            for e in batch:
+                ahead.setdefault(e.account, []).append(e)  # type: ignore[union-attr]
+            self._unwritten += [(account, records, -1) for account, records in ahead.items()]
+        reports: list[AccountEvent] = []
+        try:  # a write that fails leaves the entries held: the batch's seal writes them before any report leaves
+            reports = self._take()
+            wal = dict(zip(ahead, self._written[len(self._written) - len(ahead) :], strict=True)) if ahead else {}
+            answer = self._host.gate_settle(reports, Settle(batch, prints, self._asks(), wal))
+        except Exception as exc:
+            self._lost(reports, ahead)
+            if not ahead:
+                raise
+            raise Unsettled(f"the host of {sorted(ahead)} did not take {len(batch)} post-trade events; they are "
+                            f"written ahead and journaled when it is rebuilt: {exc!r}") from exc  # fmt: skip
+        self._install(answer)
+
+    def _lost(self, reports: list[AccountEvent], accounts: Iterable[str]) -> None:
+        """A host call failed with `reports` (written ahead: the log has them) and events of `accounts`: each such
+        account loses its allowance and is rebuilt by its host from the log later (`resync`)."""
+        for account in {*(r.account for r in reports), *accounts}:  # type: ignore[union-attr]
+            if self._log is not None:
+                self.unsynced.add(account)
+            self._drop(account)
+
+    def resync(self) -> None:
+        """Have the host rebuild every account whose post-trade call failed (`unsynced`) from its journal and this
+        gate's log, once everything written ahead has landed; an account whose rebuild fails stays `unsynced` (the
+        next call tries again) and its allowance dropped."""
+        if not self.unsynced or self._tickets or self._unwritten:
+            return
+        for account in sorted(self.unsynced):
+            reports = self._take()
+            try:
+                self._host.gate_resync(reports, Resync(account))
+            except Exception as exc:  # the host or its journal is still away: the next call tries again
+                self._lost(reports, [account])
+                self.resync_failures += 1
+                self.last_resync_error = repr(exc)
+                continue
+            self.unsynced.discard(account)
+
+    def _drop(self, account: str) -> None:
+        """Forget `account`'s allowance: its next orders are decided by the host until it grants a new one."""
+        self._local.pop(account, None)
+        self._low.discard(account)
+        self._topups.pop(account, None)
 
     def accounts(self) -> list[str]:
         """Every account of the host (reserved ones are decided here within their allowance, the others there)."""
@@ -203,9 +265,7 @@ class AllowanceGate(OperatorMethods):
         here first and the queued reports reach the host ahead of the change, so nothing is accepted locally after
         it. After a SetLimits the account's risk mode follows `limits.risk_mode`."""
         account = command.account
-        self._local.pop(account, None)
-        self._low.discard(account)
-        self._topups.pop(account, None)
+        self._drop(account)
         if command.ts_ns > self._clock:
             self._clock = command.ts_ns
         working = self._host.gate_operate(self._take(), Operate(command))
@@ -225,9 +285,17 @@ class AllowanceGate(OperatorMethods):
         return sorted(self._accounts)
 
     def flush(self) -> None:
-        """Hand every queued report to the host (over Ray: without waiting)."""
+        """Hand every queued report to the host (over Ray: without waiting); their entries are written first."""
         if self._pending:
             self._host.report_spent(self._take())
+
+    def flush_written(self) -> None:
+        """Hand the queued reports whose entries are written to the host, never waiting for a write (the runtime's
+        timer: a journal that stalls must not stall the sequence with it); then `resync`."""
+        if self._pending:
+            self._patch()
+            self._send_written()
+        self.resync()
 
     def refill(self) -> None:
         """Ask now for a fresh grant for every reserved account without a valid allowance, and for a top-up of
@@ -337,7 +405,7 @@ class AllowanceGate(OperatorMethods):
         if self._unwritten:  # this batch's, written here (after every earlier one: the log keeps their order)
             ticket = self._held_ticket()
             assert self._log is not None
-            ticket.ids = self._log.write_many(ticket.entries)  # raises with the entries still held for the seal
+            ticket.ids = self._written = self._log.write_many(ticket.entries)  # raises with the entries still held
             self._unwritten = []
             self._tickets.append(ticket)
             self._patch()
@@ -379,7 +447,7 @@ class AllowanceGate(OperatorMethods):
             return None
         accepted = OrderAccepted(
             order_id, cl, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, qty, cmd.price, now_ns,
-            cmd.stop_price,
+            cmd.stop_price, cmd.session,
         )  # fmt: skip
         spent = AllowanceSpent(cmd.account, loc.grant_id, order_id, cmd.symbol, cmd.side, qty, credit, now_ns)
         if self._group:  # written once the batch is sealed (`seal`), before the acceptance leaves
@@ -446,7 +514,12 @@ class AllowanceGate(OperatorMethods):
                 asks[account] = GrantAsk(self._request, now_ns, loc.grant_id, False)
             elif now_ns >= self._retry_at.get(account, 0):
                 asks[account] = GrantAsk(self._request, now_ns, 0, account not in self._seen)
-        (decision,), granted = self._host.gate_decide(self._take(), Decide([(cmd, order_id, now_ns)], asks))
+        reports = self._take()
+        try:
+            (decision,), granted = self._host.gate_decide(reports, Decide([(cmd, order_id, now_ns)], asks))
+        except Exception:
+            self._lost(reports, [account])
+            raise
         seen = self._seen.get(account)
         if seen is not None:
             seen.add(cmd.cl_ord_id)

@@ -18,6 +18,7 @@ from oms.core.reserved.commands import (
     Operate,
     OperatorCommand,
     OperatorMethods,
+    Resync,
     ReturnAllowance,
     Settle,
     TopUp,
@@ -67,6 +68,8 @@ class Shard(Protocol):
     def gate_return(self, reports: list[AccountEvent], call: ReturnAllowance) -> None: ...
 
     def gate_operate(self, reports: list[AccountEvent], call: Operate) -> list[int]: ...
+
+    def gate_resync(self, reports: list[AccountEvent], call: Resync) -> None: ...
 
 
 class LocalShard(OperatorMethods):
@@ -134,6 +137,10 @@ class LocalShard(OperatorMethods):
     def gate_operate(self, reports: list[AccountEvent], call: Operate) -> list[int]:
         self.report_spent(reports)
         return self.operate(call.command)
+
+    def gate_resync(self, reports: list[AccountEvent], call: Resync) -> None:
+        """In this process every call succeeds or raises at once: there is nothing to rebuild from."""
+        self.report_spent(reports)
 
     def submit_batch(self, items: list[Item]) -> list[Decision]:
         """Strict decisions, each applied before the next is made."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import msgspec
 import redis
 
 from oms.core.model.instruments import ConfigError
+from oms.infra.children import die_with_parent
 from oms.infra.clickhouse.clickhouse import AnalyticsError, Client, apply_schema, connect, describe
 from oms.infra.clickhouse.rows import Scale, scales
 from oms.infra.clickhouse.settings import AnalyticsSettings, load_analytics_settings, load_config_instruments
@@ -26,6 +28,8 @@ __all__ = ["SinkProcess", "SinkService", "main"]
 
 log = logging.getLogger("oms.infra.clickhouse.sink")
 DEFAULT_CONFIG = Path(__file__).parents[3] / "configs" / "dev.toml"
+
+REDIS_RETRY_S = 0.5  # the wait before the sink reads Redis again after it was out of reach
 
 
 class SinkService:
@@ -92,12 +96,21 @@ class SinkService:
             self._close()
 
     def _run(self) -> None:
+        """The sink's loop. Redis out of reach (restarting, stopped) is waited out: the sink goes on from what it
+        holds and what its consumer group still has pending when Redis answers again (rows are keyed, so one
+        inserted twice is one row). Anything else stops it, in `error`."""
         assert self.sink is not None
-        try:
-            self.sink.run(self._stop)
-        except BaseException as exc:  # the owner reads `error`; the log says it now
-            self.error = exc
-            log.exception("analytics sink stopped")
+        while not self._stop.is_set():
+            try:
+                self.sink.run(self._stop)
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("analytics sink: Redis out of reach (%s); trying again", exc)
+                self._stop.wait(REDIS_RETRY_S)
+            except BaseException as exc:  # the owner reads `error`; the log says it now
+                self.error = exc
+                log.exception("analytics sink stopped")
+                return
 
     def _close(self) -> None:
         if self._redis is not None:
@@ -172,7 +185,9 @@ class SinkProcess:
         its one-line complaint when it stops or stays silent instead."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as log_file:
-            self._proc = proc = subprocess.Popen(self._args, stdout=subprocess.PIPE, stderr=log_file, text=True)
+            parent = os.getpid()  # it commits what it holds and stops when the OMS dies, even by SIGKILL
+            self._proc = proc = subprocess.Popen(self._args, stdout=subprocess.PIPE, stderr=log_file, text=True,
+                                                 preexec_fn=lambda: die_with_parent(parent))  # fmt: skip
         assert proc.stdout is not None
         ready = threading.Event()
         lines: list[str] = []
@@ -190,6 +205,12 @@ class SinkProcess:
             raise AnalyticsError(err[-1] if err else f"the analytics sink did not start within {timeout_s:.0f} s")
         self.where = lines[0].partition("->")[2].strip()  # "<ClickHouse> database <name>"
         return self
+
+    @property
+    def running(self) -> bool:
+        """True while the sink's process is alive."""
+        proc = self._proc
+        return proc is not None and proc.poll() is None
 
     def stop(self, timeout_s: float = 60.0) -> int | None:
         """SIGTERM (it commits what it holds), then SIGKILL after `timeout_s`; its exit code. Safe to call twice."""

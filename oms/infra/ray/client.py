@@ -17,7 +17,17 @@ from oms.core.model.enums import RejectReason, RiskMode
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import OrderRejected, TradePrinted
 from oms.core.reserved import Allowance, AllowanceGate, GrantAsk, Lease
-from oms.core.reserved.commands import CheckReplace, Decide, Decision, GateCall, Operate, ReturnAllowance, Settle, TopUp
+from oms.core.reserved.commands import (
+    CheckReplace,
+    Decide,
+    Decision,
+    GateCall,
+    Operate,
+    Resync,
+    ReturnAllowance,
+    Settle,
+    TopUp,
+)
 from oms.infra.ray.shard import UnknownAccount
 from oms.infra.ray.wire import pack, pack_request
 from oms.infra.redis.reportlog import ReportLog
@@ -158,8 +168,10 @@ class ShardClient:
             if h is not None and not ask.held:
                 per.setdefault(h, ([], []))
         calls: dict[Any, GateCall] = {
-            h: Settle(events, prints, self._asks_for(h, call.asks)) for h, (events, prints) in per.items()
-        }
+            h: Settle(events, prints, self._asks_for(h, call.asks),
+                      {a: w for a, w in call.wal.items() if self._actors.get(a) is h})
+            for h, (events, prints) in per.items()
+        }  # fmt: skip
         granted: dict[str, Allowance | None] = {}
         for h, allowances in self._call(reports, calls).items():
             granted.update(self._take_grants(h, allowances))
@@ -181,6 +193,10 @@ class ShardClient:
         if h is None:
             raise UnknownAccount(f"account {account!r}: no actor hosts it")
         return self._call(reports, {h: call})[h]
+
+    def gate_resync(self, reports: list[AccountEvent], call: Resync) -> None:
+        self._drop(call.account)
+        self._call(reports, {self._actors[call.account]: call})
 
     def wait_sent(self) -> None:
         """Wait until every fire-and-forget call has been applied by its actor; raise what one raised."""

@@ -66,6 +66,7 @@ from oms.core.reserved.commands import (
     Operate,
     OperatorCommand,
     OperatorMethods,
+    Resync,
     ReturnAllowance,
     Settle,
     TopUp,
@@ -219,7 +220,7 @@ class AccountShard(OperatorMethods):
         self, reports: list[AccountEvent], call: Settle, marks: Sequence[TradePrinted] = ()
     ) -> dict[str, Allowance | None]:
         def work(touched: Touched) -> Granted:
-            self._apply_events(call.events, touched)
+            self._apply_events(self._unlogged(call), touched)
             for p in call.prints:
                 self._mark(p.symbol, p.price, p.ts_ns, touched)
             return self._serve(call.asks, touched)
@@ -241,6 +242,14 @@ class AccountShard(OperatorMethods):
 
     def gate_operate(self, reports: list[AccountEvent], call: Operate, marks: Sequence[TradePrinted] = ()) -> list[int]:
         return self._gate(marks, reports, lambda touched: self._operate(call.command, touched))
+
+    def gate_resync(self, reports: list[AccountEvent], call: Resync, marks: Sequence[TradePrinted] = ()) -> None:
+        """`reports` (and `marks`), then the account rebuilt from its journal and the write-ahead log (what the log
+        holds is journaled, once): after a call of the gate's failed, memory may have run ahead of the journal, and
+        the log may hold what the call carried."""
+        self._catch_up(marks, reports)
+        self._desk.drain(call.account)
+        self._states[call.account] = self._recover(call.account)
 
     def serve_gate(self, packed: bytes) -> tuple[object, dict[str, int]]:
         """A remote gate's call, packed (`oms.infra.ray.wire.pack_request`): the prints this host missed, then the
@@ -264,6 +273,8 @@ class AccountShard(OperatorMethods):
                 result = self.gate_return(reports, call, marks)
             case Operate():
                 result = self.gate_operate(reports, call, marks)
+            case Resync():
+                result = self.gate_resync(reports, call, marks)
         return result, self.live_grants()
 
     # -- QUERIES --
@@ -349,6 +360,19 @@ class AccountShard(OperatorMethods):
             symbol = getattr(event, "symbol", None)
             if symbol is not None:
                 self._play(account, symbol)
+
+    def _unlogged(self, call: Settle) -> list[AccountEvent]:
+        """The settle's events, less those of accounts rebuilt from the log since the gate wrote them there (they
+        were journaled then); the append of the others deletes their entries from the log."""
+        skip: set[str] = set()
+        for account, wal in call.wal.items():
+            if not after(wal, self._floor.get(account, "0-0")):
+                skip.add(account)
+            else:
+                self._floor[account] = self._settles[account] = wal
+        if not skip:
+            return call.events
+        return [e for e in call.events if getattr(e, "account", "") not in skip]
 
     def _report(self, events: list[AccountEvent], touched: Touched) -> None:
         skip: set[int] = set()

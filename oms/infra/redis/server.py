@@ -28,14 +28,12 @@ With a `url` the server's own persistence settings apply; the OMS neither checks
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import types
 from pathlib import Path
@@ -46,6 +44,8 @@ import msgspec
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from oms.infra.children import die_with_parent
 
 __all__ = [
     "RAY_RESERVED_PORTS",
@@ -110,15 +110,6 @@ def free_port() -> int:
         if port not in RAY_RESERVED_PORTS:
             return port
     raise RedisStartError("no free loopback port outside 10002-19999 (Ray's worker range)")
-
-
-def _parent_death_signal(parent_pid: int) -> None:  # pragma: no cover - runs in the child between fork and exec
-    """SIGTERM the server when the thread that forked it dies (Linux): a SIGKILL-ed OMS leaves no orphan."""
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
 
 
 def _redact(url: str) -> str:
@@ -263,6 +254,26 @@ class ManagedRedis:
         self._reap()
         self._release_dir_lock()
 
+    def revive(self) -> int | None:
+        """When the server has exited on its own (killed, crashed), start it again on the same port and data dir
+        (its AOF brings back every write it acknowledged, as `appendfsync` says) and return the exit code it died
+        with; None when it is running (or was never started). Raises RedisStartError when it does not come back.
+        Call from the thread that should own it (see the module text)."""
+        proc = self.process
+        if proc is None or proc.poll() is None:
+            return None
+        code = proc.returncode
+        exe = shutil.which(self.binary)
+        assert exe is not None and self.port is not None
+        self._reap()
+        self._spawn(exe, self.port)
+        try:
+            self._wait_ready()
+        except RedisStartError:
+            self._reap()
+            raise
+        return code
+
     def kill(self) -> None:
         """SIGKILL the server (crash tests); the data dir stays locked until `stop()` reaps it."""
         if self.process is not None:
@@ -309,7 +320,7 @@ class ManagedRedis:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             pass_fds=(self._lock_fd,),  # the server holds the data-dir lock for as long as it lives
-            preexec_fn=lambda: _parent_death_signal(parent),
+            preexec_fn=lambda: die_with_parent(parent),
             start_new_session=True,  # a Ctrl-C in the terminal reaches the OMS, which then stops Redis in order
         )
         self.port = port

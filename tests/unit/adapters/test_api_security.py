@@ -6,7 +6,14 @@ import pytest
 
 from oms.adapters.api.errors import ApiError
 from oms.adapters.api.keys import parse_keys
-from oms.adapters.api.security import Authenticator, IdempotencyStore, RateLimiter, sign
+from oms.adapters.api.security import (
+    Authenticator,
+    MemoryIdempotency,
+    RateLimiter,
+    first_claim,
+    idempotent_id,
+    sign,
+)
 
 RING = parse_keys(
     {
@@ -106,12 +113,21 @@ def test_the_rate_limit_is_a_sliding_window_per_key() -> None:
         limiter.check(fast, now=0.5)
 
 
-def test_an_idempotency_key_maps_to_one_order_and_one_request() -> None:
-    store = IdempotencyStore(ttl_s=10)
-    assert store.get("t", "k", b"body", now=0) is None
-    store.put("t", "k", b"body", 42, now=0)
+def test_an_idempotency_key_claims_one_id_for_one_request() -> None:
+    store = MemoryIdempotency(ttl_s=10)
+    assert store.claim("t", "k", b"d1", "c1", now=0) == (b"d1", "c1")
 
-    assert store.get("t", "k", b"body", now=5) == 42
-    assert store.get("u", "k", b"body", now=5) is None
-    assert _code(lambda: store.get("t", "k", b"other", now=5)) == "idempotency_key_reused"
-    assert store.get("t", "k", b"body", now=11) is None
+    assert store.claim("t", "k", b"d1", "c2", now=5) == (b"d1", "c1")  # a retry gets the first claim
+    assert store.claim("u", "k", b"d1", "c3", now=5) == (b"d1", "c3")  # another key's
+    assert store.claim("t", "k", b"d2", "c4", now=5) == (b"d1", "c1")
+    assert store.claim("t", "k", b"d2", "c5", now=11) == (b"d2", "c5")  # forgotten after the TTL
+
+
+def test_a_retry_runs_with_the_first_requests_id_and_a_different_body_is_refused() -> None:
+    store = MemoryIdempotency(ttl_s=10)
+    made = idempotent_id("t", "k")
+
+    assert first_claim(store, "t", "k", b"body", made) == made
+    assert first_claim(store, "t", "k", b"body", "other") == made
+    assert made != idempotent_id("t", "k2") and made != idempotent_id("u", "k")
+    assert _code(lambda: first_claim(store, "t", "k", b"changed", made)) == "idempotency_key_reused"

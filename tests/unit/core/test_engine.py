@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from oms.core.engine import OrderManager
+from oms.core.engine import OrderManager, Unsettled
 from oms.core.model.enums import CancelReason, OrdStatus, OrdType, RejectReason, Side
 from oms.core.model.enums import TimeInForce as T
 from oms.core.model.instruments import InstrumentRegistry
@@ -309,3 +309,94 @@ def test_the_days_close_expires_day_orders_and_leaves_gtc_and_gtd_working(oms):
     assert [(type(e), e.order_id) for e in events] == [(OrderExpired, 2)]
     assert [o.cl_ord_id for o in oms.working()] == ["gtc", "gtd"]
     assert oms.end_of_day(6) == []
+
+
+def _restarted(gate: RecordingGate) -> tuple[OrderManager, RecordingGate]:
+    """A new manager (the next start's ids, a new empty book) rebuilt from what `gate` journaled."""
+    venue = InternalVenue(INSTRUMENTS)
+    after = RecordingGate()
+    manager = OrderManager(INSTRUMENTS, after, lambda symbol: venue, first_order_id=1_000, ready=False)
+    assert manager.restore(gate.journal) == 0
+    return manager, after
+
+
+def test_a_restart_rebuilds_every_order_from_the_journal_and_cancels_what_the_lost_book_held(oms, gate):
+    oms.submit(new("rest", Side.SELL, qty=50), 1)  # rests, then partly filled
+    oms.submit(new("take", qty=20, account="ACC2"), 2)  # fills against it: FILLED
+    oms.submit(new("gone", price=PX - 500), 3)
+    oms.cancel(cancel("x-gone", "gone"), 4)  # canceled
+    oms.submit(new("moved", price=PX - 600, session="S2"), 5)
+    oms.replace(ReplaceOrder("ACC1", "moved-2", "moved", "AAPL", Side.BUY, 80, PX - 700, session="S2"), 6)
+    before = {oid: (o.cl_ord_id, o.view(), oms.session_of[oid]) for oid, o in oms.orders.items()}
+
+    manager, after = _restarted(gate)
+
+    assert {oid: (o.cl_ord_id, o.view(), manager.session_of[oid]) for oid, o in manager.orders.items()} == before
+    assert list(manager.orders) == sorted(before)
+    for session, cl in (("S1", "rest"), ("S1", "take"), ("S1", "x-gone"), ("S2", "moved"), ("S2", "moved-2")):
+        assert manager.find(session, cl) is not None, cl
+    (dup,) = manager.submit(new("take", account="ACC2"), 7)  # the same ClOrdID is judged as before the restart ...
+    assert dup.reason is RejectReason.NOT_READY  # ... once the OMS is ready; until then nothing is taken
+
+    events = manager.recover(8)
+
+    canceled = {e.cl_ord_id: e for e in events if isinstance(e, OrderCanceled)}
+    assert set(canceled) == {"rest", "moved-2"}  # the working ones: the book that held them is gone
+    assert {e.reason for e in canceled.values()} == {CancelReason.RESTART}
+    assert (canceled["rest"].canceled_qty, canceled["moved-2"].canceled_qty) == (30, 80)
+    assert all(e in after.seen for e in canceled.values())  # the accounts release what they held
+    assert manager.working() == [] and manager.ready
+    (dup,) = manager.submit(new("take", account="ACC2"), 9)
+    assert dup.reason is RejectReason.DUPLICATE_CL_ORD_ID
+    (dup,) = manager.cancel(cancel("x2", "take", account="ACC2"), 10)
+    assert dup.reason is RejectReason.TOO_LATE_TO_CANCEL
+    [ack] = [e for e in manager.submit(new("fresh"), 11) if isinstance(e, OrderAccepted)]
+    assert ack.order_id == 1_000
+
+
+def test_a_venue_that_may_still_hold_an_order_gets_it_back_working(gate):
+    class KeepingVenue(InternalVenue):
+        def recover(self, order_id, cmd, cum_qty, cum_notional, ts_ns):
+            self.kept = (order_id, cmd.cl_ord_id, cmd.session, cmd.qty, cum_qty)
+            return []
+
+    book = InternalVenue(INSTRUMENTS)
+    oms = OrderManager(INSTRUMENTS, gate, lambda symbol: book)
+    oms.submit(new("far", Side.SELL, qty=30), 1)
+    oms.submit(new("hit", qty=10, account="ACC2"), 2)
+    venue = KeepingVenue(INSTRUMENTS)
+    manager = OrderManager(INSTRUMENTS, RecordingGate(), lambda symbol: venue, first_order_id=1_000, ready=False)
+    manager.restore(gate.journal)
+
+    assert manager.recover(3) == []
+
+    assert venue.kept == (1, "far", "S1", 30, 10)
+    working = [(o.cl_ord_id, o.status, o.leaves_qty) for o in manager.working()]
+    assert working == [("far", OrdStatus.PARTIALLY_FILLED, 20)]
+
+
+def test_events_of_orders_the_journal_does_not_accept_are_skipped_and_counted():
+    manager = OrderManager(INSTRUMENTS, RecordingGate(), lambda symbol: InternalVenue(INSTRUMENTS), ready=False)
+    fill = OrderFilled(5, "old", "ACC1", "AAPL", 9, Side.BUY, 1, PX, 0, 1, PX, True, 1)
+
+    assert manager.restore([fill]) == 1
+    assert manager.orders == {}
+
+
+def test_a_gate_that_could_not_settle_durable_events_is_a_fault_and_the_fills_stand(gate):
+    class Unsettling(RecordingGate):
+        def on_events(self, events):
+            events = list(events)
+            if any(isinstance(e, OrderFilled) for e in events):
+                raise Unsettled("the host died mid-call; the fills are written ahead")
+            super().on_events(events)
+
+    book = InternalVenue(INSTRUMENTS)
+    oms = OrderManager(INSTRUMENTS, Unsettling(), lambda symbol: book)
+    oms.submit(new("s", Side.SELL, qty=10), 1)
+
+    events = oms.submit(new("b", qty=10, account="ACC2"), 2)
+
+    assert sum(isinstance(e, OrderFilled) for e in events) == 2
+    assert [o.status for o in oms.orders.values()] == [OrdStatus.FILLED, OrdStatus.FILLED]
+    assert [port for port, _ in oms.take_faults()] == ["risk gate"]

@@ -282,3 +282,47 @@ def test_the_expected_wait_grows_with_the_steps_waiting_and_their_recent_cost() 
         assert 10 * 0.001 < waiting < 10 * 0.011  # ten steps at a few ms each (the average moves slowly)
     finally:
         host.stop()
+
+
+def test_a_stalled_write_shows_how_long_it_has_stalled_and_a_caller_may_stop_waiting_for_it() -> None:
+    writing = threading.Event()
+    written = threading.Event()
+
+    def seal():  # type: ignore[no-untyped-def]
+        def write() -> None:
+            writing.set()
+            assert written.wait(5)
+
+        return write
+
+    host = started(seal)
+    try:
+        assert host.journal_stalled_s() == 0.0 and host.readiness()["journal"] == "ok"
+        host.post(lambda e: e.submit(new("c1"), 1), pytest.fail)
+        assert writing.wait(5)
+        time.sleep(0.05)
+        assert host.journal_stalled_s() >= 0.05
+        with pytest.raises(TimeoutError):  # the step runs; its answer waits for the write
+            host.run(lambda e: e.find("S1", "c1") is not None, timeout=0.05)
+        written.set()
+        assert host.run(lambda e: e.find("S1", "c1") is not None, timeout=5)
+        assert host.journal_stalled_s() == 0.0
+    finally:
+        written.set()
+        host.stop()
+
+
+def test_a_batch_that_waits_on_something_shows_how_long_the_sequencer_has_been_on_it() -> None:
+    host = started()
+    try:
+        gate = threading.Event()
+        assert host.busy_s() == 0.0
+        host.post(lambda e: gate.wait(5), pytest.fail)
+        time.sleep(0.05)
+        assert host.busy_s() >= 0.05
+        assert host.readiness()["sequencer"] == "ok"  # not yet past MAX_JOURNAL_STALL_S
+        gate.set()
+        host.run(lambda e: None)
+        assert host.busy_s() == 0.0
+    finally:
+        host.stop()
