@@ -404,6 +404,29 @@ def test_fills_whose_settle_dies_with_the_actor_come_back_from_the_log_once(
     assert summary["working_orders"] == [1, 2] and summary["positions"]["AAPL"]["qty"] == 8
 
 
+
+def test_a_record_the_log_holds_twice_is_journaled_once_when_the_account_is_rebuilt(
+    actor: Any, wal: Wal, redis_server: ManagedRedis
+) -> None:
+    """A write retried after its answer was lost (Redis killed between its fsync and its reply) leaves its entries
+    twice: the rebuilt account applies each record once."""
+    gate = RayAllowanceGate(
+        {"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1000, flush_after_ns=10**15,
+        low_orders=0,
+    )  # fmt: skip
+    warm_up(gate)
+    assert isinstance(gate.decide(order("ALGO1", "q2"), 2, 12), OrderAccepted)
+    entries, _ = wal.pending("ALGO1")
+    wal.write_many([("ALGO1", records) for _, records in entries])  # the same records again
+
+    _restart(actor)
+
+    journal = Journal(make_client(redis_server.url), AccountEvent)
+    accepted = [r.order_id for _, r in journal.read("ALGO1") if isinstance(r, OrderAccepted)]
+    assert accepted == [1, 2] and wal.length("ALGO1") == 0
+    assert _wait(actor.state_hash.remote("ALGO1")) == _wait(actor.replayed_hash.remote("ALGO1"))
+
+
 # -- the safety property --
 
 SPEC = LimitsSpec(

@@ -235,7 +235,10 @@ class AllowanceGate(OperatorMethods):
         """Have the host rebuild every account whose post-trade call failed (`unsynced`) from its journal and this
         gate's log, once everything written ahead has landed; an account whose rebuild fails stays `unsynced` (the
         next call tries again) and its allowance dropped."""
-        if not self.unsynced or self._tickets or self._unwritten:
+        if not self.unsynced:
+            return
+        self._patch()  # the writes that landed
+        if self._tickets or self._unwritten:
             return
         for account in sorted(self.unsynced):
             reports = self._take()

@@ -46,6 +46,7 @@ from oms.core.accounts import (
     AllowanceToppedUp,
     MarketPrices,
     StaleAllowance,
+    account_encoder,
 )
 from oms.core.model.enums import RejectReason, Side
 from oms.core.model.instruments import InstrumentRegistry
@@ -506,15 +507,21 @@ class AccountShard(OperatorMethods):
         )
 
     def _recover(self, account: str) -> AccountState:
-        """The account as its journal has it, then the gate's acceptances still in its write-ahead log, applied and
-        journaled (`oms.infra.redis.reportlog`): they were acknowledged, so they happened. Reports of them that arrive
-        later are skipped."""
+        """The account as its journal has it, then what the gate's write-ahead log still holds (acceptances, cancels
+        and expiries, post-trade events), applied and journaled (`oms.infra.redis.reportlog`): their reports may have
+        left, so they happened. Reports of them that arrive later are skipped; a record the log holds twice (a write
+        retried after its answer was lost) is applied once."""
         state = self._rebuild(account)
         entries, reached = self._wal.pending(account)
         if entries:
             events: list[AccountEvent] = []
+            copies: set[bytes] = set()  # a write retried after its answer was lost leaves the same records twice
             for wal, records in entries:
                 for event in records:
+                    copy = account_encoder.encode(event)
+                    if copy in copies:
+                        continue
+                    copies.add(copy)
                     if type(event) is AllowanceSpent:
                         event = msgspec.structs.replace(event, wal=wal)
                         try:

@@ -19,6 +19,7 @@ from oms.core.accounts import (
     account_decoder,
     account_encoder,
 )
+from oms.core.engine import Unsettled
 from oms.core.model.enums import CancelReason, OrdType, RejectReason, RiskMode, Side, TradingState
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import (
@@ -485,3 +486,70 @@ def test_a_due_seal_reports_only_what_is_already_written() -> None:
     second()
     assert gate.seal() is None
     assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1"), (3, "1-2")]
+
+
+def test_post_trade_events_are_written_ahead_and_a_failed_call_is_resynced_once_the_writes_landed() -> None:
+    host, _ = setup()
+    log = MemoryLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
+    fill = OrderFilled(2, "b2", ACC, "AAPL", 7, Side.BUY, 4, PX, 6, 4, 4 * PX, True, 3)
+    calls: list[str] = []
+    settle, resync = host.gate_settle, host.gate_resync
+
+    def failing_settle(reports, call):  # type: ignore[no-untyped-def]
+        calls.append(f"settle wal={call.wal}")
+        raise ConnectionError("the host died mid-call")
+
+    host.gate_settle = failing_settle  # type: ignore[method-assign]
+    host.gate_resync = lambda reports, call: (calls.append(f"resync {call.account}"), resync(reports, call))[1]  # type: ignore[method-assign]
+    with pytest.raises(Unsettled):
+        gate.on_events([fill])
+
+    assert [r for _, r in log.entries][-1] == [fill]  # written ahead, before the call
+    assert calls == [f"settle wal={{'{ACC}': '1-{len(log.entries)}'}}"]
+    assert gate.unsynced == {ACC} and gate.allowance_left(ACC) is None
+    host.gate_settle = settle  # type: ignore[method-assign]
+    gate.flush_written()  # the timer: everything is written, so the host rebuilds the account
+    assert calls[-1] == f"resync {ACC}" and gate.unsynced == set()
+    gate.flush_written()
+    assert calls.count(f"resync {ACC}") == 1
+
+
+def test_without_a_log_a_failed_post_trade_call_raises_what_the_host_raised() -> None:
+    host, gate = setup()
+    warm(gate)
+
+    def failing_settle(reports, call):  # type: ignore[no-untyped-def]
+        raise ConnectionError("gone")
+
+    host.gate_settle = failing_settle  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        gate.on_events([OrderFilled(1, "w", ACC, "AAPL", 7, Side.BUY, 1, PX, 0, 1, PX, True, 3)])
+    assert gate.unsynced == set()
+
+
+def test_a_write_ahead_that_fails_in_a_post_trade_call_is_sealed_later_and_then_the_account_resynced() -> None:
+    host, _ = setup()
+    log = MemoryLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    gate.flush()
+    fill = OrderFilled(1, "warm", ACC, "AAPL", 7, Side.BUY, 4, PX, 6, 4, 4 * PX, True, 3)
+    write_many = log.write_many
+    log.write_many = lambda entries: (_ for _ in ()).throw(ConnectionError("redis gone"))  # type: ignore[method-assign]
+    with pytest.raises(Unsettled):
+        gate.on_events([fill])
+    assert gate.unsynced == {ACC}
+    gate.flush_written()  # the entry is not written yet: no rebuild can see it
+    assert ACC in gate.unsynced
+    log.write_many = write_many  # type: ignore[method-assign]
+    write = gate.seal()  # the batch's seal holds the entry; the committer writes it
+    assert write is not None
+    write()
+    assert [r for _, r in log.entries][-1] == [fill]
+
+    gate.flush_written()
+
+    assert gate.unsynced == set()
