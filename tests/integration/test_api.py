@@ -470,6 +470,19 @@ def test_a_retried_submit_with_the_same_idempotency_key_returns_the_same_order(a
     assert api.order({**ADMIN, "Idempotency-Key": "k-1"}).json()["order_id"] != first.json()["order_id"]
 
 
+
+def test_an_idempotency_key_is_not_spent_by_a_refused_request_and_never_replays_an_order_it_did_not_make(
+    api: Api,
+) -> None:
+    refused = api.order({**TRADER1, "Idempotency-Key": "k-2"}, symbol="NOPE")  # 400: made nothing
+    taken = api.order({**TRADER1, "Idempotency-Key": "k-2"})  # so the key serves this other request
+    api.order(TRADER1, client_order_id="mine")
+    clash = api.order({**TRADER1, "Idempotency-Key": "k-3"}, client_order_id="mine")
+
+    assert refused.status_code == 400 and taken.status_code == 201 and "Idempotent-Replayed" not in taken.headers
+    _error(clash, 409, "duplicate_cl_ord_id")  # the id is another request's order, not this key's
+
+
 def test_a_key_over_its_rate_limit_gets_429(loaded: LoadedConfig, tmp_path: Path) -> None:
     keys = tmp_path / "keys.toml"
     keys.write_text(DEFAULT_KEYS.read_text() + '\n[keys.slow]\nrole = "compliance"\nsecret = "slow"\nrate_limit = 3\n')

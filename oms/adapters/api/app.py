@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import msgspec
@@ -117,6 +117,18 @@ class ApiState:
         self.metrics = metrics
 
 
+@contextlib.contextmanager
+def _released_unless_taken(store: IdempotencyStore, key_id: str, idem: str | None, first: bool) -> Iterator[None]:
+    """Around the request that made an Idempotency-Key's claim: when it is refused before it ran (a 4xx, a 503), the
+    claim is released, so the key may serve another request; a 504 (taken, not yet confirmed) keeps it."""
+    try:
+        yield
+    except ApiError as exc:
+        if idem is not None and first and exc.status != 504:
+            store.release(key_id, idem)
+        raise
+
+
 def build_app(s: ApiState) -> Litestar:
     desk, view, metrics, algos = s.desk, s.view, s.metrics, s.algos
 
@@ -160,9 +172,10 @@ def build_app(s: ApiState) -> Litestar:
                 out, replayed = desk.submit(key, data, time.time_ns()), False
             else:  # the client_order_id is claimed first: a retry runs with it and gets the order it made
                 cl = data.client_order_id or idempotent_id(key.key_id, idempotency_key)
-                cl = first_claim(s.idempotency, key.key_id, idempotency_key, msgspec.json.encode(data), cl)
+                cl, first = first_claim(s.idempotency, key.key_id, idempotency_key, msgspec.json.encode(data), cl)
                 data = msgspec.structs.replace(data, client_order_id=cl)
-                out, replayed = desk.submit_order(key, data, time.time_ns(), once=True)
+                with _released_unless_taken(s.idempotency, key.key_id, idempotency_key, first):
+                    out, replayed = desk.submit_order(key, data, time.time_ns(), once=not first)
         except ApiError as exc:
             metrics.rejects.labels(exc.code).inc()
             raise
@@ -218,15 +231,16 @@ def build_app(s: ApiState) -> Litestar:
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=128)] = None,
     ) -> Response[ParentOut]:
         key = key_of(request)
+        first = True
         if idempotency_key is not None:  # the parent_id is claimed first: a retry runs with it
             pid = data.parent_id or idempotent_id(key.key_id, idempotency_key)
-            pid = first_claim(s.algo_idempotency, key.key_id, idempotency_key, msgspec.json.encode(data), pid)
+            pid, first = first_claim(s.algo_idempotency, key.key_id, idempotency_key, msgspec.json.encode(data), pid)
             data = msgspec.structs.replace(data, parent_id=pid)
-        once = idempotency_key is not None
-        if isinstance(data, VwapRequest) and data.profile == "history" and algos.profiles is not None:
-            out, replayed = await asyncio.to_thread(algos.submit_parent, key, data, once)  # reads ClickHouse
-        else:
-            out, replayed = algos.submit_parent(key, data, once)
+        with _released_unless_taken(s.algo_idempotency, key.key_id, idempotency_key, first):
+            if isinstance(data, VwapRequest) and data.profile == "history" and algos.profiles is not None:
+                out, replayed = await asyncio.to_thread(algos.submit_parent, key, data, not first)  # ClickHouse
+            else:
+                out, replayed = algos.submit_parent(key, data, not first)
         return Response(out, status_code=201, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
     @get("/v1/algos", responses=_errors(*_AUTH, 404, 503), summary="List parent orders, newest first")

@@ -171,19 +171,25 @@ class IdempotencyStore(Protocol):
     request, or sent after a restart) runs with the same id, and the engine, which judges ids in sequence and knows
     every journaled order and parent, answers it with what the first one made."""
 
-    def claim(self, key_id: str, idem: str, digest: bytes, made: str) -> tuple[bytes, str]:
-        """(digest, id) of the first request with this key: (`digest`, `made`) when this is the first."""
+    def claim(self, key_id: str, idem: str, digest: bytes, made: str) -> tuple[bytes, str, bool]:
+        """(digest, id) of the first request with this key, and whether this call made the claim (then they are
+        `digest` and `made`)."""
+        ...
+
+    def release(self, key_id: str, idem: str) -> None:
+        """Forget the claim: the request that made it made nothing (refused before it ran)."""
         ...
 
 
-def first_claim(store: IdempotencyStore, key_id: str, idem: str, body: bytes, made: str) -> str:
-    """The id the first request with this Idempotency-Key claimed in `store` (`made` when this is it). Raises
-    ApiError 409 `idempotency_key_reused` when that request's body differed from `body`."""
+def first_claim(store: IdempotencyStore, key_id: str, idem: str, body: bytes, made: str) -> tuple[str, bool]:
+    """The id the first request with this Idempotency-Key claimed in `store`, and whether this is that request
+    (then the id is `made`; a retry runs with the first one's id and is answered with what it made). Raises ApiError
+    409 `idempotency_key_reused` when that request's body differed from `body`."""
     digest = hashlib.sha256(body).digest()
-    first, made = store.claim(key_id, idem, digest, made)
+    first, made, mine = store.claim(key_id, idem, digest, made)
     if first != digest:
         raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
-    return made
+    return made, mine
 
 
 def idempotent_id(key_id: str, idem: str) -> str:
@@ -201,7 +207,7 @@ class MemoryIdempotency:
 
     def claim(
         self, key_id: str, idem: str, digest: bytes, made: str, now: float | None = None
-    ) -> tuple[bytes, str]:
+    ) -> tuple[bytes, str, bool]:
         now = time.monotonic() if now is None else now
         entries = self._entries
         while entries:
@@ -209,5 +215,9 @@ class MemoryIdempotency:
             if now - t <= self._ttl and len(entries) <= self._max:
                 break
             entries.popitem(last=False)
-        first = entries.setdefault((key_id, idem), (now, digest, made))
-        return first[1], first[2]
+        mine = (now, digest, made)
+        first = entries.setdefault((key_id, idem), mine)
+        return first[1], first[2], first is mine
+
+    def release(self, key_id: str, idem: str) -> None:
+        self._entries.pop((key_id, idem), None)

@@ -115,19 +115,21 @@ def test_the_rate_limit_is_a_sliding_window_per_key() -> None:
 
 def test_an_idempotency_key_claims_one_id_for_one_request() -> None:
     store = MemoryIdempotency(ttl_s=10)
-    assert store.claim("t", "k", b"d1", "c1", now=0) == (b"d1", "c1")
+    assert store.claim("t", "k", b"d1", "c1", now=0) == (b"d1", "c1", True)
 
-    assert store.claim("t", "k", b"d1", "c2", now=5) == (b"d1", "c1")  # a retry gets the first claim
-    assert store.claim("u", "k", b"d1", "c3", now=5) == (b"d1", "c3")  # another key's
-    assert store.claim("t", "k", b"d2", "c4", now=5) == (b"d1", "c1")
-    assert store.claim("t", "k", b"d2", "c5", now=11) == (b"d2", "c5")  # forgotten after the TTL
+    assert store.claim("t", "k", b"d1", "c2", now=5) == (b"d1", "c1", False)  # a retry gets the first claim
+    assert store.claim("u", "k", b"d1", "c3", now=5) == (b"d1", "c3", True)  # another key's
+    assert store.claim("t", "k", b"d2", "c4", now=5) == (b"d1", "c1", False)
+    assert store.claim("t", "k", b"d2", "c5", now=11) == (b"d2", "c5", True)  # forgotten after the TTL
+    store.release("t", "k")
+    assert store.claim("t", "k", b"d3", "c6", now=12) == (b"d3", "c6", True)  # released: the key is free again
 
 
 def test_a_retry_runs_with_the_first_requests_id_and_a_different_body_is_refused() -> None:
     store = MemoryIdempotency(ttl_s=10)
     made = idempotent_id("t", "k")
 
-    assert first_claim(store, "t", "k", b"body", made) == made
-    assert first_claim(store, "t", "k", b"body", "other") == made
+    assert first_claim(store, "t", "k", b"body", made) == (made, True)
+    assert first_claim(store, "t", "k", b"body", "other") == (made, False)
     assert made != idempotent_id("t", "k2") and made != idempotent_id("u", "k")
     assert _code(lambda: first_claim(store, "t", "k", b"changed", made)) == "idempotency_key_reused"
