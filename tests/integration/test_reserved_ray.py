@@ -330,13 +330,19 @@ def test_an_actor_restart_with_reserved_accounts_keeps_the_state_hash(actor: Any
         assert _wait(actor.state_hash.remote(a)) == _wait(actor.replayed_hash.remote(a))
 
 
-def test_acceptances_whose_reports_die_with_the_actor_come_back_from_the_log(
-    actor: Any, wal: Wal, redis_server: ManagedRedis
-) -> None:
-    gate = RayAllowanceGate(  # no top-ups either: asking for one sends the queued reports first
+def queueing_gate(actor: Any, wal: Wal) -> RayAllowanceGate:
+    """ALGO1 reserved, written ahead to `wal`, its reports queued until asked for (no top-ups either: asking for one
+    sends the queued reports first)."""
+    return RayAllowanceGate(
         {"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1000, flush_after_ns=10**15,
         low_orders=0,
     )
+
+
+def test_acceptances_whose_reports_die_with_the_actor_come_back_from_the_log(
+    actor: Any, wal: Wal, redis_server: ManagedRedis
+) -> None:
+    gate = queueing_gate(actor, wal)
     warm_up(gate)
     acked = [1]
     for i in range(2, 7):
@@ -371,10 +377,7 @@ def test_fills_whose_settle_dies_with_the_actor_come_back_from_the_log_once(
     """The actor dies during the call that settles fills (before it took them, or after it journaled them and before
     it answered): the gate had written them ahead, so the engine goes on (`Unsettled`) and the rebuilt account has
     each fill exactly once."""
-    gate = RayAllowanceGate(
-        {"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1000, flush_after_ns=10**15,
-        low_orders=0,
-    )  # fmt: skip
+    gate = queueing_gate(actor, wal)
     warm_up(gate)
     assert isinstance(gate.decide(order("ALGO1", "q2"), 2, 12), OrderAccepted)
     settle = gate._host.gate_settle  # type: ignore[attr-defined]
@@ -410,10 +413,7 @@ def test_a_record_the_log_holds_twice_is_journaled_once_when_the_account_is_rebu
 ) -> None:
     """A write retried after its answer was lost (Redis killed between its fsync and its reply) leaves its entries
     twice: the rebuilt account applies each record once."""
-    gate = RayAllowanceGate(
-        {"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1000, flush_after_ns=10**15,
-        low_orders=0,
-    )  # fmt: skip
+    gate = queueing_gate(actor, wal)
     warm_up(gate)
     assert isinstance(gate.decide(order("ALGO1", "q2"), 2, 12), OrderAccepted)
     entries, _ = wal.pending("ALGO1")
