@@ -87,11 +87,13 @@ class OrderHandlers:
         name = session_id.toString()
         host = self.host
         if not self._codecs[name].spec.drop_copy:
-            if host.journal_stalled_s() > MAX_JOURNAL_STALL_S:
-                return self._shed(msg, name, RejectReason.JOURNAL_UNAVAILABLE)
-            if (host.expected_wait_s() > self._max_delay_s or host.waiting() > self._max_waiting
-                    or host.busy_s() > MAX_JOURNAL_STALL_S):  # fmt: skip
-                return self._shed(msg, name, RejectReason.SYSTEM_BUSY)
+            reason = host.stalled()
+            if reason is RejectReason.NONE and (
+                host.expected_wait_s() > self._max_delay_s or host.waiting() > self._max_waiting
+            ):
+                reason = RejectReason.SYSTEM_BUSY
+            if reason is not RejectReason.NONE:
+                return self._shed(msg, name, reason)
         clock = self._metrics.clock("fix")  # the order's time in starts now, on the reader thread
         self._post(lambda m, n: self._new_order(m, n, clock), msg, name)
 

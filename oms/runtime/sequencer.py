@@ -41,6 +41,7 @@ from concurrent.futures import Future
 from typing import Any, NamedTuple, TypeVar
 
 from oms.core.engine import OrderManager, VenueStep
+from oms.core.model.enums import RejectReason
 from oms.core.model.messages import Message
 from oms.core.orders import OrderView
 from oms.runtime.metrics import METRICS, HotPathMetrics
@@ -335,6 +336,16 @@ class Sequencer:
             "journal": "ok" if stalled <= MAX_JOURNAL_STALL_S else f"a write has not landed for {stalled:.1f} s",
             "sequencer": "ok" if busy <= MAX_JOURNAL_STALL_S else f"on one batch for {busy:.1f} s",
         }
+
+    def stalled(self) -> RejectReason:
+        """Why a new command would wait far too long now: JOURNAL_UNAVAILABLE while the committer has been on one
+        write for more than MAX_JOURNAL_STALL_S, SYSTEM_BUSY while the sequencer has been on one batch as long;
+        NONE otherwise. The adapters refuse new orders at the door with it."""
+        if self.journal_stalled_s() > MAX_JOURNAL_STALL_S:
+            return RejectReason.JOURNAL_UNAVAILABLE
+        if self.busy_s() > MAX_JOURNAL_STALL_S:
+            return RejectReason.SYSTEM_BUSY
+        return RejectReason.NONE
 
     def journal_stalled_s(self) -> float:
         """How long the committer has been on its current write (retrying it while the journal does not answer);

@@ -51,7 +51,7 @@ from oms.core.model.messages import (
 )
 from oms.core.model.numbers import InvalidValue, from_units
 from oms.core.orders import Order, OrderView
-from oms.runtime.sequencer import MAX_JOURNAL_STALL_S, Reports, Sequencer
+from oms.runtime.sequencer import Reports, Sequencer
 
 __all__ = ["OrderDesk", "avg_px_text", "lower_name", "price_units", "qty_units", "role_forbidden"]
 
@@ -342,10 +342,9 @@ class OrderDesk:
     def _journal_check(self) -> None:
         """503 journal_unavailable while the journal has not answered for MAX_JOURNAL_STALL_S (system_busy while the
         sequencer has been on one batch as long): nothing is taken."""
-        if self.host.journal_stalled_s() > MAX_JOURNAL_STALL_S:
-            raise reason_error(503, RejectReason.JOURNAL_UNAVAILABLE)
-        if self.host.busy_s() > MAX_JOURNAL_STALL_S:
-            raise reason_error(503, RejectReason.SYSTEM_BUSY)
+        reason = self.host.stalled()
+        if reason is not RejectReason.NONE:
+            raise reason_error(503, reason)
 
     def _confirmed(self, step: Callable[[OrderManager], T], what: str) -> T:
         """`host.run(step)`, or 504 not_confirmed once CONFIRM_TIMEOUT_S passed without the journal confirming it:

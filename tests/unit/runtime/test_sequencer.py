@@ -8,11 +8,11 @@ import time
 import pytest
 
 from oms.core.engine import OrderManager
-from oms.core.model.enums import CancelReason, OrdStatus, Side
+from oms.core.model.enums import CancelReason, OrdStatus, RejectReason, Side
 from oms.core.model.messages import Message, OrderAccepted, OrderCanceled, OrderFilled, TradePrinted
 from oms.core.venues.internal import InternalVenue
 from oms.runtime.metrics import HotPathMetrics
-from oms.runtime.sequencer import Reports, Sequencer
+from oms.runtime.sequencer import MAX_JOURNAL_STALL_S, Reports, Sequencer
 from tests.stubs import RecordingGate
 from tests.unit.core.test_engine import INSTRUMENTS, new
 
@@ -301,12 +301,14 @@ def test_a_stalled_write_shows_how_long_it_has_stalled_and_a_caller_may_stop_wai
         host.post(lambda e: e.submit(new("c1"), 1), pytest.fail)
         assert writing.wait(5)
         time.sleep(0.05)
-        assert host.journal_stalled_s() >= 0.05
+        assert host.journal_stalled_s() >= 0.05 and host.stalled() is RejectReason.NONE
+        time.sleep(MAX_JOURNAL_STALL_S)
+        assert host.stalled() is RejectReason.JOURNAL_UNAVAILABLE  # new orders are refused at the door
         with pytest.raises(TimeoutError):  # the step runs; its answer waits for the write
             host.run(lambda e: e.find("S1", "c1") is not None, timeout=0.05)
         written.set()
         assert host.run(lambda e: e.find("S1", "c1") is not None, timeout=5)
-        assert host.journal_stalled_s() == 0.0
+        assert host.journal_stalled_s() == 0.0 and host.stalled() is RejectReason.NONE
     finally:
         written.set()
         host.stop()
