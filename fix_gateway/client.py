@@ -6,6 +6,7 @@ Logouts and Logons are kept too, so callers can check what the session layer sai
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -52,6 +53,8 @@ class _App(QuietApplication):
 
     def onLogon(self, session_id: Any) -> None:
         self._client.logged_on.set()
+        if self._client.on_synced is not None:
+            threading.Thread(target=self._client.sync, name="fix-sync", daemon=True).start()
 
     def onLogout(self, session_id: Any) -> None:
         self._client.logged_on.clear()
@@ -62,7 +65,12 @@ class _App(QuietApplication):
             message.setField(T.PASSWORD, self._client.password)
 
     def fromAdmin(self, message: Any, session_id: Any) -> None:
-        self._client.admin.put(Received.parse(message.toString()))
+        msg = Received.parse(message.toString())
+        client = self._client
+        if msg.msg_type == T.MT_HEARTBEAT and msg.get(T.TEST_REQ_ID) == client.sync_id and client.on_synced:
+            client.synced.set()
+            client.on_synced()
+        client.admin.put(msg)
 
     def fromApp(self, message: Any, session_id: Any) -> None:
         now = time.perf_counter_ns()
@@ -88,13 +96,22 @@ class FixClient:
         host: str = "127.0.0.1",
         heartbeat: int = 30,
         on_app: Callable[[Received], None] | None = None,
+        on_synced: Callable[[], None] | None = None,
     ) -> None:
         """Sequence numbers and sent messages are kept under `data_dir` (a FileStore), so a restarted client
         continues its session and asks for what it missed. Application messages go to `on_app` (called on
-        QuickFIX's thread, in order) when given, else to `inbox`."""
+        QuickFIX's thread, in order) when given, else to `inbox`.
+
+        With `on_synced`, each logon sends a TestRequest, and `on_synced` is called (on QuickFIX's thread) when
+        its Heartbeat comes back: the counterparty's messages are handled in sequence, so by then every message it
+        sent before (its resend of what this session missed included) has gone to `on_app`."""
         self.begin_string = begin_string
         self.password = password
         self.on_app = on_app
+        self.on_synced = on_synced
+        self.sync_id = ""
+        self.synced = threading.Event()  # set when the last logon's TestRequest was answered
+        self._syncs = itertools.count(1)
         self.inbox: queue.Queue[Received] = queue.Queue()
         self.admin: queue.Queue[Received] = queue.Queue()
         self.logged_on = threading.Event()
@@ -141,6 +158,23 @@ class FixClient:
         self.logged_on.clear()
 
     # -- SENDING --
+
+    def sync(self) -> None:
+        """After a logon: send a TestRequest whose Heartbeat answer calls `on_synced`, again each second until one
+        is answered or the session logs out (the counterparty's resend may gap-fill over a TestRequest sent while
+        it was asking for one, and a TestRequest gap-filled over is never answered)."""
+        self.synced.clear()
+        while self.logged_on.is_set() and not self.synced.is_set():
+            self._ask_sync()
+            self.synced.wait(1.0)
+
+    def _ask_sync(self) -> None:
+        self.sync_id = f"SYNC-{time.time_ns()}-{next(self._syncs)}"  # an earlier one unanswered no longer counts
+        msg = fix.Message()
+        msg.getHeader().setField(T.BEGIN_STRING, self.begin_string)
+        msg.getHeader().setField(T.MSG_TYPE, T.MT_TEST_REQUEST)
+        msg.setField(T.TEST_REQ_ID, self.sync_id)
+        fix.Session.sendToTarget(msg, self.session_id)  # False when logged out again: the next logon asks anew
 
     def send(self, msg_type: str, fields: dict[int, str] | list[tuple[int, str]]) -> None:
         """Send an application message built from `fields` (in order; PossDupFlag and PossResend go to the

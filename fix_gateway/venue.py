@@ -23,6 +23,17 @@ answers and restatements change nothing. OrderCancelReject -> CancelRejected. A 
 of our ClOrdIDs rejects that order or request. Anything about an order this venue does not hold is logged.
 While the session is not logged on, new orders are rejected (VENUE_UNAVAILABLE) and so are cancels and replaces;
 orders already at the venue stay working and the session's resend brings their missed reports at the next logon.
+
+RECONCILIATION AT EACH LOGON
+The venue may have lost orders (it restarted with an empty book) or the OMS may have restarted (`recover` hands it
+the orders its journal says are here). So at each logon, once the session has caught up (a TestRequest's Heartbeat
+comes back after the venue's resend of what the OMS missed), the adapter sends an OrderStatusRequest for every order
+it holds, and applies each answer: fills the venue reports beyond what the OMS counted become one fill at their
+average price; an order the venue says is canceled, expired or unknown ends (OrderCanceled reason VENUE_LOST for an
+order it no longer knows, OrderRejected for one it never acknowledged); a working one stays. An OrderCancelReject
+saying "unknown order" asks the same question. Until an answer comes, the order stays working and its exposure held:
+an outcome not known is never taken as flat. A fill is counted once by its CumQty as well as its ExecID, so a report
+the OMS applied before a restart and gets again in a resend changes nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +41,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from decimal import Decimal, InvalidOperation
 
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient, Received
@@ -70,8 +82,8 @@ Request = CancelOrder | ReplaceOrder | CancelReason  # a client's cancel or repl
 class _Routed:
     """What the venue adapter keeps of one order it sent: the client's terms and what the venue reported."""
 
-    __slots__ = ("accepted", "cl_ord_id", "cmd", "cum_notional", "cum_qty", "inst", "price", "qty", "requests",
-                 "venue_cl")  # fmt: skip
+    __slots__ = ("accepted", "cl_ord_id", "cmd", "cum_notional", "cum_qty", "id_uncertain", "inst", "price", "qty",
+                 "requests", "venue_cl")  # fmt: skip
 
     def __init__(self, cmd_order_id: int, cmd: SubmitOrder, inst: Instrument) -> None:
         self.cmd = cmd
@@ -83,7 +95,8 @@ class _Routed:
         self.cum_notional = 0
         self.venue_cl = str(cmd_order_id)  # the order's ClOrdID on the venue (changes with each replace)
         self.accepted = False
-        self.requests = itertools.count(1)
+        self.requests: Iterator[int | str] = itertools.count(1)  # numbers this order's cancels and replaces
+        self.id_uncertain = False  # the venue may know it by a ClOrdID this run does not (replaced in an earlier run)
 
 
 class FixVenue:
@@ -105,15 +118,17 @@ class FixVenue:
         self._settings = settings
         self._clock = clock
         self._exec_ids = itertools.count(exec_id_base + 1)
+        self._run = exec_id_base  # unique per start: names the requests of orders taken over from an earlier run
         # the maps below are used only in the core's sequence: by the commands, and by the steps handed to `apply`
         self._orders: dict[int, _Routed] = {}
         self._requests: dict[str, tuple[int, Request]] = {}  # venue ClOrdID of a pending cancel/replace
         self._seen: set[str] = set()  # venue ExecIDs already applied
+        self._asked: set[int] = set()  # orders whose status this adapter asked for and has no answer to yet
         self._apply: ApplyVenue | None = None
         self._client = FixClient(
             settings.begin_string, settings.sender_comp_id, settings.port, settings.data_dir,
             target=settings.target_comp_id, password=settings.password, host=settings.host,
-            heartbeat=settings.heartbeat, on_app=self._on_message,
+            heartbeat=settings.heartbeat, on_app=self._on_message, on_synced=self._on_synced,
         )  # fmt: skip
 
     # -- LIFECYCLE --
@@ -186,15 +201,22 @@ class FixVenue:
         """Nothing: the venue ends its DAY orders at its own close and reports them."""
         return []
 
-    def recover(self, order_id: int, cmd: SubmitOrder, cum_qty: int, cum_notional: int, ts_ns: int) -> list[Message]:
+    def recover(
+        self, order_id: int, cmd: SubmitOrder, cum_qty: int, cum_notional: int, ts_ns: int, replaced: bool = False
+    ) -> list[Message]:
         """Nothing now: the venue may still hold order `order_id`. It is this venue's again, as if just routed and
         acknowledged with `cum_qty` filled, so what the venue sends about it (its resend at the next logon, later
-        fills, the answer to a cancel) is applied; until then it stays working, and its exposure held."""
+        fills, the answer to its status request, the answer to a cancel) is applied; until then it stays working,
+        and its exposure held. Its cancels and replaces get venue ClOrdIDs no earlier run used. When `replaced`,
+        the venue may know it only by a ClOrdID of an earlier run that is not journaled: a venue that does not
+        know it by its first one does not end it (see `_status`)."""
         inst = self._instruments.by_symbol(cmd.symbol)
         if inst is None:
             return []
         routed = _Routed(order_id, cmd, inst)
         routed.accepted, routed.cum_qty, routed.cum_notional = True, cum_qty, cum_notional
+        routed.requests = (f"{self._run}.{n}" for n in itertools.count(1))
+        routed.id_uncertain = replaced
         self._orders[order_id] = routed
         return []
 
@@ -203,6 +225,23 @@ class FixVenue:
     def _on_message(self, msg: Received) -> None:
         assert self._apply is not None, "FixVenue.start names where answers go"
         self._apply(lambda: self._understood(msg))
+
+    def _on_synced(self) -> None:
+        assert self._apply is not None, "FixVenue.start names where answers go"
+        self._apply(self._reconcile)
+
+    def _reconcile(self) -> list[Message]:
+        """Ask the venue the status of every order it holds for the OMS (see RECONCILIATION in the module text)."""
+        for order_id, routed in list(self._orders.items()):
+            self._ask(order_id, routed)
+        if self._orders:
+            log.info("venue %s: asked the status of %d orders", self.name, len(self._orders))
+        return []
+
+    def _ask(self, order_id: int, routed: _Routed) -> None:
+        fields = [(T.CL_ORD_ID, routed.venue_cl), (T.SYMBOL, routed.cmd.symbol), (T.SIDE, SIDE_CHARS[routed.cmd.side])]
+        if self._send(T.MT_ORDER_STATUS_REQUEST, fields):
+            self._asked.add(order_id)
 
     def _understood(self, msg: Received) -> list[Message]:
         """The events `msg` means; none when it is not understood (logged: the order's state stays as it was)."""
@@ -220,19 +259,27 @@ class FixVenue:
         if msg_type == T.MT_ORDER_CANCEL_REJECT and venue_cl in self._requests:  # the order may be done by now
             order_id, request = self._requests.pop(venue_cl)
             reason = _CXL_REJ_REASONS.get(msg.get(T.CXL_REJ_REASON, ""), RejectReason.VENUE_REJECTED)
+            routed = self._orders.get(order_id)
+            if msg.get(T.CXL_REJ_REASON) == "1" and routed is not None:  # the venue does not know an order we hold
+                self._ask(order_id, routed)
             return self._cancel_rejected(order_id, request, reason, _venue_text(msg, reason), self._clock())
         order_id = _order_id(venue_cl)
         routed = self._orders.get(order_id)
+        if routed is None and _is_status(msg):  # an order that ended before its status came back
+            self._asked.discard(order_id)
+            return []
         if routed is None or msg_type != T.MT_EXECUTION_REPORT:
             log.warning("venue %s: message about no order or request of ours: %s", self.name, dict(msg))
             return []
         now = self._clock()
         exec_type = msg.get(T.EXEC_TYPE, "")
+        if _is_status(msg):
+            return self._status(order_id, routed, msg, now)
         if exec_type in _QUIET_EXEC_TYPES:
             return []
         exec_id = msg.get(T.EXEC_ID, "")
-        if exec_id in self._seen:  # a resent report (PossDupFlag) already applied
-            return []
+        if exec_id in self._seen or (exec_type in _FILL_EXEC_TYPES and self._counted(routed, msg)):
+            return []  # a resent report (PossDupFlag) already applied, in this run or before a restart
         self._seen.add(exec_id)
         out: list[Message] = []
         if exec_type != "8" and not routed.accepted:  # the venue's first word may be a fill
@@ -255,6 +302,62 @@ class FixVenue:
             log.warning("venue %s: ExecType %r not understood: %s", self.name, exec_type, dict(msg))
         return out
 
+    def _status(self, order_id: int, routed: _Routed, msg: Received, now: int) -> list[Message]:
+        """What the venue's answer to our status request changes (see RECONCILIATION in the module text). An
+        answer not asked for, or resent, is history and changes nothing."""
+        if order_id not in self._asked or msg.get(T.POSS_DUP_FLAG) == "Y":
+            return []
+        self._asked.discard(order_id)
+        status = msg.get(T.ORD_STATUS, "")
+        c = routed.cmd
+        if status == "8" and msg.get(T.ORD_REJ_REASON) == "5" and routed.id_uncertain:
+            log.error(
+                "venue %s does not know order %d by its first ClOrdID, and it was replaced in an earlier "
+                "run: it stays working, its exposure held, until the venue reports on it",
+                self.name,
+                order_id,
+            )
+            return []
+        if status == "8" and msg.get(T.ORD_REJ_REASON) == "5":  # unknown order: the venue does not hold it
+            log.warning("venue %s does not know order %d: it ends here", self.name, order_id)
+            del self._orders[order_id]
+            if not routed.accepted:
+                text = f"venue {self.name} does not know the order"
+                return [self._rejected(order_id, c, RejectReason.VENUE_REJECTED, text, now)]
+            return [OrderCanceled(order_id, routed.cl_ord_id, c.account, c.symbol, CancelReason.VENUE_LOST,
+                                  routed.qty - routed.cum_qty, now)]  # fmt: skip
+        out: list[Message] = []
+        if status != "8" and not routed.accepted:
+            out.append(self._accepted(order_id, routed, now))
+        cum = to_units(msg.get(T.CUM_QTY, "0"), routed.inst.qty_precision, field="CumQty")
+        if cum > routed.cum_qty:  # fills the OMS never got (the session's resend did not bring them)
+            qty = cum - routed.cum_qty
+            price = _average_price(msg, routed, cum, qty)
+            leaves = max(routed.qty - cum, 0)  # what is left of the order after them; its status says the rest
+            log.warning("venue %s: order %d filled %d more than reported: booked at their average price %d",
+                        self.name, order_id, qty, price)  # fmt: skip
+            out.append(self._fill(order_id, routed, qty, price, leaves, True, now))
+        if order_id not in self._orders:  # filled now
+            return out
+        if status == "8" and not routed.accepted:
+            del self._orders[order_id]
+            text = _venue_text(msg, RejectReason.VENUE_REJECTED)
+            return [self._rejected(order_id, c, RejectReason.VENUE_REJECTED, text, now)]
+        if status in ("3", "4", "8"):  # done for day, canceled, rejected after its ack
+            del self._orders[order_id]
+            out.append(OrderCanceled(order_id, routed.cl_ord_id, c.account, c.symbol, CancelReason.VENUE,
+                                     routed.qty - routed.cum_qty, now))  # fmt: skip
+        elif status == "C":
+            del self._orders[order_id]
+            out.append(OrderExpired(order_id, routed.cl_ord_id, c.account, c.symbol, routed.qty - routed.cum_qty, now))
+        return out
+
+    @staticmethod
+    def _counted(routed: _Routed, msg: Received) -> bool:
+        """True when a fill report's CumQty is no more than what the OMS already counted for the order."""
+        cum = msg.get(T.CUM_QTY)
+        return cum is not None and to_units(cum, routed.inst.qty_precision, field="CumQty") <= routed.cum_qty
+
     def _accepted(self, order_id: int, routed: _Routed, now: int) -> OrderAccepted:
         routed.accepted = True
         c = routed.cmd
@@ -266,9 +369,14 @@ class FixVenue:
         inst = routed.inst
         qty, price = parse_qty(inst, msg[T.LAST_QTY]), parse_price(inst, msg[T.LAST_PX])
         leaves = to_units(msg[T.LEAVES_QTY], inst.qty_precision, field="LeavesQty")
+        aggressor = msg.get(T.LAST_LIQUIDITY_IND) != "1"  # 1: added liquidity; unknown counts as taking it
+        return self._fill(order_id, routed, qty, price, leaves, aggressor, now)
+
+    def _fill(
+        self, order_id: int, routed: _Routed, qty: int, price: int, leaves: int, aggressor: bool, now: int
+    ) -> OrderFilled:
         routed.cum_qty += qty
         routed.cum_notional += qty * price
-        aggressor = msg.get(T.LAST_LIQUIDITY_IND) != "1"  # 1: added liquidity; unknown counts as taking it
         if leaves == 0:
             del self._orders[order_id]
         c = routed.cmd
@@ -390,6 +498,21 @@ def _order_id(venue_cl_ord_id: str) -> int:
     """The OMS order id a venue ClOrdID (`<order id>` or `<order id>-<n>`) names; 0 for anything else."""
     head = venue_cl_ord_id.partition("-")[0]
     return int(head) if head.isdigit() else 0
+
+
+def _is_status(msg: Received) -> bool:
+    """True for an ExecutionReport answering a status request (4.4 ExecType I, 4.2 ExecTransType Status)."""
+    return msg.get(T.EXEC_TYPE) == "I" or msg.get(T.EXEC_TRANS_TYPE) == "3"
+
+
+def _average_price(msg: Received, routed: _Routed, cum: int, qty: int) -> int:
+    """The price (in price units, rounded) of the last `qty` of `cum` filled, from the venue's AvgPx over all
+    `cum` and the notional the OMS already counted."""
+    try:
+        avg = Decimal(msg[T.AVG_PX]) * 10**routed.inst.price_precision
+    except InvalidOperation:
+        raise ValueError(f"AvgPx {msg[T.AVG_PX]!r} is not a number") from None
+    return round((avg * cum - routed.cum_notional) / qty)
 
 
 def _venue_text(msg: Received, reason: RejectReason) -> str:

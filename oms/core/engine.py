@@ -158,11 +158,14 @@ class Venue(Protocol):
         when the venue ends its day itself."""
         ...
 
-    def recover(self, order_id: int, cmd: SubmitOrder, cum_qty: int, cum_notional: int, ts_ns: int) -> list[Message]:
+    def recover(
+        self, order_id: int, cmd: SubmitOrder, cum_qty: int, cum_notional: int, ts_ns: int, replaced: bool = False
+    ) -> list[Message]:
         """At start, before any command: order `order_id` (`cmd`'s terms, `cum_qty` filled for `cum_notional`) was
-        working here when the OMS last stopped, by its journal. What became of it: OrderCanceled (reason RESTART)
-        when the venue's book went with the process; nothing when the venue may still hold it (from now on the
-        venue answers for it as for any order it routed, later, through `apply`)."""
+        working here when the OMS last stopped, by its journal; `replaced` when a replace of it was applied in an
+        earlier run (the venue may know it by another id than the first). What became of it: OrderCanceled (reason
+        RESTART) when the venue's book went with the process; nothing when the venue may still hold it (from now
+        on the venue answers for it as for any order it routed, later, through `apply`)."""
         ...
 
 
@@ -193,6 +196,7 @@ class OrderManager:
         self.session_of: dict[int, str] = {}  # order id -> the session its reports go to
         self._outbox: list[tuple[Message, OrderView | None]] = []
         self._faults: list[tuple[str, Exception]] = []  # (which port, what it raised): for the runtime to log
+        self._replaced_before: set[int] = set()  # orders `restore` found replaced in an earlier run
         self.closed = False  # no new orders (`close`)
         self.ready = ready  # new orders taken (`recover` makes it so)
         self._expiries: list[tuple[int, int]] = []  # heap of (expiry time, order id) of GTD orders
@@ -369,6 +373,7 @@ class OrderManager:
                     order.on_pending_replace()
                     order.on_replaced(e.qty, e.price, e.cl_ord_id)
                     by_clordid[(session_of[e.order_id], e.cl_ord_id)] = e.order_id
+                    self._replaced_before.add(e.order_id)
                 case OrderExpired():
                     order.on_expired()
                 case OrderRejected():  # a venue's reject of an order the account had accepted
@@ -392,8 +397,9 @@ class OrderManager:
                 tif=order.tif, session=self.session_of[order.order_id],
             )  # fmt: skip
             try:
+                replaced = order.order_id in self._replaced_before
                 events += self._venue_for(order.symbol).recover(
-                    order.order_id, cmd, order.cum_qty, order.cum_notional, now_ns
+                    order.order_id, cmd, order.cum_qty, order.cum_notional, now_ns, replaced
                 )
             except Exception as exc:
                 self._faults.append(("venue", exc))

@@ -1,12 +1,13 @@
 """The chaos suite: `oms serve` under FIX load from independent raw-socket sessions while something breaks: the OMS
 killed (SIGKILL) or stopped (SIGTERM) and started again, its Redis stopped (SIGSTOP) or killed, an account actor's
-process killed. After each scenario, checked against the OMS as a client and an auditor would:
+process killed, the exchange simulator it routes MSFT to killed (SIGKILL) with orders resting there and started
+again with an empty book. After each scenario, checked against the OMS as a client and an auditor would:
 
 - every ExecutionReport a client saw is reflected: a status request answers the order with at least the CumQty the
   client saw, and with the same final status when the client saw one; every fill the client saw is journaled;
 - nothing is stuck: no order pending (PendingNew, PendingCancel, PendingReplace) once the flow has stopped;
 - no ghost exposure: each account's working orders are the OMS's working orders, and its position equals the net of
-  its journaled fills;
+  its journaled fills; after the exchange's crash, no order it lost is still working at the OMS;
 - `oms audit verify` passes, and (after the final stop) ClickHouse holds each fill once.
 
 It prints one report line per scenario (orders sent, reports seen, fills seen, and what was lost, stuck or ghost:
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +32,8 @@ import pytest
 
 from bench.fix_load import Session, prime
 from bench.serve import PRIME_ACCOUNTS, PRIME_SESSION, write_run_configs
+from oms.apps.exchange_sim import DEFAULT_EXCHANGE_CONFIG
+from oms.apps.run_config import write_config
 from oms.core.accounts import AccountEvent
 from oms.core.model.messages import OrderFilled
 from oms.infra.clickhouse.clickhouse import connect
@@ -49,11 +53,38 @@ PENDING = {"A", "6", "E"}  # PendingNew, PendingCancel, PendingReplace
 FINAL = {"2", "4", "8", "C"}  # Filled, Canceled, Rejected, Expired
 
 
-class Oms:
-    """`oms serve` on one run directory, started again on the same one."""
+class Exchange:
+    """`oms exchange-sim` (the venue MSFT is routed to) on one run directory, started again on the same one."""
 
-    def __init__(self, run: Path, fix_port: int, api_port: int) -> None:
-        self.config = write_run_configs(run, fix_port, api_port)
+    def __init__(self, run: Path, port: int) -> None:
+        self.port = port
+        self.config = write_config({
+            "instruments": str(DEFAULT_EXCHANGE_CONFIG.parent / "instruments.toml"),
+            "fix": {"port": port, "settings": str(DEFAULT_EXCHANGE_CONFIG.parent / "fix" / "exchange.cfg"),
+                    "data_dir": str(run / "exchange")},
+        }, run / "exchange.toml")  # fmt: skip
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "oms", "exchange-sim", "--config", str(self.config)],
+                                     stdout=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+        read_until_ready(self.proc)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.communicate(timeout=60)
+
+
+class Oms:
+    """`oms serve` on one run directory, started again on the same one; MSFT is routed to `exchange`."""
+
+    def __init__(self, run: Path, fix_port: int, api_port: int, exchange: Exchange) -> None:
+        config = write_run_configs(run, fix_port, api_port)
+        raw = tomllib.loads(config.read_text())
+        venue = {"port": exchange.port, "account": "OMS", "data_dir": str(run / "venues")}
+        raw["venues"] = {"default": "INTERNAL", "routes": {"MSFT": "EXCH"}, "fix": {"EXCH": venue}}
+        self.config = write_config(raw, config)
         self.run, self.fix_port = run, fix_port
         self.proc: subprocess.Popen[str] | None = None
         self.api = self.redis = ""
@@ -117,6 +148,8 @@ class Trader:
         self.seen: dict[str, list[dict[str, str]]] = {}
         self.sent: list[str] = []
         self.resting: list[str] = []
+        self.at_venue: list[str] = []  # MSFT orders resting at the exchange, never canceled by the client
+        self.lost_at_venue: list[str] = []  # of those, the ones resting there when it crashed
         self.session: Session | None = None
 
     def connect(self) -> None:
@@ -130,10 +163,17 @@ class Trader:
             self.session = None
 
     def send(self, n: int) -> None:
-        """Order number `n`: a crossing 1 @ 150, or every fifth a bid/ask off the market (canceled at the next)."""
+        """Order number `n`: a crossing 1 @ 150, or every fifth a bid/ask off the market (canceled at the next);
+        every tenth also an MSFT bid/ask off the market, routed to the exchange and left there."""
         s = self.session
         assert s is not None
         cl = f"{self.tag}{self.account}-{n}"
+        if n % 10 == 3:
+            px = "290" if self.side == "1" else "310"
+            s.outbox += s.message("D", f"11=v{cl}{SOH}1={self.account}{SOH}55=MSFT{SOH}54={self.side}{SOH}"
+                                       f"60=20260101-00:00:00{SOH}38=1{SOH}40=2{SOH}44={px}{SOH}59=1{SOH}")  # fmt: skip
+            self.sent.append(f"v{cl}")
+            self.at_venue.append(f"v{cl}")
         price = "150" if n % 5 else ("148" if self.side == "1" else "152")
         s.outbox += s.message("D", f"11={cl}{SOH}1={self.account}{SOH}55=AAPL{SOH}54={self.side}{SOH}"
                                    f"60=20260101-00:00:00{SOH}38=1{SOH}40=2{SOH}44={price}{SOH}59=1{SOH}")  # fmt: skip
@@ -179,7 +219,8 @@ class Trader:
         """The OMS's answer to an OrderStatusRequest for `cl`."""
         s = self.session
         assert s is not None
-        s.outbox += s.message("H", f"11={cl}{SOH}790=q-{cl}{SOH}55=AAPL{SOH}54={self.side}{SOH}")
+        symbol = "MSFT" if cl.startswith("v") else "AAPL"
+        s.outbox += s.message("H", f"11={cl}{SOH}790=q-{cl}{SOH}55={symbol}{SOH}54={self.side}{SOH}")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             s.flush()
@@ -300,6 +341,11 @@ def _check(oms: Oms, traders: list[Trader]) -> dict[str, int]:
         if held != net:
             ghost += 1
             problems.append(f"{t.account}: position {held}, journaled fills net {net}")
+        for cl in t.lost_at_venue:  # the exchange lost its book: the OMS must not hold these as working
+            status = t.status(cl)
+            if status.get("39") in ("0", "1", *PENDING):
+                ghost += 1
+                problems.append(f"{cl}: lost by the exchange, status {status.get('39')} at the OMS")
     audit = subprocess.run([sys.executable, "-m", "oms", "audit", "verify", "--redis-url", oms.redis],
                            capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
     if audit.returncode != 0:
@@ -308,7 +354,7 @@ def _check(oms: Oms, traders: list[Trader]) -> dict[str, int]:
     return {"lost": lost, "stuck": stuck, "ghost": ghost, "audit": audit.returncode}
 
 
-def _scenarios(oms: Oms) -> dict[str, Callable[[], bool]]:
+def _scenarios(oms: Oms, exchange: Exchange, traders: list[Trader]) -> dict[str, Callable[[], bool]]:
     """name -> the fault; returns True when the OMS has to be started again afterwards."""
 
     def oms_sigkill() -> bool:
@@ -334,8 +380,16 @@ def _scenarios(oms: Oms) -> dict[str, Callable[[], bool]]:
         os.kill(oms.actor_pid(), signal.SIGKILL)
         return False
 
+    def exchange_sigkill() -> bool:  # started again at once, with an empty book
+        for t in traders:
+            t.lost_at_venue = list(t.at_venue)
+        exchange.stop(signal.SIGKILL)
+        exchange.start()
+        return False
+
     return {"oms_sigkill": oms_sigkill, "oms_sigterm": oms_sigterm, "redis_sigstop": redis_sigstop,
-            "redis_sigkill": redis_sigkill, "actor_sigkill": actor_sigkill}  # fmt: skip
+            "redis_sigkill": redis_sigkill, "actor_sigkill": actor_sigkill,
+            "exchange_sigkill": exchange_sigkill}  # fmt: skip
 
 
 def _scenario(oms: Oms, name: str, fault: Callable[[], bool], traders: list[Trader]) -> str:
@@ -360,20 +414,24 @@ def _scenario(oms: Oms, name: str, fault: Callable[[], bool], traders: list[Trad
 
 def test_chaos_suite_loses_nothing_a_client_saw_and_leaves_nothing_stuck(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     random.seed(7)
-    oms = Oms(tmp_path, free_port(), free_port())
-    oms.start()
+    exchange = Exchange(tmp_path, free_port())
+    exchange.start()
+    oms = Oms(tmp_path, free_port(), free_port(), exchange)
     report: list[str] = []
     try:
+        oms.start()
         prime(oms.fix_port, PRIME_SESSION, PRIME_ACCOUNTS, "AAPL", "150", "chaos")
-        for name, fault in _scenarios(oms).items():
+        names = list(_scenarios(oms, exchange, []))
+        for name in names:
             traders = [Trader(oms, a, side, f"{name}-") for a, side in zip(TRADERS, ("1", "2"), strict=True)]
             try:
-                report.append(_scenario(oms, name, fault, traders))
+                report.append(_scenario(oms, name, _scenarios(oms, exchange, traders)[name], traders))
             finally:
                 for t in traders:
                     t.close()
     finally:
-        code = oms.stop()
+        code = oms.stop() if oms.proc is not None else -1
+        exchange.stop()
     ch = connect(f"chdb://{tmp_path / 'clickhouse'}")  # the run's embedded store (`write_run_configs`)
     try:
         rows, unique = ch.query("SELECT count(), uniqExact(exec_id) FROM executions FINAL").result_rows[0]

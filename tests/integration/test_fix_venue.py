@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -266,3 +266,38 @@ def test_a_venue_reject_reaches_the_client_with_the_venues_reason(tmp_path: Path
     assert (rej[T.EXEC_TYPE], rej[T.ORD_STATUS], rej[T.CL_ORD_ID]) == ("8", "8", "c1")
     assert rej[T.TEXT] == "rejected by the venue: account 'NOT-A-MEMBER' is not traded on this session"
     assert rej2[T.EXEC_TYPE] == "8"
+
+
+def test_a_venue_restarted_with_an_empty_book_has_the_orders_it_lost_canceled(tmp_path: Path) -> None:
+    r = start_routed(tmp_path)
+    try:
+        client = r.client()
+        client.new_order("c1", "MSFT", "1", "10", "299")
+        client.new_order("c2", "MSFT", "1", "5", "298")
+        client.expect(2)
+        # the venue crashes: its book goes, its FIX session store stays
+        r.sim.gateway.stop(cancel_working=False)
+        assert _wait(lambda: not r.venue.connected, 5)
+        r.sim = ExchangeSim.start(write_sim_config(tmp_path, r.sim.port))
+        assert r.venue.wait_connected(10)
+        reports = client.expect(2, timeout=10)
+        client.cancel("x1", "c1", "MSFT", "1", "10")
+        (cancel_reject,) = client.expect(1)
+    finally:
+        stop_routed(r)
+
+    assert sorted(m[T.CL_ORD_ID] for m in reports) == ["c1", "c2"]
+    for m in reports:
+        assert (m[T.EXEC_TYPE], m[T.ORD_STATUS], m[T.LEAVES_QTY]) == ("4", "4", "0")
+        assert m[T.TEXT] == "canceled: venue lost"
+    assert not r.gateway.engine.working()  # no exposure left behind for orders nobody holds
+    assert cancel_reject.msg_type == "9" and cancel_reject[T.ORD_STATUS] == "4"
+
+
+def _wait(cond: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -123,7 +123,7 @@ def read_until_ready(proc: subprocess.Popen[str]) -> list[str]:
     lines: list[str] = []
     while not lines or not lines[-1].startswith("ready"):
         line = proc.stdout.readline()
-        assert line, f"exited before ready: {lines}"
+        assert line, f"exited before ready (exit code {proc.wait(timeout=60)}): {lines}"
         lines.append(line)
     return lines
 

@@ -140,6 +140,7 @@ class CancelReason(IntEnum):
     SHUTDOWN = 8  # the OMS stopped and its book with it
     VENUE = 9  # an external venue canceled it on its own (IOC remainder, no liquidity, its own reasons)
     RESTART = 10  # working in the internal book when the OMS last stopped without canceling it (a crash)
+    VENUE_LOST = 11  # an external venue asked for its status no longer knows it (it restarted with an empty book)
 
 
 class OrdStatus(Enum):

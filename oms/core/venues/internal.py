@@ -134,7 +134,9 @@ class InternalVenue:
         """Expire every working DAY order."""
         return self._translate(self._engine.end_of_day(), ts_ns)
 
-    def recover(self, order_id: int, cmd: SubmitOrder, cum_qty: int, cum_notional: int, ts_ns: int) -> list[Message]:
+    def recover(
+        self, order_id: int, cmd: SubmitOrder, cum_qty: int, cum_notional: int, ts_ns: int, replaced: bool = False
+    ) -> list[Message]:
         """The book is this process's: an order it held when the OMS last stopped is gone with it. Canceled (reason
         RESTART) for its unfilled quantity, so the account releases what it held."""
         return [OrderCanceled(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, CancelReason.RESTART,

@@ -356,8 +356,8 @@ def test_a_restart_rebuilds_every_order_from_the_journal_and_cancels_what_the_lo
 
 def test_a_venue_that_may_still_hold_an_order_gets_it_back_working(gate):
     class KeepingVenue(InternalVenue):
-        def recover(self, order_id, cmd, cum_qty, cum_notional, ts_ns):
-            self.kept = (order_id, cmd.cl_ord_id, cmd.session, cmd.qty, cum_qty)
+        def recover(self, order_id, cmd, cum_qty, cum_notional, ts_ns, replaced=False):
+            self.kept = (order_id, cmd.cl_ord_id, cmd.session, cmd.qty, cum_qty, replaced)
             return []
 
     book = InternalVenue(INSTRUMENTS)
@@ -370,9 +370,16 @@ def test_a_venue_that_may_still_hold_an_order_gets_it_back_working(gate):
 
     assert manager.recover(3) == []
 
-    assert venue.kept == (1, "far", "S1", 30, 10)
+    assert venue.kept == (1, "far", "S1", 30, 10, False)
     working = [(o.cl_ord_id, o.status, o.leaves_qty) for o in manager.working()]
     assert working == [("far", OrdStatus.PARTIALLY_FILLED, 20)]
+
+    # a replace journaled: the venue is told so at the next start (it may know the order by another id)
+    replaced = OrderReplaced(1, "far2", "far", "ACC1", "AAPL", 25, PX, 15, 4)
+    again = OrderManager(INSTRUMENTS, RecordingGate(), lambda symbol: venue, first_order_id=2_000, ready=False)
+    again.restore([*gate.journal, replaced])
+    again.recover(5)
+    assert venue.kept == (1, "far2", "S1", 25, 10, True)
 
 
 def test_events_of_orders_the_journal_does_not_accept_are_skipped_and_counted():
