@@ -20,6 +20,8 @@ from oms.core.model.messages import OrderAccepted
 from oms.infra.redis.journal import Journal
 from oms.infra.redis.server import ManagedRedis, make_client
 from oms.runtime.sequencer import MAX_JOURNAL_STALL_S
+from tests.integration.test_chaos import _descendants
+from tests.integration.test_redis_server import _pid_alive
 from tests.integration.test_serve import configs, read_until_ready  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
@@ -155,3 +157,27 @@ def test_readyz_says_ready_with_each_check_once_the_oms_has_started(configs: tup
     assert {"reconciled", "order_entry", "journal", "redis", "accounts", "sink", "fix_sessions"} <= set(checks)
     assert all(v.startswith("ok") for v in checks.values()), checks
     assert live.status_code == 200
+
+
+def test_a_sigkilled_oms_leaves_no_process_behind(configs: tuple[Path, int]) -> None:  # noqa: F811
+    config, _ = configs
+    proc, _, _ = _serve(config)
+    below = _descendants(proc.pid)
+    names = {pid: _name(pid) for pid in below}
+    # Ray's agents are the raylet's children, not the OMS's: the ones a SIGKILL used to leave running
+    assert {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= set(names.values()), names
+
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while (left := [p for p in below if _pid_alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert not left, {p: names[p] for p in left}
+
+
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return "?"

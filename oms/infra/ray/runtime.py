@@ -11,6 +11,8 @@ from typing import Annotated
 
 import msgspec
 
+from oms.infra.ray.reaper import Reaper
+
 NAMESPACE = "oms"
 
 
@@ -24,30 +26,41 @@ class RaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     accounts_per_actor: Annotated[int, msgspec.Meta(ge=1)] = 1  # pack several accounts into one actor
 
 
+_reaper: Reaper | None = None  # of the local cluster this process started
+
+
 def start_ray(settings: RaySettings) -> None:
     """Start (or join) Ray with `settings`; a no-op when this process is already connected.
 
-    A local cluster gets `num_cpus`, a small object store and no dashboard, as a small machine needs; joining a
-    cluster takes its resources as they are."""
+    A local cluster gets `num_cpus`, a small object store and no dashboard, as a small machine needs, and a reaper
+    that ends every one of its processes when this process ends, even by SIGKILL (`oms.infra.ray.reaper`); joining
+    a cluster takes its resources as they are."""
     import ray
 
+    global _reaper
     if ray.is_initialized():
         return
     common = {"namespace": settings.namespace, "logging_level": logging.WARNING, "log_to_driver": False}
     if settings.address is None:
-        ray.init(
-            num_cpus=settings.num_cpus,
-            object_store_memory=settings.object_store_mb * 1024 * 1024,
-            include_dashboard=False,
-            **common,
-        )
+        _reaper = Reaper()
+        with _reaper.marking():
+            ray.init(
+                num_cpus=settings.num_cpus,
+                object_store_memory=settings.object_store_mb * 1024 * 1024,
+                include_dashboard=False,
+                **common,
+            )
     else:
         ray.init(address=settings.address, **common)
 
 
 def stop_ray() -> None:
-    """Disconnect from Ray (and stop the local cluster this process started)."""
+    """Disconnect from Ray (and stop the local cluster this process started, every process of it)."""
     import ray
 
+    global _reaper
     if ray.is_initialized():
         ray.shutdown()
+    if _reaper is not None:
+        _reaper.stop()
+        _reaper = None
