@@ -168,7 +168,7 @@ def test_a_sigkilled_oms_leaves_no_process_behind(configs: tuple[Path, int]) -> 
     assert {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= set(names.values()), names
 
     proc.kill()
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)
     deadline = time.monotonic() + 20
     while (left := [p for p in below if _pid_alive(p)]) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -408,6 +408,47 @@ def test_fills_whose_settle_dies_with_the_actor_come_back_from_the_log_once(
 
 
 
+def test_fills_whose_journal_append_fails_are_not_dropped_from_the_log_by_a_later_call(
+    actor: Any, wal: Wal, redis_server: ManagedRedis
+) -> None:
+    """Redis dies while the actor journals a settle's fills (they are in the log: the gate wrote them ahead), and is
+    back before the gate asks for the rebuild: the next call that journals reports of later log entries (and deletes
+    the log up to them) must not delete the fills' entry before they are journaled."""
+    gate = queueing_gate(actor, wal)
+    warm_up(gate)
+    assert isinstance(gate.decide(order("ALGO1", "q2"), 2, 12), OrderAccepted)
+    settle = gate._host.gate_settle  # type: ignore[attr-defined]
+
+    def journal_dies(reports, call, marks=()):  # type: ignore[no-untyped-def]
+        redis_server.kill()  # after the gate's write-ahead, before the actor's append
+        try:
+            return settle(reports, call, marks)
+        finally:
+            redis_server.revive()
+
+    gate._host.gate_settle = journal_dies  # type: ignore[attr-defined]
+    fill = OrderFilled(2, "q2", "ALGO1", "AAPL", 900, Side.BUY, 4, PX, 6, 4, 4 * PX, True, 30)
+    with pytest.raises(Unsettled):
+        gate.on_events([fill])
+    gate._host.gate_settle = settle  # type: ignore[attr-defined]
+    # later orders of the account's before the rebuild (which the runtime asks for within 50 ms): decided by the
+    # actor, none locally under a fresh grant whose report would delete the log up to its own entry
+    assert isinstance(gate.decide(order("ALGO1", "q3"), 3, 40), OrderAccepted)
+    assert isinstance(gate.decide(order("ALGO1", "q4"), 4, 41), OrderAccepted)
+    gate.resync()
+    assert not gate.unsynced
+    assert isinstance(gate.decide(order("ALGO1", "q5"), 5, 42), OrderAccepted)  # locally again, once rebuilt
+    gate.close()
+
+    journal = Journal(make_client(redis_server.url), AccountEvent)
+    records = [r for _, r in journal.read("ALGO1")]
+    assert [r.exec_id for r in records if isinstance(r, OrderFilled)] == [900]
+    assert sorted(r.order_id for r in records if isinstance(r, OrderAccepted)) == [1, 2, 3, 4, 5]
+    assert wal.length("ALGO1") == 0
+    assert _wait(actor.state_hash.remote("ALGO1")) == _wait(actor.replayed_hash.remote("ALGO1"))
+    assert _wait(actor.summary.remote("ALGO1"))["positions"]["AAPL"]["qty"] == 4
+
+
 def test_a_record_the_log_holds_twice_is_journaled_once_when_the_account_is_rebuilt(
     actor: Any, wal: Wal, redis_server: ManagedRedis
 ) -> None:

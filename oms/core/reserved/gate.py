@@ -531,10 +531,14 @@ class AllowanceGate(OperatorMethods):
         return decision
 
     def _asks(self) -> dict[str, GrantAsk]:
-        """Per reserved account: keep the grant held while it lives, else (once past its retry time) a fresh one."""
+        """Per reserved account: keep the grant held while it lives, else (once past its retry time) a fresh one.
+        None for an account waiting for its rebuild (`unsynced`): its log may hold entries its host has not
+        journaled, and a local acceptance's report would have the host delete the log up to that later entry."""
         asks: dict[str, GrantAsk] = {}
         clock = self._clock
         for account in self._accounts:
+            if account in self.unsynced:
+                continue
             loc = self._local.get(account)
             if loc is not None and not loc.lease.void:
                 asks[account] = GrantAsk(self._request, clock, loc.grant_id, False)

@@ -120,6 +120,9 @@ class AccountShard(OperatorMethods):
         self._wal: ReportLog[AccountEvent] = ReportLog(self._client, AccountEvent)
         self._floor: dict[str, str] = {}  # per account: the log id up to which the gate's reports are journaled
         self._settles: dict[str, str] = {}  # per account: the log id the batch being run reached
+        # accounts whose journal append failed and whose rebuild failed too (the journal was away): memory may be
+        # ahead of the journal and the log may hold entries not journaled; rebuilt before the next call uses them
+        self._stale: set[str] = set()
         for account in accounts:
             if self._risk.limits_for(account) is None:
                 raise UnknownAccount(f"account {account!r} has no limits in {config.risk_path}")
@@ -245,12 +248,14 @@ class AccountShard(OperatorMethods):
         return self._gate(marks, reports, lambda touched: self._operate(call.command, touched))
 
     def gate_resync(self, reports: list[AccountEvent], call: Resync, marks: Sequence[TradePrinted] = ()) -> None:
-        """`reports` (and `marks`), then the account rebuilt from its journal and the write-ahead log (what the log
-        holds is journaled, once): after a call of the gate's failed, memory may have run ahead of the journal, and
-        the log may hold what the call carried."""
-        self._catch_up(marks, reports)
+        """The account rebuilt from its journal and the write-ahead log (what the log holds is journaled, once),
+        then `reports` (those the log held are skipped) and `marks`: after a call of the gate's failed, memory may
+        have run ahead of the journal, and the log may hold what the call carried. The rebuild comes first: an
+        append of the reports deletes the log up to their entries, and must not delete one not yet journaled."""
         self._desk.drain(call.account)
-        self._states[call.account] = self._recover(call.account)
+        self._states[call.account] = self._recover(call.account)  # first: journals what the log holds, once
+        self._stale.discard(call.account)
+        self._catch_up(marks, reports)
 
     def serve_gate(self, packed: bytes) -> tuple[object, dict[str, int]]:
         """A remote gate's call, packed (`oms.infra.ray.wire.pack_request`): the prints this host missed, then the
@@ -473,18 +478,42 @@ class AccountShard(OperatorMethods):
 
     def _run(self, work: Callable[[Touched], R]) -> R:
         """`work` in memory, then one journal append per account it touched. If `work` raises, the touched accounts
-        are rebuilt from the journal (memory must not run ahead of it) and the error goes to the caller."""
+        are rebuilt from the journal (memory must not run ahead of it) and the error goes to the caller. An account
+        left stale by an earlier failure is rebuilt first: the log entries that failure left unjournaled must be
+        journaled before any append deletes the log up to a later entry."""
+        for account in sorted(self._stale):
+            self._states[account] = self._recover(account)
+            self._stale.discard(account)
         touched: Touched = {}
+        floor = dict(self._floor)
         try:
             result = work(touched)
         except Exception:
-            self._settles.clear()
-            for account in touched:
-                self._states[account] = self._recover(account)
-            self._desk.void_all()
+            self._failed(floor, set(touched) | set(self._settles))
             raise
-        self._commit(touched)
+        self._commit(touched, floor)
         return result
+
+    def _failed(self, floor: dict[str, str], accounts: set[str]) -> None:
+        """A call failed before its journal append took: nothing of it was journaled, so neither were the log
+        entries it saw (the log floors go back to `floor`); the accounts it touched or whose log entries it carried
+        are rebuilt from their journals and the log."""
+        self._settles.clear()
+        self._floor = floor
+        self._rebuild_after_failure(sorted(accounts))
+
+    def _rebuild_after_failure(self, accounts: list[str]) -> None:
+        """Rebuild `accounts` from their journals and the log; those the journal cannot give back now stay
+        `_stale` (rebuilt before the next call). Every allowance is voided."""
+        self._stale.update(accounts)
+        try:
+            for account in accounts:
+                self._states[account] = self._recover(account)  # memory must not run ahead of the journal
+                self._stale.discard(account)
+        finally:
+            self._desk.void_all()
+        for account in accounts:
+            self._desk.sync(self._states[account])
 
     def _state(self, account: str) -> AccountState:
         state = self._states.get(account)
@@ -547,9 +576,11 @@ class AccountShard(OperatorMethods):
         wal = self._settles.pop(account, None)
         return None if wal is None else (self._wal.key(account), wal)
 
-    def _commit(self, touched: Touched) -> None:
+    def _commit(self, touched: Touched, floor: dict[str, str]) -> None:
         """Append every touched account's events in one round trip, all or nothing, then snapshot the accounts
-        due. If the append fails, the touched accounts are rebuilt from their journals and the error is raised."""
+        due. If the append fails, the call has `_failed` (`floor`: the log floors before it) and the error is
+        raised."""
+        seen = set(touched) | set(self._settles)
         work = [(account, events, self._settled(account)) for account, events in touched.items() if events]
         self._settles.clear()
         if not work:
@@ -557,11 +588,7 @@ class AccountShard(OperatorMethods):
         try:
             written = self._journal.append_accounts(work)
         except Exception:
-            for account, _, _ in work:
-                self._states[account] = self._recover(account)  # memory must not run ahead of the journal
-            self._desk.void_all()
-            for account, _, _ in work:
-                self._desk.sync(self._states[account])
+            self._failed(floor, seen)
             raise
         for (account, _, _), ids in zip(work, written, strict=True):
             self._desk.sync(self._states[account])
