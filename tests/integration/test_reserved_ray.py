@@ -449,6 +449,35 @@ def test_fills_whose_journal_append_fails_are_not_dropped_from_the_log_by_a_late
     assert _wait(actor.summary.remote("ALGO1"))["positions"]["AAPL"]["qty"] == 4
 
 
+def test_fills_whose_write_ahead_waited_for_redis_are_journaled_before_a_later_settle_deletes_the_log(
+    actor: Any, wal: Wal, redis_server: ManagedRedis
+) -> None:
+    """Redis is down when a fill is settled: its entry waits in the gate, written with the next settle's entry of
+    the same account. That settle deletes the log up to its own entry once journaled: the earlier fill's entry must
+    be journaled first (the account is rebuilt before the call), once."""
+    gate = queueing_gate(actor, wal)
+    warm_up(gate)
+    assert isinstance(gate.decide(order("ALGO1", "q2"), 2, 12), OrderAccepted)
+    fills = [OrderFilled(2, "q2", "ALGO1", "AAPL", 900 + n, Side.BUY, 4, PX, 6 - 4 * n, 4 + 4 * n, (4 + 4 * n) * PX,
+                         True, 30 + n) for n in range(2)]  # fmt: skip
+    redis_server.kill()
+    try:
+        with pytest.raises(Unsettled):
+            gate.on_events(fills[:1])
+    finally:
+        redis_server.revive()
+    gate.on_events(fills[1:])
+    gate.close()
+
+    journal = Journal(make_client(redis_server.url), AccountEvent)
+    records = [r for _, r in journal.read("ALGO1")]
+    assert [r.exec_id for r in records if isinstance(r, OrderFilled)] == [900, 901]
+    assert [r.order_id for r in records if isinstance(r, OrderAccepted)] == [1, 2]
+    assert wal.length("ALGO1") == 0
+    assert _wait(actor.state_hash.remote("ALGO1")) == _wait(actor.replayed_hash.remote("ALGO1"))
+    assert _wait(actor.summary.remote("ALGO1"))["positions"]["AAPL"]["qty"] == 8
+
+
 def test_a_record_the_log_holds_twice_is_journaled_once_when_the_account_is_rebuilt(
     actor: Any, wal: Wal, redis_server: ManagedRedis
 ) -> None:

@@ -214,6 +214,7 @@ class AllowanceGate(OperatorMethods):
         try:  # a write that fails leaves the entries held: the batch's seal writes them before any report leaves
             reports = self._take()
             wal = dict(zip(ahead, self._written[len(self._written) - len(ahead) :], strict=True)) if ahead else {}
+            self._rebuild_first(ahead)
             answer = self._host.gate_settle(reports, Settle(batch, prints, self._asks(), wal))
         except Exception as exc:
             self._lost(reports, ahead)
@@ -222,6 +223,15 @@ class AllowanceGate(OperatorMethods):
             raise Unsettled(f"the host of {sorted(ahead)} did not take {len(batch)} post-trade events; they are "
                             f"written ahead and journaled when it is rebuilt: {exc!r}") from exc  # fmt: skip
         self._install(answer)
+
+    def _rebuild_first(self, accounts: Iterable[str]) -> None:
+        """Before a call that journals new entries of `accounts` (and so deletes their log up to those entries):
+        each of them waiting for its rebuild (`unsynced`) is rebuilt now, so the entries an earlier failed call
+        left in the log are journaled first. Every entry is written by then (`_take`). Raises when a rebuild
+        fails: the call is not made."""
+        for account in sorted(self.unsynced.intersection(accounts)):
+            self._host.gate_resync([], Resync(account))
+            self.unsynced.discard(account)
 
     def _lost(self, reports: list[AccountEvent], accounts: Iterable[str]) -> None:
         """A host call failed with `reports` (written ahead: the log has them) and events of `accounts`: each such
