@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import quickfix as fix
 
 from fix_gateway import tags as T
+from fix_gateway.codec import field_problem
 
 __all__ = ["GatewayApplication", "Handlers", "QuietApplication"]
 
@@ -27,6 +28,8 @@ class Handlers(Protocol):
     def check_logon(self, message: Any, session_id: Any) -> None: ...
 
     def on_error(self, message: Any, session_id: Any, exc: Exception) -> None: ...
+
+    def on_bad_field(self, message: Any, session_id: Any, tag: int, text: str) -> None: ...
 
 
 class QuietApplication(fix.Application):  # type: ignore[misc]
@@ -82,6 +85,9 @@ class GatewayApplication(QuietApplication):
         key = (header.getField(T.BEGIN_STRING), header.getField(T.MSG_TYPE))
         handler = self._router.get(key, self._gateway.on_unsupported)
         try:
+            problem = field_problem(message)  # before anything keeps or echoes it
+            if problem is not None:
+                return self._gateway.on_bad_field(message, session_id, *problem)
             handler(message, session_id)
         except Exception as exc:  # answered with a BusinessMessageReject and logged, see FixGateway.on_error
             self._gateway.on_error(message, session_id, exc)

@@ -11,6 +11,7 @@ number never passes through a float.
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from fractions import Fraction
 from typing import Any, NamedTuple
@@ -39,7 +40,16 @@ from oms.core.model.numbers import InvalidValue, from_units, to_units
 from oms.core.orders import Order, OrderView
 from risk.reasons import describe
 
-__all__ = ["LIMIT_REASONS", "ORD_TYPE_CHARS", "SIDE_CHARS", "TIF_CHARS", "Codec", "Refusal", "utc_timestamp"]
+__all__ = [
+    "LIMIT_REASONS",
+    "ORD_TYPE_CHARS",
+    "SIDE_CHARS",
+    "TIF_CHARS",
+    "Codec",
+    "Refusal",
+    "field_problem",
+    "utc_timestamp",
+]
 
 AVG_PX_EXTRA_DIGITS = 6  # AvgPx carries this many digits beyond the instrument's price precision
 
@@ -89,6 +99,34 @@ def _get(msg: Any, tag: int) -> str | None:
     return msg.getField(tag) if msg.isSetField(tag) else None
 
 
+# the data dictionaries let an order without OrderQty (38) through (FIX 4.4's OrderQtyData may carry CashOrderQty
+# instead, which the OMS does not take): its absence is an invalid quantity
+_NO_QTY = Refusal(RejectReason.INVALID_QTY, "invalid quantity: OrderQty (38) is required")
+
+
+MAX_ID_LENGTH = 64  # ClOrdID, OrigClOrdID, OrdStatusReqID, Account, Symbol: as REST bounds its ids
+MAX_TEXT_LENGTH = 256
+_ID_CHARS = re.compile("[!-~]+")  # as REST's ids: printable ASCII, no space
+_BOUNDED = {T.CL_ORD_ID: ("ClOrdID", MAX_ID_LENGTH), T.ORIG_CL_ORD_ID: ("OrigClOrdID", MAX_ID_LENGTH),
+            T.ORD_STATUS_REQ_ID: ("OrdStatusReqID", MAX_ID_LENGTH), T.ACCOUNT: ("Account", MAX_ID_LENGTH),
+            T.SYMBOL: ("Symbol", MAX_ID_LENGTH), T.TEXT: ("Text", MAX_TEXT_LENGTH)}  # fmt: skip
+
+
+def field_problem(msg: Any) -> tuple[int, str] | None:
+    """(tag, what is wrong) for the first field of an application message the OMS would echo or keep that is
+    longer than its bound, or an id (which the OMS puts on every report, or keeps for the order's life) with a
+    character outside printable ASCII or a space; None when every one is within bounds."""
+    for tag, (name, limit) in _BOUNDED.items():
+        if not msg.isSetField(tag):
+            continue
+        value = msg.getField(tag)
+        if len(value) > limit:
+            return tag, f"{name} ({tag}) longer than {limit} characters"
+        if tag != T.TEXT and not _ID_CHARS.fullmatch(value):
+            return tag, f"{name} ({tag}) must be printable ASCII without spaces"
+    return None
+
+
 class Codec:
     """One session's translator. Subclasses set `begin_string` and override the version hooks."""
 
@@ -117,6 +155,8 @@ class Codec:
         tif = _TIFS.get(_get(msg, T.TIME_IN_FORCE) or "0")
         if tif is None:
             return Refusal(RejectReason.INVALID_TIF, f"TimeInForce {msg.getField(T.TIME_IN_FORCE)!r} not supported")
+        if not msg.isSetField(T.ORDER_QTY):
+            return _NO_QTY
         try:
             qty = parse_qty(inst, msg.getField(T.ORDER_QTY))
             price = self._price(msg, inst, T.PRICE, "Price", ord_type in _PRICED)
@@ -176,6 +216,8 @@ class Codec:
             return Refusal(RejectReason.INVALID_ORD_TYPE, "a replace cannot change the order type")
         if side is None or ord_type is None:
             return Refusal(RejectReason.INVALID_ORD_TYPE, "side or order type not supported")
+        if not msg.isSetField(T.ORDER_QTY):
+            return _NO_QTY
         try:
             qty = parse_qty(inst, msg.getField(T.ORDER_QTY))
             price = self._price(msg, inst, T.PRICE, "Price", ord_type in _PRICED)
@@ -328,6 +370,17 @@ class Codec:
         if request.isSetField(T.SYMBOL):
             msg.setField(T.SYMBOL, request.getField(T.SYMBOL))
         msg.setField(T.TRANSACT_TIME, utc_timestamp(now_ns))
+        return msg
+
+    def session_reject(self, ref_seq_num: str, ref_msg_type: str, ref_tag: int, reason: str, text: str) -> Any:
+        """Reject (3) of a message the session layer let through but the OMS refuses field by field: RefTagID names
+        the field, SessionRejectReason says what is wrong with it."""
+        msg = self._message(T.MT_REJECT)
+        msg.setField(T.REF_SEQ_NUM, ref_seq_num)
+        msg.setField(T.REF_TAG_ID, str(ref_tag))
+        msg.setField(T.REF_MSG_TYPE, ref_msg_type)
+        msg.setField(T.SESSION_REJECT_REASON, reason)
+        msg.setField(T.TEXT, text)
         return msg
 
     def business_reject(self, ref_seq_num: str, ref_msg_type: str, reason: str, text: str) -> Any:

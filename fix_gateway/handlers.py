@@ -113,6 +113,11 @@ class OrderHandlers:
         """OrderMassCancelRequest (FIX 4.4): an OrderMassCancelReport, then a Canceled report per order."""
         self._post(self._mass_cancel, msg, session_id.toString())
 
+    def on_bad_field(self, msg: Any, session_id: Any, tag: int, text: str) -> None:
+        """A field out of its bounds (`fix_gateway.codec.field_problem`): Reject (3), SessionRejectReason 5 (value
+        incorrect for this tag), RefTagID the field; nothing else is done with the message."""
+        self._session_reject(msg, session_id.toString(), tag, T.SESSION_REJECT_VALUE_INCORRECT, text)
+
     def on_unsupported(self, msg: Any, session_id: Any) -> None:
         """Any other application message: BusinessMessageReject, Unsupported Message Type."""
         name = session_id.toString()
@@ -249,8 +254,12 @@ class OrderHandlers:
         return None
 
     def _failed(self, msg: Any, name: str, exc: Exception) -> None:
-        """The whole story (message, traceback) goes to the log under a reference; the client gets the reference
+        """A field the OMS needs that is missing: Reject (3), SessionRejectReason 1, RefTagID the field. Anything
+        else: the whole story (message, traceback) goes to the log under a reference; the client gets the reference
         and the kind of failure, never the exception's text (paths, hosts, another component's traceback)."""
+        if isinstance(exc, fix.FieldNotFound):  # a field the OMS needs and the data dictionary does not require
+            text = f"Required tag missing: {exc.field}"
+            return self._session_reject(msg, name, exc.field, T.SESSION_REJECT_REQUIRED_TAG_MISSING, text)
         ref = f"E{next(_FAILURES)}"
         log.exception("failed to process %s from %s [%s]", msg.toString().replace("\x01", "|"), name, ref,
                       exc_info=exc)  # fmt: skip
@@ -274,6 +283,13 @@ class OrderHandlers:
 
     def _read_only(self, msg: Any, name: str) -> None:
         self._business_reject(msg, name, T.BUSINESS_REJECT_UNSUPPORTED_MESSAGE_TYPE, "drop-copy session is read-only")
+
+    def _session_reject(self, msg: Any, name: str, tag: int, reason: str, text: str) -> None:
+        header = msg.getHeader()
+        reply = self._codecs[name].session_reject(
+            header.getField(T.MSG_SEQ_NUM), header.getField(T.MSG_TYPE), tag, reason, text
+        )
+        self._reports.send_now(reply, name)
 
     def _business_reject(self, msg: Any, name: str, reason: str, text: str) -> None:
         header = msg.getHeader()

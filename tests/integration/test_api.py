@@ -470,7 +470,6 @@ def test_a_retried_submit_with_the_same_idempotency_key_returns_the_same_order(a
     assert api.order({**ADMIN, "Idempotency-Key": "k-1"}).json()["order_id"] != first.json()["order_id"]
 
 
-
 def test_an_idempotency_key_is_not_spent_by_a_refused_request_and_never_replays_an_order_it_did_not_make(
     api: Api,
 ) -> None:
@@ -505,3 +504,38 @@ def test_once_the_oms_stops_taking_orders_a_new_one_is_503_and_the_working_ones_
     _error(api.order(TRADER1, client_order_id="w2"), 503, "shutting_down")
     after = api.http.get(f"/v1/orders/{working['order_id']}", headers=TRADER1).json()
     assert (working["status"], after["status"]) == ("new", "canceled")
+
+
+def test_a_signature_with_a_non_ascii_character_is_401_not_a_crash(api: Api) -> None:
+    headers = _signed("trader1", "trader1-dev-secret", "POST", "/v1/orders", ORDER)
+    headers["X-API-Signature"] = "\u00e9" + headers["X-API-Signature"][1:]
+    raw = httpx.Headers({k: v.encode() for k, v in headers.items()})  # the header as UTF-8 bytes on the wire
+
+    _error(api.http.post("/v1/orders", content=ORDER, headers=raw), 401, "bad_signature")
+
+
+@pytest.mark.parametrize("path", ["/v1/orders", "/v1/algos", "/v1/accounts/ACC1/kill-switch", "/v1/kill-switch"])
+def test_a_body_nested_too_deep_is_400_before_it_is_parsed(api: Api, path: str) -> None:
+    body = b'{"on": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+
+    body_out = _error(api.http.post(path, content=body, headers={**ADMIN, "Content-Type": "application/json"}),
+                      400, "too_deep")  # fmt: skip
+    assert "16 levels" in body_out["message"]
+
+
+def test_a_body_over_the_size_limit_is_413(api: Api) -> None:
+    body = json.dumps({"account": "ACC1", "symbol": "AAPL", "side": "buy", "qty": "1", "price": "10",
+                       "client_order_id": "x" * 70_000}).encode()  # fmt: skip
+
+    r = api.http.post("/v1/orders", content=body, headers={**ADMIN, "Content-Type": "application/json"})
+
+    assert r.status_code == 413 and r.json()["code"]
+
+
+@pytest.mark.parametrize("on", [0, 1, "false", "true", None])
+def test_a_kill_switch_takes_only_a_json_boolean(api: Api, on: object) -> None:
+    r = api.http.post("/v1/accounts/ACC1/kill-switch", json={"on": on}, headers=RISK)
+
+    body = _error(r, 400, "invalid_request")
+    assert "bool" in body["message"]
+    assert api.http.get("/v1/accounts/ACC1/risk", headers=RISK).json()["kill_switch"] is False

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import quickfix as fix
 
 from fix_gateway import tags as T
 from fix_gateway.client import SOH, FixClient, Received
@@ -409,6 +410,66 @@ def test_invalid_message_gets_a_session_reject_and_books_nothing(
     assert ack[T.EXEC_TYPE] == "0"
     assert [o.cl_ord_id for o in env.engine.orders.values()] == ["alive"]
     raw.close()
+
+
+@pytest.mark.parametrize(
+    ("fields", "tag", "text"),
+    [
+        (NOS.replace("11=g1", "11=" + "x" * 100_000), "11", "ClOrdID (11) longer than 64 characters"),
+        (NOS.replace("11=g1", "11=g\x7f1"), "11", "ClOrdID (11) must be printable ASCII without spaces"),
+        (NOS.replace("11=g1", "11=g 1"), "11", "ClOrdID (11) must be printable ASCII without spaces"),
+        (NOS + f"1={'A' * 65}{SOH}", "1", "Account (1) longer than 64 characters"),
+        (NOS + f"58={'t' * 257}{SOH}", "58", "Text (58) longer than 256 characters"),
+    ],
+    ids=["huge-clordid", "control-char-clordid", "space-in-clordid", "long-account", "long-text"],
+)
+def test_a_field_beyond_its_bounds_gets_a_session_reject_naming_it_and_books_nothing(
+    env: Env, fields: str, tag: str, text: str
+) -> None:
+    raw = RawSession(env.port, "FIX.4.2", "CLIENT42")
+    raw.logon()
+
+    raw.send("D", fields)
+    rej = raw.read("3")
+    raw.send("D", NOS)  # the session goes on
+    ack = raw.read("8")
+
+    assert (rej[45], rej[371], rej[372], rej[373], rej[58]) == ("2", tag, "D", "5", text)
+    assert ack[150] == "0" and [o.cl_ord_id for o in env.engine.orders.values()] == ["g1"]
+    raw.close()
+
+
+def test_an_order_or_replace_without_order_qty_is_rejected_as_an_invalid_quantity(
+    pair: tuple[FixClient, FixClient, str],
+) -> None:
+    c, _, _ = pair
+    c.send(T.MT_NEW_ORDER_SINGLE, {T.CL_ORD_ID: "q0", T.HANDL_INST: "1", T.SYMBOL: "AAPL", T.SIDE: "1",
+                                   T.ORD_TYPE: "2", T.PRICE: "150", T.TRANSACT_TIME: "20260101-00:00:00"})  # fmt: skip
+    (rej,) = c.expect(1)
+    c.new_order("q1", "AAPL", "1", "10", "149")
+    c.expect(1)
+    c.send(T.MT_ORDER_CANCEL_REPLACE_REQUEST, {T.CL_ORD_ID: "r1", T.ORIG_CL_ORD_ID: "q1", T.HANDL_INST: "1",
+                                               T.SYMBOL: "AAPL", T.SIDE: "1", T.ORD_TYPE: "2", T.PRICE: "150",
+                                               T.TRANSACT_TIME: "20260101-00:00:00"})  # fmt: skip
+    (cxl_rej,) = c.expect(1)
+
+    assert (rej.msg_type, rej[T.EXEC_TYPE], rej[T.ORD_STATUS], rej[T.CL_ORD_ID]) == ("8", "8", "8", "q0")
+    assert rej[T.TEXT] == "invalid quantity: OrderQty (38) is required"
+    assert (cxl_rej.msg_type, cxl_rej[T.CL_ORD_ID], cxl_rej[T.ORIG_CL_ORD_ID]) == ("9", "r1", "q1")
+    assert cxl_rej[T.TEXT] == "invalid quantity: OrderQty (38) is required"
+
+
+def test_a_field_the_oms_needs_that_is_missing_gets_a_session_reject_not_an_internal_error(env: Env) -> None:
+    c = env.client("CLIENT44")
+    msg = fix.Message()
+    msg.getHeader().setField(T.BEGIN_STRING, "FIX.4.4")
+    msg.getHeader().setField(T.MSG_TYPE, T.MT_ORDER_STATUS_REQUEST)
+    msg.getHeader().setField(T.MSG_SEQ_NUM, "7")
+    assert env.gateway is not None
+    env.gateway.on_error(msg, fix.SessionID("FIX.4.4", "OMS", "CLIENT44"), fix.FieldNotFound(T.CL_ORD_ID))
+
+    rej = c.next_admin("3")
+    assert (rej[45], rej[371], rej[372], rej[373], rej[58]) == ("7", "11", "H", "1", "Required tag missing: 11")
 
 
 @pytest.mark.parametrize("garble", [{"checksum": 1}, {"body_length": 5}], ids=["bad-checksum", "bad-body-length"])

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
@@ -58,6 +60,34 @@ __all__ = ["ApiState", "build_app"]
 
 log = logging.getLogger("oms.adapters.api")
 _PUBLIC = ("/healthz", "/readyz", "/metrics", "/schema")
+MAX_BODY_BYTES = 64 * 1024  # a request body past this is refused 413 before it is parsed
+MAX_JSON_DEPTH = 16  # objects and arrays nested deeper are refused 400 before they are parsed
+_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_BRACKETS = re.compile(rb"[\[\]{}]")
+_FAILURES = itertools.count(1)  # the references of failures logged server-side
+
+
+def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when `body` (JSON text, well-formed or not) nests objects and arrays more than `limit` deep; brackets
+    inside strings do not count."""
+    depth = 0
+    for m in _JSON_BRACKETS.finditer(_JSON_STRINGS.sub(b"", body)):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def strict(body: bytes, kind: Any) -> Any:
+    """`body` decoded as `kind` with no coercion (a boolean must be true or false, not 0 or "false"); the request
+    framework's own decoding, which coerces, has already accepted it. Raises ApiError 400 otherwise."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "invalid_request", str(exc)[:500]) from None
 _STREAM_QUEUE_MAX = 10_000  # events queued for one WebSocket before it is closed as too slow
 _ERROR_TEXT = {
     400: "bad input: malformed JSON, unknown field, unknown symbol or account, bad number, off tick or lot, "
@@ -140,6 +170,8 @@ def build_app(s: ApiState) -> Litestar:
         return scope["path"] + ("?" + qs.decode("latin-1") if qs else "")
 
     async def authenticate(request: Request) -> None:
+        if request.method in ("POST", "PUT", "PATCH") and json_too_deep(await request.body()):
+            raise ApiError(400, "too_deep", f"the JSON body nests more than {MAX_JSON_DEPTH} levels")
         if request.url.path.startswith(_PUBLIC):
             return
         headers = request.headers
@@ -231,6 +263,7 @@ def build_app(s: ApiState) -> Litestar:
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=128)] = None,
     ) -> Response[ParentOut]:
         key = key_of(request)
+        data = strict(await request.body(), ParentRequest)
         first = True
         if idempotency_key is not None:  # the parent_id is claimed first: a retry runs with it
             pid = data.parent_id or idempotent_id(key.key_id, idempotency_key)
@@ -305,6 +338,7 @@ def build_app(s: ApiState) -> Litestar:
     async def account_kill_switch(
         request: Request, account: FromPath[str], data: JSONBody[KillSwitchRequest]
     ) -> KillSwitchOut:
+        data = strict(await request.body(), KillSwitchRequest)
         return desk.kill_switch(key_of(request), account, data.on, time.time_ns())
 
     @post(
@@ -314,6 +348,7 @@ def build_app(s: ApiState) -> Litestar:
         summary="Engage or release the kill switch of every account",
     )
     async def global_kill_switch(request: Request, data: JSONBody[KillSwitchRequest]) -> KillSwitchOut:
+        data = strict(await request.body(), KillSwitchRequest)
         return desk.kill_switch(key_of(request), None, data.on, time.time_ns())
 
     # -- STREAM --
@@ -418,8 +453,11 @@ def build_app(s: ApiState) -> Litestar:
         return error(request, status, code, detail[:500], getattr(exc, "headers", None))
 
     def on_crash(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error(request, 500, "internal_error", f"{type(exc).__name__}: {str(exc)[:300]}")
+        """The whole story goes to the log under a reference; the body says only the kind of failure and the
+        reference, never the exception's text (paths, hosts, another component's traceback)."""
+        ref = f"E{next(_FAILURES)}"
+        log.error("unhandled error on %s %s [%s]", request.method, request.url.path, ref, exc_info=exc)
+        return error(request, 500, "internal_error", f"internal error ({type(exc).__name__}): logged as {ref}")
 
     openapi = OpenAPIConfig(
         title="OMS REST API",
@@ -463,6 +501,7 @@ def build_app(s: ApiState) -> Litestar:
             Exception: on_crash,
         },
         openapi_config=openapi,
+        request_max_body_size=MAX_BODY_BYTES,
         debug=False,
         logging_config=None,
     )

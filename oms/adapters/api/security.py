@@ -127,7 +127,10 @@ class Authenticator:
         if len(nonce) > 64 or not nonce.isprintable():
             raise ApiError(401, "bad_nonce", "X-API-Nonce must be 1-64 printable characters")
         expected = sign(key.secret, method, path, ts_text, nonce, body)
-        if not hmac.compare_digest(expected, headers[H_SIG].lower()):
+        signature = headers[H_SIG]
+        if not signature.isascii():  # compare_digest takes ASCII text only: anything else is no match
+            raise ApiError(401, "bad_signature", "X-API-Signature must be the hexadecimal HMAC-SHA256")
+        if not hmac.compare_digest(expected, signature.lower()):
             raise ApiError(401, "bad_signature", "X-API-Signature does not match the request")
         if not self._nonces.first_use(key.key_id, nonce, now):
             raise ApiError(401, "replayed_nonce", "X-API-Nonce was already used by this key")

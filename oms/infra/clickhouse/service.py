@@ -29,6 +29,7 @@ __all__ = ["SinkProcess", "SinkService", "main"]
 log = logging.getLogger("oms.infra.clickhouse.sink")
 DEFAULT_CONFIG = Path(__file__).parents[3] / "configs" / "dev.toml"
 
+ORPHAN_STOP_S = 5.0  # how long an orphaned sink waits for its thread before it exits
 REDIS_RETRY_S = 0.5  # the wait before the sink reads Redis again after it was out of reach
 
 
@@ -150,9 +151,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: done.set())
     assert settings.dsn is not None
     print(f"sink: {args.redis_url} -> {describe(settings.dsn)} database {settings.database}", flush=True)
+    parent = os.getppid()
     while not done.wait(0.5):
         if service.error is not None:
             break
+    if os.getppid() != parent:  # the OMS died (its death sent the SIGTERM): its Redis may be gone with it
+        service.stop(timeout_s=ORPHAN_STOP_S)  # what it holds stays pending in Redis: the next start commits it
+        print("sink: the OMS is gone; stopped without draining", file=sys.stderr, flush=True)
+        os._exit(0)  # a thread still waiting on a Redis that is gone must not keep an orphan alive
     try:
         service.stop(drain=True)  # stopped by the OMS as it stops: everything journaled so far goes in
     except (AnalyticsError, redis.RedisError) as exc:
