@@ -247,10 +247,8 @@ class OmsApp:
             self._watchdog = threading.Thread(target=self._watch_redis, name="redis-watchdog", daemon=True)
             self._watchdog.start()
         self.redis_url = self._managed.url if self._managed is not None else str(cfg.redis.url)
-        import ray
-
-        self._ray_started = not ray.is_initialized()  # a cluster this process already joined is not ours to stop
-        start_ray(cfg.ray)
+        self._ray_started = start_ray(cfg.ray)  # a cluster this process already joined is not ours to stop
+        import ray  # after start_ray: it sets what Ray reads at its first import
         accounts = sorted(self.loaded.risk.accounts)
         host = ShardConfig(
             self.redis_url, str(self.loaded.instruments_path), str(self.loaded.accounts_path), cfg.redis.snapshot_every

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import signal
 import subprocess
@@ -181,3 +183,44 @@ def _name(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
     except OSError:
         return "?"
+
+
+def test_the_ray_cluster_of_oms_serve_listens_on_loopback_only(configs: tuple[Path, int]) -> None:  # noqa: F811
+    config, _ = configs
+    proc, _, _ = _serve(config)
+    try:
+        below = _descendants(proc.pid)
+        ray_pids = [p for p in below if "ray" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+        listening = _listening(ray_pids)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=120)
+
+    assert len(listening) >= 3, listening  # the GCS, the raylet, the workers (at least)
+    assert all(ip.is_loopback for ip, _ in listening), listening
+
+
+def _listening(pids: list[int]) -> set[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]]:
+    """(address, port) of every TCP socket in LISTEN state that one of `pids` holds (/proc/net/tcp and tcp6); an
+    IPv4-mapped IPv6 address as its IPv4 one."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    out: set[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]] = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            (hex_ip, hex_port), state, inode = fields[1].split(":"), fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                continue
+            raw = b"".join(bytes.fromhex(hex_ip[i : i + 8])[::-1] for i in range(0, len(hex_ip), 8))
+            ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(raw)
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+            out.add((ip, int(hex_port, 16)))
+    return out
