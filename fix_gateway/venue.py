@@ -295,9 +295,7 @@ class FixVenue:
             out.append(self._rejected(order_id, routed.cmd, RejectReason.VENUE_REJECTED, text, now))
             del self._orders[order_id]
         elif exec_type == "C":
-            out.append(OrderExpired(order_id, routed.cl_ord_id, routed.cmd.account, routed.cmd.symbol,
-                                    routed.qty - routed.cum_qty, now))  # fmt: skip
-            del self._orders[order_id]
+            out.append(self._expired(order_id, routed, now))
         elif exec_type != "0":
             log.warning("venue %s: ExecType %r not understood: %s", self.name, exec_type, dict(msg))
         return out
@@ -320,12 +318,11 @@ class FixVenue:
             return []
         if status == "8" and msg.get(T.ORD_REJ_REASON) == "5":  # unknown order: the venue does not hold it
             log.warning("venue %s does not know order %d: it ends here", self.name, order_id)
-            del self._orders[order_id]
             if not routed.accepted:
+                del self._orders[order_id]
                 text = f"venue {self.name} does not know the order"
                 return [self._rejected(order_id, c, RejectReason.VENUE_REJECTED, text, now)]
-            return [OrderCanceled(order_id, routed.cl_ord_id, c.account, c.symbol, CancelReason.VENUE_LOST,
-                                  routed.qty - routed.cum_qty, now)]  # fmt: skip
+            return [self._canceled(order_id, routed, CancelReason.VENUE_LOST, now)]
         out: list[Message] = []
         if status != "8" and not routed.accepted:
             out.append(self._accepted(order_id, routed, now))
@@ -344,12 +341,9 @@ class FixVenue:
             text = _venue_text(msg, RejectReason.VENUE_REJECTED)
             return [self._rejected(order_id, c, RejectReason.VENUE_REJECTED, text, now)]
         if status in ("3", "4", "8"):  # done for day, canceled, rejected after its ack
-            del self._orders[order_id]
-            out.append(OrderCanceled(order_id, routed.cl_ord_id, c.account, c.symbol, CancelReason.VENUE,
-                                     routed.qty - routed.cum_qty, now))  # fmt: skip
+            out.append(self._canceled(order_id, routed, None, now))
         elif status == "C":
-            del self._orders[order_id]
-            out.append(OrderExpired(order_id, routed.cl_ord_id, c.account, c.symbol, routed.qty - routed.cum_qty, now))
+            out.append(self._expired(order_id, routed, now))
         return out
 
     @staticmethod
@@ -393,6 +387,11 @@ class FixVenue:
                                  routed.cl_ord_id)  # fmt: skip
         reason = request if isinstance(request, CancelReason) else CancelReason.VENUE
         return OrderCanceled(order_id, routed.cl_ord_id, c.account, c.symbol, reason, left, now)
+
+    def _expired(self, order_id: int, routed: _Routed, now: int) -> OrderExpired:
+        del self._orders[order_id]
+        c = routed.cmd
+        return OrderExpired(order_id, routed.cl_ord_id, c.account, c.symbol, routed.qty - routed.cum_qty, now)
 
     def _replaced(self, order_id: int, routed: _Routed, venue_cl: str, msg: Received, now: int) -> list[Message]:
         request = self._requests.pop(venue_cl, (0, None))[1]
