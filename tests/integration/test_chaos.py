@@ -39,6 +39,7 @@ from oms.core.model.messages import OrderFilled
 from oms.infra.clickhouse.clickhouse import connect
 from oms.infra.redis.journal import Journal
 from oms.infra.redis.server import free_port, make_client
+from tests.integration.procs import descendants
 from tests.integration.test_serve import read_until_ready
 
 pytestmark = pytest.mark.integration
@@ -114,30 +115,13 @@ class Oms:
     def actor_pid(self) -> int:
         """An account actor's process (Ray's worker running `AccountShard`), below `oms serve`."""
         assert self.proc is not None
-        for pid in _descendants(self.proc.pid):
+        for pid in descendants(self.proc.pid):
             try:
                 if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::AccountShard"):
                     return pid
             except OSError:
                 continue
         raise AssertionError("no account actor process found below oms serve")
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 class Trader:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import os
 import signal
 import subprocess
@@ -22,8 +20,7 @@ from oms.core.model.messages import OrderAccepted
 from oms.infra.redis.journal import Journal
 from oms.infra.redis.server import ManagedRedis, make_client
 from oms.runtime.sequencer import MAX_JOURNAL_STALL_S
-from tests.integration.test_chaos import _descendants
-from tests.integration.test_redis_server import _pid_alive
+from tests.integration.procs import descendants, gone_within, listening, name
 from tests.integration.test_serve import configs, read_until_ready  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
@@ -164,63 +161,28 @@ def test_readyz_says_ready_with_each_check_once_the_oms_has_started(configs: tup
 def test_a_sigkilled_oms_leaves_no_process_behind(configs: tuple[Path, int]) -> None:  # noqa: F811
     config, _ = configs
     proc, _, _ = _serve(config)
-    below = _descendants(proc.pid)
-    names = {pid: _name(pid) for pid in below}
+    below = descendants(proc.pid)
+    names = {pid: name(pid) for pid in below}
     # Ray's agents are the raylet's children, not the OMS's: the ones a SIGKILL used to leave running
     assert {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= set(names.values()), names
 
     proc.kill()
     proc.communicate(timeout=30)
-    deadline = time.monotonic() + 20
-    while (left := [p for p in below if _pid_alive(p)]) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    left = gone_within(below, 20)
 
     assert not left, {p: names[p] for p in left}
-
-
-def _name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-    except OSError:
-        return "?"
 
 
 def test_the_ray_cluster_of_oms_serve_listens_on_loopback_only(configs: tuple[Path, int]) -> None:  # noqa: F811
     config, _ = configs
     proc, _, _ = _serve(config)
     try:
-        below = _descendants(proc.pid)
+        below = descendants(proc.pid)
         ray_pids = [p for p in below if "ray" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
-        listening = _listening(ray_pids)
+        heard = listening(ray_pids)
     finally:
         proc.terminate()
         proc.communicate(timeout=120)
 
-    assert len(listening) >= 3, listening  # the GCS, the raylet, the workers (at least)
-    assert all(ip.is_loopback for ip, _ in listening), listening
-
-
-def _listening(pids: list[int]) -> set[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]]:
-    """(address, port) of every TCP socket in LISTEN state that one of `pids` holds (/proc/net/tcp and tcp6); an
-    IPv4-mapped IPv6 address as its IPv4 one."""
-    inodes: set[str] = set()
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
-                    if target.startswith("socket:["):
-                        inodes.add(target[8:-1])
-    out: set[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]] = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            (hex_ip, hex_port), state, inode = fields[1].split(":"), fields[3], fields[9]
-            if state != "0A" or inode not in inodes:  # 0A: LISTEN
-                continue
-            raw = b"".join(bytes.fromhex(hex_ip[i : i + 8])[::-1] for i in range(0, len(hex_ip), 8))
-            ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(raw)
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-                ip = ip.ipv4_mapped
-            out.add((ip, int(hex_port, 16)))
-    return out
+    assert len(heard) >= 3, heard  # the GCS, the raylet, the workers (at least)
+    assert all(ip.is_loopback for ip, _ in heard), heard

@@ -29,8 +29,7 @@ from oms.infra.ray.actors import AccountShard, RayAllowanceGate, ShardConfig, ac
 from oms.infra.redis.journal import Journal
 from oms.infra.redis.reportlog import ReportLog
 from oms.infra.redis.server import ManagedRedis, free_port, make_client
-from tests.integration.test_chaos import _descendants
-from tests.integration.test_redis_server import _pid_alive
+from tests.integration.procs import descendants, gone_within
 
 pytestmark = pytest.mark.integration
 
@@ -197,7 +196,7 @@ def test_sigkill_of_serve_under_group_commit_from_four_sessions_loses_no_acknowl
                         acked[s.account].add(f["11"])
             time.sleep(0.001)
     finally:
-        below = _descendants(server.proc.pid)
+        below = descendants(server.proc.pid)
         os.kill(server.proc.pid, signal.SIGKILL)
         server.stop()  # reaps it and closes its pipes
         for s in sessions:
@@ -205,10 +204,7 @@ def test_sigkill_of_serve_under_group_commit_from_four_sessions_loses_no_acknowl
     assert sum(map(len, acked.values())) >= 400, "the server did not acknowledge enough orders within 60 s"
     # as a restarted OMS would: its accounts are rebuilt once the killed one's actors are gone (its reaper ends them),
     # not while one may still be journaling a report it had taken
-    deadline = time.monotonic() + 30
-    while any(_pid_alive(p) for p in below):
-        assert time.monotonic() < deadline, "the killed OMS's processes did not end within 30 s"
-        time.sleep(0.1)
+    assert not gone_within(below, 30), "the killed OMS's processes did not end within 30 s"
 
     host = AccountShard(accounts, ShardConfig(redis_server.url, raw["instruments"], raw["accounts"], 25))
 

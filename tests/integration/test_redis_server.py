@@ -5,7 +5,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import msgspec
@@ -21,6 +20,7 @@ from oms.infra.redis.server import (
     connect,
     make_client,
 )
+from tests.integration.procs import gone_within
 
 pytestmark = pytest.mark.integration
 
@@ -35,15 +35,6 @@ def _dead_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _pid_alive(pid: int) -> bool:
-    """Running, not a zombie: an orphan's exit is reaped by whoever adopted it, possibly late."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_managed_redis_answers_on_loopback_outside_ray_ports_with_aof_on(redis_server: ManagedRedis) -> None:
@@ -181,10 +172,7 @@ def test_server_shuts_down_when_the_process_that_started_it_is_killed(tmp_path: 
     owner.send_signal(signal.SIGKILL)
     owner.wait()
 
-    deadline = time.monotonic() + 5
-    while _pid_alive(redis_pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not _pid_alive(redis_pid)
+    assert not gone_within([redis_pid], 5)
     with ManagedRedis(tmp_path) as restarted:
         client = make_client(restarted.url)
         assert client.get("survivor") == b"yes"
