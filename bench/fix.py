@@ -58,11 +58,13 @@ PersistMessages=Y
 BeginString=FIX.4.4
 TargetCompID=BENCH
 Accounts=FIXA
+LogonPassword=bench
 
 [SESSION]
 BeginString=FIX.4.4
 TargetCompID=LIQUIDITY
 Accounts=FIXB
+LogonPassword=bench
 """
 TARGETS = {"p50_ratio": 1.5, "p99_ratio": 2.0, "ops_per_sec": 10_000.0}
 REST_PX, FILL_PX, PIPE_PX = "100", "150", "149.5"  # resting buys, the liquidity's sell price, pipelined buys
@@ -99,7 +101,7 @@ class _Server:
         if line != "ready":
             self._proc.kill()
             raise RuntimeError(f"bench.fix_server {mode} did not start (said {line!r})")
-        self.client = FixClient("FIX.4.4", "BENCH", self.port, self.dir / "bench").start()
+        self.client = FixClient("FIX.4.4", "BENCH", self.port, self.dir / "bench", password="bench").start()
         self.liquidity: FixClient | None = None
 
     def kill(self) -> None:
@@ -196,7 +198,9 @@ def _timed_runs(server: _Server, p: FixBenchParams, oms: bool) -> dict[str, Any]
         raise AssertionError("OrderIDs are not unique")
     result: dict[str, Any] = latency_fields(hist)
     if oms:
-        server.liquidity = FixClient("FIX.4.4", "LIQUIDITY", server.port, server.dir / "liquidity").start()
+        server.liquidity = FixClient(
+            "FIX.4.4", "LIQUIDITY", server.port, server.dir / "liquidity", password="bench"
+        ).start()
         total = p.warmup + p.fills
         for i in range(0, total, LOT):
             server.liquidity.new_order(f"liq{i}", "AAPL", "2", str(min(LOT, total - i)), FILL_PX)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from hdrh.histogram import HdrHistogram
 
 SOH = "\x01"
+PASSWORD = "bench"  # the LogonPassword of bench.serve's sessions
 NEW, CANCEL = "new", "cancel"
 _TRAILER = b"\x0110="
 
@@ -107,7 +108,7 @@ class Session:
 
     def logon(self) -> None:
         """Log on with sequence numbers reset; raises unless the server answers with a Logon."""
-        self.sock.sendall(self.message("A", f"98=0{SOH}108=30{SOH}141=Y{SOH}"))
+        self.sock.sendall(self.message("A", f"98=0{SOH}108=30{SOH}141=Y{SOH}554={PASSWORD}{SOH}"))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             chunk = self.sock.recv(65536)

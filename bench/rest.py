@@ -57,6 +57,7 @@ HeartBtInt=30
 BeginString=FIX.4.4
 TargetCompID=UNUSED
 Accounts={ACCOUNT}
+LogonPassword=unused
 """  # load_config wants a FIX sessions file; no acceptor runs here
 
 

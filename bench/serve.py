@@ -58,6 +58,7 @@ SERVERS = ("oms", "bare", "durable")
 SUSTAINED_P99_US = 10_000.0
 PRIME_SESSION, PRIME_ACCOUNTS = "BENCHP", ("BENCHP1", "BENCHP2")
 BENCH_ACCOUNT_LIMITS = {"orders_per_window": 1_000_000, "max_open_orders": 1_000_000}
+BENCH_LOGON = "LogonPassword=bench"  # what bench.fix_load's sessions log on with
 BENCH_SESSION_MESSAGES = 1_000_000  # the session throttle's messages per window
 
 
@@ -86,8 +87,9 @@ def write_run_configs(run_dir: Path, fix_port: int, api_port: int, config: Path 
     raw = embedded_config(config, run_dir, fix_port, api_port)
     sessions = Path(raw["fix"]["settings"]).read_text()
     for n in range(1, 5):
-        sessions += f"\n[SESSION]\nBeginString=FIX.4.4\nTargetCompID=BENCH{n}\nAccounts=BENCH{n}\n"
+        sessions += f"\n[SESSION]\nBeginString=FIX.4.4\nTargetCompID=BENCH{n}\nAccounts=BENCH{n}\n{BENCH_LOGON}\n"
     sessions += f"\n[SESSION]\nBeginString=FIX.4.4\nTargetCompID={PRIME_SESSION}\nAccounts={','.join(PRIME_ACCOUNTS)}\n"
+    sessions += f"{BENCH_LOGON}\n"
     raw["fix"]["settings"] = str(write_text(run_dir / "acceptor.cfg", sessions))
     accounts = tomllib.loads(Path(raw["accounts"]).read_text())
     for name in [*(f"BENCH{n}" for n in range(1, 5)), *PRIME_ACCOUNTS]:

@@ -61,8 +61,13 @@ class _App(QuietApplication):
 
     def toAdmin(self, message: Any, session_id: Any) -> None:
         header = message.getHeader()
-        if header.getField(T.MSG_TYPE) == T.MT_LOGON and self._client.password is not None:
-            message.setField(T.PASSWORD, self._client.password)
+        password = self._client.password
+        if header.getField(T.MSG_TYPE) == T.MT_LOGON and password is not None:
+            if header.getField(T.BEGIN_STRING) == "FIX.4.2":  # its Logon has no Password: RawData carries it
+                message.setField(T.RAW_DATA_LENGTH, str(len(password.encode())))
+                message.setField(T.RAW_DATA, password)
+            else:
+                message.setField(T.PASSWORD, password)
 
     def fromAdmin(self, message: Any, session_id: Any) -> None:
         msg = Received.parse(message.toString())

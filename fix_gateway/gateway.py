@@ -34,6 +34,7 @@ from fix_gateway.codec import Codec
 from fix_gateway.fix42 import Fix42Codec
 from fix_gateway.fix44 import Fix44Codec
 from fix_gateway.handlers import MAX_DELAY_S, MAX_WAITING, OrderHandlers
+from fix_gateway.quickfix_log import MaskingLogFactory
 from fix_gateway.reports import ReportRouter
 from fix_gateway.settings import SessionSpec, quickfix_settings
 from oms.core.engine import OrderManager
@@ -65,13 +66,15 @@ class FixGateway(OrderHandlers):
         throttle: SessionThrottle | None = None,
         max_waiting: int = MAX_WAITING,
         max_delay_s: float = MAX_DELAY_S,
+        behind_door: bool = False,
     ) -> None:
         """`generation` makes this start's report ids unique: pass a number no earlier start used. The gateway
         drives `host.engine` through the sequencer and reports what every step of any adapter did to its sessions.
         `throttle` limits each session's order messages (NewOrderSingle, cancel, replace) per sliding window: one
         over the limit is refused with SESSION_RATE (an ExecutionReport Rejected, or an OrderCancelReject) and books
         nothing. `max_waiting`, `max_delay_s`: how many commands may wait for the sequencer, and for how long, before
-        new orders are shed with SYSTEM_BUSY (`fix_gateway.handlers`, OVERLOAD)."""
+        new orders are shed with SYSTEM_BUSY (`fix_gateway.handlers`, OVERLOAD). `behind_door`: the front door
+        (`fix_gateway.door`) owns the public port, and sessions log on only from loopback."""
         self._specs = {s.name: s for s in sessions}
         codecs = {name: _CODECS[s.begin_string](instruments, s) for name, s in self._specs.items()}
         router = ReportRouter(host, codecs, generation)
@@ -82,6 +85,7 @@ class FixGateway(OrderHandlers):
             name: fix.SessionID(s.begin_string, s.sender_comp_id, s.target_comp_id) for name, s in self._specs.items()
         }
         self._data_dir = Path(data_dir)
+        self._behind_door = behind_door
         self._acceptor: Any = None
         self._application: Any = None
         self._factories: tuple[Any, ...] = ()
@@ -90,10 +94,10 @@ class FixGateway(OrderHandlers):
 
     def start(self) -> None:
         """Listen on `port`; returns once the acceptor is up (QuickFIX reads each connection on its own thread)."""
-        settings = quickfix_settings(self._specs.values(), self.port, self._data_dir)
+        settings = quickfix_settings(self._specs.values(), self.port, self._data_dir, self._behind_door)
         self._application = GatewayApplication(self)
         # QuickFIX keeps references to the factories (not copies): they must live as long as the acceptor
-        self._factories = (settings, fix.FileStoreFactory(settings), fix.FileLogFactory(settings))
+        self._factories = (settings, fix.FileStoreFactory(settings), MaskingLogFactory(settings))
         self._reports.open(self._session_ids)
         try:
             acceptor = fix.ThreadedSocketAcceptor(self._application, self._factories[1], settings, self._factories[2])
@@ -152,11 +156,13 @@ class FixGateway(OrderHandlers):
     # -- SESSION EVENTS (QuickFIX thread) --
 
     def check_logon(self, msg: Any, session_id: Any) -> None:
-        """Refuse (fix.RejectLogon) a Logon without the session's configured Password."""
+        """Refuse (fix.RejectLogon, a Logout with Text "invalid password") a Logon without the session's configured
+        LogonPassword: in Password (554) in FIX 4.4, in RawData (96) in FIX 4.2, whose Logon has no Password."""
         spec = self._specs.get(session_id.toString())
         if spec is None or spec.password is None:
             return
-        given = msg.getField(T.PASSWORD) if msg.isSetField(T.PASSWORD) else ""
+        tag = T.PASSWORD if spec.begin_string == "FIX.4.4" else T.RAW_DATA
+        given = msg.getField(tag) if msg.isSetField(tag) else ""
         if not hmac.compare_digest(given.encode(), spec.password.encode()):
             log.warning("logon refused: bad password", extra={"session": spec.name})
             raise fix.RejectLogon("invalid password")

@@ -8,6 +8,7 @@ the file, the section and the key, so a typo stops start-up instead of being ign
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterable
 from os import PathLike
@@ -16,6 +17,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from fix_gateway.door import DoorSettings, DoorTls, networks, session_key
 from oms.core.model.instruments import ConfigError
 
 __all__ = [
@@ -29,38 +31,93 @@ __all__ = [
 
 VERSIONS = ("FIX.4.2", "FIX.4.4")
 
-# QuickFIX's own session keys this OMS accepts (QuickFIX itself ignores unknown ones silently).
-_QUICKFIX_KEYS = frozenset(
-    {
-        "BeginString", "SenderCompID", "TargetCompID", "SenderSubID", "TargetSubID", "SessionQualifier",
-        "ConnectionType", "StartTime", "EndTime", "StartDay", "EndDay", "TimeZone", "UseLocalTime", "HeartBtInt",
-        "SocketAcceptPort", "SocketReuseAddress", "SocketNodelay", "SocketSendBufferSize", "SocketReceiveBufferSize",
-        "UseDataDictionary", "DataDictionary", "ValidateUserDefinedFields", "ValidateFieldsOutOfOrder",
-        "ValidateFieldsHaveValues", "ValidateLengthAndChecksum", "AllowUnknownMsgFields", "CheckCompID",
-        "CheckLatency", "MaxLatency", "ResetOnLogon", "ResetOnLogout", "ResetOnDisconnect", "RefreshOnLogon",
-        "PersistMessages", "FileStorePath", "FileLogPath", "MillisecondsInTimeStamp", "TimestampPrecision",
-        "LogonTimeout", "LogoutTimeout", "SendRedundantResendRequests",
-    }
-)  # fmt: skip
 _OMS_KEYS = frozenset({"Accounts", "LogonPassword", "DropCopy"})
 _FILLED_IN = frozenset({"SocketAcceptPort", "FileStorePath", "FileLogPath", "DataDictionary"})
+# QuickFIX's TLS keys: the front door (fix_gateway.door) terminates TLS, so they belong in [DEFAULT] and mean there
+# what they mean to QuickFIX's SSL acceptor
+TLS_KEYS = frozenset(
+    {"ServerCertificateFile", "ServerCertificateKeyFile", "CertificationAuthoritiesFile", "CertificateVerifyLevel",
+     "SSLCipherSuite"}
+)  # fmt: skip
+_NO_EFFECT = {
+    "SSLProtocol": "the front door speaks TLS 1.2 and 1.3 only",
+    "TLSCipherSuites": "the front door uses OpenSSL's TLS 1.3 suites",
+    "CertificationAuthoritiesDirectory": "name one CertificationAuthoritiesFile",
+    "CertificateRevocationListDirectory": "not supported by the front door",
+    "CertificateRevocationListFile": "not supported by the front door",
+    "ClientCertificateFile": "a key of initiators",
+    "ClientCertificateKeyFile": "a key of initiators",
+    "ReconnectInterval": "a key of initiators",
+    "HttpAcceptPort": "the OMS serves no QuickFIX status page",
+    "FileLogBackupPath": "the OMS writes QuickFIX's logs under its [fix] data_dir",
+}
+_NO_EFFECT_PREFIXES = {
+    ("MySQL", "PostgreSQL", "Odbc"): "the OMS uses QuickFIX's file store and file log",
+    ("SocketConnect", "HostSelectionPolicy"): "a key of initiators",
+    ("ScreenLog",): "the OMS uses QuickFIX's file log",
+}
 _YES_NO_KEYS = frozenset(
     {
         "DropCopy", "UseDataDictionary", "ValidateUserDefinedFields", "ValidateFieldsOutOfOrder",
         "ValidateFieldsHaveValues", "ValidateLengthAndChecksum", "AllowUnknownMsgFields", "CheckCompID",
         "CheckLatency", "ResetOnLogon", "ResetOnLogout", "ResetOnDisconnect", "RefreshOnLogon", "PersistMessages",
         "SocketNodelay", "SocketReuseAddress", "UseLocalTime", "MillisecondsInTimeStamp",
-        "SendRedundantResendRequests",
+        "SendRedundantResendRequests", "PreserveMessageFieldsOrder", "NonStopSession", "SendNextExpectedMsgSeqNum",
+        "SendResetSeqNumFlag",
     }
 )  # fmt: skip
 
 
+@functools.cache
+def quickfix_keys() -> frozenset[str]:
+    """Every session key the installed QuickFIX defines (its module's string constants, `SOCKET_ACCEPT_PORT` =
+    "SocketAcceptPort" and so on)."""
+    import quickfix as fix
+
+    return frozenset(v for k, v in vars(fix).items() if k.isupper() and isinstance(v, str) and v[:1].isupper())
+
+
+def _no_effect(key: str) -> str | None:
+    """Why `key`, a QuickFIX key, cannot take effect on the OMS's acceptor; None when it can."""
+    if key in _NO_EFFECT:
+        return _NO_EFFECT[key]
+    return next((why for prefixes, why in _NO_EFFECT_PREFIXES.items() if key.startswith(prefixes)), None)
+
+
 class FixSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The `[fix]` table: where the acceptor listens and where its sessions are described and stored."""
+    """The `[fix]` table: where the acceptor listens, who may connect, and where its sessions are described and
+    stored. `host`, `port` and the limits are the front door's (`fix_gateway.door`)."""
 
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 9878
+    host: str = "127.0.0.1"  # the address to listen on: "0.0.0.0" for every IPv4 address
     settings: str = "fix/acceptor.cfg"  # relative to the OMS config file
     data_dir: str = "../var/fix"  # FileStore (sequence numbers, sent messages) and message logs
+    allow: list[str] = []  # addresses or networks (CIDR) that may connect; empty: any
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
+    max_connections_per_source: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 8
+    logon_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0  # a connection's first message: Logon
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=1024, le=16_777_216)] = 65536  # largest BodyLength let in
+
+    def door(self, specs: Iterable[SessionSpec], upstream_port: int) -> DoorSettings:
+        """The front door's settings: these, each session's AllowedRemoteAddresses, and TLS from the settings
+        file's [DEFAULT] keys (paths relative to that file). Raises ConfigError for a bad address or TLS key."""
+        specs = list(specs)
+        try:
+            networks(self.allow, "[fix] allow")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        sessions = {
+            session_key(s.begin_string, s.target_comp_id, s.sender_comp_id): tuple(
+                a.strip() for a in s.keys["AllowedRemoteAddresses"].split(",") if a.strip()
+            )
+            for s in specs
+            if "AllowedRemoteAddresses" in s.keys
+        }
+        return DoorSettings(
+            self.host, self.port, upstream_port, tuple(self.allow), self.max_connections,
+            self.max_connections_per_source, self.logon_timeout_s, self.max_message_bytes,
+            _tls(specs[0].keys if specs else {}, Path(self.settings).parent), sessions,
+        )  # fmt: skip
 
 
 class FixVenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -128,8 +185,13 @@ def _sections(path: Path) -> list[tuple[str, int, dict[str, str]]]:
             raise ConfigError(f"{path}:{n}: expected key=value, got {raw!r}")
         if not sections:
             raise ConfigError(f"{path}:{n}: {key} outside any section")
-        if key not in _QUICKFIX_KEYS and key not in _OMS_KEYS:
+        if key not in _OMS_KEYS and key not in quickfix_keys():
             raise ConfigError(f"{path}:{n}: unknown key {key!r}")
+        why = _no_effect(key)
+        if why is not None:
+            raise ConfigError(f"{path}:{n}: {key} has no effect here ({why}); remove it")
+        if key in TLS_KEYS and sections[-1][0] != "DEFAULT":
+            raise ConfigError(f"{path}:{n}: {key} belongs in [DEFAULT] (one TLS listener serves every session)")
         if key in _FILLED_IN:
             raise ConfigError(f"{path}:{n}: {key} is set by the OMS from its [fix] table; remove it here")
         if key in sections[-1][2]:
@@ -138,9 +200,12 @@ def _sections(path: Path) -> list[tuple[str, int, dict[str, str]]]:
     return sections
 
 
-def load_sessions(path: str | PathLike[str], known_accounts: Iterable[str] | None) -> list[SessionSpec]:
+def load_sessions(
+    path: str | PathLike[str], known_accounts: Iterable[str] | None, require_password: bool = True
+) -> list[SessionSpec]:
     """Every session of the settings file at `path`, validated; raises ConfigError naming what is wrong. Accounts
-    must be among `known_accounts` (any name, when None)."""
+    must be among `known_accounts` (any name, when None); every session needs a LogonPassword when
+    `require_password` (the OMS's acceptor; the exchange simulator's sessions may go without)."""
     path = Path(path)
     known = None if known_accounts is None else set(known_accounts)
     sections = _sections(path)
@@ -171,8 +236,15 @@ def load_sessions(path: str | PathLike[str], known_accounts: Iterable[str] | Non
             raise ConfigError(f"{where}: a DropCopy session trades no account; remove Accounts")
         if not drop_copy and not accounts:
             raise ConfigError(f"{where}: Accounts missing (the accounts this session may trade)")
-        if password is not None and keys["BeginString"] != "FIX.4.4":
-            raise ConfigError(f"{where}: LogonPassword needs FIX.4.4 (FIX 4.2 Logon has no Password field)")
+        if require_password and not password:
+            raise ConfigError(f"{where}: LogonPassword missing (every session authenticates, drop copies too)")
+        if "AllowedRemoteAddresses" in keys:
+            try:
+                networks(keys["AllowedRemoteAddresses"].split(","), "AllowedRemoteAddresses")
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+        if "CertificateVerifyLevel" in keys and not keys["CertificateVerifyLevel"].isdigit():
+            raise ConfigError(f"{where}: CertificateVerifyLevel must be a number (0: none, 1: client certificate)")
         spec = SessionSpec(
             keys["BeginString"], keys["SenderCompID"], keys["TargetCompID"], accounts, password, drop_copy, keys
         )
@@ -182,6 +254,32 @@ def load_sessions(path: str | PathLike[str], known_accounts: Iterable[str] | Non
     if not specs:
         raise ConfigError(f"{path}: no [SESSION] section")
     return specs
+
+
+def _tls(keys: dict[str, str], base: Path) -> DoorTls | None:
+    """The door's TLS from QuickFIX's TLS keys; None without ServerCertificateFile. Raises ConfigError for a file
+    that cannot be read or a half-given pair."""
+    if "ServerCertificateFile" not in keys:
+        extra = sorted(TLS_KEYS & keys.keys())
+        if extra:
+            raise ConfigError(f"{extra[0]} without ServerCertificateFile")
+        return None
+    if "ServerCertificateKeyFile" not in keys:
+        raise ConfigError("ServerCertificateFile without ServerCertificateKeyFile")
+    paths = {}
+    for key in ("ServerCertificateFile", "ServerCertificateKeyFile", "CertificationAuthoritiesFile"):
+        if key in keys:
+            path = base / keys[key]
+            if not path.is_file():
+                raise ConfigError(f"{key}: {path} not found")
+            paths[key] = str(path)
+    verify = int(keys.get("CertificateVerifyLevel", "0"))
+    if verify and "CertificationAuthoritiesFile" not in paths:
+        raise ConfigError("CertificateVerifyLevel needs CertificationAuthoritiesFile (the CA of client certificates)")
+    return DoorTls(
+        paths["ServerCertificateFile"], paths["ServerCertificateKeyFile"],
+        paths.get("CertificationAuthoritiesFile") if verify else None, keys.get("SSLCipherSuite"),
+    )  # fmt: skip
 
 
 def dictionary_path(begin_string: str) -> Path:
@@ -194,8 +292,12 @@ def dictionary_path(begin_string: str) -> Path:
     raise ConfigError(f"FIX data dictionary {name} not found under {sys.prefix}/share/quickfix (pip install quickfix)")
 
 
-def quickfix_settings(specs: Iterable[SessionSpec], port: int, data_dir: str | PathLike[str]) -> object:
-    """A `quickfix.SessionSettings` for `specs`, listening on `port`, storing under `data_dir`."""
+def quickfix_settings(
+    specs: Iterable[SessionSpec], port: int, data_dir: str | PathLike[str], behind_door: bool = False
+) -> object:
+    """A `quickfix.SessionSettings` for `specs`, listening on `port`, storing under `data_dir`. `behind_door`: the
+    front door enforces AllowedRemoteAddresses and TLS, and QuickFIX lets a session log on only from loopback (the
+    door's address)."""
     import quickfix as fix
 
     data = Path(data_dir)
@@ -209,7 +311,10 @@ def quickfix_settings(specs: Iterable[SessionSpec], port: int, data_dir: str | P
     for spec in specs:
         d = fix.Dictionary()
         for key, value in spec.keys.items():
-            d.setString(key, value)
+            if key not in TLS_KEYS:  # this QuickFIX build has no TLS: the door terminates it
+                d.setString(key, value)
+        if behind_door:
+            d.setString("AllowedRemoteAddresses", "127.0.0.1")
         d.setString("SocketAcceptPort", str(port))
         d.setString("FileStorePath", str(data / "store"))
         d.setString("FileLogPath", str(data / "log"))

@@ -45,6 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
     from oms.infra.redis.server import JournalUnavailable
     from oms.runtime.logs import configure_logging
 
+    os.umask(0o077)  # every file it writes (logs, FIX store, journal, ClickHouse) readable by its user only
     try:
         logs = configure_logging(args.log, args.log_level)
     except OSError as exc:

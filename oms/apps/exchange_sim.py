@@ -12,6 +12,7 @@ in its data folder.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Literal
 
 import msgspec
 
+from fix_gateway.door import loopback_only
 from fix_gateway.gateway import FixGateway
 from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
 from oms.apps.serve import check_port_free, id_bases
@@ -66,7 +68,7 @@ def load_exchange_config(path: str | PathLike[str] = DEFAULT_EXCHANGE_CONFIG) ->
     )
     config = msgspec.structs.replace(config, fix=fix)
     instruments = InstrumentRegistry.load(base / config.instruments)
-    return LoadedExchange(config, instruments, load_sessions(fix.settings, None))
+    return LoadedExchange(config, instruments, load_sessions(fix.settings, None, require_password=False))
 
 
 class OpenGate:
@@ -120,6 +122,8 @@ class ExchangeSim:
         check_port_free(loaded.config.fix.port if port is None else port, "FIX acceptor")
         sim = cls(loaded, port)
         sim.gateway.start()
+        if ipaddress.ip_address(loaded.config.fix.host).is_loopback:  # QuickFIX itself binds every address
+            loopback_only(sim.port)
         return sim
 
     def stop(self) -> None:

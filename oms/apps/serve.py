@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from fix_gateway.door import DoorProcess, loopback_only
 from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
 from oms.adapters.api.settings import ApiSettings
 from oms.apps.venues import INTERNAL, VENUE_KINDS, VenueSettings
@@ -127,8 +128,8 @@ def load_config(path: str | PathLike[str] = DEFAULT_CONFIG) -> LoadedConfig:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     fix_sessions = load_sessions(config.fix.settings, risk.accounts)
+    config.fix.door(fix_sessions, 0)  # raises ConfigError for a bad allow list or TLS key
     return LoadedConfig(path, config, instruments_path, accounts_path, instruments, risk, fix_sessions)
-
 
 
 def api_profiles(settings: ApiSettings) -> ProfileSource | None:
@@ -140,6 +141,7 @@ def api_profiles(settings: ApiSettings) -> ProfileSource | None:
     return ClickHouseProfiles(
         settings.profile_dsn, settings.profile_database, settings.profile_lookback_days, settings.profile_min_days
     )
+
 
 #: a thread that has work (the sequencer, the committer, a reader, a session's sender) waits for the GIL at most this
 #: long while another runs Python; CPython's default is 5 ms
@@ -167,6 +169,7 @@ class OmsApp:
         self.redis_url = ""
         self.engine: OrderManager | None = None
         self.gateway: FixGateway | None = None
+        self.door: DoorProcess | None = None
         self.venues: dict[str, Venue] = {}
         self.book: InternalVenue | None = None  # the INTERNAL venue, whose books the market tape reads
         self.host: Sequencer | None = None
@@ -228,7 +231,9 @@ class OmsApp:
         lines = [f"redis     {self.redis_url}", f"accounts  {accounts} (Ray actors)"]
         if self.gateway is not None:
             sessions = ", ".join(s.name for s in self.loaded.fix_sessions)
-            lines.append(f"fix       port {self.gateway.port}: {sessions}")
+            fix = self.loaded.config.fix
+            tls = " (TLS)" if self.door is not None and self.door.settings.tls is not None else ""
+            lines.append(f"fix       port {fix.port} on {fix.host}{tls}: {sessions}")
         if self.api is not None:
             lines.append(f"api       {self.api.url} (REST + WebSocket under /v1; keys: {self.loaded.config.api.keys})")
         if self.sink is not None:
@@ -249,6 +254,7 @@ class OmsApp:
         self.redis_url = self._managed.url if self._managed is not None else str(cfg.redis.url)
         self._ray_started = start_ray(cfg.ray)  # a cluster this process already joined is not ours to stop
         import ray  # after start_ray: it sets what Ray reads at its first import
+
         accounts = sorted(self.loaded.risk.accounts)
         host = ShardConfig(
             self.redis_url, str(self.loaded.instruments_path), str(self.loaded.accounts_path), cfg.redis.snapshot_every
@@ -328,6 +334,8 @@ class OmsApp:
         for name, venue in self.venues.items():
             connected = getattr(venue, "connected", True)
             checks[f"venue {name}"] = "ok" if connected else "not logged on (orders routed to it are rejected)"
+        if self.door is not None:
+            checks["fix_door"] = "ok" if self.door.running else "the FIX front door process is not running"
         if self.gateway is not None:
             on, total = self.gateway.logged_on()
             checks["fix_sessions"] = "ok" if on == total else f"ok ({on} of {total} logged on)"
@@ -446,12 +454,20 @@ class OmsApp:
         fix = self.loaded.config.fix
         assert self.host is not None
         limits = self.loaded.risk.session
+        inner = reserve_port(0, "FIX acceptor behind the door")  # QuickFIX binds every address: see loopback_only
+        port = inner.getsockname()[1]
+        door = DoorProcess(fix.door(self.loaded.fix_sessions, port), Path(fix.data_dir) / "door.log")
         gateway = FixGateway(
-            self.host, self.loaded.instruments, self.loaded.fix_sessions, fix.port, fix.data_dir, self.generation,
-            throttle=SessionThrottle(limits.messages_per_window, limits.window_ns),
+            self.host, self.loaded.instruments, self.loaded.fix_sessions, port, fix.data_dir, self.generation,
+            throttle=SessionThrottle(limits.messages_per_window, limits.window_ns), behind_door=True,
         )  # fmt: skip
-        gateway.start()
+        try:
+            gateway.start()
+        finally:
+            inner.close()
         self.gateway = gateway
+        loopback_only(port)
+        self.door = door.start()
 
     def stop(self) -> None:
         """Stop taking new orders on every channel and cancel every working order (FIX, REST, algo children, at any
@@ -473,6 +489,9 @@ class OmsApp:
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
+        if self.door is not None:  # after the gateway's last reports and Logouts: they go out through it
+            self.door.stop()
+            self.door = None
         for venue in self.venues.values():
             venue.stop()
         self.venues, self.book = {}, None
@@ -512,7 +531,7 @@ class OmsApp:
 
 
 def _probe(call: Callable[[], object]) -> str:
-    """"ok" when `call()` returns, else what it raised, in one line."""
+    """ "ok" when `call()` returns, else what it raised, in one line."""
     try:
         call()
     except Exception as exc:
@@ -581,9 +600,7 @@ def local_engine(
 EXEC_IDS_PER_VENUE = 10**9
 
 
-def build_venues(
-    loaded: LoadedConfig, exec_id_base: int, internal: InternalVenue | None = None
-) -> dict[str, Venue]:
+def build_venues(loaded: LoadedConfig, exec_id_base: int, internal: InternalVenue | None = None) -> dict[str, Venue]:
     """The venues by name, not started: INTERNAL (`internal`, or a new one when None) and every venue some symbol is
     routed to, built by its kind in `VENUE_KINDS`; each with its own execution id range inside this start's."""
     if internal is None:

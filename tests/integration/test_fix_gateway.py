@@ -25,7 +25,7 @@ from tests.integration.fix_raw import RawSession
 
 pytestmark = pytest.mark.integration
 
-PASSWORDS = {"CLIENT42": None, "CLIENT44": "client44-dev", "DROPCOPY": None}
+PASSWORDS = {"CLIENT42": "client42-dev", "CLIENT44": "client44-dev", "DROPCOPY": "dropcopy-dev"}
 VERSION_OF = {"CLIENT42": "FIX.4.2", "CLIENT44": "FIX.4.4", "DROPCOPY": "FIX.4.4"}
 FILL = {"CLIENT42": ("1", "2"), "CLIENT44": ("F", "F")}  # ExecType of a partial fill, of a full fill
 
@@ -396,7 +396,7 @@ def test_invalid_message_gets_a_session_reject_and_books_nothing(
     env: Env, fields: str, reject_reason: str | None
 ) -> None:
     c44 = env.client("CLIENT44")
-    raw = RawSession(env.port, "FIX.4.2", "CLIENT42")
+    raw = RawSession(env.port, "FIX.4.2", "CLIENT42", password=PASSWORDS["CLIENT42"])
     raw.logon()
 
     raw.send("D", fields)
@@ -426,7 +426,7 @@ def test_invalid_message_gets_a_session_reject_and_books_nothing(
 def test_a_field_beyond_its_bounds_gets_a_session_reject_naming_it_and_books_nothing(
     env: Env, fields: str, tag: str, text: str
 ) -> None:
-    raw = RawSession(env.port, "FIX.4.2", "CLIENT42")
+    raw = RawSession(env.port, "FIX.4.2", "CLIENT42", password=PASSWORDS["CLIENT42"])
     raw.logon()
 
     raw.send("D", fields)
@@ -474,7 +474,7 @@ def test_a_field_the_oms_needs_that_is_missing_gets_a_session_reject_not_an_inte
 
 @pytest.mark.parametrize("garble", [{"checksum": 1}, {"body_length": 5}], ids=["bad-checksum", "bad-body-length"])
 def test_garbled_message_is_ignored_and_the_session_stays_up(env: Env, garble: dict[str, int]) -> None:
-    raw = RawSession(env.port, "FIX.4.2", "CLIENT42")
+    raw = RawSession(env.port, "FIX.4.2", "CLIENT42", password=PASSWORDS["CLIENT42"])
     raw.logon()
 
     raw.send("D", NOS, **garble)  # FIX: a garbled message is discarded without reply or sequence change
@@ -487,7 +487,7 @@ def test_garbled_message_is_ignored_and_the_session_stays_up(env: Env, garble: d
 
 
 def test_a_counterparty_that_stops_reading_does_not_stall_the_others(env: Env) -> None:
-    raw = RawSession(env.port, "FIX.4.2", "CLIENT42", rcvbuf=4096)
+    raw = RawSession(env.port, "FIX.4.2", "CLIENT42", rcvbuf=4096, password=PASSWORDS["CLIENT42"])
     raw.logon()
     for i in range(3000):  # acks pile up unread on this session until its socket and QuickFIX's send block
         raw.send("D", NOS.replace("11=g1", f"11=s{i}").replace("44=150", "44=100"))

@@ -31,7 +31,7 @@ from tests.integration.test_fix_venue import write_config, write_sim_config
 
 pytestmark = pytest.mark.integration
 
-PASSWORDS = {"CLIENT42": None, "CLIENT44": "client44-dev"}
+PASSWORDS = {"CLIENT42": "client42-dev", "CLIENT44": "client44-dev"}
 VERSION_OF = {"CLIENT42": "FIX.4.2", "CLIENT44": "FIX.4.4"}
 
 

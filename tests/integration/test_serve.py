@@ -52,7 +52,7 @@ def test_serve_trades_over_fix_and_stops_cleanly_on_sigterm(configs: tuple[Path,
         [sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE, text=True
     )
     lines = read_until_ready(proc)
-    client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client").start()
+    client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client", password="client42-dev").start()
     try:
         client.new_order("s1", "AAPL", "2", "100", "150")
         client.new_order("b1", "AAPL", "1", "40", "150", account="ACC2")
@@ -153,7 +153,7 @@ def test_serve_routes_a_symbol_to_the_exchange_simulator_over_fix(configs: tuple
         sim_lines, oms_lines = read_until_ready(sim), read_until_ready(oms)
         maker = FixClient("FIX.4.4", "MAKER", sim_port, tmp_path / "maker", target="EXCH").start()
         clients.append(maker)
-        client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client").start()
+        client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client", password="client42-dev").start()
         clients.append(client)
         maker.new_order("m1", "MSFT", "2", "50", "300")
         maker.expect(1, timeout=30)
@@ -196,7 +196,7 @@ def test_values_past_64_bits_get_specific_rejects_and_order_entry_goes_on(
     trader, algo = {"X-API-Key": "trader1-dev-secret"}, {"X-API-Key": "algo-dev-secret"}
     twap = {"kind": "twap", "account": "ALGO1", "symbol": "AAPL", "side": "buy", "qty": "100", "slices": 2,
             "end_ns": 2**62}  # fmt: skip
-    client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client").start()
+    client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client", password="client42-dev").start()
     try:
         client.new_order("mf", "AAPL", "1", "100", "150", extra={T.MAX_FLOOR: "9223372036854775808"})
         (max_floor,) = client.expect(1, timeout=30)

@@ -30,7 +30,8 @@ class TradingDay:
         self.api = app.api.url
         self.http = {role: httpx.Client(base_url=self.api, headers=h, timeout=30) for role, h in HEADERS.items()}
         clients = params.run_dir / "clients"
-        self.c42 = Counterparty("CLIENT42", "FIX.4.2", "CLIENT42", ports.fix, clients / "CLIENT42")
+        self.c42 = Counterparty("CLIENT42", "FIX.4.2", "CLIENT42", ports.fix, clients / "CLIENT42",
+                                password="client42-dev")  # fmt: skip
         self.c44 = Counterparty("CLIENT44", "FIX.4.4", "CLIENT44", ports.fix, clients / "CLIENT44",
                                 password="client44-dev")  # fmt: skip
         self.msft = FixQuoter(ports.exchange, clients / "MAKER", "MSFT", 30000, 300, params.seed)

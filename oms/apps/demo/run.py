@@ -13,6 +13,7 @@ A run keeps its files (configs, journal, ClickHouse store, FIX logs, the PNG) in
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -42,6 +43,7 @@ def run_demo(params: DemoParams) -> int:
             shutil.rmtree(run)
         run.mkdir(parents=True)
         print(f"oms demo: every part on embedded defaults; this run's files are in {run}")
+        os.umask(0o077)  # as `oms serve` does: every file of the run readable by its user only
         oms_config, exchange_config, ports = write_configs(params)
         print("\n== start: oms exchange-sim (its own process), then the OMS")
         logs = configure_logging(run / "log" / "oms.jsonl")
