@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -330,6 +331,19 @@ def test_a_retried_submit_with_the_same_idempotency_key_returns_the_same_parent(
     assert len(api.http.get("/v1/algos", headers=ALGO).json()) == 1
     _error(api.submit(headers, **{**body, "qty": "200"}), 409, "idempotency_key_reused")
     assert api.submit({**ADMIN, "Idempotency-Key": "p-1"}, **body).json()["parent_id"] != first.json()["parent_id"]
+
+
+def test_concurrent_submits_with_one_idempotency_key_make_one_parent(api: AlgoApi) -> None:
+    """The key is claimed before the request awaits anything (here: a history VWAP profile lookup), so requests
+    racing with it make one parent between them, and every one of them answers with it."""
+    headers = {**ALGO, "Idempotency-Key": "race-1"}
+    body = {"kind": "vwap", "qty": "100", "start_ns": T0 + 10 * S, "end_ns": T0 + 50 * S, "profile": "history"}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: api.submit(headers, **body), range(8)))
+
+    assert {r.status_code for r in answers} == {201}
+    assert len({r.json()["parent_id"] for r in answers}) == 1
+    assert len(api.http.get("/v1/algos", headers=ALGO).json()) == 1
 
 
 def test_a_duplicate_parent_id_is_refused_and_changes_nothing(api: AlgoApi) -> None:
