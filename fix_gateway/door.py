@@ -20,6 +20,12 @@ QuickFIX's and the gateway's.
 
 QuickFIX's own listener (on a port the door alone knows) accepts only loopback sources: `loopback_only` attaches a
 socket filter to it in the kernel, so nobody off the machine can reach it even though it is bound to every address.
+
+THE TUNNEL (the other way)
+A venue reached over TLS gets the mirror image (`python -m fix_gateway.door --tunnel`): it listens on a loopback
+port for the venue's QuickFIX initiator and opens, for each connection, a TLS connection to the venue (its
+certificate checked against `ca` and `server_name`, with a client certificate when `cert` is set), relaying both
+ways. A venue that cannot be reached or fails the check closes the initiator's connection: QuickFIX reconnects.
 """
 
 from __future__ import annotations
@@ -45,7 +51,10 @@ from typing import Annotated, Any
 
 import msgspec
 
-__all__ = ["DoorProcess", "DoorSettings", "DoorTls", "FrameError", "Framer", "loopback_only", "main"]
+__all__ = [
+    "DoorProcess", "DoorSettings", "DoorTls", "FrameError", "Framer", "TunnelSettings", "free_loopback_port",
+    "loopback_only", "main",
+]  # fmt: skip
 
 log = logging.getLogger("oms.fix.door")
 
@@ -76,6 +85,18 @@ class DoorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_message_bytes: Annotated[int, msgspec.Meta(ge=256)] = 65536
     tls: DoorTls | None = None
     sessions: dict[str, tuple[str, ...]] = {}
+
+
+class TunnelSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A TLS tunnel to a venue: listen on 127.0.0.1:`listen_port`, connect to `host`:`port` over TLS."""
+
+    listen_port: int
+    host: str
+    port: int
+    ca: str | None = None  # CA file (PEM) the venue's certificate must chain to; None: the system's
+    cert: str | None = None  # client certificate chain (PEM), when the venue asks for one
+    key: str | None = None
+    server_name: str | None = None  # the name (or address) the certificate must carry; None: `host`
 
 
 def networks(entries: Iterable[str], where: str) -> tuple[Network, ...]:
@@ -176,6 +197,13 @@ def logon_fields(message: bytes) -> tuple[str, str, str] | None:
     return m.group(1).decode(), sender.decode("latin-1"), target.decode("latin-1")
 
 
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the system's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 # -- THE KERNEL FILTER ON QUICKFIX'S LISTENER --
 
 _SO_ATTACH_FILTER = 26
@@ -229,9 +257,10 @@ def _listener_fd(port: int) -> int:
 
 
 class _Upstream(asyncio.Protocol):
-    """The door's connection to QuickFIX for one client: what QuickFIX sends goes to the client as it comes."""
+    """The far side of one relayed connection (QuickFIX behind the door, or the venue at the end of the tunnel):
+    what it sends goes to the near side as it comes."""
 
-    def __init__(self, conn: _Client) -> None:
+    def __init__(self, conn: _Client | _Tunneled) -> None:
         self.conn = conn
         self.transport: asyncio.Transport | None = None
 
@@ -244,7 +273,7 @@ class _Upstream(asyncio.Protocol):
             client.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.conn.close("")  # QuickFIX ended the session (Logout, or a refused Logon): it logged why
+        self.conn.close("")  # the far side ended it (QuickFIX's Logout or refused Logon: it logged why)
 
     def pause_writing(self) -> None:  # QuickFIX stopped reading: stop reading the client
         if self.conn.transport is not None:
@@ -378,6 +407,91 @@ class _Client(asyncio.Protocol):
         self.door.closed(self.source)
 
 
+class _Tunneled(asyncio.Protocol):
+    """One initiator connection through the tunnel: bytes relayed as they come, both ways, to a TLS connection."""
+
+    def __init__(self, tunnel: TunnelSettings, context: ssl.SSLContext) -> None:
+        self.tunnel, self.context = tunnel, context
+        self.transport: asyncio.Transport | None = None
+        self.remote: _Upstream | None = None
+        self.pending: list[bytes] = []  # what the initiator sends while the TLS side is set up
+        self._closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        t = self.tunnel
+        loop = asyncio.get_running_loop()
+        try:
+            _, remote = await loop.create_connection(
+                lambda: _Upstream(self), t.host, t.port, ssl=self.context, server_hostname=t.server_name or t.host,
+                ssl_handshake_timeout=10.0,
+            )  # fmt: skip
+        except (OSError, ssl.SSLError) as exc:
+            self.close(f"TLS to {t.host}:{t.port} failed: {exc}")
+            return
+        if self._closed:
+            if remote.transport is not None:
+                remote.transport.close()
+            return
+        self.remote = remote
+        log.info("tunnel to %s:%d open", t.host, t.port)
+        if remote.transport is not None and self.pending:
+            remote.transport.write(b"".join(self.pending))  # what the initiator sent while TLS was set up
+        self.pending = []
+
+    def pause_writing(self) -> None:  # the initiator stopped reading: stop reading the venue
+        if self.remote is not None and self.remote.transport is not None:
+            self.remote.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.remote is not None and self.remote.transport is not None:
+            self.remote.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.remote is not None and self.remote.transport is not None:
+            self.remote.transport.write(data)
+        else:
+            self.pending.append(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close("")
+
+    def close(self, why: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if why:
+            log.warning("%s", why)
+        if self.transport is not None:
+            self.transport.close()
+        if self.remote is not None and self.remote.transport is not None:
+            self.remote.transport.close()
+
+
+def tunnel_context(t: TunnelSettings) -> ssl.SSLContext:
+    """A client context: the venue's certificate verified (against `ca` when set), TLS 1.2 or later, the client
+    certificate when set."""
+    context = ssl.create_default_context(cafile=t.ca)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if t.cert:
+        context.load_cert_chain(t.cert, t.key)
+    return context
+
+
+async def serve_tunnel(t: TunnelSettings, ready: Any = None) -> None:
+    """Listen on 127.0.0.1:`t.listen_port` until cancelled; `ready()` is called once listening."""
+    context = tunnel_context(t)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Tunneled(t, context), "127.0.0.1", t.listen_port, reuse_address=True)
+    if ready is not None:
+        ready()
+    async with server:
+        await server.serve_forever()
+
+
 class Door:
     """The listening side: who is let in (counts per source), and the server."""
 
@@ -459,14 +573,17 @@ class DoorProcess:
     """The door in a process of its own (`python -m fix_gateway.door`), as `oms serve` runs it: its relaying never
     competes for the gateway's GIL, and it ends when the process that started it does, even by SIGKILL."""
 
-    def __init__(self, settings: DoorSettings, log_path: str | Path) -> None:
-        """Its log (stderr: every refused connection, every logon with its source) goes to `log_path`, appended.
-        Raises ValueError when the TLS files cannot be loaded (checked here, before anything starts)."""
-        if settings.tls is not None:
-            try:
+    def __init__(self, settings: DoorSettings | TunnelSettings, log_path: str | Path) -> None:
+        """The door, or with TunnelSettings a tunnel. Its log (stderr: every refused connection, every logon with its
+        source) goes to `log_path`, appended. Raises ValueError when the TLS files cannot be loaded (checked here,
+        before anything starts)."""
+        try:
+            if isinstance(settings, TunnelSettings):
+                tunnel_context(settings)
+            elif settings.tls is not None:
                 _tls_context(settings.tls)
-            except (OSError, ssl.SSLError) as exc:
-                raise ValueError(f"FIX TLS: {exc}") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"FIX TLS: {exc}") from None
         self.settings = settings
         self.log_path = Path(log_path)
         self._proc: subprocess.Popen[str] | None = None
@@ -476,6 +593,8 @@ class DoorProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "fix_gateway.door", msgspec.json.encode(self.settings).decode(),
                 "--parent", str(os.getpid())]  # fmt: skip
+        if isinstance(self.settings, TunnelSettings):
+            args.append("--tunnel")
         with self.log_path.open("a") as log_file:
             self._proc = proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log_file, text=True)
         assert proc.stdout is not None
@@ -487,7 +606,8 @@ class DoorProcess:
             exited = proc.poll() is not None
             self.stop()
             err = self.log_path.read_text().strip().splitlines() if exited else []
-            raise OSError(err[-1] if err else f"the FIX front door did not start within {timeout_s:.0f} s")
+            what = "tunnel" if isinstance(self.settings, TunnelSettings) else "front door"
+            raise OSError(err[-1] if err else f"the FIX {what} did not start within {timeout_s:.0f} s")
         return self
 
     @property
@@ -515,13 +635,21 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m fix_gateway.door SETTINGS_JSON`: listen, print `door: listening HOST:PORT` once up, relay until
     SIGTERM or until the parent process dies."""
     parser = argparse.ArgumentParser(prog="python -m fix_gateway.door")
-    parser.add_argument("settings", help="DoorSettings as JSON")
+    parser.add_argument("settings", help="DoorSettings (TunnelSettings with --tunnel) as JSON")
+    parser.add_argument("--tunnel", action="store_true", help="a TLS tunnel to a venue instead of the door")
     parser.add_argument("--parent", type=int, default=0, help="exit when this process is gone (default: the parent)")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s door: %(message)s")
     try:
-        settings = msgspec.json.decode(args.settings, type=DoorSettings)
-        door = Door(settings)
+        if args.tunnel:
+            tunnel = msgspec.json.decode(args.settings, type=TunnelSettings)
+            where = f"127.0.0.1:{tunnel.listen_port}"
+            serve = lambda ready: serve_tunnel(tunnel, ready)  # noqa: E731
+        else:
+            settings = msgspec.json.decode(args.settings, type=DoorSettings)
+            door = Door(settings)
+            where = f"{settings.host}:{settings.port}"
+            serve = door.serve
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
         print(f"fix door: {exc}", file=sys.stderr)
         return 2
@@ -544,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
         watch = loop.create_task(_watch_parent(parent, task))
         try:
-            await door.serve(lambda: print(f"door: listening {settings.host}:{settings.port}", flush=True))
+            await serve(lambda: print(f"door: listening {where}", flush=True))
         finally:
             watch.cancel()
 
@@ -553,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     except asyncio.CancelledError:
         return 0
     except OSError as exc:
-        print(f"fix door: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
+        print(f"fix door: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
         return 1
     return 0
 

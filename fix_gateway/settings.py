@@ -24,6 +24,7 @@ __all__ = [
     "FixSettings",
     "FixVenueSettings",
     "SessionSpec",
+    "VenueTls",
     "dictionary_path",
     "load_sessions",
     "quickfix_settings",
@@ -120,6 +121,16 @@ class FixSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         )  # fmt: skip
 
 
+class VenueTls(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[venues.fix.NAME.tls]`: reach the venue over TLS (through a tunnel the OMS starts, `fix_gateway.door`).
+    Paths relative to the OMS config file."""
+
+    ca: str | None = None  # CA file (PEM) the venue's certificate must chain to; unset: the system's CAs
+    cert: str | None = None  # a client certificate chain (PEM), when the venue asks for one
+    key: str | None = None  # its private key
+    server_name: str | None = None  # the name (or address) the venue's certificate must carry; unset: `host`
+
+
 class FixVenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One `[venues.fix.NAME]` table: the initiator session to an external venue reached over FIX."""
 
@@ -132,15 +143,20 @@ class FixVenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     password: str | None = None  # FIX 4.4 Logon Password (554), when the venue asks for one
     heartbeat: Annotated[int, msgspec.Meta(ge=1)] = 30
     data_dir: str = "../var/venues"  # FileStore and log, one folder per venue; relative to the OMS config file
+    tls: VenueTls | None = None
 
     def resolved(self, base: str | PathLike[str], name: str) -> FixVenueSettings:
-        """These settings with `data_dir` the venue `name`'s own folder, a relative one taken relative to `base`
-        (the OMS config's folder)."""
-        return msgspec.structs.replace(self, data_dir=str(Path(base) / self.data_dir / name))
+        """These settings with `data_dir` the venue `name`'s own folder and the TLS files, relative ones taken
+        relative to `base` (the OMS config's folder)."""
+        tls = self.tls
+        if tls is not None:
+            files = {k: str(Path(base) / v) for k in ("ca", "cert", "key") if (v := getattr(tls, k)) is not None}
+            tls = msgspec.structs.replace(tls, **files)
+        return msgspec.structs.replace(self, data_dir=str(Path(base) / self.data_dir / name), tls=tls)
 
     def describe(self) -> str:
         """Where the venue is reached, in words."""
-        return f"FIX initiator to {self.host}:{self.port}"
+        return f"FIX initiator to {self.host}:{self.port}{' over TLS' if self.tls is not None else ''}"
 
 
 class SessionSpec(msgspec.Struct, frozen=True):

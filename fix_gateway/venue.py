@@ -43,14 +43,24 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient, Received
 from fix_gateway.codec import ORD_TYPE_CHARS, SIDE_CHARS, TIF_CHARS, utc_timestamp
+from fix_gateway.door import DoorProcess, TunnelSettings, free_loopback_port
 from fix_gateway.settings import FixVenueSettings
 from oms.core.engine import ApplyVenue
 from oms.core.model.enums import CancelReason, RejectReason, TimeInForce
-from oms.core.model.instruments import Instrument, InstrumentRegistry, format_price, format_qty, parse_price, parse_qty
+from oms.core.model.instruments import (
+    ConfigError,
+    Instrument,
+    InstrumentRegistry,
+    format_price,
+    format_qty,
+    parse_price,
+    parse_qty,
+)  # fmt: skip
 from oms.core.model.messages import (
     CancelOrder,
     CancelRejected,
@@ -125,9 +135,20 @@ class FixVenue:
         self._seen: set[str] = set()  # venue ExecIDs already applied
         self._asked: set[int] = set()  # orders whose status this adapter asked for and has no answer to yet
         self._apply: ApplyVenue | None = None
+        host, port = settings.host, settings.port
+        self._tunnel: DoorProcess | None = None
+        if settings.tls is not None:  # the initiator reaches the venue through a local TLS tunnel
+            tls = settings.tls
+            listen = free_loopback_port()
+            tunnel = TunnelSettings(listen, host, port, tls.ca, tls.cert, tls.key, tls.server_name)
+            try:
+                self._tunnel = DoorProcess(tunnel, Path(settings.data_dir) / "tunnel.log")
+            except ValueError as exc:
+                raise ConfigError(f"venue {name}: {exc}") from None
+            host, port = "127.0.0.1", listen
         self._client = FixClient(
-            settings.begin_string, settings.sender_comp_id, settings.port, settings.data_dir,
-            target=settings.target_comp_id, password=settings.password, host=settings.host,
+            settings.begin_string, settings.sender_comp_id, port, settings.data_dir,
+            target=settings.target_comp_id, password=settings.password, host=host,
             heartbeat=settings.heartbeat, on_app=self._on_message, on_synced=self._on_synced,
         )  # fmt: skip
 
@@ -138,11 +159,15 @@ class FixVenue:
         run in the core's sequence. With `wait`, raise TimeoutError when the logon takes longer than `wait`
         seconds."""
         self._apply = apply
+        if self._tunnel is not None and not self._tunnel.running:
+            self._tunnel.start()
         self._client.start(wait)
 
     def stop(self) -> None:
         """Log out and disconnect; orders at the venue stay there. Safe to call twice."""
         self._client.stop()
+        if self._tunnel is not None:
+            self._tunnel.stop()
 
     @property
     def connected(self) -> bool:

@@ -13,9 +13,10 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,6 +26,7 @@ from cryptography.x509.oid import NameOID
 from fix_gateway import tags as T
 from fix_gateway.client import SOH, FixClient, Received
 from fix_gateway.codec import utc_timestamp
+from fix_gateway.door import DoorProcess, DoorSettings, DoorTls
 from oms.infra.redis.server import free_port
 from tests.integration.fix_raw import RawSession, frame
 from tests.integration.procs import listening
@@ -40,18 +42,25 @@ PASSWORDS = {"CLIENT42": "client42-dev", "CLIENT44": "client44-dev", "DROPCOPY":
 class Served:
     """A running `oms serve` whose files are all under `root`."""
 
-    def __init__(self, root: Path, fix_extra: str = "", acceptor_default: str = "", acceptor_tail: str = "") -> None:
+    def __init__(
+        self, root: Path, fix_extra: str = "", acceptor_default: str = "", acceptor_tail: str = "",
+        edit: Callable[[str], str] = str,
+    ) -> None:  # fmt: skip
+        """`fix_extra`: lines for the [fix] table; `acceptor_default`, `acceptor_tail`: lines for acceptor.cfg's
+        [DEFAULT] and its last session; `edit`: any other change to dev.toml."""
         self.root = root
         target = root / "configs"
         shutil.copytree(CONFIGS, target)
         self.port = free_port()
         dev = target / "dev.toml"
         dev.write_text(
-            dev.read_text()
-            .replace('data_dir = "../var/redis"', f'data_dir = "{root / "redis"}"')
-            .replace('data_dir = "../var/fix"', f'data_dir = "{root / "fix"}"')
-            .replace("port = 9878", f"port = {self.port}\n{fix_extra}")
-            .replace("port = 8080", f"port = {free_port()}")
+            edit(
+                dev.read_text()
+                .replace('data_dir = "../var/redis"', f'data_dir = "{root / "redis"}"')
+                .replace('data_dir = "../var/fix"', f'data_dir = "{root / "fix"}"')
+                .replace("port = 9878", f"port = {self.port}\n{fix_extra}")
+                .replace("port = 8080", f"port = {free_port()}")
+            )
         )
         acceptor = target / "fix" / "acceptor.cfg"
         acceptor.write_text(
@@ -389,3 +398,57 @@ def _report_for(client: FixClient, cl_ord_id: str) -> Received:
         msg = client.next()
         if msg.get(T.CL_ORD_ID) == cl_ord_id and msg.get(T.POSS_DUP_FLAG) != "Y":
             return msg
+
+
+def test_a_venue_reached_over_tls_with_a_client_certificate(tls_served: tuple[Served, Path], tmp_path: Path) -> None:
+    """The exchange simulator behind a TLS door that wants a client certificate; the OMS's EXCH venue configured
+    with `[venues.fix.EXCH.tls]`: its initiator logs on through its tunnel and a routed order is acknowledged."""
+    _, pki = tls_served  # the certificates only
+    sim_port, tls_port = free_port(), free_port()
+    exchange = tmp_path / "exchange.toml"
+    shutil.copytree(CONFIGS, tmp_path / "configs")
+    exchange = tmp_path / "configs" / "exchange.toml"
+    exchange.write_text(
+        exchange.read_text()
+        .replace("port = 9879", f"port = {sim_port}")
+        .replace('data_dir = "../var/exchange"', f'data_dir = "{tmp_path / "exchange"}"')
+    )
+    sim = subprocess.Popen([sys.executable, "-m", "oms", "exchange-sim", "--config", str(exchange)],
+                           stdout=subprocess.PIPE, text=True)  # fmt: skip
+    door = None
+    served = None
+    try:
+        read_until_ready(sim)
+        tls = DoorTls(str(pki / "server.pem"), str(pki / "server.key"), str(pki / "ca.pem"))
+        door = DoorProcess(DoorSettings("127.0.0.1", tls_port, sim_port, tls=tls), tmp_path / "door.log").start()
+        venue_tls = (f'[venues.fix.EXCH.tls]\nca = "{pki / "ca.pem"}"\ncert = "{pki / "client.pem"}"\n'
+                     f'key = "{pki / "client.key"}"\n\n[fix]\n')  # fmt: skip
+        served = Served(tmp_path / "oms", edit=lambda text: (
+            text.replace('# routes = { "MSFT" = "EXCH" }', 'routes = { "MSFT" = "EXCH" }')
+            .replace("port = 9879", f"port = {tls_port}")
+            .replace('data_dir = "../var/venues"', f'data_dir = "{tmp_path / "venues"}"')
+            .replace("\n[fix]\n", "\n" + venue_tls, 1)
+        ))  # fmt: skip
+        api = next(line.split()[1] for line in served.lines if line.startswith("api "))
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{api}/readyz", timeout=10).json()["checks"].get("venue EXCH") != "ok":
+            assert time.monotonic() < deadline, "the venue did not log on through its TLS tunnel"
+            time.sleep(0.2)
+        client = FixClient("FIX.4.2", "CLIENT42", served.port, tmp_path / "c42", password=PASSWORDS["CLIENT42"])
+        client.start()
+        try:
+            client.new_order("tls-v1", "MSFT", "1", "20", "300", account="ACC1")
+            ack = _report_for(client, "tls-v1")
+        finally:
+            client.stop()
+    finally:
+        if served is not None:
+            served.stop()
+        if door is not None:
+            door.stop()
+        sim.terminate()
+        sim.communicate(timeout=60)
+
+    assert any("over TLS" in line and "EXCH" in line for line in served.lines)
+    assert ack.get(T.ORD_STATUS) == "0", ack
+    assert "FIX.4.4:OMS->EXCH logged on from 127.0.0.1" in (tmp_path / "door.log").read_text()
