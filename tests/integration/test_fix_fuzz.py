@@ -181,7 +181,9 @@ def test_every_message_gets_its_answer_and_the_session_lives(
     assert not [m for m in fuzzed.seen if m.msg_type == "5"], "the session was logged out"
 
 
-def test_after_the_fuzz_nothing_is_stuck_or_held_and_the_journal_verifies(fuzzed: Fuzzed) -> None:
+def test_after_the_fuzz_nothing_is_stuck_or_held_and_the_journal_verifies(
+    fuzzed: Fuzzed, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = fuzzed
     f.seen.clear()
     f.raw.send("q", f"11=fzall{SOH}530=7{SOH}60={utc_timestamp(time.time_ns())}{SOH}")
@@ -212,9 +214,10 @@ def test_after_the_fuzz_nothing_is_stuck_or_held_and_the_journal_verifies(fuzzed
     redis = next(line.split()[1] for line in f.served.lines if line.startswith("redis "))
     audit = subprocess.run([sys.executable, "-m", "oms", "audit", "verify", "--redis-url", redis],
                            capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
-    print(f"\nFIX fuzz: {sum(f.sent.values())} messages sent {dict(sorted(f.sent.items()))}; "
-          f"answers {dict(sorted(f.answers.items()))}; {len(f.orders)} orders; stuck {len(stuck)}; "
-          f"ghost accounts {len(ghosts)}; audit exit {audit.returncode}")  # fmt: skip
+    with capsys.disabled():
+        print(f"\nFIX fuzz: {sum(f.sent.values())} messages sent {dict(sorted(f.sent.items()))}; "
+              f"answers {dict(sorted(f.answers.items()))}; {len(f.orders)} orders; stuck {len(stuck)}; "
+              f"ghost accounts {len(ghosts)}; audit exit {audit.returncode}")  # fmt: skip
 
     assert sum(f.sent.values()) >= MAX_EXAMPLES // 2
     assert stuck == [] and ghosts == []
