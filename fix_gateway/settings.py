@@ -201,6 +201,8 @@ def _sections(path: Path) -> list[tuple[str, int, dict[str, str]]]:
             raise ConfigError(f"{path}:{n}: expected key=value, got {raw!r}")
         if not sections:
             raise ConfigError(f"{path}:{n}: {key} outside any section")
+        if key == "SocketAcceptHost":  # QuickFIX/J's; this QuickFIX binds every address, the front door does not
+            raise ConfigError(f"{path}:{n}: SocketAcceptHost: set `host` in the OMS config's [fix] table instead")
         if key not in _OMS_KEYS and key not in quickfix_keys():
             raise ConfigError(f"{path}:{n}: unknown key {key!r}")
         why = _no_effect(key)

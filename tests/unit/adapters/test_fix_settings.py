@@ -66,6 +66,7 @@ def test_the_shipped_settings_file_loads() -> None:
         (("DropCopy=Y", "DropCopy=Y\nServerCertificateFile=c.pem"), "belongs in [DEFAULT]"),
         (("DropCopy=Y", "DropCopy=Y\nMySQLStoreHost=db"), "has no effect here .the OMS uses QuickFIX's file store"),
         (("DropCopy=Y", "DropCopy=Y\nSocketConnectHost=h"), "has no effect here .a key of initiators"),
+        (("DropCopy=Y", "DropCopy=Y\nSocketAcceptHost=0.0.0.0"), "set `host` in the OMS config's .fix. table"),
         (("DropCopy=Y", "DropCopy=Y\nAllowedRemoteAddresses=10.0.0.1,nope"), "'nope' is not an IP address"),
         (("DropCopy=Y", "DropCopy=Y\nAccounts=ACC1"), "a DropCopy session trades no account"),
         (("DropCopy=Y", "DropCopy=yes"), "DropCopy must be Y or N"),
