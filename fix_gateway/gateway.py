@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import quickfix as fix
 
@@ -43,16 +43,42 @@ from oms.core.model.instruments import InstrumentRegistry
 from oms.runtime.sequencer import Sequencer
 from risk.throttle import SessionThrottle
 
-__all__ = ["FixGateway"]
+__all__ = ["FixGateway", "InboundMarks"]
 
 log = logging.getLogger("oms.fix")
 
 _CODECS: dict[str, type[Codec]] = {"FIX.4.2": Fix42Codec, "FIX.4.4": Fix44Codec}
 
 
+class InboundMarks(Protocol):
+    """Where the gateway keeps, per session, the last counterparty MsgSeqNum whose answers are with QuickFIX (stored
+    before sent), durably: see RESTARTS in `FixGateway`."""
+
+    def load(self) -> dict[str, int]:
+        """Every session's mark, as last saved (by any earlier run)."""
+        ...
+
+    def save(self, session: str, seq: int) -> None:
+        """Record `seq` for `session`: cheap, from any thread; durable soon after (or at `flush`)."""
+        ...
+
+    def flush(self) -> None:
+        """Make every mark saved so far durable."""
+        ...
+
+
 class FixGateway(OrderHandlers):
     """QuickFIX acceptor sessions translating to and from one OrderManager: the handlers of their messages
-    (`OrderHandlers`), plus the sessions' Logon check and their start and stop."""
+    (`OrderHandlers`), plus the sessions' Logon check and their start and stop.
+
+    RESTARTS. QuickFIX counts a message in when its callback returns, before the core has run it; the answers then
+    wait for the journal and for the session's sender. A process killed in between would leave the counterparty's
+    message counted and never answered, and nobody would ask for it again. With `marks`, each session's last
+    message whose answers QuickFIX holds is recorded as it happens (`InboundMarks`); at start the gateway sets each
+    session's expected MsgSeqNum back to its mark + 1 when QuickFIX's store counted further, so QuickFIX asks the
+    counterparty to resend the rest (ResendRequest). Those come back as PossDup: one already booked is answered with
+    its status (`handlers`), one never run is run now. A clean stop records every session's count, so it resends
+    nothing."""
 
     def __init__(
         self,
@@ -67,6 +93,7 @@ class FixGateway(OrderHandlers):
         max_waiting: int = MAX_WAITING,
         max_delay_s: float = MAX_DELAY_S,
         behind_door: bool = False,
+        marks: InboundMarks | None = None,
     ) -> None:
         """`generation` makes this start's report ids unique: pass a number no earlier start used. The gateway
         drives `host.engine` through the sequencer and reports what every step of any adapter did to its sessions.
@@ -74,10 +101,11 @@ class FixGateway(OrderHandlers):
         over the limit is refused with SESSION_RATE (an ExecutionReport Rejected, or an OrderCancelReject) and books
         nothing. `max_waiting`, `max_delay_s`: how many commands may wait for the sequencer, and for how long, before
         new orders are shed with SYSTEM_BUSY (`fix_gateway.handlers`, OVERLOAD). `behind_door`: the front door
-        (`fix_gateway.door`) owns the public port, and sessions log on only from loopback."""
+        (`fix_gateway.door`) owns the public port, and sessions log on only from loopback. `marks`: see RESTARTS."""
         self._specs = {s.name: s for s in sessions}
         codecs = {name: _CODECS[s.begin_string](instruments, s) for name, s in self._specs.items()}
-        router = ReportRouter(host, codecs, generation)
+        self._marks = marks
+        router = ReportRouter(host, codecs, generation, None if marks is None else marks.save)
         super().__init__(host, codecs, router, clock, throttle, max_waiting, max_delay_s)
         self._host = host
         self.port = port
@@ -106,6 +134,21 @@ class FixGateway(OrderHandlers):
             self._reports.close()
             raise OSError(f"FIX acceptor on port {self.port}: {exc}") from exc
         self._acceptor = acceptor
+        if self._marks is not None:
+            self._resume_from_marks(self._marks.load())
+
+    def _resume_from_marks(self, marks: dict[str, int]) -> None:
+        """Set back each session whose store counted messages past its mark (see RESTARTS)."""
+        for name, sid in self._session_ids.items():
+            session = fix.Session.lookupSession(sid)
+            mark = marks.get(name)
+            if session is None or mark is None:
+                continue
+            expected = session.getExpectedTargetNum()
+            if mark + 1 < expected:
+                session.setNextTargetMsgSeqNum(mark + 1)
+                log.warning("%s: messages %d to %d were counted but their answers never left: the counterparty is "
+                            "asked to send them again", name, mark + 1, expected - 1)  # fmt: skip
 
     def logged_on(self) -> tuple[int, int]:
         """(sessions logged on now, sessions configured)."""
@@ -139,6 +182,13 @@ class FixGateway(OrderHandlers):
         self._acceptor.stop(True)
         for outbox in stuck:
             outbox.close()
+        if self._marks is not None:  # everything counted was answered: a clean start resends nothing
+            unsent = {outbox.session_id.toString() for outbox in stuck}  # those keep the marks they reached
+            for name, sid in self._session_ids.items():
+                session = fix.Session.lookupSession(sid)
+                if session is not None and name not in unsent:
+                    self._marks.save(name, session.getExpectedTargetNum() - 1)
+            self._marks.flush()
         # dropping the acceptor unregisters its sessions from QuickFIX's process-wide registry; it must go
         # before the factories its destructor still uses
         self._acceptor = None

@@ -130,9 +130,19 @@ class OrderHandlers:
         self._failed(msg, session_id.toString(), exc)
 
     def _post(self, body: Body, msg: Any, name: str) -> None:
-        """Run `body(copy of msg, name)` in the core's sequence; a failure there is answered (`_failed`)."""
+        """Run `body(copy of msg, name)` in the core's sequence, then mark the message answered (`ReportRouter.mark`);
+        a failure there is answered (`_failed`)."""
         copy = fix.Message(msg)  # QuickFIX owns `msg` only until this callback returns
-        self.host.post(lambda _: body(copy, name), lambda exc: self._failed(copy, name, exc))
+        seq = int(msg.getHeader().getField(T.MSG_SEQ_NUM))
+        reports = self._reports
+
+        def step(_: Any) -> None:
+            try:
+                body(copy, name)
+            finally:
+                reports.mark(name, seq)
+
+        self.host.post(step, lambda exc: self._failed(copy, name, exc))
 
     def _shed(self, msg: Any, name: str, reason: RejectReason) -> None:
         """Refuse a NewOrderSingle unseen (SYSTEM_BUSY, JOURNAL_UNAVAILABLE): answered from here, nothing booked."""

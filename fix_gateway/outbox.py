@@ -4,6 +4,10 @@ Each session's outbox is drained by its own sender thread into `Session.sendToTa
 the order the messages were put. A counterparty that stops reading therefore blocks only its own sender and grows
 only its own outbox; the sequencer, the reader threads and every other session go on. A report for a session that is
 not logged on is stored in its FileStore and delivered by resend at its next logon.
+
+MARKS. `mark(seq)` queues a note that every answer to the counterparty's messages up to MsgSeqNum `seq` has been put
+before it; once the sender has handed those to QuickFIX (which stores each before sending it), it reports `seq` to
+`on_mark`. So a mark never runs ahead of an answer that could still be lost with the process (`FixGateway`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import quickfix as fix
@@ -25,15 +30,21 @@ log = logging.getLogger("oms.fix")
 class Outbox:
     """One session's outbound queue and the thread that sends it, in order."""
 
-    def __init__(self, session_id: Any, name: str) -> None:
+    def __init__(self, session_id: Any, name: str, on_mark: Callable[[int], None] | None = None) -> None:
+        """`on_mark(seq)` runs on the sender thread for each mark reached (see MARKS)."""
         self.session_id = session_id
-        self._queue: queue.SimpleQueue[tuple[Any, StageClock | None] | None] = queue.SimpleQueue()
+        self._on_mark = on_mark
+        self._queue: queue.SimpleQueue[tuple[Any, StageClock | None, int] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=f"fix-send {name}", daemon=True)
         self._thread.start()
 
     def put(self, msg: Any, clock: StageClock | None = None) -> None:
         """Queue `msg`; `clock` (the order's it answers) is stamped acked once QuickFIX has it."""
-        self._queue.put((msg, clock))
+        self._queue.put((msg, clock, 0))
+
+    def mark(self, seq: int) -> None:
+        """Queue the mark `seq`: reported to `on_mark` once everything queued before it is with QuickFIX."""
+        self._queue.put((None, None, seq))
 
     def pending(self) -> int:
         """Messages queued and not yet handed to QuickFIX."""
@@ -48,8 +59,11 @@ class Outbox:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            msg, clock = item
-            if send(msg, self.session_id) and clock is not None:
+            msg, clock, seq = item
+            if msg is None:
+                if self._on_mark is not None:
+                    self._on_mark(seq)
+            elif send(msg, self.session_id) and clock is not None:
                 clock.acked()
 
 

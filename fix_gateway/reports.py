@@ -24,6 +24,7 @@ FileStore byte for byte, so ids are stable across restarts.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Callable
@@ -67,8 +68,12 @@ class ReportRouter:
     """Sends the core's reports to the FIX sessions (`codecs`, by session name) that own their orders, through each
     session's outbox, once the batch that produced them is committed."""
 
-    def __init__(self, host: Sequencer, codecs: dict[str, Codec], generation: int) -> None:
-        """`generation` makes this start's report ids unique: pass a number no earlier start used."""
+    def __init__(
+        self, host: Sequencer, codecs: dict[str, Codec], generation: int,
+        on_mark: Callable[[str, int], None] | None = None,
+    ) -> None:  # fmt: skip
+        """`generation` makes this start's report ids unique: pass a number no earlier start used. `on_mark(session,
+        seq)`: every answer to that session's messages up to MsgSeqNum `seq` is with QuickFIX (`mark`)."""
         self._host = host
         self._engine = host.engine
         self._codecs = codecs
@@ -77,6 +82,8 @@ class ReportRouter:
         self._report_seq = itertools.count(1)
         self._outboxes: dict[str, Outbox] = {}
         self._held: list[tuple[str, Any, StageClock | None]] = []  # sent by the batch running, not yet committed
+        self._marks: dict[str, int] = {}  # the running batch's last answered MsgSeqNum, per session
+        self._on_mark = on_mark
         self._current: tuple[str, str] | None = None  # (session, Side) of the message being answered
         self._timing: tuple[StageClock, str] | None = None  # the clock and ClOrdID of the order being answered
         self._awaiting: dict[int, StageClock] = {}  # by order id: orders at a venue that answers later
@@ -85,7 +92,11 @@ class ReportRouter:
 
     def open(self, session_ids: dict[str, Any]) -> None:
         """Start a sender for each session (`session_ids`, QuickFIX's, by name) and hear every step from now on."""
-        self._outboxes = {name: Outbox(sid, name) for name, sid in session_ids.items()}
+        on_mark = self._on_mark
+        self._outboxes = {
+            name: Outbox(sid, name, None if on_mark is None else functools.partial(on_mark, name))
+            for name, sid in session_ids.items()
+        }
         self._host.subscribe(self._on_reports, "fix")
         self._host.after_commit(self._seal)
 
@@ -107,6 +118,12 @@ class ReportRouter:
         """Send `msg` to session `name` once the running batch is committed; `clock` is stamped acked once
         QuickFIX has it."""
         self._held.append((name, msg, clock))
+
+    def mark(self, name: str, seq: int) -> None:
+        """On the sequence: the message MsgSeqNum `seq` of session `name` has been answered by the running step.
+        Once the batch is durable and those answers are with QuickFIX, `on_mark` hears of it."""
+        if self._on_mark is not None:
+            self._marks[name] = seq
 
     def send_now(self, msg: Any, name: str) -> None:
         """Send `msg` (an answer that records nothing: a business reject, a shed order) to session `name` now,
@@ -135,9 +152,10 @@ class ReportRouter:
 
     def _seal(self) -> Callable[[], None] | None:
         """What the batch just run sent, to hand to the sessions' outboxes (in order) once the batch is durable."""
-        if not self._held:
+        if not self._held and not self._marks:
             return None
         held, self._held = self._held, []
+        marks, self._marks = self._marks, {}
         outboxes = self._outboxes
 
         def release() -> None:
@@ -145,6 +163,10 @@ class ReportRouter:
                 outbox = outboxes.get(name)
                 if outbox is not None:
                     outbox.put(msg, clock)
+            for name, seq in marks.items():  # after the batch's answers, in each session's queue
+                outbox = outboxes.get(name)
+                if outbox is not None:
+                    outbox.mark(seq)
 
         return release
 

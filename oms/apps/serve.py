@@ -40,6 +40,7 @@ from oms.core.venues.internal import InternalVenue
 from oms.infra.clickhouse.settings import AnalyticsSettings
 from oms.infra.ray.actors import RayAllowanceGate, ShardConfig, account_actor_class, build_gate
 from oms.infra.ray.runtime import RaySettings, start_ray, stop_ray
+from oms.infra.redis.fixmarks import RedisInboundMarks
 from oms.infra.redis.history import order_history
 from oms.infra.redis.reportlog import ReportLog
 from oms.infra.redis.server import ManagedRedis, RedisSettings, connect, make_client
@@ -170,6 +171,7 @@ class OmsApp:
         self.engine: OrderManager | None = None
         self.gateway: FixGateway | None = None
         self.door: DoorProcess | None = None
+        self._fix_marks: RedisInboundMarks | None = None
         self.venues: dict[str, Venue] = {}
         self.book: InternalVenue | None = None  # the INTERNAL venue, whose books the market tape reads
         self.host: Sequencer | None = None
@@ -457,9 +459,11 @@ class OmsApp:
         inner = reserve_port(0, "FIX acceptor behind the door")  # QuickFIX binds every address: see loopback_only
         port = inner.getsockname()[1]
         door = DoorProcess(fix.door(self.loaded.fix_sessions, port), Path(fix.data_dir) / "door.log")
+        self._fix_marks = RedisInboundMarks(make_client(self.redis_url))
         gateway = FixGateway(
             self.host, self.loaded.instruments, self.loaded.fix_sessions, port, fix.data_dir, self.generation,
             throttle=SessionThrottle(limits.messages_per_window, limits.window_ns), behind_door=True,
+            marks=self._fix_marks,
         )  # fmt: skip
         try:
             gateway.start()
@@ -489,6 +493,9 @@ class OmsApp:
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
+        if self._fix_marks is not None:
+            self._fix_marks.close()
+            self._fix_marks = None
         if self.door is not None:  # after the gateway's last reports and Logouts: they go out through it
             self.door.stop()
             self.door = None

@@ -30,6 +30,22 @@ VERSION_OF = {"CLIENT42": "FIX.4.2", "CLIENT44": "FIX.4.4", "DROPCOPY": "FIX.4.4
 FILL = {"CLIENT42": ("1", "2"), "CLIENT44": ("F", "F")}  # ExecType of a partial fill, of a full fill
 
 
+class MemoryMarks:
+    """InboundMarks in memory, what a process that dies would have left in Redis."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, int] = {}
+
+    def load(self) -> dict[str, int]:
+        return dict(self.saved)
+
+    def save(self, session: str, seq: int) -> None:
+        self.saved[session] = seq
+
+    def flush(self) -> None:
+        pass
+
+
 @dataclass
 class Env:
     loaded: LoadedConfig
@@ -40,11 +56,17 @@ class Env:
     gateway: FixGateway | None = None
     clients: list[FixClient] = field(default_factory=list)
 
-    def start_gateway(self, generation: int = 1) -> FixGateway:
+    def start_gateway(self, generation: int = 1, marks: MemoryMarks | None = None) -> FixGateway:
         self.generation = generation
         engine = local_engine(self.loaded, generation)
         self.gateway = FixGateway(
-            Sequencer(engine), self.loaded.instruments, self.specs, self.port, self.root / "gw", generation
+            Sequencer(engine),
+            self.loaded.instruments,
+            self.specs,
+            self.port,
+            self.root / "gw",
+            generation,
+            marks=marks,
         )
         self.gateway.start()
         return self.gateway
@@ -365,6 +387,57 @@ def test_restart_continues_sequence_numbers_and_resends_missed_reports(env: Env)
     assert missed[T.ORDER_ID] == ack[T.ORDER_ID]
     assert int(ack2[T.MSG_SEQ_NUM]) > int(took[T.MSG_SEQ_NUM])  # the sequence continued across the restart
     assert int(ack2[T.ORDER_ID]) > int(ack[T.ORDER_ID])  # this start's ids are new ones
+
+
+def test_messages_counted_but_never_answered_before_a_crash_are_asked_for_again(env: Env) -> None:
+    """QuickFIX counts a message in before the core runs it: a process killed before its answers left would leave
+    it counted and lost. Here the answers to CLIENT44's second and third orders are taken as lost (their mark is
+    set back, as a kill -9 would have left it, and the new core never ran them): the restarted gateway asks for
+    them again and the client gets their acks."""
+    assert env.gateway is not None
+    env.gateway.stop()
+    marks = MemoryMarks()
+    env.start_gateway(marks=marks)
+    name = "FIX.4.4:OMS->CLIENT44"
+    c44 = env.client("CLIENT44")
+    for cl in ("m1", "m2", "m3"):  # MsgSeqNum 2, 3, 4
+        c44.new_order(cl, "AAPL", "1", "10", "149")
+    c44.expect(3)
+    deadline = time.monotonic() + 5
+    while marks.saved.get(name) != 4:  # every answer is with QuickFIX
+        assert time.monotonic() < deadline, marks.saved
+        time.sleep(0.01)
+    stop_all(env.clients)
+    env.clients.clear()
+    env.gateway.stop(cancel_working=False)
+    marks.saved[name] = 2  # as if the process had died with the answers to 3 and 4 still queued
+
+    env.start_gateway(generation=2, marks=marks)  # a core that never ran them (no journal here)
+    session = fix.Session.lookupSession(fix.SessionID("FIX.4.4", "OMS", "CLIENT44"))
+    expected = session.getExpectedTargetNum()
+    again = env.client("CLIENT44")
+    answers = again.expect(2, timeout=10)
+
+    assert expected == 3
+    assert sorted(a[T.CL_ORD_ID] for a in answers) == ["m2", "m3"] and {a[T.ORD_STATUS] for a in answers} == {"0"}
+
+
+def test_a_clean_stop_leaves_nothing_to_ask_for_again(env: Env) -> None:
+    assert env.gateway is not None
+    env.gateway.stop()
+    marks = MemoryMarks()
+    env.start_gateway(marks=marks)
+    c44 = env.client("CLIENT44")
+    c44.new_order("c1", "AAPL", "1", "10", "149")
+    c44.expect(1)
+    stop_all(env.clients)
+    env.clients.clear()
+    env.gateway.stop()
+
+    env.start_gateway(generation=2, marks=marks)
+    session = fix.Session.lookupSession(fix.SessionID("FIX.4.4", "OMS", "CLIENT44"))
+
+    assert marks.saved["FIX.4.4:OMS->CLIENT44"] == session.getExpectedTargetNum() - 1
 
 
 def test_stop_cancels_working_orders_and_reports_it(env: Env) -> None:
