@@ -157,28 +157,43 @@ def tca_orders(
 
 
 def tca_summary(orders: Report) -> Report:
-    """Per account and symbol, from a `tca_orders` report: orders, orders with fills, executed quantity, average
-    price, and the quantity-weighted slippage against arrival, interval VWAP and the implementation shortfall (bps,
-    positive = cost; orders without a benchmark left out of that figure, NULL when none has one)."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    """Per account, symbol and side, from a `tca_orders` report, every figure computed from totals (never an average
+    of per-order figures): orders, orders with fills, executed quantity, average price (Σ notional / Σ quantity),
+    slippage against arrival and interval VWAP as the cost of the whole executed notional against the benchmark value
+    of the same quantities (Σ side * (notional - qty * benchmark) / Σ qty * benchmark, bps, over the orders that have
+    the benchmark), and the implementation shortfall and its split as Perold defines it for a portfolio: total
+    shortfall over total paper value (Σ shortfall / Σ paper notional, bps, over the orders with an arrival price,
+    unfilled ones included). NULL where no order has the benchmark."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for rec in orders.records():
-        groups.setdefault((rec["account"], rec["symbol"]), []).append(rec)
-    columns = ["account", "symbol", "orders", "filled_orders", "filled_qty", "avg_px",
-               "slippage_arrival_bps", "slippage_vwap_bps", "is_total_bps"]  # fmt: skip
+        groups.setdefault((rec["account"], rec["symbol"], rec["side"]), []).append(rec)
+    parts = ("is_delay_bps", "is_realized_bps", "is_opportunity_bps", "is_fees_bps", "is_total_bps")
+    columns = ["account", "symbol", "side", "orders", "filled_orders", "filled_qty", "avg_px",
+               "slippage_arrival_bps", "slippage_vwap_bps", *parts]  # fmt: skip
     rows = []
-    for (account, symbol), recs in sorted(groups.items()):
+    for (account, symbol, side), recs in sorted(groups.items()):
+        sgn = 1 if side == "BUY" else -1
         filled = [r for r in recs if r["filled_qty"]]
         qty = sum(r["filled_qty"] for r in filled)
         avg_px = sum(r["filled_qty"] * r["avg_px"] for r in filled) / qty if qty else None
-        figures = [_weighted(filled, name) for name in ("slippage_arrival_bps", "slippage_vwap_bps", "is_total_bps")]
-        rows.append((account, symbol, len(recs), len(filled), qty, avg_px, *figures))
+        slippage = [_against(filled, sgn, benchmark) for benchmark in ("arrival_px", "vwap")]
+        papers = [r for r in recs if _number(r["paper_notional"]) and r["paper_notional"]]
+        paper = sum(r["paper_notional"] for r in papers)
+        shortfall = [sum(r[k] * r["paper_notional"] for r in papers) / paper if paper else None for k in parts]
+        rows.append((account, symbol, side, len(recs), len(filled), qty, avg_px, *slippage, *shortfall))
     return Report("tca-summary", columns, rows)
 
 
-def _weighted(recs: list[dict[str, Any]], name: str) -> float | None:
-    pairs = [(r["filled_qty"], r[name]) for r in recs if r[name] is not None and math.isfinite(r[name])]
-    weight = sum(q for q, _ in pairs)
-    return sum(q * v for q, v in pairs) / weight if weight else None
+def _number(value: Any) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _against(filled: list[dict[str, Any]], sgn: int, benchmark: str) -> float | None:
+    """Σ sgn * (notional - qty * benchmark) / Σ qty * benchmark * 1e4 over the filled orders with the benchmark."""
+    have = [r for r in filled if _number(r[benchmark])]
+    value = sum(r["filled_qty"] * r[benchmark] for r in have)
+    notional = sum(r["filled_qty"] * r["avg_px"] for r in have)
+    return sgn * (notional - value) / value * 1e4 if value else None
 
 
 def market_buckets(

@@ -21,7 +21,7 @@ from oms.core.model.enums import CancelReason, OrdType, Side, TimeInForce
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderReplaced, TradePrinted
 from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
-from oms.infra.clickhouse.reports import Report, ReportEmpty, tca_orders
+from oms.infra.clickhouse.reports import Report, ReportEmpty, tca_orders, tca_summary
 from oms.infra.clickhouse.rows import Scale, fill_columns, order_columns, quote_columns, scales, trade_columns
 from oms.infra.clickhouse.settings import AnalyticsSettings
 from oms.infra.clickhouse.tape import Quote
@@ -168,6 +168,8 @@ class Series:
         self.t_ts = np.array([t.ts_ns for t in trades], dtype=np.int64)
         self.t_px = np.array([px(symbol, t.price) for t in trades])
         self.t_qty = np.array([qty(symbol, t.qty) for t in trades])
+        every = [q.ts_ns for q in market.quotes if q.symbol == symbol] + [t.ts_ns for t in trades]
+        self.data_end = max(every) if every else None  # one-sided quotes count: the store covers up to here
 
     @staticmethod
     def _at(ts: np.ndarray, values: np.ndarray, t: int, strict: bool) -> float | None:
@@ -244,7 +246,8 @@ def expected(market: Market, book: Book) -> dict[int, dict[str, float | int | No
             for k in ("is_delay_bps", "is_realized_bps", "is_opportunity_bps", "is_fees_bps", "is_total_bps"):
                 row[k] = None
         for h in SETTINGS.markout_horizons_s:
-            marks = [s.price(f.ts_ns + round(h * SEC), strict=False) for f in fills]
+            at = [f.ts_ns + round(h * SEC) for f in fills]
+            marks = [s.price(t, strict=False) if s.data_end is not None and t <= s.data_end else None for t in at]
             have = [(qi, pi, m) for qi, pi, m in zip(q, p, marks, strict=True) if m is not None]
             weight = sum(qi for qi, _, _ in have)
             row[f"markout_{h:g}s_bps"] = (
@@ -299,6 +302,35 @@ def test_the_data_covers_the_cases_that_matter(world: tuple[Market, Book, Report
         assert min(figures) < 0 < max(figures)
 
 
+def test_the_summary_is_computed_from_totals_per_side(world: tuple[Market, Book, Report]) -> None:
+    """Per account, symbol and side: average price and slippage from the summed notionals, Perold's shortfall as
+    total shortfall over total paper value (unfilled orders' opportunity cost included), from the numpy figures."""
+    market, book, report = world
+    want = expected(market, book)
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for acc in book.accepted:
+        groups.setdefault((acc.account, acc.symbol, acc.side.name), []).append(acc.order_id)
+    rows = {(r["account"], r["symbol"], r["side"]): r for r in tca_summary(report).records()}
+
+    assert set(rows) == set(groups)
+    for key, ids in groups.items():
+        sgn = 1 if key[2] == "BUY" else -1
+        orders = [want[n] for n in ids]
+        filled = [o for o in orders if o["filled_qty"]]
+        qty_ = sum(o["filled_qty"] for o in filled)
+        notional = sum(o["filled_qty"] * o["avg_px"] for o in filled)
+        priced = [o for o in filled if o["arrival_px"] is not None]
+        value = sum(o["filled_qty"] * o["arrival_px"] for o in priced)
+        paid = sum(o["filled_qty"] * o["avg_px"] for o in priced)
+        papers = [(o["order_qty"] * o["arrival_px"], o["is_total_bps"]) for o in orders if o["arrival_px"]]
+        shortfall = sum(p * bps / 1e4 for p, bps in papers)  # in money
+        row = rows[key]
+        assert row["filled_qty"] == pytest.approx(qty_) and row["orders"] == len(ids)
+        assert _same(row["avg_px"], notional / qty_ if qty_ else None)
+        assert _same(row["slippage_arrival_bps"], sgn * (paid - value) / value * 1e4 if value else None)
+        assert _same(row["is_total_bps"], shortfall / sum(p for p, _ in papers) * 1e4 if papers else None)
+
+
 def test_shortfall_components_add_up_to_the_total(world: tuple[Market, Book, Report]) -> None:
     _, _, report = world
     for r in report.records():
@@ -330,6 +362,24 @@ def test_buying_above_and_selling_below_the_arrival_mid_are_both_positive_costs(
     assert rows["BUY"]["slippage_arrival_bps"] == pytest.approx(100.0)  # paid 101 against a mid of 100
     assert rows["SELL"]["slippage_arrival_bps"] == pytest.approx(100.0)  # sold at 99 against a mid of 100
     assert rows["BUY"]["is_realized_bps"] == pytest.approx(100.0)
+
+
+def test_a_markout_past_the_last_market_data_is_null_not_the_last_quote(ch: Client) -> None:
+    """The store's MSFT data ends 2 s after the fill: the 1 s markout is there, the 5 s and 60 s ones are not known
+    yet (the latest quote must not stand in for them, or they would change with when the report is run)."""
+    t = T0 + 100_000 * SEC  # after everything else in the store
+    market = Market(quotes=[Quote("XNAS", "MSFT", 990_000, 10, 1_010_000, 10, t - SEC),
+                            Quote("XNAS", "MSFT", 1_000_000, 10, 1_020_000, 10, t + 2 * SEC)])  # fmt: skip
+    book = Book(
+        accepted=[OrderAccepted(911, "late", "LATE", "MSFT", Side.BUY, OrdType.MARKET, TimeInForce.IOC, 10, None, t)],
+        fills=[OrderFilled(911, "late", "LATE", "MSFT", 911_001, Side.BUY, 10, 1_010_000, 0, 10, 10_100_000, True, t)],
+    )
+    load(ch, market, book)
+
+    (row,) = tca_orders(ch, account="LATE", settings=SETTINGS).records()
+
+    assert row["markout_1s_bps"] == pytest.approx(100.0)  # bought at 101, the mid 1 s later still 100
+    assert row["markout_5s_bps"] is None and row["markout_60s_bps"] is None
 
 
 def test_an_unknown_order_id_is_one_clear_line(ch: Client) -> None:

@@ -13,6 +13,8 @@
 -- it (the order's own quote or print does not move its benchmark); after-the-fact marks (end of the order, markouts)
 -- use the market at or before t.
 -- The order's life is [arrival_ns, end_ns]: from acceptance to its last event (fill, cancel, expiry, replace).
+-- A markout whose horizon lies past the symbol's last market data in the store (quote or print) is NULL: the store
+-- does not cover it yet, and the figure must not change with when the report is run.
 WITH
     accepted AS (
         SELECT order_id, account, symbol, asset_class, side, ord_type, min(ts_ns) AS arrival_ns
@@ -109,11 +111,20 @@ WITH
         WHERE g.t0 < o.end_ns AND g.t1 > o.arrival_ns
         GROUP BY o.order_id
     ),
+    covered AS (
+        -- how far the store's market data of each symbol goes
+        SELECT symbol, max(ts_ns) AS data_end
+        FROM (SELECT symbol, ts_ns FROM quotes FINAL WHERE symbol IN (SELECT symbol FROM accepted)
+              UNION ALL
+              SELECT symbol, ts_ns FROM market_trades FINAL WHERE symbol IN (SELECT symbol FROM accepted))
+        GROUP BY symbol
+    ),
     marks AS (
         SELECT f.order_id AS order_id, f.h AS h, f.qty AS qty, f.price AS price, f.sgn AS sgn,
-               coalesce(m.mid, t.px) AS mark
+               if(c.data_end IS NOT NULL AND f.t <= c.data_end, coalesce(m.mid, t.px), NULL) AS mark
         FROM (SELECT order_id, symbol, qty, price, sgn, h, ts_ns + h AS t
               FROM fills ARRAY JOIN {horizons_ns:Array(Int64)} AS h) AS f
+        LEFT JOIN covered AS c ON c.symbol = f.symbol
         ASOF LEFT JOIN mids AS m ON m.symbol = f.symbol AND f.t >= m.ts_ns
         ASOF LEFT JOIN lasts AS t ON t.symbol = f.symbol AND f.t >= t.ts_ns
     ),
