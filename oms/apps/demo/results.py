@@ -67,7 +67,7 @@ def analytics_summary(run_dir: Path, start_ns: int) -> None:
 
     ch = connect(f"chdb://{run_dir / 'clickhouse'}")
     try:
-        with step("TCA summary per account and symbol (ClickHouse: slippage in bps, positive = cost)"):
+        with step("TCA summary per account, symbol and side (ClickHouse: bps from totals, positive = cost)"):
             print(render(tca_summary(tca_orders(ch, start_ns=start_ns))))
         with step("best execution: top venues per instrument class (ClickHouse)"):
             print(render(best_execution(ch, start_ns=start_ns)))
