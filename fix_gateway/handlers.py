@@ -133,14 +133,16 @@ class OrderHandlers:
         """Run `body(copy of msg, name)` in the core's sequence, then mark the message answered (`ReportRouter.mark`);
         a failure there is answered (`_failed`)."""
         copy = fix.Message(msg)  # QuickFIX owns `msg` only until this callback returns
-        seq = int(msg.getHeader().getField(T.MSG_SEQ_NUM))
+        header = msg.getHeader()
+        seq = int(header.getField(T.MSG_SEQ_NUM)) if header.isSetField(T.MSG_SEQ_NUM) else 0  # 0: not a session's
         reports = self._reports
 
         def step(_: Any) -> None:
             try:
                 body(copy, name)
             finally:
-                reports.mark(name, seq)
+                if seq:
+                    reports.mark(name, seq)
 
         self.host.post(step, lambda exc: self._failed(copy, name, exc))
 
