@@ -260,7 +260,7 @@ class _Upstream(asyncio.Protocol):
     """The far side of one relayed connection (QuickFIX behind the door, or the venue at the end of the tunnel):
     what it sends goes to the near side as it comes."""
 
-    def __init__(self, conn: _Client | _Tunneled) -> None:
+    def __init__(self, conn: _Near) -> None:
         self.conn = conn
         self.transport: asyncio.Transport | None = None
 
@@ -284,19 +284,62 @@ class _Upstream(asyncio.Protocol):
             self.conn.transport.resume_reading()
 
 
-class _Client(asyncio.Protocol):
+class _Near(asyncio.Protocol):
+    """The near side of a relayed connection (a counterparty at the door, an initiator in the tunnel): what it
+    sends goes to the far side (`upstream`), held in `pending` until that is connected; each side's flow control
+    pauses the other."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.upstream: _Upstream | None = None
+        self.pending: list[bytes] = []
+        self._closed = False
+
+    def close(self, why: str) -> None:
+        raise NotImplementedError
+
+    def forward(self, data: bytes) -> None:
+        """`data` to the far side, or held until it is connected."""
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.write(data)
+        else:
+            self.pending.append(data)
+
+    def attach(self, upstream: _Upstream) -> None:
+        """The far side is connected: what was held goes first."""
+        self.upstream = upstream
+        if upstream.transport is not None and self.pending:
+            upstream.transport.write(b"".join(self.pending))
+        self.pending = []
+
+    def pause_writing(self) -> None:  # the near side stopped reading: stop reading the far side
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.resume_reading()
+
+    def _close_both(self, abort: bool) -> None:
+        if self.transport is not None:
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.close()
+
+
+class _Client(_Near):
     """One counterparty connection, from accept to close."""
 
     def __init__(self, door: Door) -> None:
+        super().__init__()
         self.door = door
         self.framer = Framer(door.settings.max_message_bytes)
-        self.transport: asyncio.Transport | None = None
-        self.upstream: _Upstream | None = None
         self.source = "?"
         self.session = ""
-        self.pending: list[bytes] = []  # bytes after the Logon, while the upstream connects
         self._deadline: asyncio.TimerHandle | None = None
-        self._closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -322,10 +365,7 @@ class _Client(asyncio.Protocol):
             except FrameError as exc:
                 self.close(str(exc))
                 return
-            if self.upstream is not None and self.upstream.transport is not None:
-                self.upstream.transport.write(data)
-            else:
-                self.pending.append(data)
+            self.forward(data)
             return
         try:
             messages = self.framer.feed(data)
@@ -361,13 +401,11 @@ class _Client(asyncio.Protocol):
             if upstream.transport is not None:
                 upstream.transport.close()
             return
-        self.upstream = upstream
         assert upstream.transport is not None
         sock = upstream.transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        upstream.transport.write(b"".join(self.pending))
-        self.pending = []
+        self.attach(upstream)
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
@@ -375,14 +413,6 @@ class _Client(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.close("")
-
-    def pause_writing(self) -> None:  # the client stopped reading: stop reading QuickFIX for it
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.resume_reading()
 
     def close(self, why: str) -> None:
         """End both sides; `why` (logged) is empty for a client that simply left."""
@@ -397,25 +427,16 @@ class _Client(asyncio.Protocol):
             )
         if self._deadline is not None:
             self._deadline.cancel()
-        if self.transport is not None:
-            if why:
-                self.transport.abort()
-            else:
-                self.transport.close()
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.close()
+        self._close_both(abort=bool(why))
         self.door.closed(self.source)
 
 
-class _Tunneled(asyncio.Protocol):
+class _Tunneled(_Near):
     """One initiator connection through the tunnel: bytes relayed as they come, both ways, to a TLS connection."""
 
     def __init__(self, tunnel: TunnelSettings, context: ssl.SSLContext) -> None:
+        super().__init__()
         self.tunnel, self.context = tunnel, context
-        self.transport: asyncio.Transport | None = None
-        self.remote: _Upstream | None = None
-        self.pending: list[bytes] = []  # what the initiator sends while the TLS side is set up
-        self._closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -436,25 +457,11 @@ class _Tunneled(asyncio.Protocol):
             if remote.transport is not None:
                 remote.transport.close()
             return
-        self.remote = remote
         log.info("tunnel to %s:%d open", t.host, t.port)
-        if remote.transport is not None and self.pending:
-            remote.transport.write(b"".join(self.pending))  # what the initiator sent while TLS was set up
-        self.pending = []
-
-    def pause_writing(self) -> None:  # the initiator stopped reading: stop reading the venue
-        if self.remote is not None and self.remote.transport is not None:
-            self.remote.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.remote is not None and self.remote.transport is not None:
-            self.remote.transport.resume_reading()
+        self.attach(remote)  # what the initiator sent while TLS was set up goes first
 
     def data_received(self, data: bytes) -> None:
-        if self.remote is not None and self.remote.transport is not None:
-            self.remote.transport.write(data)
-        else:
-            self.pending.append(data)
+        self.forward(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.close("")
@@ -465,10 +472,7 @@ class _Tunneled(asyncio.Protocol):
         self._closed = True
         if why:
             log.warning("%s", why)
-        if self.transport is not None:
-            self.transport.close()
-        if self.remote is not None and self.remote.transport is not None:
-            self.remote.transport.close()
+        self._close_both(abort=False)
 
 
 def tunnel_context(t: TunnelSettings) -> ssl.SSLContext:
