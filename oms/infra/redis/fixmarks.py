@@ -1,8 +1,9 @@
 """The FIX gateway's inbound marks in Redis (`fix_gateway.gateway.InboundMarks`): one hash, `oms:fix:inbound`,
 session name -> the last counterparty MsgSeqNum whose answers QuickFIX holds.
 
-`save` only notes the value; a thread of its own writes what changed (one HSET for every session that moved) a few
-milliseconds later, so the gateway's sender never waits for Redis. A mark that lags, or is lost with the process or
+`save` only notes the value; a thread of its own writes what changed (one HSET for every session that moved) at most
+every `interval_s` (50 ms), so the gateway's sender never waits for Redis and the journal's Redis, which fsyncs every
+write, gets at most 20 more writes a second. A mark that lags, or is lost with the process or
 with Redis, errs on the safe side: the counterparty is asked to resend messages the OMS already answered, and those
 come back as PossDup, answered from the order's state. A mark never runs ahead of an answer.
 """
@@ -25,7 +26,7 @@ KEY = "oms:fix:inbound"
 class RedisInboundMarks:
     """InboundMarks kept in Redis through `client`, written by a thread of its own every `interval_s` at most."""
 
-    def __init__(self, client: redis.Redis, interval_s: float = 0.005) -> None:
+    def __init__(self, client: redis.Redis, interval_s: float = 0.05) -> None:
         self._client = client
         self._interval_s = interval_s
         self._pending: dict[str, int] = {}
