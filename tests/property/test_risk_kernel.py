@@ -80,7 +80,7 @@ def probe(data: st.DataObject, n: int, seen: list[str]) -> SubmitOrder:
 REASONS: Counter[RejectReason] = Counter()
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)  # the guard below needs the same histories each run
 @given(st.data())
 def test_kernel_gives_the_reference_reason_for_every_order(data: st.DataObject) -> None:
     state = AccountState(ACC, LIMITS, REG)
