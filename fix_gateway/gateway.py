@@ -19,8 +19,10 @@ session's sender); this one holds the sessions: their settings, the Logon check,
 
 from __future__ import annotations
 
+import calendar
 import hmac
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -40,6 +42,16 @@ from fix_gateway.settings import SessionSpec, quickfix_settings
 from oms.core.engine import OrderManager
 from oms.core.model.enums import CancelReason
 from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import (
+    Message,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaced,
+)
+from oms.core.orders import OrderView
 from oms.runtime.sequencer import Sequencer
 from risk.throttle import SessionThrottle
 
@@ -48,6 +60,8 @@ __all__ = ["FixGateway", "InboundMarks"]
 log = logging.getLogger("oms.fix")
 
 _CODECS: dict[str, type[Codec]] = {"FIX.4.2": Fix42Codec, "FIX.4.4": Fix44Codec}
+_EXEC_TYPES = {OrderCanceled: "4", OrderReplaced: "5", OrderExpired: "C", OrderRejected: "8"}  # 4.2 and 4.4 alike
+_REPORT_KEYS = re.compile("\x01(11|17|37|150)=([^\x01]*)")  # ClOrdID, ExecID, OrderID, ExecType
 
 
 class InboundMarks(Protocol):
@@ -78,7 +92,9 @@ class FixGateway(OrderHandlers):
     session's expected MsgSeqNum back to its mark + 1 when QuickFIX's store counted further, so QuickFIX asks the
     counterparty to resend the rest (ResendRequest). Those come back as PossDup: one already booked is answered with
     its status (`handlers`), one never run is run now. A clean stop records every session's count, so it resends
-    nothing."""
+    nothing. The other way round, reports a session is owed for events journaled before the stop (another
+    channel's order filling its resting order, an expiry) that QuickFIX never stored are sent at start
+    (`send_owed`)."""
 
     def __init__(
         self,
@@ -149,6 +165,71 @@ class FixGateway(OrderHandlers):
                 session.setNextTargetMsgSeqNum(mark + 1)
                 log.warning("%s: messages %d to %d were counted but their answers never left: the counterparty is "
                             "asked to send them again", name, mark + 1, expected - 1)  # fmt: skip
+
+    def send_owed(self, history: Iterable[tuple[Message, OrderView]]) -> int:
+        """After a restart, before any counterparty logs on: send each session the ExecutionReports of journaled
+        events of its orders (`history`: each event with its order as the event left it, as `OrderManager.restore`
+        replays them) that its QuickFIX store does not hold, i.e. that never left before the stop; and each drop
+        copy the copies it lacks. Only events since the store was created count (an earlier FIX day's store is
+        gone). A fill counts as held when a stored report has its ExecID; another event when a stored report has
+        its OrderID, ExecType and ClOrdID. Acceptances are left out: one whose answer never left is a message the
+        counterparty is asked to send again (RESTARTS), answered with the order's status. The reports go through
+        each session's outbox, before anything else it sends; the counterparty gets them at logon, by resend
+        (PossDupFlag Y). Returns how many were sent."""
+        owners = {name for name, codec in self._codecs.items() if not codec.spec.drop_copy}
+        copies = [name for name in self._codecs if name not in owners]
+        held = {name: self._stored_reports(name) for name in self._codecs}
+        engine, sent = self.engine, 0
+        for event, view in history:
+            order_id = getattr(event, "order_id", 0)
+            owner = engine.session_of.get(order_id)
+            if isinstance(event, OrderAccepted) or owner not in owners:
+                continue  # an acceptance (see above), or another adapter's order
+            if isinstance(event, OrderFilled):
+                exec_id = key = str(event.exec_id)
+            else:
+                exec_id = self._reports.report_id()
+                key = (str(order_id), _EXEC_TYPES.get(type(event)), event.cl_ord_id)  # type: ignore[attr-defined]
+            for name in (owner, *copies):
+                created_ns, stored = held[name]
+                if event.ts_ns < created_ns or key in stored:  # type: ignore[attr-defined]
+                    continue
+                codec = self._codecs[name]
+                msg = codec.report(event, view, engine.orders.get(order_id), exec_id)
+                if msg is None:
+                    continue
+                if name != owner:
+                    codec.mark_copy(msg)
+                self._reports.send_now(msg, name)
+                sent += 1
+        if sent:
+            log.warning("%d reports of events journaled before the last stop had never left: sent now, delivered "
+                        "at each client's logon by resend", sent)  # fmt: skip
+        return sent
+
+    def _stored_reports(self, name: str) -> tuple[int, set[object]]:
+        """(when session `name`'s store was created, in ns; the ExecIDs and the (OrderID, ExecType, ClOrdID) of
+        every ExecutionReport it holds)."""
+        factory = fix.FileStoreFactory(self._factories[0])  # a reader of its own: QuickFIX's is not exposed
+        store = factory.create(fix.UtcTimeStamp(), self._session_ids[name])
+        try:
+            created = store.getCreationTime()
+            when = (created.getYear(), created.getMonth(), created.getDay(), created.getHour(), created.getMinute())
+            created_ns = (calendar.timegm((*when, created.getSecond())) * 1_000_000_000) + created.getNanosecond()
+            raw = fix.VectorString()
+            last = store.getNextSenderMsgSeqNum() - 1
+            if last >= 1:
+                store.get(1, last, raw)
+        finally:
+            factory.destroy(store)
+        stored: set[object] = set()
+        for text in raw:
+            if "\x0135=8\x01" not in text:
+                continue
+            fields = dict(_REPORT_KEYS.findall(text))
+            stored.add(fields.get("17"))
+            stored.add((fields.get("37"), fields.get("150"), fields.get("11")))
+        return created_ns, stored
 
     def logged_on(self) -> tuple[int, int]:
         """(sessions logged on now, sessions configured)."""

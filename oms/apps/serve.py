@@ -35,7 +35,8 @@ from oms.core.accounts import AccountEvent
 from oms.core.engine import OrderManager, Venue
 from oms.core.model.enums import CancelReason
 from oms.core.model.instruments import ConfigError, InstrumentRegistry, read_toml
-from oms.core.model.messages import OrderCanceled
+from oms.core.model.messages import Message, OrderCanceled
+from oms.core.orders import OrderView
 from oms.core.venues.internal import InternalVenue
 from oms.infra.clickhouse.settings import AnalyticsSettings
 from oms.infra.ray.actors import RayAllowanceGate, ShardConfig, account_actor_class, build_gate
@@ -172,6 +173,8 @@ class OmsApp:
         self.gateway: FixGateway | None = None
         self.door: DoorProcess | None = None
         self._fix_marks: RedisInboundMarks | None = None
+        # the FIX sessions' order events as the start replayed them, until the gateway has sent what it owes
+        self._fix_history: list[tuple[Message, OrderView]] = []
         self.venues: dict[str, Venue] = {}
         self.book: InternalVenue | None = None  # the INTERNAL venue, whose books the market tape reads
         self.host: Sequencer | None = None
@@ -215,6 +218,7 @@ class OmsApp:
             app._start_algos()
             if with_fix:
                 app._start_fix()
+            app._fix_history = []
             if with_api:
                 app._start_api()
             app._start_venues()
@@ -285,8 +289,15 @@ class OmsApp:
         self.gate.wait_written = self.host.wait_committed
         self.host.start()
         reader = make_client(self.redis_url)
+        fix_sessions = {s.name for s in self.loaded.fix_sessions}
+        engine, history = self.engine, self._fix_history
+
+        def replayed(event: Message, view: OrderView) -> None:
+            if engine.session_of.get(event.order_id) in fix_sessions:  # type: ignore[attr-defined]
+                history.append((event, view))
+
         try:  # the orders of every earlier run, as their journals left them
-            skipped = self.host.run(lambda engine: engine.restore(order_history(reader, accounts)))
+            skipped = self.host.run(lambda engine: engine.restore(order_history(reader, accounts), replayed))
         finally:
             reader.close()
         if skipped:
@@ -470,6 +481,8 @@ class OmsApp:
         finally:
             inner.close()
         self.gateway = gateway
+        gateway.send_owed(self._fix_history)  # before the door opens: no session is logged on
+        self._fix_history = []
         loopback_only(port)
         self.door = door.start()
 

@@ -337,13 +337,15 @@ class OrderManager:
         self.closed = True
         return self.mass_cancel(None, None, now_ns, CancelReason.SHUTDOWN)
 
-    def restore(self, events: Iterable[Message]) -> int:
+    def restore(self, events: Iterable[Message], replayed: Callable[[Message, OrderView], None] | None = None) -> int:
         """Rebuild the orders a journal recorded, before the first command: OrderAccepted (with the session its
         reports go to), then that order's fills, cancels, replaces, expiries and venue rejects, in journal order
         (events of different orders may interleave). From then on status requests, duplicate ClOrdIDs (the order's,
         its cancels' and replaces') and cancels are judged as before the restart. Nothing reaches the gate, a venue
-        or the outbox: call `recover` next for the orders still working. Events of orders whose acceptance is not
-        among them are skipped; returns how many were."""
+        or the outbox: call `recover` next for the orders still working. `replayed(event, view)` hears each event
+        applied, with the order as it left it (`session_of` already names the order's session), so an adapter can
+        tell what it may still owe its clients. Events of orders whose acceptance is not among them are skipped;
+        returns how many were."""
         orders: dict[int, Order] = {}
         by_clordid, session_of = self._by_clordid, self.session_of
         skipped = 0
@@ -355,6 +357,8 @@ class OrderManager:
                 orders[e.order_id] = order
                 session_of[e.order_id] = e.session
                 by_clordid[(e.session, e.cl_ord_id)] = e.order_id
+                if replayed is not None:
+                    replayed(e, order.view())
                 continue
             order = orders.get(getattr(e, "order_id", 0))
             if order is None:
@@ -378,6 +382,8 @@ class OrderManager:
                     order.on_expired()
                 case OrderRejected():  # a venue's reject of an order the account had accepted
                     order.on_rejected()
+            if replayed is not None:
+                replayed(e, order.view())
         for order_id in sorted(orders):
             order = orders[order_id]
             if order.status is OrdStatus.PENDING_NEW:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import pytest
 import quickfix as fix
 
@@ -18,8 +19,12 @@ from fix_gateway.gateway import FixGateway
 from fix_gateway.settings import SessionSpec
 from oms.apps.serve import DEFAULT_CONFIG, LoadedConfig, load_config, local_engine
 from oms.core.engine import OrderManager
+from oms.core.model.enums import OrdType, Side
+from oms.core.model.instruments import parse_price
+from oms.core.model.messages import Message, OrderAccepted, OrderFilled, SubmitOrder, TradePrinted
+from oms.core.orders import OrderView
 from oms.infra.redis.server import free_port
-from oms.runtime.sequencer import Sequencer
+from oms.runtime.sequencer import Reports, Sequencer
 from risk.throttle import SessionThrottle
 from tests.integration.fix_raw import RawSession
 
@@ -438,6 +443,52 @@ def test_a_clean_stop_leaves_nothing_to_ask_for_again(env: Env) -> None:
     session = fix.Session.lookupSession(fix.SessionID("FIX.4.4", "OMS", "CLIENT44"))
 
     assert marks.saved["FIX.4.4:OMS->CLIENT44"] == session.getExpectedTargetNum() - 1
+
+
+def test_reports_a_session_never_got_before_a_stop_are_sent_at_the_next_start(env: Env) -> None:
+    """CLIENT44's resting order is filled by another channel's order (a REST order, say); the fill is journaled but
+    the process dies before QuickFIX stored its report. The next start replays the journal (`restore`) and sends
+    the session what its store lacks: the client gets the fill at logon, by resend (PossDupFlag), and nothing it
+    already had (its ack); the drop copy gets its copy. A second pass finds nothing owed."""
+    assert env.gateway is not None
+    journal: list[Message] = []  # every order event, as the account journals hold them (acceptances name the session)
+    first = env.gateway.engine
+
+    def journaled(steps: Reports) -> None:
+        for e, _ in steps:
+            if isinstance(e, OrderAccepted):
+                journal.append(msgspec.structs.replace(e, session=first.session_of[e.order_id]))
+            elif not isinstance(e, TradePrinted):
+                journal.append(e)
+
+    env.gateway._host.subscribe(journaled)
+    c44 = env.client("CLIENT44")
+    c44.new_order("r1", "AAPL", "1", "10", "149")
+    c44.expect(1)
+    stop_all(env.clients)
+    env.clients.clear()
+    env.gateway.stop(cancel_working=False)  # from here on the sessions hear nothing: the process is dying
+    aapl = env.loaded.instruments.by_symbol("AAPL")
+    assert aapl is not None
+    sell = SubmitOrder("ACC1", "rest-1", "AAPL", Side.SELL, OrdType.LIMIT, 10, parse_price(aapl, "149"), session="rest")
+    env.gateway._host.run(lambda engine: engine.submit(sell, time.time_ns()))
+    (fill,) = [e for e in journal if isinstance(e, OrderFilled) and e.cl_ord_id == "r1"]
+
+    gateway = env.start_gateway(generation=2)
+    history: list[tuple[Message, OrderView]] = []
+    gateway._host.run(lambda engine: engine.restore(journal, lambda e, view: history.append((e, view))))
+    owed = gateway.send_owed(history)
+    again, copies = env.client("CLIENT44"), env.client("DROPCOPY")
+    (got,) = again.expect(1, timeout=10)
+    acked, copy = copies.expect(2, timeout=10)  # it never logged on: all it was sent comes at its first logon
+
+    assert owed == 2  # the client's report and the drop copy's
+    assert (acked[T.EXEC_TYPE], copy[T.EXEC_ID]) == ("0", str(fill.exec_id))
+    assert (got[T.EXEC_ID], got[T.CL_ORD_ID], got[T.ORD_STATUS]) == (str(fill.exec_id), "r1", "2")
+    assert got[T.LAST_QTY] == "10"
+    assert got[T.POSS_DUP_FLAG] == "Y"
+    assert gateway.send_owed(history) == 0  # the store holds it now
+    assert again.quiet(0.5)
 
 
 def test_stop_cancels_working_orders_and_reports_it(env: Env) -> None:
