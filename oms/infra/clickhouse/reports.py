@@ -134,6 +134,7 @@ def tca_orders(
         "from_ns": start_ns, "to_ns": end_ns, "account": account, "symbol": symbol, "order_id": order_id,
         "fee_venues": venues, "fee_bps": [float(settings.fees_bps[v]) for v in venues],
         "default_fee_bps": float(settings.default_fee_bps), "horizons_ns": [round(h * 1e9) for h in horizons],
+        "arrival_max_age_ns": round(settings.arrival_max_age_s * 1e9),
     }  # fmt: skip
     columns, rows = _run(client, "tca", params)
     if not rows:

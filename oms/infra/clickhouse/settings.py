@@ -31,6 +31,8 @@ class AnalyticsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     - `claim_idle_s`: entries pending this long with another consumer (a sink that died under another name) are
       taken over with XAUTOCLAIM.
     - `markout_horizons_s`: markout horizons after each fill.
+    - `arrival_max_age_s`: how old the quote (or, failing a two-sided one, the print) behind an order's arrival price
+      may be; older, the order has no arrival price (`arrival_source` "none").
     - `fees_bps`: fee per venue in basis points of the fill notional; `default_fee_bps` for other venues.
     """
 
@@ -48,6 +50,7 @@ class AnalyticsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     markout_horizons_s: list[Annotated[float, msgspec.Meta(ge=0)]] = msgspec.field(
         default_factory=lambda: [1.0, 5.0, 60.0]
     )
+    arrival_max_age_s: _Positive = 60.0
     fees_bps: dict[str, float] = msgspec.field(default_factory=dict)
     default_fee_bps: float = 0.0
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -168,6 +169,9 @@ class Series:
         self.t_ts = np.array([t.ts_ns for t in trades], dtype=np.int64)
         self.t_px = np.array([px(symbol, t.price) for t in trades])
         self.t_qty = np.array([qty(symbol, t.qty) for t in trades])
+        books = sorted((q for q in market.quotes if q.symbol == symbol), key=lambda q: q.ts_ns)
+        self.b_ts = np.array([q.ts_ns for q in books], dtype=np.int64)  # every quote, one-sided ones too
+        self.b_mid = [(px(symbol, q.bid) + px(symbol, q.ask)) / 2 if q.bid_qty and q.ask_qty else None for q in books]
         every = [q.ts_ns for q in market.quotes if q.symbol == symbol] + [t.ts_ns for t in trades]
         self.data_end = max(every) if every else None  # one-sided quotes count: the store covers up to here
 
@@ -180,6 +184,17 @@ class Series:
         """Mid of the last two-sided quote before t (strict) or at/before t, else the last print."""
         mid = self._at(self.q_ts, self.mid, t, strict)
         return mid if mid is not None else self._at(self.t_ts, self.t_px, t, strict)
+
+    def arrival(self, t: int, max_age_ns: int) -> tuple[float | None, str]:
+        """The mid of the book just before t if it was two-sided and at most max_age_ns old, else the last print
+        before t within that age, else none."""
+        i = int(np.searchsorted(self.b_ts, t, side="left")) - 1
+        if i >= 0 and self.b_mid[i] is not None and t - int(self.b_ts[i]) <= max_age_ns:
+            return self.b_mid[i], "mid"
+        j = int(np.searchsorted(self.t_ts, t, side="left")) - 1
+        if j >= 0 and t - int(self.t_ts[j]) <= max_age_ns:
+            return float(self.t_px[j]), "last_trade"
+        return None, "none"
 
     def vwap_volume(self, a: int, e: int) -> tuple[float | None, float]:
         inside = (self.t_ts >= a) & (self.t_ts <= e)
@@ -218,7 +233,7 @@ def expected(market: Market, book: Book) -> dict[int, dict[str, float | int | No
         a = acc.ts_ns
         e = max([a, *(o.ts_ns for o in others), *(f.ts_ns for f in fills)])
         avg = notional / filled if filled else None
-        p_d = s.price(a, strict=True)
+        p_d, source = s.arrival(a, round(SETTINGS.arrival_max_age_s * SEC))
         p_0 = s.price(fills[0].ts_ns, strict=True) if fills else None
         p_n = s.price(e, strict=False)
         vwap, volume = s.vwap_volume(a, e)
@@ -229,7 +244,7 @@ def expected(market: Market, book: Book) -> dict[int, dict[str, float | int | No
 
         row: dict[str, float | int | None] = {
             "order_qty": x, "filled_qty": filled, "fill_rate": filled / x, "n_fills": len(fills), "avg_px": avg,
-            "arrival_px": p_d, "vwap": vwap, "twap": twap, "slippage_arrival_bps": cost(p_d),
+            "arrival_px": p_d, "arrival_source": source, "vwap": vwap, "twap": twap, "slippage_arrival_bps": cost(p_d),
             "slippage_vwap_bps": cost(vwap), "slippage_twap_bps": cost(twap), "start_px": p_0, "end_px": p_n,
             "fees": float((q * p * fee_bps).sum() / 1e4), "participation": filled / volume if volume else None,
             "end_ns": e,
@@ -294,6 +309,7 @@ def test_the_data_covers_the_cases_that_matter(world: tuple[Market, Book, Report
     assert any(0 < r["fill_rate"] < 1 for r in rows)  # partially filled
     assert any(r["filled_qty"] == 0 and r["is_opportunity_bps"] not in (None, 0) for r in rows)  # never filled
     assert any(r["arrival_px"] is None for r in rows)  # before any market data
+    assert {r["arrival_source"] for r in rows} == {"mid", "last_trade", "none"}
     assert any(r["arrival_ns"] == r["end_ns"] for r in rows)  # an instant fill
     fees = [r["is_fees_bps"] for r in rows if r["is_fees_bps"] is not None]
     assert min(fees) < 0 < max(fees)  # rebates and fees
@@ -380,6 +396,27 @@ def test_a_markout_past_the_last_market_data_is_null_not_the_last_quote(ch: Clie
 
     assert row["markout_1s_bps"] == pytest.approx(100.0)  # bought at 101, the mid 1 s later still 100
     assert row["markout_5s_bps"] is None and row["markout_60s_bps"] is None
+
+
+def test_arrival_on_a_one_sided_book_falls_back_to_the_last_print_and_says_so(ch: Client) -> None:
+    """The book was two-sided (149.80 / 150.20) until the bid left; at arrival only the ask (149.85) stands. The old
+    mid (150.00) is not the arrival price: the last print is, flagged; with market data older than the bound, none."""
+    t = T0 + 200_000 * SEC  # after everything else in the store
+    market = Market(
+        quotes=[Quote("XNAS", "AAPL", 1_498_000, 10, 1_502_000, 10, t - 3 * SEC),
+                Quote("XNAS", "AAPL", 0, 0, 1_498_500, 10, t - SEC)],
+        trades=[TradePrinted("XNAS", "AAPL", 920_001, 1_499_000, 5, Side.BUY, t - 2 * SEC)],
+    )  # fmt: skip
+    accepted = [OrderAccepted(921, "one", "ONESIDED", "AAPL", Side.BUY, OrdType.LIMIT, TimeInForce.DAY, 10,
+                              1_500_000, t)]  # fmt: skip
+    load(ch, market, Book(accepted=accepted))
+
+    (row,) = tca_orders(ch, account="ONESIDED", settings=SETTINGS).records()
+    strict = msgspec.structs.replace(SETTINGS, arrival_max_age_s=1.5)
+    (stale,) = tca_orders(ch, account="ONESIDED", settings=strict).records()
+
+    assert (row["arrival_px"], row["arrival_source"]) == (pytest.approx(149.90), "last_trade")
+    assert (stale["arrival_px"], stale["arrival_source"], stale["is_total_bps"]) == (None, "none", None)
 
 
 def test_an_unknown_order_id_is_one_clear_line(ch: Client) -> None:

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from oms.apps.cli import main
+from oms.core.model.enums import Side
+from oms.core.model.messages import OrderFilled, TradePrinted
 from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
 from oms.infra.clickhouse.reports import Report, best_execution, market_buckets, render, routing
 from tests.unit.infra.test_tca import MID0, SCALE, SEC, T0, Book, Market, Series, load, px, qty, simulate
@@ -77,6 +79,28 @@ def test_buckets_equal_the_numpy_computation(data: tuple[Client, Market, Book]) 
 
     assert _diff(report, want, ("symbol", "bucket_start_ns")) == []
     assert sum(r["own_fills"] > 0 and r["market_trades"] > 0 for r in report.records()) > 10
+
+
+def test_a_print_with_both_sides_ours_counts_once_in_participation(data: tuple[Client, Market, Book]) -> None:
+    """An internal cross of 10 between two of our accounts is one print of 10: participation 1, not 2 (own_qty still
+    counts both fills); each account alone took part in the whole print too."""
+    client, _, _ = data
+    t = T0 + 300_000 * SEC  # a bucket of its own
+    market = Market(trades=[TradePrinted("INTERNAL", "AAPL", 930_001, 1_500_000, 10, Side.BUY, t)])
+    book = Book(fills=[
+        OrderFilled(931, "b", "XBUY", "AAPL", 930_002, Side.BUY, 10, 1_500_000, 0, 10, 15_000_000, True, t, 932,
+                    "INTERNAL"),
+        OrderFilled(932, "s", "XSELL", "AAPL", 930_003, Side.SELL, 10, 1_500_000, 0, 10, 15_000_000, False, t, 931,
+                    "INTERNAL"),
+    ])  # fmt: skip
+    load(client, market, book)
+
+    def bucket(account: str = "") -> dict[str, object]:
+        (row,) = market_buckets(client, start_ns=t, end_ns=t + SEC, bucket_s=1, account=account).records()
+        return row
+
+    assert (bucket()["own_qty"], bucket()["participation"]) == (20, 1)
+    assert bucket("XBUY")["participation"] == bucket("XSELL")["participation"] == 1
 
 
 def _executions(book: Book) -> list[dict[str, object]]:

@@ -7,6 +7,8 @@
 -- in the bucket. market_twap: the last trade price weighted by how long it held within the bucket, from the bucket
 -- start with the price carried in from the previous print (if there is one), else from the bucket's first print, up
 -- to the bucket end (or to_ns); NULL for a bucket without prints. own_vwap: the same VWAP over our fills.
+-- participation: the quantity of the prints we took part in over market_qty, each print once: when both sides of an
+-- internal cross are among the fills selected, the passive side's fill is not counted again.
 WITH
     in_window AS (
         SELECT symbol, ts_ns, argMax(price, (src_ms, src_seq)) AS px
@@ -58,13 +60,19 @@ WITH
           AND ts_ns >= {from_ns:Int64} AND ts_ns < {to_ns:Int64}
         GROUP BY symbol, b
     ),
-    own AS (
-        SELECT symbol, intDiv(ts_ns, {bucket_ns:Int64}) AS b, sum(qty * price) / sum(qty) AS own_vwap,
-               sum(qty) AS own_qty, count() AS own_fills
+    selected AS (
+        SELECT order_id, contra_order_id, symbol, qty, price, liquidity, ts_ns
         FROM executions FINAL
         WHERE ({symbol:String} = '' OR symbol = {symbol:String})
           AND ({account:String} = '' OR account = {account:String})
           AND ts_ns >= {from_ns:Int64} AND ts_ns < {to_ns:Int64}
+    ),
+    own AS (
+        SELECT symbol, intDiv(ts_ns, {bucket_ns:Int64}) AS b, sum(qty * price) / sum(qty) AS own_vwap,
+               sum(qty) AS own_qty, count() AS own_fills,
+               sumIf(qty, NOT (liquidity = 'PASSIVE'
+                               AND coalesce(contra_order_id, 0) IN (SELECT order_id FROM selected))) AS own_print_qty
+        FROM selected
         GROUP BY symbol, b
     ),
     buckets AS (
@@ -82,7 +90,7 @@ SELECT
     o.own_vwap AS own_vwap,
     coalesce(o.own_qty, 0) AS own_qty,
     coalesce(o.own_fills, 0) AS own_fills,
-    if(m.market_qty > 0, coalesce(o.own_qty, 0) / m.market_qty, NULL) AS participation
+    if(m.market_qty > 0, coalesce(o.own_print_qty, 0) / m.market_qty, NULL) AS participation
 FROM buckets AS k
 LEFT JOIN market AS m ON m.symbol = k.symbol AND m.b = k.b
 LEFT JOIN twap AS t ON t.symbol = k.symbol AND t.b = k.b

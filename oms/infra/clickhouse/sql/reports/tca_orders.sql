@@ -5,6 +5,7 @@
 --   order_id UInt64             0 for all
 --   fee_venues Array(String), fee_bps Array(Float64), default_fee_bps Float64   fees per venue, bps of notional
 --   horizons_ns Array(Int64)    markout horizons after each fill
+--   arrival_max_age_ns Int64    how old the market data behind an arrival price may be
 --
 -- Sign convention, for buys and sells alike: every *_bps figure is a COST, positive when the execution was worse than
 -- the benchmark: side * (price - benchmark) / benchmark * 1e4, side = +1 for a buy, -1 for a sell.
@@ -12,6 +13,9 @@
 -- to the latest trade print. Benchmarks before an event (arrival, start of execution) use the market strictly before
 -- it (the order's own quote or print does not move its benchmark); after-the-fact marks (end of the order, markouts)
 -- use the market at or before t.
+-- Arrival price (Kissell): the mid of the book as it stood just before acceptance (its latest quote, whichever sides
+-- it had), when that quote is two-sided and at most arrival_max_age_ns old; else the last print before acceptance
+-- within the same age; else NULL. arrival_source says which: 'mid', 'last_trade' or 'none'.
 -- The order's life is [arrival_ns, end_ns]: from acceptance to its last event (fill, cancel, expiry, replace).
 -- A markout whose horizon lies past the symbol's last market data in the store (quote or print) is NULL: the store
 -- does not cover it yet, and the figure must not change with when the report is run.
@@ -61,6 +65,13 @@ WITH
         WHERE bid IS NOT NULL AND ask IS NOT NULL AND symbol IN (SELECT symbol FROM accepted)
         GROUP BY symbol, ts_ns
     ),
+    books AS (
+        -- every top of book, one-sided and empty ones too: the book as it stood
+        SELECT symbol, ts_ns, argMax(tuple(bid, ask), (src_ms, src_seq)) AS top
+        FROM quotes FINAL
+        WHERE symbol IN (SELECT symbol FROM accepted)
+        GROUP BY symbol, ts_ns
+    ),
     lasts AS (
         SELECT symbol, ts_ns, argMax(price, (src_ms, src_seq)) AS px
         FROM market_trades FINAL
@@ -68,9 +79,15 @@ WITH
         GROUP BY symbol, ts_ns
     ),
     arrival AS (
-        SELECT o.order_id AS order_id, coalesce(m.mid, t.px) AS arrival_px
+        SELECT o.order_id AS order_id,
+               multiIf(b.ts_ns IS NOT NULL AND b.top.1 IS NOT NULL AND b.top.2 IS NOT NULL
+                           AND o.arrival_ns - b.ts_ns <= {arrival_max_age_ns:Int64}, 'mid',
+                       t.ts_ns IS NOT NULL AND o.arrival_ns - t.ts_ns <= {arrival_max_age_ns:Int64}, 'last_trade',
+                       'none') AS arrival_source,
+               multiIf(arrival_source = 'mid', (b.top.1 + b.top.2) / 2, arrival_source = 'last_trade', t.px, NULL)
+                   AS arrival_px
         FROM o
-        ASOF LEFT JOIN mids AS m ON m.symbol = o.symbol AND o.arrival_ns > m.ts_ns
+        ASOF LEFT JOIN books AS b ON b.symbol = o.symbol AND o.arrival_ns > b.ts_ns
         ASOF LEFT JOIN lasts AS t ON t.symbol = o.symbol AND o.arrival_ns > t.ts_ns
     ),
     start AS (
@@ -156,6 +173,7 @@ SELECT
     o.n_fills AS n_fills,
     if(o.filled > 0, o.notional / o.filled, NULL) AS avg_px,
     a.arrival_px AS arrival_px,
+    a.arrival_source AS arrival_source,
     mk.vwap AS vwap,
     if(tw.covered > 0, tw.weighted / tw.covered, fi.end_last_px) AS twap,
     o.sgn * (avg_px - arrival_px) / arrival_px * 1e4 AS slippage_arrival_bps,
