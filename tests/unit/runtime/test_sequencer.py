@@ -317,11 +317,13 @@ def test_a_stalled_write_shows_how_long_it_has_stalled_and_a_caller_may_stop_wai
 def test_a_batch_that_waits_on_something_shows_how_long_the_sequencer_has_been_on_it() -> None:
     host = started()
     try:
-        gate = threading.Event()
+        gate, began = threading.Event(), threading.Event()
         assert host.busy_s() == 0.0
-        host.post(lambda e: gate.wait(5), pytest.fail)
+        host.post(lambda e: (began.set(), gate.wait(5)), pytest.fail)
+        assert began.wait(5)
+        since = time.monotonic()  # the batch began before this
         time.sleep(0.05)
-        assert host.busy_s() >= 0.05
+        assert host.busy_s() >= time.monotonic() - since >= 0.05
         assert host.readiness()["sequencer"] == "ok"  # not yet past MAX_JOURNAL_STALL_S
         gate.set()
         host.run(lambda e: None)
