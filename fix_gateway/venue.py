@@ -507,7 +507,7 @@ class FixVenue:
 
     @staticmethod
     def _rejected(order_id: int, cmd: SubmitOrder, reason: RejectReason, text: str, ts_ns: int) -> OrderRejected:
-        return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, text, ts_ns)
+        return OrderRejected.of(cmd, order_id, reason, text, ts_ns)
 
     @staticmethod
     def _refused(

@@ -20,7 +20,7 @@ class RecordingGate:
     def decide(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
         reason = RejectReason.KILL_SWITCH if self.killed.get(cmd.account) else self.deny.get(cmd.cl_ord_id)
         if reason is not None:
-            return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, reason.name, now_ns)
+            return OrderRejected.of(cmd, order_id, reason, reason.name, now_ns)
         accepted = OrderAccepted(
             order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, cmd.qty, cmd.price,
             now_ns, cmd.stop_price, cmd.session,

@@ -29,6 +29,8 @@ import heapq
 from collections.abc import Callable, Iterable
 from typing import Literal, Protocol
 
+import msgspec
+
 from oms.core.model.enums import CancelReason, OrdStatus, RejectReason, TimeInForce
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import (
@@ -124,6 +126,8 @@ class Venue(Protocol):
     answers every command at once, so its `start` and `stop` do nothing.
     """
 
+    name: str  # recorded with each order routed here (OrderAccepted.venue)
+
     def start(self, apply: ApplyVenue) -> None:
         """Begin serving: from now on the venue may hand what it hears to `apply` (see the class text)."""
         ...
@@ -215,6 +219,8 @@ class OrderManager:
             return self._refuse(cmd, RejectReason.DUPLICATE_CL_ORD_ID, now_ns, stamps)
         if self._instruments.by_symbol(cmd.symbol) is None:
             return self._refuse(cmd, RejectReason.UNKNOWN_SYMBOL, now_ns, stamps)
+        venue = self._venue_for(cmd.symbol)
+        cmd = msgspec.structs.replace(cmd, venue=venue.name)  # the routing decision, journaled with the acceptance
         order_id = self._next_id
         self._next_id += 1
         self._by_clordid[key] = order_id
@@ -235,7 +241,7 @@ class OrderManager:
         if cmd.tif is TimeInForce.GTD and cmd.expire_ts_ns is not None:
             heapq.heappush(self._expiries, (cmd.expire_ts_ns, order_id))
         try:
-            events = self._venue_for(cmd.symbol).submit(order_id, cmd, now_ns)
+            events = venue.submit(order_id, cmd, now_ns)
         except Exception as exc:
             return self._failed(order, cmd, "venue", exc, now_ns, None)
         if stamps is not None:
@@ -556,7 +562,7 @@ class OrderManager:
 
     @staticmethod
     def _reject(cmd: SubmitOrder, order_id: int, reason: RejectReason, now_ns: int) -> OrderRejected:
-        return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, describe(reason), now_ns)
+        return OrderRejected.of(cmd, order_id, reason, describe(reason), now_ns)
 
     @staticmethod
     def _cancel_rejected(

@@ -350,7 +350,7 @@ class AlgoEngine:
                 self._flush()  # journaled before it reaches the OrderManager
                 cmd = SubmitOrder(
                     parent.account, cl, parent.symbol, a.side, a.ord_type, a.qty, a.price, a.stop_price, a.tif,
-                    ts_ns=now, session=self.session,
+                    ts_ns=now, session=self.session, parent_id=pid,
                 )  # fmt: skip
                 self._submitting = (parent, cl)
                 try:

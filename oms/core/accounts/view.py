@@ -234,10 +234,10 @@ class AccountView:
         code = UNDECIDED if market is not None or cmd.account != self.account else self._kernel.check(cmd, now_ns)
         reason = self._check_submit(cmd, now_ns, market) if code == UNDECIDED else _REASONS[code]
         if reason is not _OK:
-            return OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, describe(reason), now_ns)
+            return OrderRejected.of(cmd, order_id, reason, describe(reason), now_ns)
         return OrderAccepted(
             order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, cmd.qty, cmd.price,
-            now_ns, cmd.stop_price, cmd.session,
+            now_ns, cmd.stop_price, cmd.session, cmd.parent_id, cmd.venue,
         )  # fmt: skip
 
     def decide_replace(

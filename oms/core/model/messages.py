@@ -22,6 +22,7 @@ __all__ = [
     "Command",
     "Event",
     "Message",
+    "OperatorAction",
     "OrderAccepted",
     "OrderCanceled",
     "OrderExpired",
@@ -54,6 +55,8 @@ class SubmitOrder(msgspec.Struct, frozen=True, tag="submit_order"):
     expire_ts_ns: int | None = None  # GTD
     ts_ns: int = 0
     session: str = ""  # the gateway session that sent it, for routing the answers
+    parent_id: str = ""  # an algo's child: its parent order
+    venue: str = ""  # where the OMS routes it (set by the OrderManager as it submits)
 
 
 class CancelOrder(msgspec.Struct, frozen=True, tag="cancel_order"):
@@ -97,9 +100,14 @@ class OrderAccepted(msgspec.Struct, frozen=True, tag="order_accepted"):
     ts_ns: int
     stop_price: int | None = None
     session: str = ""  # where its reports go: kept in the journal so a restart knows whose order it is
+    parent_id: str = ""  # an algo's child: its parent order
+    venue: str = ""  # the venue the OMS routed it to
 
 
 class OrderRejected(msgspec.Struct, frozen=True, tag="order_rejected"):
+    """A new order refused (`order_id` 0 when refused before an id was spent). The order's terms are kept when the
+    refusal had the command (`OrderRejected.of`): the record of a refusal says what was refused."""
+
     order_id: int
     cl_ord_id: str
     account: str
@@ -107,6 +115,21 @@ class OrderRejected(msgspec.Struct, frozen=True, tag="order_rejected"):
     reason: RejectReason
     text: str
     ts_ns: int
+    side: Side | None = None
+    ord_type: OrdType | None = None
+    tif: TimeInForce | None = None
+    qty: int | None = None
+    price: int | None = None
+    stop_price: int | None = None
+    session: str = ""
+
+    @classmethod
+    def of(cls, cmd: SubmitOrder, order_id: int, reason: RejectReason, text: str, ts_ns: int) -> OrderRejected:
+        """The refusal of `cmd`, with its terms."""
+        return cls(
+            order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, text, ts_ns, cmd.side, cmd.ord_type, cmd.tif,
+            cmd.qty, cmd.price, cmd.stop_price, cmd.session,
+        )  # fmt: skip
 
 
 class OrderFilled(msgspec.Struct, frozen=True, tag="order_filled"):
@@ -222,6 +245,17 @@ class TradePrinted(msgspec.Struct, frozen=True, tag="trade_printed"):
     price: int
     qty: int
     aggressor_side: Side
+    ts_ns: int
+
+
+class OperatorAction(msgspec.Struct, frozen=True, tag="operator_action"):
+    """An operator's command the OMS carried out (the kill switch, ...): what, on which account ('' for every
+    account), with which setting, by whom (`actor`: the API key's session, `REST:<key id>`, or the tool's name)."""
+
+    action: str
+    account: str
+    detail: str
+    actor: str
     ts_ns: int
 
 

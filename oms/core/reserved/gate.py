@@ -460,7 +460,7 @@ class AllowanceGate(OperatorMethods):
             return None
         accepted = OrderAccepted(
             order_id, cl, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, qty, cmd.price, now_ns,
-            cmd.stop_price, cmd.session,
+            cmd.stop_price, cmd.session, cmd.parent_id, cmd.venue,
         )  # fmt: skip
         spent = AllowanceSpent(cmd.account, loc.grant_id, order_id, cmd.symbol, cmd.side, qty, credit, now_ns)
         if self._group:  # written once the batch is sealed (`seal`), before the acceptance leaves
@@ -504,7 +504,7 @@ class AllowanceGate(OperatorMethods):
 
     def _reject(self, cmd: SubmitOrder, order_id: int, now_ns: int, reason: RejectReason) -> OrderRejected:
         """A reject the account would make too (see "Local rejects" in docs/reserved.md), queued like a spend."""
-        rejected = OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, describe(reason), now_ns)
+        rejected = OrderRejected.of(cmd, order_id, reason, describe(reason), now_ns)
         self._local[cmd.account].cl_ord_ids.add(cmd.cl_ord_id)
         pending = self._pending
         if not pending:

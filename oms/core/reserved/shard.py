@@ -149,7 +149,7 @@ class LocalShard(OperatorMethods):
             state = self._states.get(cmd.account)
             if state is None:
                 reason = RejectReason.UNKNOWN_ACCOUNT
-                out.append(OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, reason.name, now_ns))
+                out.append(OrderRejected.of(cmd, order_id, reason, reason.name, now_ns))
                 continue
             self._desk.drain(cmd.account)
             decision = state.decide(cmd, order_id, now_ns)

@@ -93,7 +93,7 @@ class InternalVenue:
         inst = self._instruments.by_symbol(cmd.symbol)
         if inst is None:
             reason = RejectReason.UNKNOWN_SYMBOL
-            return [OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, describe(reason), ts_ns)]
+            return [OrderRejected.of(cmd, order_id, reason, describe(reason), ts_ns)]
         account = self._accounts.setdefault(cmd.account, len(self._accounts) + 1)
         self._orders[order_id] = _Working(cmd.cl_ord_id, cmd.account, cmd.symbol, cmd.side, cmd.qty)
         book_events = self._engine.submit(
@@ -171,9 +171,7 @@ class InternalVenue:
                 assert submit is not None
                 del self._orders[oid]
                 why = RejectReason(reason)
-                out.append(
-                    OrderRejected(oid, submit.cl_ord_id, submit.account, submit.symbol, why, describe(why), ts_ns)
-                )
+                out.append(OrderRejected.of(submit, oid, why, describe(why), ts_ns))
                 continue
             w = self._orders[oid]
             if kind == K.ACCEPTED:

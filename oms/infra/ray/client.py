@@ -121,9 +121,7 @@ class ShardClient:
             h = self._actors.get(cmd.account)
             if h is None:
                 reason = RejectReason.UNKNOWN_ACCOUNT
-                decisions[i] = OrderRejected(
-                    order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, describe(reason), now_ns
-                )
+                decisions[i] = OrderRejected.of(cmd, order_id, reason, describe(reason), now_ns)
             else:
                 by_actor.setdefault(h, []).append(i)
         calls: dict[Any, GateCall] = {

@@ -338,7 +338,7 @@ class AccountShard(OperatorMethods):
             if state is None:
                 reason = RejectReason.UNKNOWN_ACCOUNT
                 text = f"account {cmd.account!r} is not known"
-                decisions.append(OrderRejected(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, reason, text, now_ns))
+                decisions.append(OrderRejected.of(cmd, order_id, reason, text, now_ns))
                 continue
             events = touched.setdefault(cmd.account, [])
             self._desk.drain(cmd.account)

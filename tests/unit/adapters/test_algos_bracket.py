@@ -124,6 +124,8 @@ class ExternalVenue:
     """A venue that answers cancels later and reports fills in batches of its own (like a FIX venue): the test
     plays its side through `host.on_venue_events`."""
 
+    name = "EXTERNAL"
+
     def __init__(self) -> None:
         self.orders: dict[str, tuple[int, SubmitOrder]] = {}
         self.cancels: list[str] = []

@@ -244,6 +244,8 @@ class Stamps:
 class NoisyVenue:
     """A venue that notes in `stamps` when it is asked, to show where the venue stamp falls."""
 
+    name = "INTERNAL"
+
     def __init__(self, stamps: Stamps) -> None:
         self.inner = InternalVenue(INSTRUMENTS)
         self.stamps = stamps
