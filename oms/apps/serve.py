@@ -43,6 +43,7 @@ from oms.infra.ray.actors import RayAllowanceGate, ShardConfig, account_actor_cl
 from oms.infra.ray.runtime import RaySettings, start_ray, stop_ray
 from oms.infra.redis.fixmarks import RedisInboundMarks
 from oms.infra.redis.history import order_history
+from oms.infra.redis.records import RecordLog
 from oms.infra.redis.reportlog import ReportLog
 from oms.infra.redis.server import ManagedRedis, RedisSettings, connect, make_client
 from oms.runtime.schedule import ScheduleSettings, next_close
@@ -180,6 +181,7 @@ class OmsApp:
         self.host: Sequencer | None = None
         self.gate: RayAllowanceGate | None = None
         self.algos: AlgoEngine | None = None
+        self.records: RecordLog | None = None
         self.api: ApiServer | None = None
         self._by_account: dict[str, object] = {}
         self._timer: threading.Thread | None = None
@@ -287,6 +289,9 @@ class OmsApp:
         )
         self.host = Sequencer(self.engine, self.lock, seal=self.gate.seal)
         self.gate.wait_written = self.host.wait_committed
+        self.records = RecordLog(make_client(self.redis_url))  # refusals and operator actions, no account's
+        self.host.subscribe(self.records.on_reports, "records")
+        self.host.add_seal(self.records.seal)
         self.host.start()
         reader = make_client(self.redis_url)
         fix_sessions = {s.name for s in self.loaded.fix_sessions}
@@ -439,7 +444,7 @@ class OmsApp:
         from oms.infra.redis.idempotency import RedisIdempotency
         from oms.infra.redis.nonces import RedisNonces
 
-        assert self.host is not None
+        assert self.host is not None and self.records is not None
         settings = self.loaded.config.api
         view = SummaryAccountView(
             sorted(self._by_account), summary_reader(self._by_account), self.loaded.risk, self.loaded.instruments
@@ -450,7 +455,7 @@ class OmsApp:
         idempotency = RedisIdempotency(client, "order", ttl), RedisIdempotency(client, "parent", ttl)
         self.api = ApiServer(
             self.host, view, settings, self.loaded.instruments, algos=self.algos, profiles=api_profiles(settings),
-            nonces=nonces, idempotency=idempotency, readiness=self.readiness,
+            nonces=nonces, idempotency=idempotency, readiness=self.readiness, record=self.records.add,
         ).start()  # fmt: skip
 
     def _start_venues(self) -> None:
@@ -517,6 +522,12 @@ class OmsApp:
         self.venues, self.book = {}, None
         if self.host is not None:  # what is queued runs and is committed; from here on steps run inline
             self.host.stop()
+        if self.records is not None:  # after the sequencer's last batch: nothing is sealed with it any more
+            if self.host is not None:
+                self.host.unsubscribe(self.records.on_reports)
+                self.host.remove_seal(self.records.seal)
+            self.records.close()
+            self.records = None
         if self.gate is not None:  # allowances back, every queued report journaled: before the sink drains
             gate, self.gate = self.gate, None
             try:

@@ -14,7 +14,8 @@ session. Subscribers are isolated: one that raises is logged and counted (`oms_s
 get the reports.
 
 GROUP COMMIT. When a batch's steps have run, the sequencer seals it: `seal` (the reserved gate's,
-`oms.core.reserved.AllowanceGate.seal`) gives the batch's write-ahead records as one write (one Redis round trip,
+`oms.core.reserved.AllowanceGate.seal`, then any `add_seal`-ed, such as the OMS's own record of refusals,
+`oms.infra.redis.records`) gives the batch's write-ahead records as one write each (one Redis round trip,
 one fsync for every order in it), and each adapter's `after_commit` hook gives what the batch's reports made it
 send. A committer thread runs the write, then the adapters' releases, then answers the callers of `run`, batch
 after batch in order, while the sequencer goes on with the next batch. So a report a client sees is durable, the
@@ -78,7 +79,7 @@ class Sequencer:
         self.engine = engine
         self.lock = lock if lock is not None else threading.RLock()
         self.metrics = metrics
-        self._seal = seal
+        self._seals: list[Seal] = [] if seal is None else [seal]
         self._subscribers: list[Callable[[Reports], None]] = []
         self._names: dict[Callable[[Reports], None], str] = {}
         self._after: list[Seal] = []
@@ -142,6 +143,17 @@ class Sequencer:
         `run` (the committer would wait for itself): it only hands what it holds to its adapter's own threads."""
         with self.lock:
             self._after.append(hook)
+
+    def add_seal(self, seal: Seal) -> None:
+        """Call `seal` too when each batch is sealed (on the sequence, under the lock): it returns a write the batch
+        must make durable before anything it produced is released (or None). Writes run in the order their seals
+        were added, after the one given at construction."""
+        with self.lock:
+            self._seals.append(seal)
+
+    def remove_seal(self, seal: Seal) -> None:
+        with self.lock:
+            self._seals.remove(seal)
 
     def remove_after_commit(self, hook: Seal) -> None:
         with self.lock:
@@ -310,7 +322,7 @@ class Sequencer:
 
     def _seal_batch(self, answers: list[tuple[Future[Any], Any, BaseException | None]]) -> _Commit:
         """What the batch just run must write before anything it produced is released (call under the lock)."""
-        write = self._seal() if self._seal is not None else None
+        writes = [write for seal in self._seals if (write := seal()) is not None]
         releases: list[Callable[[], None]] = []
         for hook in self._after:
             try:
@@ -323,7 +335,7 @@ class Sequencer:
                 releases.append(release)
         with self._progress:
             self._sealed += 1
-        return _Commit(write, releases, answers)
+        return _Commit(writes, releases, answers)
 
     def readiness(self) -> dict[str, str]:
         """The checks the core answers itself, each "ok" or why not: the last run reconciled, order entry open, the
@@ -364,13 +376,14 @@ class Sequencer:
             self._run_commit(commit)
 
     def _run_commit(self, commit: _Commit) -> None:
-        """Run the batch's write (retrying until it lands), then its releases, then answer its callers."""
-        if commit.write is not None:
+        """Run the batch's writes in order (each retried until it lands, none run again once it has), then its
+        releases, then answer its callers."""
+        for write in commit.writes:
             attempt = 0
             self._writing_since = time.monotonic()
             while True:
                 try:
-                    commit.write()
+                    write()
                     self._writing_since = None
                     break
                 except Exception:
@@ -396,8 +409,9 @@ class Sequencer:
 
 
 class _Commit(NamedTuple):
-    """A sealed batch: its write-ahead (None: nothing to write), its adapters' releases, its callers' answers."""
+    """A sealed batch: its writes (write-ahead records, in seal order), its adapters' releases, its callers'
+    answers."""
 
-    write: Callable[[], None] | None
+    writes: list[Callable[[], None]]
     releases: list[Callable[[], None]]
     answers: list[tuple[Future[Any], Any, BaseException | None]]

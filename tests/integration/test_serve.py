@@ -97,6 +97,46 @@ def test_serve_trades_over_fix_and_stops_cleanly_on_sigterm(configs: tuple[Path,
     assert [qty for _, qty in rows] == [40.0, 40.0, 10.0, 10.0] and trades == [(2,)]
 
 
+def test_every_event_reaches_the_store_with_who_and_where(configs: tuple[Path, int], tmp_path: Path) -> None:
+    """What compliance reads in ClickHouse after a run: each accepted order's session and the venue it was routed to,
+    a risk reject with the order's full terms, a refused cancel (nothing moved, yet recorded) and each kill-switch
+    action with the key that pulled it."""
+    config, port = configs
+    proc, api = start_serve(config)
+    client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client", password="client42-dev").start()
+    risk = {"X-API-Key": "risk1-dev-secret"}
+    try:
+        client.new_order("r1", "AAPL", "1", "10", "140")
+        client.new_order("big", "AAPL", "1", "100", "250", account="TIGHT1")
+        client.cancel("x-nope", "nope", "AAPL", "1", "10")
+        answers = client.expect(3, timeout=30)
+        on = httpx.post(f"{api}/v1/accounts/ACC2/kill-switch", headers=risk, json={"on": True}, timeout=30)
+        off = httpx.post(f"{api}/v1/accounts/ACC2/kill-switch", headers=risk, json={"on": False}, timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        client.expect(1, timeout=60)  # r1 canceled at the stop
+    finally:
+        client.stop()
+        out, _ = proc.communicate(timeout=120)
+
+    assert sorted(m.msg_type for m in answers) == ["8", "8", "9"] and on.status_code == off.status_code == 200
+    assert proc.returncode == 0, out
+    ch = connect(f"chdb://{tmp_path / 'var' / 'clickhouse'}")
+    try:
+        rows = ch.query("SELECT event, cl_ord_id, account, side, ord_type, qty, price, session, venue, reason, src "
+                        "FROM orders FINAL WHERE event != 'canceled' ORDER BY ts_ns").result_rows  # fmt: skip
+        actions = ch.query("SELECT action, account, detail, actor FROM operator_actions FINAL ORDER BY ts_ns")
+    finally:
+        ch.close()
+    session = "FIX.4.2:OMS->CLIENT42"
+    assert rows == [
+        ("accepted", "r1", "ACC1", "BUY", "LIMIT", 10.0, 140.0, session, "INTERNAL", "", ""),
+        ("rejected", "big", "TIGHT1", "BUY", "LIMIT", 100.0, 250.0, session, "", "MAX_ORDER_NOTIONAL", ""),
+        ("cancel_rejected", "x-nope", "ACC1", "", "", None, None, "", "", "UNKNOWN_ORDER", "records"),
+    ]
+    assert actions.result_rows == [("kill_switch", "ACC2", "on", "REST:risk1"), ("kill_switch", "ACC2", "off",
+                                                                                 "REST:risk1")]
+
+
 def test_a_busy_fix_port_is_named_in_one_line_and_nothing_keeps_running(configs: tuple[Path, int]) -> None:
     config, port = configs
     with socket.create_server(("0.0.0.0", port)):

@@ -10,10 +10,19 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from oms.core.accounts import AccountEvent, Marked
-from oms.core.model.enums import OrdType, Side, TimeInForce
+from oms.core.accounts import AccountEvent, Marked, account_encoder
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side, TimeInForce
 from oms.core.model.instruments import InstrumentRegistry
-from oms.core.model.messages import OrderAccepted, OrderFilled, TradePrinted
+from oms.core.model.messages import (
+    CancelRejected,
+    OperatorAction,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    SubmitOrder,
+    TradePrinted,
+)
 from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
 from oms.infra.clickhouse.rows import scales
 from oms.infra.clickhouse.service import SinkService
@@ -21,6 +30,7 @@ from oms.infra.clickhouse.settings import AnalyticsSettings
 from oms.infra.clickhouse.sink import Sink, dead_letter_key
 from oms.infra.clickhouse.tape import Quote, Tape
 from oms.infra.redis.journal import Journal, journal_key
+from oms.infra.redis.records import RecordLog
 from oms.infra.redis.server import ManagedRedis
 from tests.integration.sink_child import INSTRUMENTS
 
@@ -121,4 +131,39 @@ def test_tape_prints_and_quotes_land_in_their_tables_with_empty_sides_as_null(
     ]
     assert ch.query("SELECT event, side, ord_type, tif, qty, price FROM orders FINAL").result_rows == [
         ("accepted", "BUY", "MARKET", "IOC", 10.0, None)
+    ]
+
+
+def test_the_oms_records_land_in_orders_and_operator_actions_apart_from_the_journal_rows(
+    redis_client: redis.Redis, db: tuple[Client, str]
+) -> None:
+    """A refused cancel, an order refused before it had an id (with its terms) and a kill-switch action, from the
+    OMS's own record; a journal entry of the same order with the same entry id stays a row of its own."""
+    ch, prefix = db
+    records = RecordLog(redis_client, prefix=f"{prefix}:records")
+    submit = SubmitOrder("ACC1", "dup", "AAPL", Side.SELL, OrdType.LIMIT, 5, 1_510_000, session="REST:trader1")
+    records.on_reports([
+        (CancelRejected(7, "x7", "c7", "ACC1", "AAPL", RejectReason.TOO_LATE_TO_CANCEL, "too late", "cancel", T), None),
+        (OrderRejected.of(submit, 0, RejectReason.DUPLICATE_CL_ORD_ID, "duplicate", T + 1), None),
+        (OrderRejected(8, "c8", "ACC1", "AAPL", RejectReason.CREDIT_LIMIT, "journaled by its account", T + 2), None),
+    ])  # fmt: skip
+    records.add(OperatorAction("kill_switch", "ACC1", "on", "REST:risk1", T + 3))
+    write = records.seal()
+    assert write is not None and records.seal() is None
+    write()
+    sid = redis_client.xrange(f"{prefix}:records:journal:events")[0][0]  # the refused cancel's entry id
+    canceled = OrderCanceled(7, "c7", "ACC1", "AAPL", CancelReason.USER, 10, T, "")
+    redis_client.xadd(journal_key("ACC1", prefix), {"r": account_encoder.encode(canceled)}, id=sid)
+
+    Sink(redis_client, ch, SCALE, AnalyticsSettings(dsn="x"), prefix=prefix).drain()
+
+    rows = ch.query("SELECT event, order_id, cl_ord_id, side, qty, price, session, reason, src FROM orders FINAL "
+                    "ORDER BY ts_ns, event").result_rows  # fmt: skip
+    assert rows == [
+        ("cancel_rejected", 7, "x7", "", None, None, "", "TOO_LATE_TO_CANCEL", "records"),
+        ("canceled", 7, "c7", "", 10.0, None, "", "USER", ""),
+        ("rejected", 0, "dup", "SELL", 5.0, 151.0, "REST:trader1", "DUPLICATE_CL_ORD_ID", "records"),
+    ]  # the account's own reject (order 8) is not the OMS's to record
+    assert ch.query("SELECT action, account, detail, actor FROM operator_actions FINAL").result_rows == [
+        ("kill_switch", "ACC1", "on", "REST:risk1")
     ]

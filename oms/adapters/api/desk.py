@@ -39,6 +39,7 @@ from oms.core.model.messages import (
     CancelRejected,
     ChangePending,
     Message,
+    OperatorAction,
     OrderAccepted,
     OrderCanceled,
     OrderExpired,
@@ -108,8 +109,12 @@ class OrderDesk:
         accounts: list[str],
         metrics: ApiMetrics,
         executions_kept: int = 100_000,
+        record: Callable[[OperatorAction], None] | None = None,
     ) -> None:
+        """`record`: keeps an operator's action with the running batch (`oms.infra.redis.records.RecordLog.add`), so
+        it is durable before the answer leaves."""
         self.host = host
+        self._record = record
         self.instruments = instruments
         self.accounts = frozenset(accounts)
         self.metrics = metrics
@@ -279,6 +284,8 @@ class OrderDesk:
 
         def step(engine: OrderManager) -> tuple[list[Message], list[int]]:
             events = engine.kill_switch(account, on, now_ns)
+            if self._record is not None:
+                self._record(OperatorAction("kill_switch", account or "", "on" if on else "off", key.session, now_ns))
             # what is still working now waits for a venue that answers later (a FIX venue)
             pending = [o.order_id for a in accounts for o in engine.working(account=a)] if on else []
             return events, pending

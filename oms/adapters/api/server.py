@@ -18,6 +18,7 @@ from oms.adapters.api.metrics import ApiMetrics
 from oms.adapters.api.security import Authenticator, IdempotencyStore, MemoryIdempotency, NonceStore, RateLimiter
 from oms.adapters.api.settings import ApiSettings
 from oms.core.model.instruments import InstrumentRegistry
+from oms.core.model.messages import OperatorAction
 from oms.runtime.sequencer import Sequencer
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class ApiServer:
         nonces: NonceStore | None = None,
         idempotency: tuple[IdempotencyStore, IdempotencyStore] | None = None,
         readiness: Callable[[], dict[str, str]] | None = None,
+        record: Callable[[OperatorAction], None] | None = None,
     ) -> None:
         settings = ApiSettings() if settings is None else settings
         self.settings = settings
@@ -64,7 +66,7 @@ class ApiServer:
         if idempotency is None:  # in this process: a restart forgets them
             idempotency = MemoryIdempotency(settings.idempotency_ttl_s), MemoryIdempotency(settings.idempotency_ttl_s)
         orders_idem, parents_idem = idempotency
-        self.desk = OrderDesk(host, instruments, accounts, self.metrics, settings.executions_kept)
+        self.desk = OrderDesk(host, instruments, accounts, self.metrics, settings.executions_kept, record)
         self.algo_desk = AlgoDesk(algos, self.desk, instruments, clock or time.time_ns, profiles)
         self.state = ApiState(
             self.desk,

@@ -1,7 +1,15 @@
 """ClickHouse through clickhouse-connect: embedded chDB (`chdb:///abs/path`) or a server (`http://host:8123`).
 
 The same client API, schema and SQL run on both. `connect` returns a client whose default database exists;
-`apply_schema` creates the tables from `sql/schema/*.sql` (idempotent: `CREATE TABLE IF NOT EXISTS`).
+`apply_schema` brings the database's schema to this version of the OMS.
+
+SCHEMA VERSIONS
+The schema is a list of migrations, `sql/schema/NN_<what>.sql`, one statement each, applied in the order of NN (the
+version) and recorded in the table `schema_migrations` (version, file, when). `apply_schema` applies the ones a
+database has not recorded yet, each once, so a store made by an earlier version gets the later ones at the next
+start. Every migration is written to be harmless when run again (`CREATE ... IF NOT EXISTS`, `ADD COLUMN IF NOT
+EXISTS`): a crash between a migration and its record only repeats it. A database recording a version this OMS does
+not have (written by a newer OMS) is refused rather than guessed at.
 
 Embedded chDB has two rules the caller must know: a process can have only one store path open at a time (close every
 client before opening another path), and a store can be open in only one process at a time. Breaking either gives
@@ -15,6 +23,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,11 +46,12 @@ __all__ = [
     "describe",
     "error_message",
     "schema_statements",
+    "schema_version",
 ]
 
 SQL_DIR = Path(__file__).parent / "sql"
 SCHEMA_DIR = SQL_DIR / "schema"
-TABLES = ("orders", "executions", "market_trades", "quotes")
+TABLES = ("orders", "executions", "market_trades", "quotes", "operator_actions")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CODE = re.compile(r"Code: (\d+)\. DB::Exception: (.*?)(?:\. \(([A-Z_]+)\))?(?: \(version [^)]*\))?\s*$", re.S)
 
@@ -149,17 +159,63 @@ def connect(dsn: str, database: str = "oms") -> Client:
     return _open(dsn, database)
 
 
-def schema_statements() -> list[tuple[str, str]]:
-    """(file name, statement) of every schema file, in file-name order; each file holds one statement."""
-    return [(path.name, path.read_text()) for path in sorted(SCHEMA_DIR.glob("*.sql"))]
+_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations
+(
+    version    UInt32,
+    file       String,
+    applied_ns Int64
+)
+ENGINE = ReplacingMergeTree
+ORDER BY version"""
+_VERSIONED = re.compile(r"^(\d+)_[a-z0-9_]+\.sql$")
+
+
+def schema_statements() -> list[tuple[int, str, str]]:
+    """(version, file name, statement) of every migration in `SCHEMA_DIR`, by version; each file holds one
+    statement. Raises AnalyticsError for a file not named `NN_<what>.sql` or two files with one version."""
+    out: dict[int, tuple[int, str, str]] = {}
+    for path in SCHEMA_DIR.glob("*.sql"):
+        found = _VERSIONED.match(path.name)
+        if found is None:
+            raise AnalyticsError(f"schema file {path.name}: not named <version>_<what>.sql")
+        version = int(found.group(1))
+        if version in out:
+            raise AnalyticsError(f"schema files {out[version][1]} and {path.name} have the same version {version}")
+        out[version] = (version, path.name, path.read_text())
+    return [out[v] for v in sorted(out)]
+
+
+def schema_version(client: Client) -> int:
+    """The highest migration the client's database has recorded (0 for none)."""
+    client.command(_MIGRATIONS_TABLE)
+    return int(client.command("SELECT max(version) FROM schema_migrations FINAL") or 0)
 
 
 def apply_schema(client: Client) -> list[str]:
-    """Create every table that does not exist yet in the client's database (idempotent); returns the file names."""
+    """Apply, in order, every migration the client's database has not recorded, and record each; returns the file
+    names applied (none when the schema is current). Raises AnalyticsError naming the file when a migration fails
+    (the ones before it stay applied and recorded), and when the database records a version newer than this OMS's
+    last migration."""
+    statements = schema_statements()
+    try:
+        client.command(_MIGRATIONS_TABLE)
+        done = {int(v) for (v,) in client.query("SELECT version FROM schema_migrations FINAL").result_rows}
+    except ClickHouseDriverError as exc:
+        raise AnalyticsError(f"schema_migrations: {error_message(exc)}") from None
+    known = statements[-1][0] if statements else 0
+    if done and max(done) > known:
+        raise AnalyticsError(
+            f"the database records schema version {max(done)}, newer than this OMS's {known}: it was written by a "
+            "newer version of the OMS"
+        )
     applied = []
-    for name, statement in schema_statements():
+    for version, name, statement in statements:
+        if version in done:
+            continue
         try:
             client.command(statement)
+            client.insert("schema_migrations", [[version, name, time.time_ns()]],
+                          column_names=["version", "file", "applied_ns"])  # fmt: skip
         except ClickHouseDriverError as exc:
             raise AnalyticsError(f"schema file {name}: {error_message(exc)}") from None
         applied.append(name)

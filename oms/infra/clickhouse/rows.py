@@ -14,6 +14,7 @@ from oms.core.model.enums import OrdType, Side, TimeInForce
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import (
     CancelRejected,
+    OperatorAction,
     OrderAccepted,
     OrderCanceled,
     OrderExpired,
@@ -28,6 +29,7 @@ __all__ = [
     "ORDER_EVENTS",
     "Columns",
     "Scale",
+    "action_columns",
     "fill_columns",
     "order_columns",
     "quote_columns",
@@ -99,7 +101,8 @@ def fill_columns(fills: Sequence[OrderFilled], ids: Sequence[bytes], scale: dict
 
 ORDER_COLUMNS = (
     "event", "order_id", "cl_ord_id", "orig_cl_ord_id", "account", "symbol", "asset_class", "side", "ord_type", "tif",
-    "qty", "price", "stop_price", "leaves_qty", "reason", "text", "ts_ns", "src_ms", "src_seq",
+    "session", "venue", "parent_id", "qty", "price", "stop_price", "leaves_qty", "reason", "text", "ts_ns", "src",
+    "src_ms", "src_seq",
 )  # fmt: skip
 
 
@@ -111,11 +114,14 @@ def _qty(units: int | None, s: Scale | None) -> float | None:
     return None if units is None or s is None else units / s.qty_div
 
 
-def order_columns(events: Sequence[Any], ids: Sequence[bytes], scale: dict[str, Scale]) -> Columns:
-    """Columns of `orders` for order events other than fills (`ORDER_EVENTS`).
+def order_columns(
+    events: Sequence[Any], ids: Sequence[bytes], scale: dict[str, Scale], srcs: Sequence[str] | None = None
+) -> Columns:
+    """Columns of `orders` for order events other than fills (`ORDER_EVENTS`); `srcs`: each row's source stream
+    ('' for an account journal, the default; 'records' for the OMS's own record).
 
-    Only a reject may name a symbol missing from `scale` (it carries no price or quantity); any other event with
-    an unknown symbol raises KeyError.
+    Only a reject may name a symbol missing from `scale` (its price and quantity are then left NULL); any other
+    event with an unknown symbol raises KeyError.
     """
     rows: list[tuple[Any, ...]] = []
     for e in events:
@@ -126,42 +132,55 @@ def order_columns(events: Sequence[Any], ids: Sequence[bytes], scale: dict[str, 
                 s = scale[e.symbol]
                 rows.append((
                     "accepted", e.order_id, e.cl_ord_id, "", e.account, e.symbol, asset_class, _SIDE[e.side],
-                    _ORD_TYPE[e.ord_type], _TIF[e.tif], _qty(e.qty, s), _px(e.price, s), _px(e.stop_price, s), None,
-                    "", "", e.ts_ns,
+                    _ORD_TYPE[e.ord_type], _TIF[e.tif], e.session, e.venue, e.parent_id, _qty(e.qty, s),
+                    _px(e.price, s), _px(e.stop_price, s), None, "", "", e.ts_ns,
                 ))  # fmt: skip
-            case OrderRejected():
+            case OrderRejected():  # the order's terms when the refusal had them; the symbol may be unknown
                 rows.append((
-                    "rejected", e.order_id, e.cl_ord_id, "", e.account, e.symbol, asset_class, "", "", "", None,
-                    None, None, None, e.reason.name, e.text, e.ts_ns,
+                    "rejected", e.order_id, e.cl_ord_id, "", e.account, e.symbol, asset_class,
+                    "" if e.side is None else _SIDE[e.side], "" if e.ord_type is None else _ORD_TYPE[e.ord_type],
+                    "" if e.tif is None else _TIF[e.tif], e.session, "", "", _qty(e.qty, s), _px(e.price, s),
+                    _px(e.stop_price, s), None, e.reason.name, e.text, e.ts_ns,
                 ))  # fmt: skip
             case OrderCanceled():
                 s = scale[e.symbol]
                 rows.append((
                     "canceled", e.order_id, e.cl_ord_id, e.orig_cl_ord_id, e.account, e.symbol, asset_class, "", "",
-                    "", _qty(e.canceled_qty, s), None, None, None, e.reason.name, "", e.ts_ns,
+                    "", "", "", "", _qty(e.canceled_qty, s), None, None, None, e.reason.name, "", e.ts_ns,
                 ))  # fmt: skip
             case OrderReplaced():
                 s = scale[e.symbol]
                 rows.append((
                     "replaced", e.order_id, e.cl_ord_id, e.orig_cl_ord_id, e.account, e.symbol, asset_class, "", "",
-                    "", _qty(e.qty, s), _px(e.price, s), None, _qty(e.leaves_qty, s), "", "", e.ts_ns,
+                    "", "", "", "", _qty(e.qty, s), _px(e.price, s), None, _qty(e.leaves_qty, s), "", "", e.ts_ns,
                 ))  # fmt: skip
             case OrderExpired():
                 s = scale[e.symbol]
                 rows.append((
-                    "expired", e.order_id, e.cl_ord_id, "", e.account, e.symbol, asset_class, "", "", "",
+                    "expired", e.order_id, e.cl_ord_id, "", e.account, e.symbol, asset_class, "", "", "", "", "", "",
                     _qty(e.expired_qty, s), None, None, None, "", "", e.ts_ns,
                 ))  # fmt: skip
             case CancelRejected():
                 rows.append((
                     f"{e.response_to}_rejected", e.order_id, e.cl_ord_id, e.orig_cl_ord_id, e.account, e.symbol,
-                    asset_class, "", "", "", None, None, None, None, e.reason.name, e.text, e.ts_ns,
+                    asset_class, "", "", "", "", "", "", None, None, None, None, e.reason.name, e.text, e.ts_ns,
                 ))  # fmt: skip
             case _:
                 raise TypeError(f"not an order event: {type(e).__name__}")
     ms, seq = split_ids(ids)
-    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(len(ORDER_COLUMNS) - 2)]
-    return ORDER_COLUMNS, [*cols, ms, seq]
+    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(len(ORDER_COLUMNS) - 3)]
+    return ORDER_COLUMNS, [*cols, [""] * len(rows) if srcs is None else list(srcs), ms, seq]
+
+
+ACTION_COLUMNS = ("action", "account", "detail", "actor", "ts_ns", "src_ms", "src_seq")
+
+
+def action_columns(actions: Sequence[OperatorAction], ids: Sequence[bytes]) -> Columns:
+    """Columns of `operator_actions`."""
+    ms, seq = split_ids(ids)
+    cols = [[a.action for a in actions], [a.account for a in actions], [a.detail for a in actions],
+            [a.actor for a in actions], [a.ts_ns for a in actions], ms, seq]  # fmt: skip
+    return ACTION_COLUMNS, cols
 
 
 TRADE_COLUMNS = (

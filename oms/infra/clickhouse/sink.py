@@ -1,8 +1,9 @@
 """The ClickHouse sink: journal and tape streams -> a Redis consumer group -> batched inserts -> XACK.
 
 Streams: every account journal `<prefix>:journal:{account}` (found by SCAN, again every `discover_interval_s`, so
-new accounts join) and the tape `<prefix>:tape`. On each the sink reads as consumer `consumer` of group `group`
-(created at the start of the stream, id 0, so a new group sinks the whole history).
+new accounts join), the tape `<prefix>:tape` and the OMS's own record of refusals and operator actions
+`<prefix>:records:journal:events` (`oms.infra.redis.records`). On each the sink reads as consumer `consumer` of
+group `group` (created at the start of the stream, id 0, so a new group sinks the whole history).
 
 Promises:
 
@@ -44,12 +45,13 @@ import redis
 from clickhouse_connect.driver.exceptions import Error as ClickHouseDriverError
 
 from oms.core.accounts import AccountEvent
-from oms.core.model.messages import OrderFilled, OrderRejected, TradePrinted
-from oms.infra.clickhouse.clickhouse import AnalyticsError, Client, error_message
+from oms.core.model.messages import OperatorAction, OrderFilled, OrderRejected, TradePrinted
+from oms.infra.clickhouse.clickhouse import TABLES, AnalyticsError, Client, error_message
 from oms.infra.clickhouse.rows import (
     ORDER_EVENTS,
     Columns,
     Scale,
+    action_columns,
     fill_columns,
     order_columns,
     quote_columns,
@@ -57,6 +59,7 @@ from oms.infra.clickhouse.rows import (
 )
 from oms.infra.clickhouse.settings import AnalyticsSettings
 from oms.infra.clickhouse.tape import Quote, TapeRecord, tape_key
+from oms.infra.redis.records import RECORDS_STREAM, Record
 
 __all__ = ["Batch", "Chunk", "FlushReport", "Sink", "SinkStats", "dead_letter_key"]
 
@@ -120,6 +123,9 @@ class Batch:
     fill_ids: list[bytes] = field(default_factory=list)
     orders: list[Any] = field(default_factory=list)
     order_ids: list[bytes] = field(default_factory=list)
+    order_srcs: list[str] = field(default_factory=list)  # '' for an account journal's, 'records' for the OMS's own
+    actions: list[OperatorAction] = field(default_factory=list)
+    action_ids: list[bytes] = field(default_factory=list)
     trades: list[TradePrinted] = field(default_factory=list)
     trade_ids: list[bytes] = field(default_factory=list)
     quotes: list[Quote] = field(default_factory=list)
@@ -133,7 +139,9 @@ class Batch:
         """(table, columns) for every table with rows in this batch."""
         out = []
         if self.orders:
-            out.append(("orders", order_columns(self.orders, self.order_ids, scale)))
+            out.append(("orders", order_columns(self.orders, self.order_ids, scale, self.order_srcs)))
+        if self.actions:
+            out.append(("operator_actions", action_columns(self.actions, self.action_ids)))
         if self.fills:
             out.append(("executions", fill_columns(self.fills, self.fill_ids, scale)))
         if self.trades:
@@ -158,7 +166,7 @@ class FlushReport:
 class SinkStats:
     entries: int = 0
     rows: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(("orders", "executions", "market_trades", "quotes"), 0)
+        default_factory=lambda: dict.fromkeys(TABLES, 0)
     )
     dead: int = 0
     batches: int = 0
@@ -215,6 +223,7 @@ class Sink:
         self.settings = settings
         self._journal_head = f"{prefix}:journal:"
         self._tape = tape_key(prefix)
+        self._records = f"{prefix}:records:journal:{RECORDS_STREAM}"
         self._dead_key = dead_letter_key(prefix)
         self._after_insert = after_insert
         self._on_commit = on_commit
@@ -224,6 +233,8 @@ class Sink:
         self._tape_decoder: msgspec.msgpack.Decoder[list[TapeRecord]] = msgspec.msgpack.Decoder(list[TapeRecord])
         self._one_journal: msgspec.msgpack.Decoder[AccountEvent] = msgspec.msgpack.Decoder(AccountEvent)
         self._one_tape: msgspec.msgpack.Decoder[TapeRecord] = msgspec.msgpack.Decoder(TapeRecord)
+        self._records_decoder: msgspec.msgpack.Decoder[list[Record]] = msgspec.msgpack.Decoder(list[Record])
+        self._one_record: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
         # Reader state (only the reading thread touches it): stream -> _PENDING, a pending id to continue after, _NEW
         self._cursors: dict[str, str] = {}
         self._last_discover = float("-inf")
@@ -288,8 +299,9 @@ class Sink:
         return report
 
     def discover(self) -> list[str]:
-        """Find the tape and every journal stream, creating the consumer group where missing; returns new streams."""
-        found = [self._tape]
+        """Find the tape, the OMS's record and every journal stream, creating the consumer group where missing;
+        returns new streams."""
+        found = [self._tape, self._records]
         found += sorted(
             k.decode()
             for k in self._redis.scan_iter(match=f"{_escape_glob(self._journal_head)}*", count=1000, _type="STREAM")
@@ -485,13 +497,16 @@ class Sink:
             b.dead.append((key, sid, "no record field 'r' (or the entry was deleted while pending)"))
         if not ids:
             return
-        tape = key == self._tape
+        kind = "tape" if key == self._tape else "records" if key == self._records else "journal"
+        decoder = {"tape": self._tape_decoder, "records": self._records_decoder}.get(kind, self._journal_decoder)
         header = b"\xdd" + len(ids).to_bytes(4, "big")  # msgpack array32 header over the concatenated records
         try:
-            records = (self._tape_decoder if tape else self._journal_decoder).decode(header + recs)
+            records = decoder.decode(header + recs)
         except msgspec.DecodeError:
-            records = self._decode_one_by_one(key, ids, tape)
+            records = self._decode_one_by_one(key, ids, kind)
         scale = self._scale
+        tape = kind == "tape"
+        src = "records" if kind == "records" else ""
         if tape:
             for sid, rec in zip(ids, records, strict=True):
                 if rec is None:
@@ -513,17 +528,21 @@ class Sink:
                     b.fill_ids.append(sid)
                 else:
                     b.dead.append((key, sid, f"unknown instrument {rec.symbol!r}"))
+            elif t is OperatorAction:
+                b.actions.append(rec)
+                b.action_ids.append(sid)
             elif t in ORDER_EVENTS:
                 if t is OrderRejected or rec.symbol in scale:
                     b.orders.append(rec)
                     b.order_ids.append(sid)
+                    b.order_srcs.append(src)
                 else:
                     b.dead.append((key, sid, f"unknown instrument {rec.symbol!r}"))
             # anything else (None: undecodable, already dead-lettered; admin events): acknowledged, no row
 
-    def _decode_one_by_one(self, key: str, ids: list[bytes], tape: bool) -> list[Any]:
+    def _decode_one_by_one(self, key: str, ids: list[bytes], kind: str) -> list[Any]:
         """The slow path after a read failed to decode as a whole: each entry alone; bad ones become dead letters."""
-        decoder = self._one_tape if tape else self._one_journal
+        decoder = {"tape": self._one_tape, "records": self._one_record}.get(kind, self._one_journal)
         pipe = self._redis.pipeline(transaction=False)
         for sid in ids:
             pipe.xrange(key, sid, sid)

@@ -2,9 +2,9 @@
 
 Every record the journal appends is sealed into its stream's hash chain (`oms.infra.redis.journal.seal`): it carries its
 1-based position `seq`, the hash of the record before it (`prev`) and its own BLAKE2b-128 hash over all it stores.
-`verify` reads each journal stream (the accounts' `oms:journal:*` and the algo engine's `oms:algos:journal:*`) and
-reports, per stream, how many records it checked and every way the stream departs from an intact chain, the first one
-first:
+`verify` reads each journal stream (the accounts' `oms:journal:*`, the algo engine's `oms:algos:journal:*` and the
+OMS's own record `oms:records:journal:*`) and reports, per stream, how many records it checked and every way the
+stream departs from an intact chain, the first one first:
 
 - `altered`: a record whose bytes do not match its hash, that does not chain from the record before it, or that
   disagrees with the hash its account's snapshot recorded for it;
@@ -50,7 +50,8 @@ __all__ = [
     "verify",
 ]
 
-DEFAULT_PREFIXES = ("oms", "oms:algos")  # the accounts' journals, then the algo engine's (oms.core.algos.store)
+# the accounts' journals, the algo engine's (oms.core.algos.store), the OMS's own record (oms.infra.redis.records)
+DEFAULT_PREFIXES = ("oms", "oms:algos", "oms:records")
 MAX_PROBLEMS = 10  # per stream; the rest are counted
 _NO_ID = "0-0"
 
