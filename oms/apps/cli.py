@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     from oms.apps.audit import add_audit_command
     from oms.apps.demo import add_demo_command
     from oms.apps.exchange_sim import DEFAULT_EXCHANGE_CONFIG
-    from oms.apps.report import add_report_command
+    from oms.apps.report import add_report_command, add_sql_command
     from oms.apps.serve import DEFAULT_CONFIG
     from oms.runtime.logs import DEFAULT_LOG_PATH
 
@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=_exchange_sim)
 
     add_report_command(commands)  # oms report tca|buckets|best-ex|routing
+    add_sql_command(commands)  # oms sql "SELECT ..."
     add_demo_command(commands)
     add_audit_command(commands)  # oms audit verify
 

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
+from clickhouse_connect.driver.exceptions import Error as ClickHouseDriverError
 
 from oms.core.model.instruments import ConfigError
-from oms.infra.clickhouse.clickhouse import AnalyticsError, connect
+from oms.infra.clickhouse.clickhouse import AnalyticsError, error_message
+from oms.infra.clickhouse.query import check_read_only, connect_for_reading
 from oms.infra.clickhouse.reports import (
     FOREVER_NS,
     REPORT_SQL,
@@ -23,7 +25,7 @@ from oms.infra.clickhouse.reports import (
 )
 from oms.infra.clickhouse.settings import AnalyticsSettings, load_analytics_settings
 
-__all__ = ["add_report_command", "parse_time", "run_report"]
+__all__ = ["add_report_command", "add_sql_command", "parse_time", "run_report", "run_sql"]
 
 DEFAULT_CONFIG = Path(__file__).parents[2] / "configs" / "dev.toml"
 
@@ -103,7 +105,7 @@ def _settings(args: argparse.Namespace) -> AnalyticsSettings:
 
 def _run(args: argparse.Namespace, settings: AnalyticsSettings) -> Report:
     assert settings.dsn is not None
-    client = connect(settings.dsn, settings.database)
+    client = connect_for_reading(settings.dsn, settings.database)  # through the running OMS's sink if it holds it
     try:
         end = FOREVER_NS if args.end is None else args.end
         match args.report:
@@ -133,3 +135,48 @@ def run_report(args: argparse.Namespace) -> int:
         print(f"oms report {args.report}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def add_sql_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `sql`: one reading statement against the analytics store, while the OMS runs or not."""
+    sql = commands.add_parser(
+        "sql",
+        help="run one reading SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) against the analytics store",
+        description="Run one reading statement against ClickHouse and print the answer. An embedded store that the "
+        "running OMS holds is queried through its sink. Query parameters: {name:Type} in the SQL, --param name=value.",
+    )
+    sql.add_argument("statement", help="the SQL, e.g. \"SELECT count() FROM executions FINAL\"")
+    sql.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a query parameter")
+    sql.add_argument("--config", default=str(DEFAULT_CONFIG), help="OMS config; its [analytics] table says where")
+    sql.add_argument("--dsn", help="ClickHouse: chdb:///abs/path or http://host:8123 (overrides the config)")
+    sql.add_argument("--database", help="ClickHouse database (overrides the config; default oms)")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table", help="(default: table)")
+    sql.set_defaults(func=run_sql, report="sql")
+
+
+def run_sql(args: argparse.Namespace) -> int:
+    """Print the statement's answer; a refused or failed statement is one line on stderr and exit code 1."""
+    try:
+        params = dict(_param(p) for p in args.param)
+        check_read_only(args.statement)
+        settings = _settings(args)
+        assert settings.dsn is not None
+        client = connect_for_reading(settings.dsn, settings.database)
+        try:
+            result = client.query(args.statement, parameters=params or None)
+        except ClickHouseDriverError as exc:
+            raise AnalyticsError(error_message(exc)) from None
+        finally:
+            client.close()
+        print(render(Report("sql", list(result.column_names), [tuple(r) for r in result.result_rows]), args.format))
+    except (AnalyticsError, ConfigError, ValueError) as exc:
+        print(f"oms sql: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _param(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise ValueError(f"--param {text!r}: expected NAME=VALUE")
+    return name, value

@@ -112,6 +112,10 @@ def test_every_event_reaches_the_store_with_who_and_where(configs: tuple[Path, i
         answers = client.expect(3, timeout=30)
         on = httpx.post(f"{api}/v1/accounts/ACC2/kill-switch", headers=risk, json={"on": True}, timeout=30)
         off = httpx.post(f"{api}/v1/accounts/ACC2/kill-switch", headers=risk, json={"on": False}, timeout=30)
+        # while it runs, its embedded store is read through its sink
+        live = _sql_until(config, "SELECT count() FROM operator_actions FINAL", "2")
+        refused = _oms("sql", "--config", str(config), "INSERT INTO operator_actions (action) VALUES ('x')")
+        report = _oms("report", "tca", "--config", str(config), "--format", "csv")
         proc.send_signal(signal.SIGTERM)
         client.expect(1, timeout=60)  # r1 canceled at the stop
     finally:
@@ -119,6 +123,9 @@ def test_every_event_reaches_the_store_with_who_and_where(configs: tuple[Path, i
         out, _ = proc.communicate(timeout=120)
 
     assert sorted(m.msg_type for m in answers) == ["8", "8", "9"] and on.status_code == off.status_code == 200
+    assert live.returncode == 0, live.stderr
+    assert refused.returncode == 1 and "only one reading statement is taken" in refused.stderr
+    assert report.returncode == 0 and report.stdout.splitlines()[1].startswith(tuple("0123456789")), report.stderr
     assert proc.returncode == 0, out
     ch = connect(f"chdb://{tmp_path / 'var' / 'clickhouse'}")
     try:
@@ -135,6 +142,20 @@ def test_every_event_reaches_the_store_with_who_and_where(configs: tuple[Path, i
     ]
     assert actions.result_rows == [("kill_switch", "ACC2", "on", "REST:risk1"), ("kill_switch", "ACC2", "off",
                                                                                  "REST:risk1")]
+
+
+def _oms(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "oms", *args], capture_output=True, text=True, timeout=120)
+
+
+def _sql_until(config: Path, statement: str, want: str, within_s: float = 30) -> subprocess.CompletedProcess[str]:
+    """`oms sql --format csv` until its one value is `want` (the sink commits each second), or the last answer."""
+    deadline = time.monotonic() + within_s
+    while True:
+        done = _oms("sql", "--config", str(config), "--format", "csv", statement)
+        if done.returncode != 0 or done.stdout.splitlines()[-1:] == [want] or time.monotonic() > deadline:
+            return done
+        time.sleep(0.3)
 
 
 def test_a_busy_fix_port_is_named_in_one_line_and_nothing_keeps_running(configs: tuple[Path, int]) -> None:

@@ -19,6 +19,7 @@ import redis
 from oms.core.model.instruments import ConfigError
 from oms.infra.children import die_with_parent
 from oms.infra.clickhouse.clickhouse import AnalyticsError, Client, apply_schema, connect, describe
+from oms.infra.clickhouse.query import QueryServer, socket_path
 from oms.infra.clickhouse.rows import Scale, scales
 from oms.infra.clickhouse.settings import AnalyticsSettings, load_analytics_settings, load_config_instruments
 from oms.infra.clickhouse.sink import Batch, FlushReport, Sink
@@ -37,8 +38,10 @@ class SinkService:
     """A `Sink` on a thread of its own, with its own Redis and ClickHouse clients.
 
     `start()` connects to ClickHouse, applies the schema and starts the thread; it raises `AnalyticsError` (one
-    line: ClickHouse unreachable, embedded store in use) and leaves nothing open. `stop()` commits what the sink
-    holds, joins the thread and closes the clients; it is idempotent. `error` holds what ended the thread early.
+    line: ClickHouse unreachable, embedded store in use) and leaves nothing open. On an embedded store it also
+    answers read queries from other processes while it holds the store (`oms.infra.clickhouse.query`). `stop()`
+    commits what the sink holds, joins the thread and closes the clients; it is idempotent. `error` holds what
+    ended the thread early.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class SinkService:
         self._thread: threading.Thread | None = None
         self._ch: Client | None = None
         self._redis: redis.Redis | None = None
+        self._queries: QueryServer | None = None
         self.sink: Sink | None = None
         self.error: BaseException | None = None
 
@@ -76,6 +80,12 @@ class SinkService:
                 self._redis, self._ch, self._scale, self.settings, prefix=self._prefix,
                 after_insert=self._after_insert, on_commit=self._on_commit,
             )  # fmt: skip
+            path = socket_path(self.settings.dsn)
+            if path is not None:
+                try:
+                    self._queries = QueryServer(self._ch, path).start()
+                except OSError as exc:  # e.g. a path over the 107 bytes a Unix socket may have: the sink still runs
+                    log.warning("analytics: other processes cannot read the store while it runs: %s: %s", path, exc)
         except BaseException:
             self._close()
             raise
@@ -114,6 +124,9 @@ class SinkService:
                 return
 
     def _close(self) -> None:
+        if self._queries is not None:
+            self._queries.stop()
+            self._queries = None
         if self._redis is not None:
             self._redis.close()
             self._redis = None
