@@ -1,12 +1,14 @@
 """Market data of an external venue: the exchange simulator publishes its books' top and trades over FIX
-(MarketDataRequest, snapshots, incremental updates, rejects). Every party runs for real over loopback: the
-simulator, QuickFIX initiators of its members, raw sockets for what QuickFIX would never send."""
+(MarketDataRequest, snapshots, incremental updates, rejects), and the OMS's FIX venue adapter subscribes at each
+logon and puts what comes back on the market tape (a real Redis stream). Every party runs for real over loopback:
+the simulator, QuickFIX initiators of its members, raw sockets for what QuickFIX would never send."""
 
 from __future__ import annotations
 
 import calendar
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,14 +16,21 @@ import pytest
 from fix_gateway import tags as T
 from fix_gateway.client import SOH, FixClient, Received
 from fix_gateway.market_data import MdCodec
+from fix_gateway.venue import FixVenue
 from oms.apps.exchange_sim import DEFAULT_EXCHANGE_CONFIG, ExchangeSim
-from oms.apps.serve import DEFAULT_CONFIG
-from oms.infra.redis.server import free_port
+from oms.apps.serve import DEFAULT_CONFIG, build_venues, id_bases, load_config, local_engine
+from oms.apps.venues import feed_market_data
+from oms.core.model.enums import Side
+from oms.core.model.messages import TradePrinted
+from oms.infra.clickhouse.tape import Quote, Tape, TapeRecord, TapeWriter, tape_decoder
+from oms.infra.redis.server import ManagedRedis, free_port, make_client
+from oms.runtime.sequencer import Sequencer
 from tests.integration.fix_raw import RawSession
 
 pytestmark = pytest.mark.integration
 
 CONFIGS = DEFAULT_CONFIG.parent
+UNITS = 10_000  # MSFT's price precision is 4: 300 is 3_000_000 units
 BOTH = (T.MD_BID, T.MD_OFFER, T.MD_TRADE)
 
 
@@ -224,3 +233,153 @@ def test_a_new_logon_ends_the_subscriptions_of_the_last_one(members: Members, tm
 
     assert quiet
     assert (snapshot.msg_type, snapshot[T.MD_REQ_ID], snapshot[T.NO_MD_ENTRIES]) == ("W", "r1", "1")
+
+
+# -- THE OMS'S SIDE: the FIX venue adapter puts the venue's market data on the tape --
+
+
+class Routed:
+    """An OMS core (in-process accounts) routing MSFT to the simulator over its FIX venue adapter, the adapter's
+    market data going to a tape of its own on the real Redis."""
+
+    def __init__(self, root: Path, sim: ExchangeSim, redis_url: str, market_data: bool = True) -> None:
+        config = root / "oms.toml"
+        config.write_text(
+            f"""
+instruments = "{CONFIGS / "instruments.toml"}"
+accounts = "{CONFIGS / "accounts.toml"}"
+[fix]
+settings = "{CONFIGS / "fix" / "acceptor.cfg"}"
+[venues]
+routes = {{ "MSFT" = "EXCH" }}
+[venues.fix.EXCH]
+port = {sim.port}
+account = "OMS"
+data_dir = "{root / "venues"}"
+market_data = {"true" if market_data else "false"}
+"""
+        )
+        loaded = load_config(config)
+        self.venues = build_venues(loaded, id_bases(1)[1])
+        self.host = Sequencer(local_engine(loaded, 1, self.venues))
+        self.client = make_client(redis_url)
+        self.tape = Tape(self.client, prefix=f"test-{uuid.uuid4().hex[:8]}")
+        self.writer = TapeWriter(self.tape)
+        self.fed = feed_market_data(self.venues, loaded.config.venues, loaded.instruments, self.writer)
+        venue = self.venues["EXCH"]
+        assert isinstance(venue, FixVenue)
+        self.venue = venue
+        venue.start(self.host.apply_venue, wait=10.0)
+
+    def records(self) -> list[TapeRecord]:
+        return [tape_decoder.decode(fields[b"r"]) for _, fields in self.client.xrange(self.tape.key)]
+
+    def wait_for(self, found: Callable[[list[TapeRecord]], bool], seconds: float = 10.0) -> list[TapeRecord]:
+        deadline = time.monotonic() + seconds
+        while not found(records := self.records()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not on the tape within {seconds} s: {records}")
+            time.sleep(0.02)
+        return records
+
+    def stop(self) -> None:
+        self.venue.stop()
+        self.writer.stop()
+        self.client.delete(self.tape.key)
+        self.client.close()
+
+
+@pytest.fixture
+def routed(sim: ExchangeSim, tmp_path: Path, redis_server: ManagedRedis) -> Iterator[Routed]:
+    r = Routed(tmp_path, sim, redis_server.url)
+    yield r
+    r.stop()
+
+
+def test_the_venue_adapter_puts_the_venues_quotes_and_prints_on_the_tape(routed: Routed, members: Members) -> None:
+    maker, member = members("MAKER"), members("MEMBER42")
+    maker.new_order("o1", "MSFT", "2", "100", "301")
+    maker.new_order("o2", "MSFT", "1", "50", "299")
+    maker.expect(2)
+    routed.wait_for(lambda rs: Quote("EXCH", "MSFT", 299 * UNITS, 50, 301 * UNITS, 100, 0) in [_untimed(r) for r in rs])
+    before = time.time_ns()
+    member.new_order("b1", "MSFT", "1", "30", "301")
+    member.expect(2)
+    records = routed.wait_for(lambda rs: any(isinstance(r, TradePrinted) for r in rs))
+    records = routed.wait_for(lambda rs: _untimed(rs[-1]) == Quote("EXCH", "MSFT", 299 * UNITS, 50, 301 * UNITS, 70, 0))
+
+    assert routed.fed == ["EXCH"]
+    (trade,) = [r for r in records if isinstance(r, TradePrinted)]
+    assert (trade.venue, trade.symbol, trade.price, trade.qty, trade.aggressor_side) == ("EXCH", "MSFT", 301 * UNITS,
+                                                                                         30, Side.BUY)  # fmt: skip
+    assert trade.match_id >= id_bases(1)[1] and before - 10**6 <= trade.ts_ns <= time.time_ns()
+    assert all(r.venue == "EXCH" and r.symbol == "MSFT" for r in records)  # only what is routed there
+    quotes = [r for r in records if isinstance(r, Quote)]
+    assert all(q.ts_ns <= trade.ts_ns for q in quotes[:-1]) and quotes[-1].ts_ns >= trade.ts_ns
+
+
+def test_after_a_venue_restart_the_adapter_subscribes_again_and_each_print_reaches_the_tape_once(
+    sim: ExchangeSim, routed: Routed, tmp_path: Path
+) -> None:
+    sim_port = sim.port
+    first = routed.wait_for(lambda rs: len(rs) >= 1)  # the snapshot of the empty book
+    sim.stop()
+    assert _wait(lambda: not routed.venue.connected, 10)
+    restarted = ExchangeSim.start(write_sim_config(tmp_path, sim_port))
+    try:
+        assert routed.venue.wait_connected(10)
+        records = routed.wait_for(lambda rs: len(rs) >= 2)  # a snapshot again, under a new MDReqID
+        maker = FixClient("FIX.4.4", "MAKER", sim_port, tmp_path / "maker2", target="EXCH").start()
+        member = FixClient("FIX.4.2", "MEMBER42", sim_port, tmp_path / "member2", target="EXCH").start()
+        try:
+            maker.new_order("o1", "MSFT", "2", "10", "300")
+            maker.next()
+            member.new_order("b1", "MSFT", "1", "10", "300")
+            member.expect(2)
+            records = routed.wait_for(lambda rs: any(isinstance(r, TradePrinted) for r in rs))
+            time.sleep(0.3)  # anything sent twice would be here by now
+            records = routed.records()
+        finally:
+            maker.stop()
+            member.stop()
+    finally:
+        restarted.stop()
+
+    assert first == [Quote("EXCH", "MSFT", 0, 0, 0, 0, first[0].ts_ns)]
+    assert records[1] == Quote("EXCH", "MSFT", 0, 0, 0, 0, records[1].ts_ns) and records[1].ts_ns > first[0].ts_ns
+    trades = [r for r in records if isinstance(r, TradePrinted)]
+    assert [(t.price, t.qty, t.aggressor_side) for t in trades] == [(300 * UNITS, 10, Side.BUY)]
+    assert trades[0].match_id >= id_bases(2)[1]  # the restarted venue's ids: unique across its restarts
+
+
+def test_a_venue_with_market_data_turned_off_is_not_subscribed(
+    sim: ExchangeSim, members: Members, tmp_path: Path, redis_server: ManagedRedis
+) -> None:
+    r = Routed(tmp_path, sim, redis_server.url, market_data=False)
+    try:
+        maker = members("MAKER")
+        maker.new_order("o1", "MSFT", "2", "100", "301")
+        maker.next()
+        time.sleep(0.5)  # a subscription would have brought the snapshot and the update by now
+        connected, records = r.venue.connected, r.records()
+    finally:
+        r.stop()
+
+    assert connected and r.fed == [] and records == []
+
+
+def _untimed(record: TapeRecord) -> TapeRecord:
+    return Quote(**{**_fields(record), "ts_ns": 0}) if isinstance(record, Quote) else record
+
+
+def _fields(q: Quote) -> dict[str, object]:
+    return {f: getattr(q, f) for f in q.__struct_fields__}
+
+
+def _wait(cond: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
