@@ -28,9 +28,11 @@ _HEADER_TAGS = frozenset({T.POSS_DUP_FLAG, T.POSS_RESEND})
 
 class Received(dict[int, str]):
     """One message as {tag: value} (the last value of a repeated tag); `msg_type` is its MsgType, `received_ns`
-    the `time.perf_counter_ns()` at which the initiator's callback got it."""
+    the `time.perf_counter_ns()` at which the initiator's callback got it, `raw` the message as it came (SOH
+    separated: repeating groups are read from it, `fix_gateway.market_data.fields`)."""
 
     received_ns: int = 0
+    raw: str = ""
 
     @property
     def msg_type(self) -> str:
@@ -43,6 +45,7 @@ class Received(dict[int, str]):
             tag, sep, value = part.partition("=")
             if sep and tag.isdigit():
                 out[int(tag)] = value
+        out.raw = raw
         return out
 
 
@@ -190,6 +193,11 @@ class FixClient:
         header.setField(T.MSG_TYPE, msg_type)
         for tag, value in fields.items() if isinstance(fields, dict) else fields:
             (header if tag in _HEADER_TAGS else msg).setField(tag, value)
+        self.send_message(msg)
+
+    def send_message(self, msg: Any) -> None:
+        """Send a message the caller built whole (one with repeating groups, say); its header gets this session's
+        CompIDs. Raises ConnectionError when the session is not logged on."""
         if not fix.Session.sendToTarget(msg, self.session_id):
             raise ConnectionError(f"{self.session_id.toString()}: not logged on")
 

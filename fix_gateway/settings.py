@@ -144,6 +144,8 @@ class FixVenueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat: Annotated[int, msgspec.Meta(ge=1)] = 30
     data_dir: str = "../var/venues"  # FileStore and log, one folder per venue; relative to the OMS config file
     tls: VenueTls | None = None
+    # subscribe to the venue's top of book and trades of the symbols routed to it, for the market tape (and TCA)
+    market_data: bool = True
 
     def resolved(self, base: str | PathLike[str], name: str) -> FixVenueSettings:
         """These settings with `data_dir` the venue `name`'s own folder and the TLS files, relative ones taken

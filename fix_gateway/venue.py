@@ -34,6 +34,12 @@ order it no longer knows, OrderRejected for one it never acknowledged); a workin
 saying "unknown order" asks the same question. Until an answer comes, the order stays working and its exposure held:
 an outcome not known is never taken as flat. A fill is counted once by its CumQty as well as its ExecID, so a report
 the OMS applied before a restart and gets again in a resend changes nothing.
+
+MARKET DATA
+Given a sink (`feed_market`, the market tape), the adapter subscribes at each logon, once the session has caught up,
+to the venue's top of book and trades of the symbols routed to it, and hands what comes back to the sink as quotes
+and prints (`fix_gateway.md_feed`). Those messages never reach the core's sequence: QuickFIX's thread queues them for
+the feed's own thread. `market_data = false` in the venue's table turns it off.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -49,6 +55,7 @@ from fix_gateway import tags as T
 from fix_gateway.client import FixClient, Received
 from fix_gateway.codec import ORD_TYPE_CHARS, SIDE_CHARS, TIF_CHARS, utc_timestamp
 from fix_gateway.door import DoorProcess, TunnelSettings, free_loopback_port
+from fix_gateway.md_feed import MarketSink, VenueMarketData, is_market_data
 from fix_gateway.settings import FixVenueSettings
 from oms.core.engine import ApplyVenue
 from oms.core.model.enums import CancelReason, RejectReason, TimeInForce
@@ -135,6 +142,7 @@ class FixVenue:
         self._seen: set[str] = set()  # venue ExecIDs already applied
         self._asked: set[int] = set()  # orders whose status this adapter asked for and has no answer to yet
         self._apply: ApplyVenue | None = None
+        self._market: VenueMarketData | None = None
         host, port = settings.host, settings.port
         self._tunnel: DoorProcess | None = None
         if settings.tls is not None:  # the initiator reaches the venue through a local TLS tunnel
@@ -161,13 +169,32 @@ class FixVenue:
         self._apply = apply
         if self._tunnel is not None and not self._tunnel.running:
             self._tunnel.start()
+        if self._market is not None:
+            self._market.start()
         self._client.start(wait)
 
     def stop(self) -> None:
         """Log out and disconnect; orders at the venue stay there. Safe to call twice."""
         self._client.stop()
+        if self._market is not None:
+            self._market.stop()
         if self._tunnel is not None:
             self._tunnel.stop()
+
+    def feed_market(self, sink: MarketSink, symbols: Iterable[str]) -> bool:
+        """From the next `start` on, put the venue's quotes and prints of `symbols` (those routed to it) on `sink`
+        (see MARKET DATA in the module text). Returns False, and does nothing, when the venue's table turned market
+        data off or `symbols` is empty. Raises ValueError for an unknown symbol, RuntimeError once started."""
+        if self._apply is not None:
+            raise RuntimeError(f"venue {self.name}: feed_market must come before start")
+        symbols = list(symbols)
+        if not self._settings.market_data or not symbols:
+            return False
+        self._market = VenueMarketData(
+            self.name, self._settings.begin_string, self._instruments, symbols, sink, self._client.send_message,
+            self._run,
+        )  # fmt: skip
+        return True
 
     @property
     def connected(self) -> bool:
@@ -249,11 +276,16 @@ class FixVenue:
 
     def _on_message(self, msg: Received) -> None:
         assert self._apply is not None, "FixVenue.start names where answers go"
+        if self._market is not None and is_market_data(msg):
+            self._market.on_message(msg)  # queued for the feed's thread: never in the core's sequence
+            return
         self._apply(lambda: self._understood(msg))
 
     def _on_synced(self) -> None:
         assert self._apply is not None, "FixVenue.start names where answers go"
         self._apply(self._reconcile)
+        if self._market is not None:
+            self._market.logged_on()
 
     def _reconcile(self) -> list[Message]:
         """Ask the venue the status of every order it holds for the OMS (see RECONCILIATION in the module text)."""

@@ -4,7 +4,8 @@ It is a FIX acceptor (the same gateway and codecs the OMS faces its clients with
 core, one book per instrument of its instruments file. It keeps no accounts and checks no risk: members are the
 sessions of its settings file, each with the accounts it may trade (`Accounts`), and every valid order goes to the
 book. What a member sees is what a client of an exchange sees: acks, fills with LastLiquidityInd, cancels (also the
-exchange's own, for an IOC remainder), replaces, rejects with reasons, OrderCancelRejects.
+exchange's own, for an IOC remainder), replaces, rejects with reasons, OrderCancelRejects. Members may also
+subscribe to its market data (MarketDataRequest: top of book and trades of every book, `fix_gateway.md_publisher`).
 
 Order and execution ids are unique across restarts: each start takes the next number from the file `generation`
 in its data folder.
@@ -21,7 +22,8 @@ from typing import Literal
 import msgspec
 
 from fix_gateway.door import loopback_only
-from fix_gateway.gateway import FixGateway
+from fix_gateway.market_data import Top
+from fix_gateway.md_publisher import MarketDataGateway
 from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
 from oms.apps.serve import check_port_free, id_bases
 from oms.core.engine import OrderManager
@@ -97,7 +99,8 @@ class OpenGate:
 
 
 class ExchangeSim:
-    """A running simulator: the book (`venue`), the engine in front of it and its FIX acceptor."""
+    """A running simulator: the book (`venue`), the engine in front of it and its FIX acceptor (which publishes
+    the books' market data to the members that subscribe)."""
 
     def __init__(self, loaded: LoadedExchange, port: int | None = None) -> None:
         """Listens on `port` (the configured one when None)."""
@@ -113,7 +116,16 @@ class ExchangeSim:
         members = [a for s in loaded.sessions for a in s.accounts]
         self.engine = OrderManager(loaded.instruments, OpenGate(members), lambda symbol: venue, first_order_id)
         self.host = Sequencer(self.engine)
-        self.gateway = FixGateway(self.host, loaded.instruments, loaded.sessions, self.port, data, self.generation)
+        self.gateway = MarketDataGateway(
+            self.host, loaded.instruments, loaded.sessions, self.port, data, self.generation, self.top_of
+        )
+
+    def top_of(self, symbol: str) -> Top:
+        """`symbol`'s top of book now (read it in the core's sequence); KeyError for a symbol with no book."""
+        inst = self.instruments.by_symbol(symbol)
+        if inst is None:
+            raise KeyError(symbol)
+        return Top(*(int(x) for x in self.venue.engine.l1(inst.id)))
 
     @classmethod
     def start(cls, path: str | PathLike[str] = DEFAULT_EXCHANGE_CONFIG, port: int | None = None) -> ExchangeSim:
@@ -127,7 +139,8 @@ class ExchangeSim:
         return sim
 
     def stop(self) -> None:
-        """Cancel every resting order (reported to its member), log the members out, close the port."""
+        """Cancel every resting order (reported to its member), log the members out, close the port, stop
+        publishing."""
         self.gateway.stop()
 
 

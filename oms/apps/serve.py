@@ -30,7 +30,7 @@ import msgspec
 from fix_gateway.door import DoorProcess, loopback_only
 from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
 from oms.adapters.api.settings import ApiSettings
-from oms.apps.venues import INTERNAL, VENUE_KINDS, VenueSettings
+from oms.apps.venues import INTERNAL, VENUE_KINDS, VenueSettings, feed_market_data
 from oms.core.accounts import AccountEvent
 from oms.core.engine import OrderManager, Venue
 from oms.core.model.enums import CancelReason
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from oms.core.algos.profiles import ProfileSource
     from oms.core.reserved import LocalShard
     from oms.infra.clickhouse.service import SinkProcess
-    from oms.infra.clickhouse.tape import MarketFeed
+    from oms.infra.clickhouse.tape import MarketFeed, TapeWriter
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,8 @@ class OmsApp:
         self._timer_stop = threading.Event()
         self.sink: SinkProcess | None = None
         self.market_feed: MarketFeed | None = None
+        self.venue_tape: TapeWriter | None = None  # external venues' market data onto the tape
+        self._fed: list[str] = []  # the venues whose market data goes to the tape
         self.lock = threading.RLock()  # the engine's: held by every adapter while it drives the engine
         self.generation = 0
         self._managed: ManagedRedis | None = None
@@ -248,7 +250,8 @@ class OmsApp:
             lines.append(f"analytics {self.sink.where} (fills, orders and the tape, from the journal)")
         for name, _, table in self.loaded.config.venues.tables():
             if name in self.venues:
-                lines.append(f"venue     {name}: {table.describe()}")
+                tape = " (market data to the tape)" if name in self._fed else ""
+                lines.append(f"venue     {name}: {table.describe()}{tape}")
         return lines
 
     def _start(self) -> None:
@@ -390,7 +393,7 @@ class OmsApp:
 
     def _start_analytics(self) -> None:
         from oms.infra.clickhouse.service import SinkProcess
-        from oms.infra.clickhouse.tape import MarketFeed, Tape
+        from oms.infra.clickhouse.tape import MarketFeed, Tape, TapeWriter
 
         store = self.loaded.path.parent / self.loaded.config.analytics.data_dir
         log_path = store.parent / "log" / "analytics-sink.log"  # beside the embedded store: var/log
@@ -402,6 +405,12 @@ class OmsApp:
         assert self.host is not None
         self.host.subscribe(lambda reports: feed.on_events([event for event, _ in reports]))
         self.market_feed = feed
+        writer = TapeWriter(Tape(make_client(self.redis_url)))  # external venues' quotes and prints
+        self._fed = feed_market_data(self.venues, cfg, self.loaded.instruments, writer)
+        if self._fed:
+            self.venue_tape = writer
+        else:
+            writer.stop()
 
     def _start_algos(self) -> None:
         """The algo engine over the host: parents journaled to Redis and recovered, schedules on a timer thread."""
@@ -538,6 +547,9 @@ class OmsApp:
         if self.market_feed is not None:
             self.market_feed.stop()
             self.market_feed = None
+        if self.venue_tape is not None:  # after the venues: their feeds have handed it everything
+            self.venue_tape.stop()
+            self.venue_tape = None
         if self.sink is not None:  # after everything that journals: it commits what it holds as it stops
             self.sink.stop()
             self.sink = None

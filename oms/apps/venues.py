@@ -15,18 +15,28 @@ contract keeps the adapter packages (`fix_gateway`, `oms.adapters`) independent 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, Self
 
 import msgspec
 
+from fix_gateway.md_feed import MarketSink
 from fix_gateway.settings import FixVenueSettings
 from fix_gateway.venue import FixVenue
 from oms.core.engine import Venue
 from oms.core.model.instruments import ConfigError, InstrumentRegistry
 
-__all__ = ["INTERNAL", "VENUE_KINDS", "VenueFactory", "VenueKind", "VenueSettings", "VenueTable"]
+__all__ = [
+    "INTERNAL",
+    "VENUE_KINDS",
+    "MarketDataVenue",
+    "VenueFactory",
+    "VenueKind",
+    "VenueSettings",
+    "VenueTable",
+    "feed_market_data",
+]
 
 INTERNAL = "INTERNAL"  # the name of the native matching core in this process
 
@@ -48,6 +58,16 @@ class VenueFactory(Protocol):
     def __call__(self, name: str, instruments: InstrumentRegistry, settings: Any, exec_id_base: int) -> Venue:
         """The venue `name` configured by `settings` (its table), not started; its fills get execution ids
         `exec_id_base` + 1, + 2, ..."""
+        ...
+
+
+class MarketDataVenue(Protocol):
+    """A venue that publishes market data the OMS can put on its market tape (a `FixVenue`); it has a `feed_market`
+    beside the Venue port."""
+
+    def feed_market(self, sink: MarketSink, symbols: Iterable[str]) -> bool:
+        """From its next start, hand `sink` the venue's quotes and prints of `symbols`; False when it will not (its
+        table turned market data off, or no symbol)."""
         ...
 
 
@@ -110,3 +130,17 @@ class VenueSettings(_KindTables, frozen=True, forbid_unknown_fields=True):  # ty
             for kind in VENUE_KINDS
         }
         return msgspec.structs.replace(self, **tables)
+
+
+def feed_market_data(
+    venues: Mapping[str, Venue], settings: VenueSettings, instruments: InstrumentRegistry, sink: MarketSink
+) -> list[str]:
+    """Hand `sink` to every venue of `venues` that publishes market data (`MarketDataVenue`), with the symbols
+    `settings` routes to it; call it before the venues start. Returns the names of the venues that will feed it."""
+    fed = []
+    for name, venue in venues.items():
+        feed = getattr(venue, "feed_market", None)  # the Venue port has no market data: only some kinds publish it
+        symbols = [i.symbol for i in instruments if settings.venue_of(i.symbol) == name]
+        if feed is not None and feed(sink, symbols):
+            fed.append(name)
+    return fed

@@ -9,18 +9,23 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
+from msgspec.structs import replace
 
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient
 from fix_gateway.codec import utc_timestamp
 from oms.core.accounts import AccountEvent
-from oms.core.model.enums import CancelReason
-from oms.core.model.messages import OrderCanceled
+from oms.core.model.enums import CancelReason, Side
+from oms.core.model.messages import OrderCanceled, TradePrinted
 from oms.infra.clickhouse.clickhouse import connect
+from oms.infra.clickhouse.reports import tca_orders
+from oms.infra.clickhouse.tape import Quote, TapeRecord, tape_decoder, tape_key
 from oms.infra.ray.actors import AccountShard, ShardConfig
 from oms.infra.redis.journal import Journal
 from oms.infra.redis.server import ManagedRedis, free_port, make_client
@@ -235,6 +240,86 @@ def test_serve_routes_a_symbol_to_the_exchange_simulator_over_fix(configs: tuple
     assert (maker_fill[T.LAST_QTY], maker_fill[T.LEAVES_QTY]) == ("20", "30")
     assert (oms.returncode, sim.returncode) == (0, 0)
     assert "stopped" in oms_out and "stopped" in sim_out
+
+
+def test_serve_puts_the_simulators_quotes_and_prints_on_the_tape_and_tca_benchmarks_routed_orders(
+    configs: tuple[Path, int], tmp_path: Path
+) -> None:
+    config, port = configs
+    sim_port = free_port()
+    exchange = config.parent / "exchange.toml"
+    exchange.write_text(
+        exchange.read_text()
+        .replace("port = 9879", f"port = {sim_port}")
+        .replace('data_dir = "../var/exchange"', f'data_dir = "{tmp_path / "exchange"}"')
+    )
+    config.write_text(
+        config.read_text()
+        .replace('# routes = { "MSFT" = "EXCH" }', 'routes = { "MSFT" = "EXCH" }')
+        .replace("port = 9879", f"port = {sim_port}")
+        .replace('data_dir = "../var/venues"', f'data_dir = "{tmp_path / "venues"}"')
+    )
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "oms", "exchange-sim", "--config", str(exchange)], stdout=subprocess.PIPE, text=True
+    )
+    oms = subprocess.Popen([sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE,
+                           text=True)  # fmt: skip
+    clients: list[FixClient] = []
+    try:
+        read_until_ready(sim)
+        oms_lines = read_until_ready(oms)
+        tape = make_client(next(line.split()[1] for line in oms_lines if line.startswith("redis ")))
+        maker = FixClient("FIX.4.4", "MAKER", sim_port, tmp_path / "maker", target="EXCH").start()
+        clients.append(maker)
+        maker.new_order("m1", "MSFT", "2", "50", "301")
+        maker.new_order("m2", "MSFT", "1", "50", "299")
+        maker.expect(2, timeout=30)
+        quoted = Quote("EXCH", "MSFT", 299 * 10**4, 50, 301 * 10**4, 50, 0)
+        _wait_tape(tape, lambda rs: any(isinstance(r, Quote) and replace(r, ts_ns=0) == quoted for r in rs))
+        client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client", password="client42-dev").start()
+        clients.append(client)
+        client.new_order("b1", "MSFT", "1", "20", "300")  # rests at the venue, inside its spread
+        (ack,) = client.expect(1, timeout=30)
+        maker.new_order("m3", "MSFT", "2", "20", "300")  # the venue's own member crosses it
+        (fill,) = client.expect(1, timeout=30)
+        records = _wait_tape(tape, lambda rs: any(isinstance(r, TradePrinted) for r in rs))
+        tape.close()
+    finally:
+        for c in clients:
+            c.stop()
+        oms.send_signal(signal.SIGTERM)
+        oms.communicate(timeout=120)
+        sim.send_signal(signal.SIGTERM)
+        sim.communicate(timeout=60)
+
+    assert any(
+        line.startswith("venue     EXCH:") and line.endswith("(market data to the tape)\n") for line in oms_lines
+    )
+    assert (ack[T.EXEC_TYPE], fill[T.EXEC_TYPE], fill[T.LAST_PX]) == ("0", "2", "300")
+    (trade,) = [r for r in records if isinstance(r, TradePrinted)]
+    assert (trade.venue, trade.symbol, trade.price, trade.qty, trade.aggressor_side) == ("EXCH", "MSFT", 300 * 10**4,
+                                                                                         20, Side.SELL)  # fmt: skip
+    # the sink took the tape into ClickHouse by the time serve stopped: the routed order has its benchmarks
+    ch = connect(f"chdb://{tmp_path / 'var' / 'clickhouse'}")
+    try:
+        (row,) = tca_orders(ch, symbol="MSFT").records()
+    finally:
+        ch.close()
+    # arrival: the venue's mid as the OMS accepted the order, before it reached the venue's book
+    assert (row["arrival_source"], row["arrival_px"]) == ("mid", 300.0)
+    assert (row["filled_qty"], row["vwap"], row["participation"]) == (20.0, 300.0, 1.0)
+
+
+def _wait_tape(
+    client: redis.Redis, found: Callable[[list[TapeRecord]], bool], seconds: float = 30.0
+) -> list[TapeRecord]:
+    """The tape's records once `found` says so; raises TimeoutError after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not found(records := [tape_decoder.decode(f[b"r"]) for _, f in client.xrange(tape_key())]):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not on the tape within {seconds} s: {records}")
+        time.sleep(0.05)
+    return records
 
 
 def test_exchange_sim_names_a_busy_port_in_one_line(tmp_path: Path) -> None:

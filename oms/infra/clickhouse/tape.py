@@ -25,7 +25,7 @@ from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import Message, TradePrinted
 from oms.core.venues.internal import InternalVenue
 
-__all__ = ["MarketFeed", "Quote", "Tape", "TapeRecord", "tape_decoder", "tape_key"]
+__all__ = ["MarketFeed", "Quote", "Tape", "TapeRecord", "TapeWriter", "tape_decoder", "tape_key"]
 
 log = logging.getLogger("oms.infra.clickhouse.tape")
 
@@ -155,3 +155,53 @@ class MarketFeed:
                 self._tape.append_many(batch)
             except redis.RedisError:
                 log.exception("market tape: %d records lost", len(batch))
+
+
+class TapeWriter:
+    """Quotes and prints handed over from any thread (external venues' market data), onto the tape from a thread of
+    its own.
+
+    `quote` and `trade` only queue the record and return: the caller (a venue session's market data feed) never waits
+    on Redis. The thread appends what came in over `linger_s` in one round trip, as `MarketFeed` does; a batch Redis
+    refuses is logged as lost, never raised to the caller.
+    """
+
+    def __init__(self, tape: Tape, linger_s: float = FEED_LINGER_S) -> None:
+        self._tape = tape
+        self._linger_s = linger_s
+        self._queue: queue.SimpleQueue[TapeRecord | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="tape-writer", daemon=True)
+        self._thread.start()
+
+    def quote(self, venue: str, symbol: str, bid: int, bid_qty: int, ask: int, ask_qty: int, ts_ns: int) -> None:
+        """Queue `venue`'s top of book of `symbol` at `ts_ns` (an empty side: qty 0)."""
+        self._queue.put(Quote(venue, symbol, bid, bid_qty, ask, ask_qty, ts_ns))
+
+    def trade(self, trade: TradePrinted) -> None:
+        """Queue a venue's trade print."""
+        self._queue.put(trade)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Append what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        done = False
+        while not done:
+            record = self._queue.get()
+            if record is not None:
+                time.sleep(self._linger_s)  # what else comes in meanwhile goes in the same round trip
+            batch: list[TapeRecord] = []
+            while record is not None:
+                batch.append(record)
+                if len(batch) >= 1000 or self._queue.empty():
+                    break
+                record = self._queue.get()
+            done = record is None
+            if not batch:
+                continue
+            try:
+                self._tape.append_many(batch)
+            except redis.RedisError:
+                log.exception("market tape: %d records of external venues lost", len(batch))
