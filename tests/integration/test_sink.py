@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from decimal import Decimal
 from collections.abc import Iterator
 
 import pytest
@@ -124,10 +125,12 @@ def test_tape_prints_and_quotes_land_in_their_tables_with_empty_sides_as_null(
 
     Sink(redis_client, ch, SCALE, AnalyticsSettings(dsn="x"), prefix=prefix).drain()
 
-    assert ch.query("SELECT price, qty, aggressor_side FROM market_trades FINAL").result_rows == [(150.01, 5.0, "SELL")]
+    assert ch.query("SELECT price, qty, aggressor_side FROM market_trades FINAL").result_rows == [
+        (Decimal("150.01"), 5, "SELL")
+    ]  # exact decimals, not the nearest floats
     assert ch.query("SELECT bid, ask FROM quotes FINAL ORDER BY ts_ns").result_rows == [
-        (None, 150.01),
-        (149.99, 150.01),
+        (None, Decimal("150.01")),
+        (Decimal("149.99"), Decimal("150.01")),
     ]
     assert ch.query("SELECT event, side, ord_type, tif, qty, price FROM orders FINAL").result_rows == [
         ("accepted", "BUY", "MARKET", "IOC", 10.0, None)

@@ -4,8 +4,8 @@ The same client API, schema and SQL run on both. `connect` returns a client whos
 `apply_schema` brings the database's schema to this version of the OMS.
 
 SCHEMA VERSIONS
-The schema is a list of migrations, `sql/schema/NN_<what>.sql`, one statement each, applied in the order of NN (the
-version) and recorded in the table `schema_migrations` (version, file, when). `apply_schema` applies the ones a
+The schema is a list of migrations, `sql/schema/NN_<what>.sql` (one statement, or several each ending with `;` at the
+end of a line), applied in the order of NN (the version) and recorded in the table `schema_migrations` (version, file, when). `apply_schema` applies the ones a
 database has not recorded yet, each once, so a store made by an earlier version gets the later ones at the next
 start. Every migration is written to be harmless when run again (`CREATE ... IF NOT EXISTS`, `ADD COLUMN IF NOT
 EXISTS`): a crash between a migration and its record only repeats it. A database recording a version this OMS does
@@ -45,6 +45,7 @@ __all__ = [
     "connect",
     "describe",
     "error_message",
+    "migration_statements",
     "schema_statements",
     "schema_version",
 ]
@@ -171,8 +172,9 @@ _VERSIONED = re.compile(r"^(\d+)_[a-z0-9_]+\.sql$")
 
 
 def schema_statements() -> list[tuple[int, str, str]]:
-    """(version, file name, statement) of every migration in `SCHEMA_DIR`, by version; each file holds one
-    statement. Raises AnalyticsError for a file not named `NN_<what>.sql` or two files with one version."""
+    """(version, file name, text) of every migration in `SCHEMA_DIR`, by version. A file holds one statement, or
+    several each ending with `;` at the end of a line (`migration_statements`). Raises AnalyticsError for a file not
+    named `NN_<what>.sql` or two files with one version."""
     out: dict[int, tuple[int, str, str]] = {}
     for path in SCHEMA_DIR.glob("*.sql"):
         found = _VERSIONED.match(path.name)
@@ -183,6 +185,13 @@ def schema_statements() -> list[tuple[int, str, str]]:
             raise AnalyticsError(f"schema files {out[version][1]} and {path.name} have the same version {version}")
         out[version] = (version, path.name, path.read_text())
     return [out[v] for v in sorted(out)]
+
+
+def migration_statements(text: str) -> list[str]:
+    """The statements of one migration file, in order: its `--` comment lines dropped, split at each `;` that ends
+    a line."""
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    return [part.strip() for part in re.split(r";[ \t]*(?:\n|$)", body) if part.strip()]
 
 
 def schema_version(client: Client) -> int:
@@ -213,7 +222,8 @@ def apply_schema(client: Client) -> list[str]:
         if version in done:
             continue
         try:
-            client.command(statement)
+            for one in migration_statements(statement):
+                client.command(one)
             client.insert("schema_migrations", [[version, name, time.time_ns()]],
                           column_names=["version", "file", "applied_ns"])  # fmt: skip
         except ClickHouseDriverError as exc:

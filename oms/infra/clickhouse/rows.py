@@ -1,13 +1,14 @@
 """Turning journal and tape records into ClickHouse columns. Pure: no I/O.
 
-Prices and quantities leave the integer domain here, divided by 10**precision of their instrument (a correctly
-rounded float of the exact decimal); timestamps stay integer ns. Each builder returns `(column_names, columns)`
-ready for `client.insert(table, columns, column_names=..., column_oriented=True)`.
+Prices and quantities leave the integer domain here as exact decimals (`Decimal`, the integer scaled by
+10**-precision of its instrument), for the Decimal(38, 9) columns; timestamps stay integer ns. Each builder returns
+`(column_names, columns)` ready for `client.insert(table, columns, column_names=..., column_oriented=True)`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from oms.core.model.enums import OrdType, Side, TimeInForce
@@ -52,12 +53,16 @@ class Scale(NamedTuple):
     price_div: int
     qty_div: int
     asset_class: str
+    price_places: int = 0
+    qty_places: int = 0
 
 
 def scales(instruments: InstrumentRegistry) -> dict[str, Scale]:
     """Symbol -> Scale for every instrument."""
     return {
-        i.symbol: Scale(10**i.price_precision, 10**i.qty_precision, i.asset_class) for i in instruments
+        i.symbol: Scale(10**i.price_precision, 10**i.qty_precision, i.asset_class, i.price_precision,
+                        i.qty_precision)
+        for i in instruments
     }  # fmt: skip
 
 
@@ -86,10 +91,10 @@ def fill_columns(fills: Sequence[OrderFilled], ids: Sequence[bytes], scale: dict
         [f.symbol for f in fills],
         [s.asset_class for s in sc],
         [_SIDE[f.side] for f in fills],
-        [f.qty / s.qty_div for f, s in zip(fills, sc, strict=True)],
-        [f.price / s.price_div for f, s in zip(fills, sc, strict=True)],
-        [f.leaves_qty / s.qty_div for f, s in zip(fills, sc, strict=True)],
-        [f.cum_qty / s.qty_div for f, s in zip(fills, sc, strict=True)],
+        [Decimal(f.qty).scaleb(-s.qty_places) for f, s in zip(fills, sc, strict=True)],
+        [Decimal(f.price).scaleb(-s.price_places) for f, s in zip(fills, sc, strict=True)],
+        [Decimal(f.leaves_qty).scaleb(-s.qty_places) for f, s in zip(fills, sc, strict=True)],
+        [Decimal(f.cum_qty).scaleb(-s.qty_places) for f, s in zip(fills, sc, strict=True)],
         [f.venue for f in fills],
         ["AGGRESSIVE" if f.aggressor else "PASSIVE" for f in fills],
         [f.ts_ns for f in fills],
@@ -106,12 +111,12 @@ ORDER_COLUMNS = (
 )  # fmt: skip
 
 
-def _px(units: int | None, s: Scale | None) -> float | None:
-    return None if units is None or s is None else units / s.price_div
+def _px(units: int | None, s: Scale | None) -> Decimal | None:
+    return None if units is None or s is None else Decimal(units).scaleb(-s.price_places)
 
 
-def _qty(units: int | None, s: Scale | None) -> float | None:
-    return None if units is None or s is None else units / s.qty_div
+def _qty(units: int | None, s: Scale | None) -> Decimal | None:
+    return None if units is None or s is None else Decimal(units).scaleb(-s.qty_places)
 
 
 def order_columns(
@@ -197,8 +202,8 @@ def trade_columns(trades: Sequence[TradePrinted], ids: Sequence[bytes], scale: d
         [t.symbol for t in trades],
         [s.asset_class for s in sc],
         [t.match_id for t in trades],
-        [t.price / s.price_div for t, s in zip(trades, sc, strict=True)],
-        [t.qty / s.qty_div for t, s in zip(trades, sc, strict=True)],
+        [_px(t.price, s) for t, s in zip(trades, sc, strict=True)],
+        [_qty(t.qty, s) for t, s in zip(trades, sc, strict=True)],
         [_SIDE[t.aggressor_side] for t in trades],
         [t.ts_ns for t in trades],
         ms,
@@ -217,10 +222,10 @@ def quote_columns(quotes: Sequence[Quote], ids: Sequence[bytes], scale: dict[str
     cols = [
         [q.venue for q in quotes],
         [q.symbol for q in quotes],
-        [q.bid / s.price_div if q.bid_qty > 0 else None for q, s in zip(quotes, sc, strict=True)],
-        [q.bid_qty / s.qty_div for q, s in zip(quotes, sc, strict=True)],
-        [q.ask / s.price_div if q.ask_qty > 0 else None for q, s in zip(quotes, sc, strict=True)],
-        [q.ask_qty / s.qty_div for q, s in zip(quotes, sc, strict=True)],
+        [_px(q.bid, s) if q.bid_qty > 0 else None for q, s in zip(quotes, sc, strict=True)],
+        [_qty(q.bid_qty, s) for q, s in zip(quotes, sc, strict=True)],
+        [_px(q.ask, s) if q.ask_qty > 0 else None for q, s in zip(quotes, sc, strict=True)],
+        [_qty(q.ask_qty, s) for q, s in zip(quotes, sc, strict=True)],
         [q.ts_ns for q in quotes],
         ms,
         seq,

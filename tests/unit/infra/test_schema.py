@@ -4,6 +4,7 @@ date with its rows kept, and a store written by a newer version refused."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -43,14 +44,19 @@ def test_a_store_from_before_versions_is_brought_up_to_date_and_keeps_its_rows(d
     for version, _, statement in schema_statements():
         if version <= FIRST_RELEASE:
             db.command(statement)
-    db.command("INSERT INTO orders (event, order_id, cl_ord_id, account, symbol, ts_ns, src_ms, src_seq) "
-               "VALUES ('accepted', 7, 'c7', 'ACC1', 'AAPL', 1, 5, 0)")  # fmt: skip
+    db.command("INSERT INTO orders (event, order_id, cl_ord_id, account, symbol, price, ts_ns, src_ms, src_seq) "
+               "VALUES ('accepted', 7, 'c7', 'ACC1', 'AAPL', 2099.68, 1, 5, 0)")  # fmt: skip
+    db.command("INSERT INTO executions (exec_id, order_id, account, symbol, qty, price, leaves_qty, cum_qty, ts_ns, "
+               "src_ms, src_seq) VALUES (1, 7, 'ACC1', 'AAPL', 0.3, 2049.67, 0, 0.3, 1, 6, 0), "
+               "(2, 7, 'ACC1', 'AAPL', 0.7, 50.01, 0, 1, 2, 7, 0)")  # fmt: skip
 
     applied = apply_schema(db)
 
     assert len(applied) == len(schema_statements())  # the first ones again (harmless), then the new ones
-    rows = db.query("SELECT cl_ord_id, session, venue, parent_id, src FROM orders FINAL").result_rows
-    assert rows == [("c7", "", "", "", "")]
+    rows = db.query("SELECT cl_ord_id, price, session, venue, parent_id, src FROM orders FINAL").result_rows
+    assert rows == [("c7", Decimal("2099.68"), "", "", "", "")]
+    money = db.query("SELECT sum(price), sum(qty) FROM executions FINAL").result_rows
+    assert money == [(Decimal("2099.68"), Decimal("1"))]  # the Float64 rows converted exactly (as floats: ...003)
     assert db.query("SELECT count() FROM operator_actions").result_rows == [(0,)]
 
 

@@ -6,7 +6,7 @@
 -- took liquidity.
 WITH
     fills AS (
-        SELECT asset_class, venue, order_id, qty * price AS notional, liquidity
+        SELECT asset_class, venue, order_id, toFloat64(qty * price) AS notional, liquidity
         FROM executions FINAL
         WHERE ts_ns >= {from_ns:Int64} AND ts_ns < {to_ns:Int64}
           AND ({account:String} = '' OR account = {account:String})

@@ -11,7 +11,7 @@
 -- internal cross are among the fills selected, the passive side's fill is not counted again.
 WITH
     in_window AS (
-        SELECT symbol, ts_ns, argMax(price, (src_ms, src_seq)) AS px
+        SELECT symbol, ts_ns, toFloat64(argMax(price, (src_ms, src_seq))) AS px
         FROM market_trades FINAL
         WHERE ({symbol:String} = '' OR symbol = {symbol:String})
           AND ts_ns >= {from_ns:Int64} AND ts_ns < {to_ns:Int64}
@@ -19,7 +19,7 @@ WITH
     ),
     carried AS (
         -- the print in force at from_ns, per symbol
-        SELECT symbol, max(ts_ns) AS carried_ns, argMax(price, (ts_ns, src_ms, src_seq)) AS carried_px
+        SELECT symbol, max(ts_ns) AS carried_ns, toFloat64(argMax(price, (ts_ns, src_ms, src_seq))) AS carried_px
         FROM market_trades FINAL
         WHERE ({symbol:String} = '' OR symbol = {symbol:String}) AND ts_ns < {from_ns:Int64}
           AND symbol IN (SELECT symbol FROM in_window)
@@ -53,15 +53,15 @@ WITH
         GROUP BY symbol, b
     ),
     market AS (
-        SELECT symbol, intDiv(ts_ns, {bucket_ns:Int64}) AS b, sum(qty * price) / sum(qty) AS market_vwap,
-               sum(qty) AS market_qty, count() AS market_trades
+        SELECT symbol, intDiv(ts_ns, {bucket_ns:Int64}) AS b, toFloat64(sum(qty * price) / sum(qty)) AS market_vwap,
+               toFloat64(sum(qty)) AS market_qty, count() AS market_trades
         FROM market_trades FINAL
         WHERE ({symbol:String} = '' OR symbol = {symbol:String})
           AND ts_ns >= {from_ns:Int64} AND ts_ns < {to_ns:Int64}
         GROUP BY symbol, b
     ),
     selected AS (
-        SELECT order_id, contra_order_id, symbol, qty, price, liquidity, ts_ns
+        SELECT order_id, contra_order_id, symbol, toFloat64(qty) AS qty, toFloat64(price) AS price, liquidity, ts_ns
         FROM executions FINAL
         WHERE ({symbol:String} = '' OR symbol = {symbol:String})
           AND ({account:String} = '' OR account = {account:String})

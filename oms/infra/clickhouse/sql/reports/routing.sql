@@ -5,7 +5,7 @@
 -- order's accepted event ('' if the orders table lacks it).
 WITH
     fills AS (
-        SELECT order_id, venue, qty, qty * price AS notional, liquidity
+        SELECT order_id, venue, toFloat64(qty) AS qty, toFloat64(qty * price) AS notional, liquidity
         FROM executions FINAL
         WHERE ts_ns >= {from_ns:Int64} AND ts_ns < {to_ns:Int64}
           AND ({account:String} = '' OR account = {account:String})

@@ -31,14 +31,16 @@ WITH
     ),
     life AS (
         SELECT order_id,
-               assumeNotNull(argMaxIf(qty, (ts_ns, src_ms, src_seq), event IN ('accepted', 'replaced'))) AS order_qty,
+               toFloat64(assumeNotNull(argMaxIf(qty, (ts_ns, src_ms, src_seq), event IN ('accepted', 'replaced'))))
+                   AS order_qty,
                max(ts_ns) AS last_event_ns
         FROM orders FINAL
         WHERE order_id IN (SELECT order_id FROM accepted)
         GROUP BY order_id
     ),
     fills AS (
-        SELECT order_id, symbol, qty, price, ts_ns, if(side = 'BUY', 1, -1) AS sgn,
+        SELECT order_id, symbol, toFloat64(qty) AS qty, toFloat64(price) AS price, ts_ns,
+               if(side = 'BUY', 1, -1) AS sgn,
                transform(venue, {fee_venues:Array(String)}, {fee_bps:Array(Float64)}, {default_fee_bps:Float64}) AS fee
         FROM executions FINAL
         WHERE order_id IN (SELECT order_id FROM accepted)
@@ -60,20 +62,20 @@ WITH
         LEFT JOIN done AS d ON d.order_id = a.order_id
     ),
     mids AS (
-        SELECT symbol, ts_ns, assumeNotNull(argMax((bid + ask) / 2, (src_ms, src_seq))) AS mid
+        SELECT symbol, ts_ns, toFloat64(assumeNotNull(argMax((bid + ask) / 2, (src_ms, src_seq)))) AS mid
         FROM quotes FINAL
         WHERE bid IS NOT NULL AND ask IS NOT NULL AND symbol IN (SELECT symbol FROM accepted)
         GROUP BY symbol, ts_ns
     ),
     books AS (
         -- every top of book, one-sided and empty ones too: the book as it stood
-        SELECT symbol, ts_ns, argMax(tuple(bid, ask), (src_ms, src_seq)) AS top
+        SELECT symbol, ts_ns, argMax(tuple(toFloat64(bid), toFloat64(ask)), (src_ms, src_seq)) AS top
         FROM quotes FINAL
         WHERE symbol IN (SELECT symbol FROM accepted)
         GROUP BY symbol, ts_ns
     ),
     lasts AS (
-        SELECT symbol, ts_ns, argMax(price, (src_ms, src_seq)) AS px
+        SELECT symbol, ts_ns, toFloat64(argMax(price, (src_ms, src_seq))) AS px
         FROM market_trades FINAL
         WHERE symbol IN (SELECT symbol FROM accepted)
         GROUP BY symbol, ts_ns
@@ -106,7 +108,8 @@ WITH
         -- interval VWAP and volume of every print in [arrival_ns, end_ns]
         SELECT o.order_id AS order_id, sum(t.qty * t.price) / sum(t.qty) AS vwap, sum(t.qty) AS volume
         FROM o
-        INNER JOIN (SELECT symbol, ts_ns, price, qty FROM market_trades FINAL
+        INNER JOIN (SELECT symbol, ts_ns, toFloat64(price) AS price, toFloat64(qty) AS qty
+                    FROM market_trades FINAL
                     WHERE symbol IN (SELECT symbol FROM accepted)) AS t ON t.symbol = o.symbol
         WHERE t.ts_ns >= o.arrival_ns AND t.ts_ns <= o.end_ns
         GROUP BY o.order_id
