@@ -4,12 +4,13 @@ The same client API, schema and SQL run on both. `connect` returns a client whos
 `apply_schema` brings the database's schema to this version of the OMS.
 
 SCHEMA VERSIONS
-The schema is a list of migrations, `sql/schema/NN_<what>.sql` (one statement, or several each ending with `;` at the
-end of a line), applied in the order of NN (the version) and recorded in the table `schema_migrations` (version, file, when). `apply_schema` applies the ones a
-database has not recorded yet, each once, so a store made by an earlier version gets the later ones at the next
-start. Every migration is written to be harmless when run again (`CREATE ... IF NOT EXISTS`, `ADD COLUMN IF NOT
-EXISTS`): a crash between a migration and its record only repeats it. A database recording a version this OMS does
-not have (written by a newer OMS) is refused rather than guessed at.
+The schema is a list of migrations, `sql/schema/NN_<what>.sql` (one statement, or several each ending with `;` at
+the end of a line), applied in the order of NN (the version) and recorded in the table `schema_migrations` (version,
+file, when). `apply_schema` applies the ones a database has not recorded yet, each once, so a store made by an
+earlier version gets the later ones at the next start. Every migration is written to be harmless when run again
+(`CREATE ... IF NOT EXISTS`, `ADD COLUMN IF NOT EXISTS`, a type change that keeps the values): a crash between a
+migration and its record only repeats it. A database recording a version this OMS does not have (written by a newer
+OMS) is refused rather than guessed at.
 
 Embedded chDB has two rules the caller must know: a process can have only one store path open at a time (close every
 client before opening another path), and a store can be open in only one process at a time. Breaking either gives
