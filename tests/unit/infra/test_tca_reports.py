@@ -160,7 +160,7 @@ def test_routing_per_venue_and_order_type_equals_numpy(data: tuple[Client, Marke
     report = routing(client, start_ns=FROM, end_ns=TO)
 
     assert _diff(report, want, ("venue", "ord_type")) == []
-    assert {r["ord_type"] for r in report.records()} == {"LIMIT", "MARKET"}
+    assert {r["ord_type"] for r in report.records()} == {"LIMIT", "MARKET", "STOP", "STOP_LIMIT"}
 
 
 # -- the command line --
