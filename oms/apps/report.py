@@ -83,15 +83,22 @@ def add_report_command(commands: argparse._SubParsersAction) -> None:  # type: i
     kinds.add_parser(
         "best-ex",
         parents=[common],
-        help="RTS 28 style: top five venues per instrument class",
-        description="Per instrument class, the top five venues by executed notional with their share of volume and "
-        f"orders and how much was passive or aggressive ({REPORT_SQL['best-ex']}).",
+        help="RTS 28 Table 1: top five execution venues per class of instrument",
+        description="Per class of instrument, the top five execution venues by volume traded, as Delegated "
+        "Regulation (EU) 2017/576 Annex II Table 1 lists them: the low-activity notification, venue name and MIC "
+        "([analytics] venue_mics), proportions of volume and of orders executed, percentages of passive, aggressive "
+        "and directed orders; then the counts behind them. Use a calendar year as the window "
+        f"({REPORT_SQL['best-ex']}).",
     )
     kinds.add_parser(
         "routing",
         parents=[common],
-        help="Rule 606 style: orders per venue and order type",
-        description=f"Per venue and order type, the orders executed there and their shares ({REPORT_SQL['routing']}).",
+        help="SEC Rule 606(a)(1): routed orders per month, order category and venue, with net payments",
+        description="Per calendar month (UTC) and class of instrument, the orders routed (accepted with a venue, "
+        "executed or not) as SEC Rule 606(a)(1) reports them: the shares of market, marketable limit, "
+        "non-marketable limit and other orders; per venue (the ten busiest and any with 5 % or more), its MIC, the "
+        "share of each category routed there and the net payment received (+) or paid (-) from [analytics] fees_bps "
+        f"in total and in cents per hundred shares; then the counts behind them ({REPORT_SQL['routing']}).",
     )
     for sub in kinds.choices.values():
         sub.set_defaults(func=run_report)
@@ -120,9 +127,9 @@ def _run(args: argparse.Namespace, settings: AnalyticsSettings) -> Report:
                     account=args.account,
                 )  # fmt: skip
             case "best-ex":
-                return best_execution(client, start_ns=args.start, end_ns=end, account=args.account)
+                return best_execution(client, start_ns=args.start, end_ns=end, account=args.account, settings=settings)
             case _:
-                return routing(client, start_ns=args.start, end_ns=end, account=args.account)
+                return routing(client, start_ns=args.start, end_ns=end, account=args.account, settings=settings)
     finally:
         client.close()
 

@@ -63,8 +63,9 @@ def workload(seed: int = 11) -> tuple[dict[str, list[AccountEvent]], list[TapeRe
         qty = rng.randint(2, 9) * 10
         tape.append(Quote("XNAS", symbol, mid - tick, 500, mid + tick, 400, t - 1_000))
         journal[account].append(
-            OrderAccepted(n + 1, f"c{n}", account, symbol, side, OrdType.LIMIT, TimeInForce.DAY, qty, mid + tick, t)
-        )
+            OrderAccepted(n + 1, f"c{n}", account, symbol, side, OrdType.LIMIT, TimeInForce.DAY, qty, mid + tick, t,
+                          venue="XNAS")
+        )  # fmt: skip
         cum, notional = 0, 0
         for k in range(rng.randint(1, 5)):
             fill = min(qty - cum, rng.randint(1, 4) * 10)

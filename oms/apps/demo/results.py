@@ -64,12 +64,14 @@ def analytics_summary(run_dir: Path, start_ns: int) -> None:
     """The TCA summary and the best-execution table of the run, from its ClickHouse store."""
     from oms.infra.clickhouse.clickhouse import connect
     from oms.infra.clickhouse.reports import best_execution, render, tca_orders, tca_summary
+    from oms.infra.clickhouse.settings import load_analytics_settings
 
+    settings = load_analytics_settings(run_dir / "oms.toml")  # the run's fees, MICs and arrival bound
     ch = connect(f"chdb://{run_dir / 'clickhouse'}")
     try:
         with step("TCA summary per account, symbol and side (ClickHouse: bps from totals, positive = cost)"):
-            print(render(tca_summary(tca_orders(ch, start_ns=start_ns))))
-        with step("best execution: top venues per instrument class (ClickHouse)"):
-            print(render(best_execution(ch, start_ns=start_ns)))
+            print(render(tca_summary(tca_orders(ch, start_ns=start_ns, settings=settings))))
+        with step("best execution: top venues per instrument class (ClickHouse, RTS 28 table 1)"):
+            print(render(best_execution(ch, start_ns=start_ns, settings=settings)))
     finally:
         ch.close()

@@ -227,30 +227,69 @@ def market_buckets(
     return Report("buckets", columns, rows)
 
 
-def best_execution(client: Client, *, start_ns: int = 0, end_ns: int = FOREVER_NS, account: str = "") -> Report:
-    """RTS 28 style: per instrument class, the top five venues by executed notional (see `sql/reports/best_ex.sql`).
+def _mic_params(settings: AnalyticsSettings) -> dict[str, Any]:
+    """The `mic_venues` / `mic_codes` query parameters: the configured venues and their MICs, in the same order."""
+    venues = sorted(settings.venue_mics)
+    return {"mic_venues": venues, "mic_codes": [settings.venue_mics[v] for v in venues]}
 
-    Raises ReportEmpty when nothing was executed in the window.
+
+def best_execution(
+    client: Client,
+    *,
+    start_ns: int = 0,
+    end_ns: int = FOREVER_NS,
+    account: str = "",
+    settings: AnalyticsSettings | None = None,
+) -> Report:
+    """RTS 28 (Delegated Regulation (EU) 2017/576, Annex II, Table 1) over the executions in [start_ns, end_ns): per
+    class of instrument, the top five venues by notional with their MIC (from `settings.venue_mics`, '' for a venue
+    without one), shares of volume and of orders, the shares of passive, aggressive and directed orders, and the
+    class's low-activity flag; then the counts behind them (`sql/reports/best_ex.sql` defines each column).
+
+    Raises ReportEmpty when nothing was executed in the window (for the account, when one is given).
     """
-    return _executions_report(client, "best-ex", start_ns, end_ns, account)
-
-
-def routing(client: Client, *, start_ns: int = 0, end_ns: int = FOREVER_NS, account: str = "") -> Report:
-    """Rule 606 style: per venue and order type, orders executed there and their share (`sql/reports/routing.sql`).
-
-    Raises ReportEmpty when nothing was executed in the window.
-    """
-    return _executions_report(client, "routing", start_ns, end_ns, account)
-
-
-def _executions_report(client: Client, report: str, start_ns: int, end_ns: int, account: str) -> Report:
-    """Run `report` over the executions in the window (ReportEmpty when there are none)."""
-    columns, rows = _run(client, report, {"from_ns": start_ns, "to_ns": end_ns, "account": account})
+    settings = settings or AnalyticsSettings()
+    params = {"from_ns": start_ns, "to_ns": end_ns, "account": account, **_mic_params(settings)}
+    columns, rows = _run(client, "best-ex", params)
     if not rows:
         raise ReportEmpty(
             f"no executions {_window(start_ns, end_ns)}{_filters(account=account)} in database {client.database}"
         )
-    return Report(report, columns, rows)
+    return Report("best-ex", columns, rows)
+
+
+def routing(
+    client: Client,
+    *,
+    start_ns: int = 0,
+    end_ns: int = FOREVER_NS,
+    account: str = "",
+    settings: AnalyticsSettings | None = None,
+) -> Report:
+    """SEC Rule 606(a)(1) (17 CFR 242.606) over the orders routed (accepted with a venue) in [start_ns, end_ns): per
+    calendar month (UTC) and class of instrument, the shares of non-directed orders and of the four order categories
+    (market, marketable limit, non-marketable limit, other); per venue in the rule's order (the ten that received the
+    most orders, and any with 5 % or more), its MIC, the share of each category routed there and the net payment
+    received (positive) or paid (negative) for each category, in total and in cents per hundred shares executed, from
+    `settings.fees_bps` / `default_fee_bps`; then the counts behind them (`sql/reports/routing.sql`). Marketability
+    is judged against the symbol's latest quote before acceptance within `settings.arrival_max_age_s`.
+
+    Raises ReportEmpty when no order was routed in the window (for the account, when one is given).
+    """
+    settings = settings or AnalyticsSettings()
+    venues = sorted(settings.fees_bps)
+    params = {
+        "from_ns": start_ns, "to_ns": end_ns, "account": account, **_mic_params(settings),
+        "fee_venues": venues, "fee_bps": [float(settings.fees_bps[v]) for v in venues],
+        "default_fee_bps": float(settings.default_fee_bps),
+        "quote_max_age_ns": round(settings.arrival_max_age_s * 1e9),
+    }  # fmt: skip
+    columns, rows = _run(client, "routing", params)
+    if not rows:
+        raise ReportEmpty(
+            f"no orders routed {_window(start_ns, end_ns)}{_filters(account=account)} in database {client.database}"
+        )
+    return Report("routing", columns, rows)
 
 
 # -- rendering --

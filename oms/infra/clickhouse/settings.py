@@ -13,6 +13,7 @@ from oms.core.model.instruments import ConfigError, InstrumentRegistry, read_tom
 __all__ = ["AnalyticsSettings", "load_analytics_settings", "load_config_instruments"]
 
 _Positive = Annotated[float, msgspec.Meta(gt=0)]
+_Mic = Annotated[str, msgspec.Meta(pattern="^[A-Z0-9]{4}$")]  # ISO 10383: four characters, capitals or digits
 
 
 class AnalyticsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -34,6 +35,8 @@ class AnalyticsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     - `arrival_max_age_s`: how old the quote (or, failing a two-sided one, the print) behind an order's arrival price
       may be; older, the order has no arrival price (`arrival_source` "none").
     - `fees_bps`: fee per venue in basis points of the fill notional; `default_fee_bps` for other venues.
+    - `venue_mics`: the ISO 10383 market identifier code (four capitals or digits) of each venue name, shown by the
+      best-execution and routing reports; a venue without one is shown by its name alone, its MIC left empty.
     """
 
     dsn: str | None = None
@@ -53,6 +56,7 @@ class AnalyticsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     arrival_max_age_s: _Positive = 60.0
     fees_bps: dict[str, float] = msgspec.field(default_factory=dict)
     default_fee_bps: float = 0.0
+    venue_mics: dict[str, _Mic] = msgspec.field(default_factory=dict)
 
     def resolved(self, base: str | PathLike[str]) -> AnalyticsSettings:
         """These settings with `dsn` set: a relative `data_dir` is taken relative to `base` (the config's folder)."""

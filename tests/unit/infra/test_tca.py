@@ -1,7 +1,8 @@
 """Per-order TCA (`oms report tca`) against an independent numpy computation over the same fills and market data.
 
-A seeded market (quotes, some one-sided, and prints on two venues) and orders on both sides (partial fills, unfilled
-cancels, replaces, an instant fill, a symbol without quotes, an order before any market data) go into an embedded
+A seeded market (quotes, some one-sided, and prints on two venues) and orders on both sides (market, limit, stop and
+stop-limit orders routed to seven venues, partial fills, unfilled cancels, replaces, an instant fill, a symbol without
+quotes, an order before any market data) go into an embedded
 ClickHouse through the sink's row builders. The expected figures are computed here with numpy straight from the
 Python records, following the definitions in `docs/compliance.md`, never from the SQL.
 """
@@ -40,6 +41,7 @@ TICK = {"AAPL": 100, "ESZ6": 25, "EURUSD": 5, "MSFT": 100}
 LOT = {"AAPL": 1, "ESZ6": 1, "EURUSD": 1000, "MSFT": 1}
 VENUES = ("XNAS", "ARCA", "INTERNAL")
 FILL_VENUES = (*VENUES, "BATS", "IEX", "EDGX", "MEMX")  # more than five: best execution lists the top five
+SESSIONS = ("FIX.4.4:OMS->CLIENT44", "REST:trader1")
 
 
 @dataclass
@@ -87,10 +89,12 @@ def simulate(seed: int = 5) -> tuple[Market, Book]:
         lot, tick = LOT[symbol], TICK[symbol]
         arrival = T0 + (5 if n != 3 else 1) * SEC + rng.randint(0, 150 * SEC)  # order 3 is EURUSD before any data
         qty = rng.randint(5, 40) * lot
+        ord_type, price, stop_price = terms(n, symbol)
         book.accepted.append(
-            OrderAccepted(n, f"c{n}", "ACC1" if n % 3 else "ACC2", symbol, side, OrdType.LIMIT if n % 5 else
-                          OrdType.MARKET, TimeInForce.DAY, qty, MID0[symbol] + tick, arrival)
+            OrderAccepted(n, f"c{n}", "ACC1" if n % 3 else "ACC2", symbol, side, ord_type, TimeInForce.DAY, qty,
+                          price, arrival, stop_price, SESSIONS[n % 2])
         )  # fmt: skip
+        first_fill = len(book.fills)
         t, cum, notional = arrival, 0, 0
         if n % 7 == 0:  # replaced before any fill: the order's quantity is the new one
             t += rng.randint(1, 500) * 1_000_000
@@ -109,10 +113,35 @@ def simulate(seed: int = 5) -> tuple[Market, Book]:
                 OrderFilled(n, f"c{n}", book.accepted[-1].account, symbol, exec_id, side, fill, px, qty - cum, cum,
                             notional, rng.random() < 0.5, t, None, rng.choice(FILL_VENUES))
             )  # fmt: skip
+        route(book, n, first_fill)
         if cum < qty:
             t += rng.randint(1, 4000) * 1_000_000
             book.other.append(OrderCanceled(n, f"x{n}", "ACC1", symbol, CancelReason.USER, qty - cum, t, f"c{n}"))
     return market, book
+
+
+def terms(n: int, symbol: str) -> tuple[OrdType, int | None, int | None]:
+    """Order n's type, limit price and stop price: market orders, stops and stop-limits among limit orders priced a
+    few ticks either side of the starting mid, so that some are marketable on arrival and some not."""
+    mid, tick = MID0[symbol], TICK[symbol]
+    if n % 5 == 0:
+        return OrdType.MARKET, None, None
+    if n % 8 == 0:
+        return OrdType.STOP, None, mid + 4 * tick
+    if n % 9 == 0:
+        return OrdType.STOP_LIMIT, mid + 5 * tick, mid + 4 * tick
+    return OrdType.LIMIT, mid + (n % 7 - 3) * 2 * tick, None
+
+
+def route(book: Book, n: int, first_fill: int) -> None:
+    """Record where order n (the last accepted) was routed: the venue its fills came from, as in the OMS, where an
+    order executes at the venue it was routed to; an unfilled order went to one of VENUES. Every 13th order's row
+    has no venue, like the rows written before the store recorded routing: it was not routed as far as the store
+    knows, though its fills keep their venue."""
+    fills = book.fills[first_fill:]
+    venue = fills[0].venue if fills else VENUES[n % len(VENUES)]
+    book.fills[first_fill:] = [msgspec.structs.replace(f, venue=venue) for f in fills]
+    book.accepted[-1] = msgspec.structs.replace(book.accepted[-1], venue="" if n % 13 == 0 else venue)
 
 
 def _ids(n: int) -> list[bytes]:

@@ -1,5 +1,5 @@
-"""Bucketed VWAP/TWAP, best execution (RTS 28 style) and routing (606 style) against numpy over the same data, and
-`oms report` on the command line: formats, and one-line messages for a missing table, an unknown order, no data."""
+"""Bucketed VWAP/TWAP against numpy over the same data, and `oms report` on the command line: formats, and one-line
+messages for a missing table, an unknown order, no data. Best execution and routing: `test_best_ex_reports`."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 
 from oms.apps.cli import main
+from oms.apps.report import DEFAULT_CONFIG
 from oms.core.model.enums import Side
 from oms.core.model.messages import OrderFilled, TradePrinted
 from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
-from oms.infra.clickhouse.reports import Report, best_execution, market_buckets, render, routing
-from tests.unit.infra.test_tca import MID0, SCALE, SEC, T0, Book, Market, Series, load, px, qty, simulate
+from oms.infra.clickhouse.reports import Report, best_execution, market_buckets, render
+from oms.infra.clickhouse.settings import load_analytics_settings
+from tests.unit.infra.test_tca import MID0, SEC, T0, Book, Market, Series, load, px, qty, simulate
 
 W = 10 * SEC  # bucket width
 FROM, TO = T0 + 23_700_000_000, T0 + 187_300_000_000  # not on bucket boundaries: the edges are clipped
@@ -103,66 +105,6 @@ def test_a_print_with_both_sides_ours_counts_once_in_participation(data: tuple[C
     assert bucket("XBUY")["participation"] == bucket("XSELL")["participation"] == 1
 
 
-def _executions(book: Book) -> list[dict[str, object]]:
-    types = {a.order_id: a.ord_type.name for a in book.accepted}
-    return [
-        {"order_id": f.order_id, "venue": f.venue, "class": SCALE[f.symbol].asset_class, "type": types[f.order_id],
-         "qty": qty(f.symbol, f.qty), "notional": qty(f.symbol, f.qty) * px(f.symbol, f.price),
-         "passive": not f.aggressor}
-        for f in book.fills if FROM <= f.ts_ns < TO
-    ]  # fmt: skip
-
-
-def test_best_execution_lists_the_top_five_venues_per_class_like_numpy(data: tuple[Client, Market, Book]) -> None:
-    client, _, book = data
-    fills = _executions(book)
-    want: dict[tuple, dict[str, object]] = {}
-    for cls in sorted({f["class"] for f in fills}):
-        in_class = [f for f in fills if f["class"] == cls]
-        class_notional = float(np.sum([f["notional"] for f in in_class]))
-        class_orders = len({f["order_id"] for f in in_class})
-        venues = sorted({f["venue"] for f in in_class})
-        notional = {v: float(np.sum([f["notional"] for f in in_class if f["venue"] == v])) for v in venues}
-        ranked = sorted(venues, key=lambda v: (-notional[v], v))[:5]
-        for rank, v in enumerate(ranked, 1):
-            at = [f for f in in_class if f["venue"] == v]
-            passive = sum(bool(f["passive"]) for f in at)
-            want[(cls, rank)] = {
-                "venue": v, "notional": notional[v], "pct_volume": 100 * notional[v] / class_notional,
-                "orders": len({f["order_id"] for f in at}),
-                "pct_orders": 100 * len({f["order_id"] for f in at}) / class_orders, "executions": len(at),
-                "pct_passive": 100 * passive / len(at), "pct_aggressive": 100 * (len(at) - passive) / len(at),
-            }  # fmt: skip
-
-    report = best_execution(client, start_ns=FROM, end_ns=TO)
-
-    assert _diff(report, want, ("asset_class", "rank")) == []
-    assert any(len({f["venue"] for f in fills if f["class"] == c}) > 5 for c in {f["class"] for f in fills})
-
-
-def test_routing_per_venue_and_order_type_equals_numpy(data: tuple[Client, Market, Book]) -> None:
-    client, _, book = data
-    fills = _executions(book)
-    all_orders = len({f["order_id"] for f in fills})
-    want: dict[tuple, dict[str, object]] = {}
-    for venue, kind in sorted({(f["venue"], f["type"]) for f in fills}):
-        at = [f for f in fills if f["venue"] == venue and f["type"] == kind]
-        of_type = len({f["order_id"] for f in fills if f["type"] == kind})
-        orders = len({f["order_id"] for f in at})
-        passive = sum(bool(f["passive"]) for f in at)
-        want[(venue, kind)] = {
-            "orders": orders, "pct_of_type": 100 * orders / of_type, "pct_of_all": 100 * orders / all_orders,
-            "executions": len(at), "qty": float(np.sum([f["qty"] for f in at])),
-            "notional": float(np.sum([f["notional"] for f in at])), "pct_passive": 100 * passive / len(at),
-            "pct_aggressive": 100 * (len(at) - passive) / len(at),
-        }  # fmt: skip
-
-    report = routing(client, start_ns=FROM, end_ns=TO)
-
-    assert _diff(report, want, ("venue", "ord_type")) == []
-    assert {r["ord_type"] for r in report.records()} == {"LIMIT", "MARKET"}
-
-
 # -- the command line --
 
 
@@ -183,7 +125,7 @@ def test_oms_report_prints_json_csv_and_a_table(
     assert main(_cli(store, "best-ex", *window)) == 0
     table = capsys.readouterr().out.splitlines()
 
-    expected = best_execution(client, start_ns=FROM, end_ns=TO)
+    expected = best_execution(client, start_ns=FROM, end_ns=TO, settings=load_analytics_settings(DEFAULT_CONFIG))
     assert as_json == json.loads(render(expected, "json"))
     assert [r["venue"] for r in as_csv] == [r["venue"] for r in expected.records()]
     assert table[0].split() == expected.columns and len(table) == 2 + len(expected.rows)
@@ -212,6 +154,10 @@ def test_oms_report_of_one_order_prints_its_figures_one_per_line(
         ),
         (["buckets", "--from", "2020-01-01", "--to", "2020-01-02"], "oms report buckets: no market trades or fills"),
         (["best-ex", "--account", "NOBODY"], "oms report best-ex: no executions at any time for account NOBODY"),
+        (
+            ["routing", "--from", "2020-01-01", "--to", "2020-02-01"],
+            "oms report routing: no orders routed between 2020-01-01T00:00:00.000000Z and 2020-02-01",
+        ),
     ],
 )
 def test_no_data_is_one_clear_line_and_exit_code_1(
@@ -229,7 +175,7 @@ def test_a_database_without_the_schema_is_one_clear_line(
     assert main(["report", "routing", "--dsn", store, "--database", "no_schema_here"]) == 1
 
     err = capsys.readouterr().err
-    assert err.startswith("oms report routing: report routing: table executions is missing")
+    assert err.startswith("oms report routing: report routing: table orders is missing")
     assert "database no_schema_here has no OMS schema" in err and err.count("\n") == 1
 
 
