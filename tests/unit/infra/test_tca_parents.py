@@ -116,13 +116,16 @@ class Run:
         ord_type: OrdType = OrdType.MARKET,
         tif: TimeInForce = TimeInForce.IOC,
         price: int | None = None,
+        entry_ns: int | None = None,
     ) -> None:
-        """One child sent at `at_ns`: accepted (or rejected), its fills, and how it ends."""
+        """One child sent at `at_ns`: accepted (or rejected), its fills, and how it ends. `entry_ns`: when its
+        ChildSent's journal entry was written by Redis's clock, if not at `at_ns` by the engine's."""
         f, c, pid = self.flow, self.cmd, self.cmd.parent_id
         side = c.side if side is None else side
         self.seq += 1
         cl = f"{pid}.{self.seq}"
-        f.algo.append((at_ns, ChildSent(pid, cl, role, side, ord_type, tif, child_qty, price, None, self.seq, at_ns)))
+        sent = ChildSent(pid, cl, role, side, ord_type, tif, child_qty, price, None, self.seq, at_ns)
+        f.algo.append((at_ns if entry_ns is None else entry_ns, sent))
         if end == "rejected":
             f.events.append(OrderRejected(0, cl, c.account, c.symbol, RejectReason.CREDIT_LIMIT, "limit", at_ns, side,
                                           ord_type, tif, child_qty, price, None, "ALGO"))  # fmt: skip
@@ -240,6 +243,13 @@ def world_flow(market: Market) -> Flow:
                      at(10))  # fmt: skip
     early.child(at(35), 5000, [(MS, 3000, mid("EURUSD", at(35), market), "XNAS")], "ioc", at(35) + 2 * MS)
 
+    # POV buy of MSFT (prints only: arrival from the last trade) journaled without a time, its entry stamped by a
+    # Redis clock 1.2 ms ahead of the engine's: its first child, sent when it was accepted, marks its arrival
+    late = f.parent(SubmitPov("PV2", "ACC1", "MSFT", Side.BUY, 60, 2000, 10, 60), at(120) + 1_800_000)
+    msft = mid("MSFT", at(120), market)
+    late.child(at(120) + 600_000, 30, [(1_500_000, 30, msft, "XNAS")], "filled", entry_ns=at(120) + 1_900_000)
+    late.child(at(125), 30, [(MS, 20, msft + 100, "ARCA")], "ioc", at(125) + 2 * MS)
+
     # an order of the same account and symbol that belongs to no parent
     f.events.append(OrderAccepted(9_999, "own1", "ACC1", "AAPL", Side.BUY, OrdType.LIMIT, TimeInForce.DAY, 500,
                                   aapl(65), at(65)))  # fmt: skip
@@ -292,7 +302,9 @@ def expected(flow: Flow, market: Market, settings: AnalyticsSettings = SETTINGS)
                 and e.side is cmd.side}  # fmt: skip
         events = [e for e in flow.events if getattr(e, "order_id", 0) in kids]
         fills = [e for e in events if isinstance(e, OrderFilled)]
-        arrival = cmd.ts_ns or entry_ns[id(cmd)]
+        stamped = [r.ts_ns for r in own if isinstance(r, ChildSent | ChildDone | CancelParent | ParentClosing)
+                   and r.ts_ns]  # fmt: skip
+        arrival = cmd.ts_ns or min([entry_ns[id(cmd)], *stamped])
         journal_times = [
             r.ts_ns for r in own
             if isinstance(r, CancelParent | ParentClosing)
@@ -399,7 +411,7 @@ def test_the_data_covers_the_cases_that_matter(world: tuple[Market, Flow, Report
     assert {r["side"] for r in rows.values()} == {"BUY", "SELL"}
     assert rows["TW1"]["is_opportunity_bps"] not in (None, 0) and rows["IC1"]["is_opportunity_bps"] not in (None, 0)
     assert rows["PV1"]["fill_rate"] == 1 and rows["PV1"]["is_opportunity_bps"] == 0
-    assert {r["arrival_source"] for r in rows.values()} >= {"mid", "none"}
+    assert {r["arrival_source"] for r in rows.values()} == {"mid", "last_trade", "none"}
     assert rows["BR1"]["is_fees_bps"] < 0  # rebates only
     assert max(r["is_fees_bps"] for r in rows.values() if r["is_fees_bps"] is not None) > 0
     venues = {e.venue for e in flow.events if isinstance(e, OrderFilled) and e.cl_ord_id.startswith("TW1.")}
@@ -407,6 +419,7 @@ def test_the_data_covers_the_cases_that_matter(world: tuple[Market, Flow, Report
     records, _ = flow.entries()
     assert next(r for r in records if getattr(r, "parent_id", "") == "VW1").ts_ns == 0  # the entry's time is used
     assert rows["VW1"]["arrival_ns"] == (T0 + round(30.0004 * SEC)) // MS * MS
+    assert rows["PV2"]["arrival_ns"] == T0 + 120 * SEC + 600_000  # its entry's ms (120.001 s) came after its child
 
 
 def test_a_brackets_exit_is_not_part_of_its_cost(world: tuple[Market, Flow, Report]) -> None:

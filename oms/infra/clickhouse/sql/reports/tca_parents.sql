@@ -17,7 +17,9 @@
 -- side * (price - benchmark) / benchmark * 1e4, side = +1 for a buy, -1 for a sell.
 -- Arrival price (Kissell): the mid of the book as it stood just before the PARENT's acceptance (its latest quote,
 -- whichever sides it had), when two-sided and at most arrival_max_age_ns old; else the last print before it within
--- the same age; else NULL. arrival_source says which: 'mid', 'last_trade' or 'none'.
+-- the same age; else NULL. arrival_source says which: 'mid', 'last_trade' or 'none'. The acceptance (arrival_ns) is
+-- the parent command's time; for a command journaled without one, its journal entry's (ms), or the parent's first
+-- record stamped by the engine when that is earlier.
 -- The parent's life is [arrival_ns, end_ns]: from its acceptance to its last event on its side (a fill, cancel,
 -- expiry or replace of a child on its side, a child sent or ended, its cancel request or close); the last event so
 -- far for a working parent.
@@ -26,9 +28,9 @@
 -- otherwise, after a cancel request or a close, PENDING_CANCEL while children work, then the status it closes
 -- with (CANCELED, EXPIRED, STOPPED); otherwise PARTIALLY_FILLED or NEW.
 WITH
-    accepted AS (
+    submitted AS (
         SELECT parent_id, kind, account, symbol, asset_class, side, if(side = 'BUY', 1, -1) AS sgn,
-               assumeNotNull(qty) AS parent_qty, price AS limit_price, ts_ns AS arrival_ns
+               assumeNotNull(qty) AS parent_qty, price AS limit_price, ts_ns, ts_source
         FROM parents FINAL
         WHERE event = 'accepted' AND ts_ns >= {from_ns:Int64} AND ts_ns < {to_ns:Int64}
           AND ({account:String} = '' OR account = {account:String})
@@ -40,9 +42,22 @@ WITH
     ),
     own AS (
         -- the parent's journal rows after its acceptance
-        SELECT parent_id, event, status, child_cl_ord_id, side, ts_ns, src_ms, src_seq
+        SELECT parent_id, event, status, child_cl_ord_id, side, ts_ns, ts_source, src_ms, src_seq
         FROM parents FINAL
-        WHERE event != 'accepted' AND parent_id IN (SELECT parent_id FROM accepted)
+        WHERE event != 'accepted' AND parent_id IN (SELECT parent_id FROM submitted)
+    ),
+    accepted AS (
+        -- A command journaled without a time has its entry's, to the ms and by Redis's clock: never later than the
+        -- parent's first record stamped by the engine (its first child goes out in the step that accepts it, stamped
+        -- with the acceptance time), so no event of the parent precedes its arrival.
+        SELECT u.parent_id AS parent_id, u.kind AS kind, u.account AS account, u.symbol AS symbol,
+               u.asset_class AS asset_class, u.side AS side, u.sgn AS sgn, u.parent_qty AS parent_qty,
+               u.limit_price AS limit_price,
+               if(u.ts_source = 'entry' AND f.first_ns IS NOT NULL, least(u.ts_ns, assumeNotNull(f.first_ns)), u.ts_ns)
+                   AS arrival_ns
+        FROM submitted AS u
+        LEFT JOIN (SELECT parent_id, min(ts_ns) AS first_ns FROM own WHERE ts_source = 'record' GROUP BY parent_id)
+            AS f ON f.parent_id = u.parent_id
     ),
     sent AS (
         SELECT parent_id, child_cl_ord_id, any(side) AS child_side
