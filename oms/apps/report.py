@@ -15,6 +15,7 @@ from oms.infra.clickhouse.clickhouse import AnalyticsError, error_message
 from oms.infra.clickhouse.query import check_read_only, connect_for_reading
 from oms.infra.clickhouse.reports import (
     FOREVER_NS,
+    PARENT_KINDS,
     REPORT_SQL,
     Report,
     best_execution,
@@ -22,6 +23,8 @@ from oms.infra.clickhouse.reports import (
     render,
     routing,
     tca_orders,
+    tca_parents,
+    tca_parents_summary,
 )
 from oms.infra.clickhouse.settings import AnalyticsSettings, load_analytics_settings
 
@@ -47,7 +50,8 @@ def parse_time(text: str) -> int:
 
 
 def add_report_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add `report` and its reports (tca, buckets, best-ex, routing) to the `oms` command's subparsers."""
+    """Add `report` and its reports (tca, buckets, best-ex, routing, tca-parents) to the `oms` command's
+    subparsers."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=str(DEFAULT_CONFIG), help="OMS config; its [analytics] table says where")
     common.add_argument("--dsn", help="ClickHouse: chdb:///abs/path or http://host:8123 (overrides the config)")
@@ -100,6 +104,20 @@ def add_report_command(commands: argparse._SubParsersAction) -> None:  # type: i
         "share of each category routed there and the net payment received (+) or paid (-) from [analytics] fees_bps "
         f"in total and in cents per hundred shares; then the counts behind them ({REPORT_SQL['routing']}).",
     )
+    algo = kinds.add_parser(
+        "tca-parents",
+        parents=[common],
+        help="per algo parent: its children's fills against the parent's own arrival; or rolled up per algo",
+        description="Per algo parent (TWAP/VWAP/POV/iceberg/bracket) accepted in the window: its children's fills "
+        "on its side measured as one order against the parent's own arrival (arrival, VWAP, TWAP, slippage, "
+        f"implementation shortfall, participation) ({REPORT_SQL['tca-parents']}). With --by: rolled up per kind, or "
+        "per kind and account, from totals.",
+    )
+    algo.add_argument("--parent-id", default="", help="one parent only")
+    algo.add_argument("--kind", default="", type=str.upper, choices=("", *PARENT_KINDS), metavar="KIND",
+                      help="one kind only: twap, vwap, pov, iceberg or bracket")  # fmt: skip
+    algo.add_argument("--symbol", default="", help="one symbol only")
+    algo.add_argument("--by", choices=("kind", "account"), help="roll up per kind, or per kind and account")
     for sub in kinds.choices.values():
         sub.set_defaults(func=run_report)
 
@@ -128,6 +146,12 @@ def _run(args: argparse.Namespace, settings: AnalyticsSettings) -> Report:
                 )  # fmt: skip
             case "best-ex":
                 return best_execution(client, start_ns=args.start, end_ns=end, account=args.account, settings=settings)
+            case "tca-parents":
+                parents = tca_parents(
+                    client, start_ns=args.start, end_ns=end, account=args.account, symbol=args.symbol, kind=args.kind,
+                    parent_id=args.parent_id, settings=settings,
+                )  # fmt: skip
+                return parents if args.by is None else tca_parents_summary(parents, args.by)
             case _:
                 return routing(client, start_ns=args.start, end_ns=end, account=args.account, settings=settings)
     finally:

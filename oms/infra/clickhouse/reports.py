@@ -42,6 +42,8 @@ __all__ = [
     "routing",
     "sql_text",
     "tca_orders",
+    "tca_parents",
+    "tca_parents_summary",
     "tca_summary",
 ]
 
@@ -355,3 +357,89 @@ def _numeric(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# -- algo parents --
+
+REPORT_SQL["tca-parents"] = "tca_parents.sql"
+PARENT_KINDS = ("TWAP", "VWAP", "POV", "ICEBERG", "BRACKET")
+_SHORTFALL = ("is_delay_bps", "is_realized_bps", "is_opportunity_bps", "is_fees_bps", "is_total_bps")
+
+
+def tca_parents(
+    client: Client,
+    *,
+    start_ns: int = 0,
+    end_ns: int = FOREVER_NS,
+    account: str = "",
+    symbol: str = "",
+    kind: str = "",
+    parent_id: str = "",
+    settings: AnalyticsSettings | None = None,
+) -> Report:
+    """Per-parent TCA of the algo parents accepted in [start_ns, end_ns), optionally one account, symbol, kind
+    (`PARENT_KINDS`, any case) or parent (see `sql/reports/tca_parents.sql`): each parent measured as one order
+    against its own arrival, its executions the fills of its children on its side.
+
+    Fees come from `settings.fees_bps` / `default_fee_bps`. Raises ValueError for an unknown kind, ReportEmpty when
+    no parent matches (naming the parent id when one was given).
+    """
+    settings = settings or AnalyticsSettings()
+    if kind and kind.upper() not in PARENT_KINDS:
+        raise ValueError(f"unknown parent kind {kind!r} ({', '.join(PARENT_KINDS)})")
+    venues = sorted(settings.fees_bps)
+    params = {
+        "from_ns": start_ns, "to_ns": end_ns, "account": account, "symbol": symbol, "kind": kind.upper(),
+        "parent_id": parent_id, "fee_venues": venues, "fee_bps": [float(settings.fees_bps[v]) for v in venues],
+        "default_fee_bps": float(settings.default_fee_bps),
+        "arrival_max_age_ns": round(settings.arrival_max_age_s * 1e9),
+    }  # fmt: skip
+    columns, rows = _run(client, "tca-parents", params)
+    if not rows:
+        filters = _filters(account=account, symbol=symbol, kind=kind.upper())
+        if parent_id:
+            raise ReportEmpty(
+                f"parent {parent_id} not found: no accepted parent with that id {_window(start_ns, end_ns)}{filters} "
+                f"in database {client.database}"
+            )
+        raise ReportEmpty(f"no parents accepted {_window(start_ns, end_ns)}{filters} in database {client.database}")
+    return Report("tca-parents", columns, rows)
+
+
+def tca_parents_summary(parents: Report, by: Literal["kind", "account"] = "kind") -> Report:
+    """Per algo kind (`by="kind"`) or per kind and account (`by="account"`), from a `tca_parents` report, every
+    figure computed from totals, never an average of per-parent figures: parents, parents with fills, executed
+    notional, fees, slippage against the parents' arrival and interval VWAP as the cost of the whole executed
+    notional against the benchmark value of the same quantities (Σ side * (notional - qty * benchmark) /
+    Σ qty * benchmark, bps, over the filled parents that have the benchmark), and Perold's implementation shortfall
+    and its split for the portfolio of parents (Σ shortfall / Σ paper value, bps, over the parents with an arrival
+    price, unfilled ones included). Amounts of different symbols are added as they are (one currency is assumed).
+    NULL where no parent has the benchmark. Raises ValueError for another `by`."""
+    if by not in ("kind", "account"):
+        raise ValueError(f"unknown roll-up {by!r} (kind or account)")
+    keys = ("kind",) if by == "kind" else ("kind", "account")
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for rec in parents.records():
+        groups.setdefault(tuple(rec[k] for k in keys), []).append(rec)
+    columns = [*keys, "parents", "filled_parents", "filled_notional", "fees", "slippage_arrival_bps",
+               "slippage_vwap_bps", *_SHORTFALL]  # fmt: skip
+    rows = []
+    for key, recs in sorted(groups.items()):
+        filled = [r for r in recs if r["filled_qty"]]
+        notional = sum(r["filled_qty"] * r["avg_px"] for r in filled)
+        slippage = [_parents_against(filled, benchmark) for benchmark in ("arrival_px", "vwap")]
+        papers = [r for r in recs if _number(r["paper_notional"]) and r["paper_notional"]]
+        paper = sum(r["paper_notional"] for r in papers)
+        shortfall = [sum(r[k] * r["paper_notional"] for r in papers) / paper if paper else None for k in _SHORTFALL]
+        fees = sum(r["fees"] for r in recs)
+        rows.append((*key, len(recs), len(filled), notional, fees, *slippage, *shortfall))
+    return Report(f"tca-parents-by-{by}", columns, rows)
+
+
+def _parents_against(filled: list[dict[str, Any]], benchmark: str) -> float | None:
+    """Σ side * (notional - qty * benchmark) / Σ qty * benchmark * 1e4 over the filled parents with the benchmark,
+    each parent with its own side."""
+    have = [r for r in filled if _number(r[benchmark])]
+    value = sum(r["filled_qty"] * r[benchmark] for r in have)
+    cost = sum((1 if r["side"] == "BUY" else -1) * r["filled_qty"] * (r["avg_px"] - r[benchmark]) for r in have)
+    return cost / value * 1e4 if value else None

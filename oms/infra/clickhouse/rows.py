@@ -7,11 +7,24 @@ Prices and quantities leave the integer domain here as exact decimals (`Decimal`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from oms.core.model.enums import OrdType, Side, TimeInForce
+from oms.core.algos.messages import (
+    AlgoRecord,
+    CancelParent,
+    ChildDone,
+    ChildSent,
+    ParentClosing,
+    SubmitBracket,
+    SubmitIceberg,
+    SubmitPov,
+    SubmitTwap,
+    SubmitVwap,
+)
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side, TimeInForce
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import (
     CancelRejected,
@@ -28,11 +41,14 @@ from oms.infra.clickhouse.tape import Quote
 
 __all__ = [
     "ORDER_EVENTS",
+    "PARENT_RECORDS",
+    "PARENT_SUBMITS",
     "Columns",
     "Scale",
     "action_columns",
     "fill_columns",
     "order_columns",
+    "parent_columns",
     "quote_columns",
     "scales",
     "split_ids",
@@ -231,3 +247,107 @@ def quote_columns(quotes: Sequence[Quote], ids: Sequence[bytes], scale: dict[str
         seq,
     ]
     return QUOTE_COLUMNS, cols
+
+
+# -- algo parents (the algo engine's journal) --
+
+PARENT_SUBMITS = (SubmitTwap, SubmitVwap, SubmitPov, SubmitIceberg, SubmitBracket)
+PARENT_RECORDS = (*PARENT_SUBMITS, CancelParent, ParentClosing, ChildSent, ChildDone)
+"""The algo journal records that become rows of `parents`; the others (ChildFilled: the fill is a row of
+`executions`; CancelSent, CancelFailed, VolumeObserved, StopTriggered) are the engine's working state, no row."""
+
+PARENT_COLUMNS = (
+    "event", "parent_id", "kind", "account", "symbol", "asset_class", "side", "qty", "price", "stop_price",
+    "sched_start_ns", "sched_end_ns", "params", "status", "child_cl_ord_id", "role", "ord_type", "tif", "outcome",
+    "reason", "text", "ts_ns", "ts_source", "src_ms", "src_seq",
+)  # fmt: skip
+_KIND = {SubmitTwap: "TWAP", SubmitVwap: "VWAP", SubmitPov: "POV", SubmitIceberg: "ICEBERG", SubmitBracket: "BRACKET"}
+
+
+def _reason_name(outcome: str, code: int) -> str:
+    """The name of a ChildDone's reason code: a CancelReason for `canceled`, a RejectReason for `rejected`."""
+    enum: type[CancelReason] | type[RejectReason] | None = {"canceled": CancelReason, "rejected": RejectReason}.get(
+        outcome
+    )
+    if enum is None or code == 0:
+        return ""
+    try:
+        return enum(code).name
+    except ValueError:
+        return str(code)
+
+
+def _json(params: dict[str, Any]) -> str:
+    """The kind's other terms as JSON, decimals as their exact text."""
+    return json.dumps(params, default=str)
+
+
+def _terms(cmd: Any, s: Scale) -> tuple[Decimal | None, Decimal | None, int | None, int | None, str]:
+    """(limit price, stop price, schedule start, schedule end, the kind's other terms as JSON) of a parent command."""
+    match cmd:
+        case SubmitTwap():
+            params = {"slices": cmd.slices, "jitter_pct": cmd.jitter_pct, "seed": cmd.seed}
+            return _px(cmd.limit_price, s), None, cmd.start_ns, cmd.end_ns, _json(params)
+        case SubmitVwap():
+            params = {"profile": list(cmd.profile), "profile_name": cmd.profile_name}
+            return _px(cmd.limit_price, s), None, cmd.start_ns, cmd.end_ns, _json(params)
+        case SubmitPov():
+            params = {"rate_bp": cmd.rate_bp, "min_clip": _qty(cmd.min_clip, s), "max_clip": _qty(cmd.max_clip, s)}
+            return _px(cmd.limit_price, s), None, cmd.start_ns, cmd.end_ns, _json(params)
+        case SubmitIceberg():
+            return _px(cmd.price, s), None, None, None, _json({"display_qty": _qty(cmd.display_qty, s)})
+        case SubmitBracket():
+            params = {"take_profit": _px(cmd.take_profit, s), "stop_limit": _px(cmd.stop_limit, s),
+                      "synthetic_stop": cmd.synthetic_stop}  # fmt: skip
+            return _px(cmd.entry_price, s), _px(cmd.stop_loss, s), None, None, _json(params)
+    raise TypeError(f"not a parent command: {type(cmd).__name__}")
+
+
+def parent_columns(records: Sequence[AlgoRecord], ids: Sequence[bytes], scale: dict[str, Scale]) -> Columns:
+    """Columns of `parents` for algo journal records of the kinds in `PARENT_RECORDS`, `ids` their stream entries.
+
+    A record's time is its `ts_ns`; a command journaled without one (0: the REST API leaves it to the engine's
+    clock, which the journal does not keep) gets its entry's time, to the millisecond (the engine journals a
+    command just before it acts on it), and `ts_source` 'entry'. Child rows carry only the parent id and the
+    child's own fields: a child's parent terms are on its parent's `accepted` row.
+
+    Raises KeyError for a parent command whose symbol is missing from `scale`, TypeError for another record kind.
+    """
+    ms, seq = split_ids(ids)
+    rows: list[tuple[Any, ...]] = []
+    for rec, entry_ms in zip(records, ms, strict=True):
+        ts, source = (rec.ts_ns, "record") if rec.ts_ns else (entry_ms * 1_000_000, "entry")
+        match rec:
+            case SubmitTwap() | SubmitVwap() | SubmitPov() | SubmitIceberg() | SubmitBracket():
+                s = scale[rec.symbol]
+                price, stop, start, end, params = _terms(rec, s)
+                rows.append((
+                    "accepted", rec.parent_id, _KIND[type(rec)], rec.account, rec.symbol, s.asset_class,
+                    _SIDE[rec.side], _qty(rec.qty, s), price, stop, start, end, params, "", "", "", "", "", "", "",
+                    "", ts, source,
+                ))  # fmt: skip
+            case CancelParent():
+                rows.append((
+                    "cancel_requested", rec.parent_id, "", "", "", "", "", None, None, None, None, None, "",
+                    "CANCELED", "", "", "", "", "", "", "canceled on request", ts, source,
+                ))  # fmt: skip
+            case ParentClosing():
+                rows.append((
+                    "closing", rec.parent_id, "", "", "", "", "", None, None, None, None, None, "", rec.status.name,
+                    "", "", "", "", "", "", rec.text, ts, source,
+                ))  # fmt: skip
+            case ChildSent():
+                rows.append((
+                    "child_sent", rec.parent_id, "", "", "", "", _SIDE[rec.side], None, None, None, None, None, "",
+                    "", rec.cl_ord_id, rec.role, _ORD_TYPE[rec.ord_type], _TIF[rec.tif], "", "", "", ts, source,
+                ))  # fmt: skip
+            case ChildDone():
+                rows.append((
+                    "child_done", rec.parent_id, "", "", "", "", "", None, None, None, None, None, "", "",
+                    rec.cl_ord_id, "", "", "", rec.outcome, _reason_name(rec.outcome, rec.reason), rec.text, ts,
+                    source,
+                ))  # fmt: skip
+            case _:
+                raise TypeError(f"not a parent record with a row: {type(rec).__name__}")
+    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(len(PARENT_COLUMNS) - 2)]
+    return PARENT_COLUMNS, [*cols, ms, seq]

@@ -1,9 +1,11 @@
 """The ClickHouse sink: journal and tape streams -> a Redis consumer group -> batched inserts -> XACK.
 
 Streams: every account journal `<prefix>:journal:{account}` (found by SCAN, again every `discover_interval_s`, so
-new accounts join), the tape `<prefix>:tape` and the OMS's own record of refusals and operator actions
-`<prefix>:records:journal:events` (`oms.infra.redis.records`). On each the sink reads as consumer `consumer` of
-group `group` (created at the start of the stream, id 0, so a new group sinks the whole history).
+new accounts join), the tape `<prefix>:tape`, the OMS's own record of refusals and operator actions
+`<prefix>:records:journal:events` (`oms.infra.redis.records`) and the algo engine's journal of parent orders
+`<prefix>:algos:journal:parents` (`oms.infra.redis.algo_store`, rows of `parents`). On each the sink reads as
+consumer `consumer` of group `group` (created at the start of the stream, id 0, so a new group sinks the whole
+history).
 
 Promises:
 
@@ -18,8 +20,9 @@ Promises:
   so queries with FINAL (all reports) count each record once. No fill is counted twice.
 - An entry that cannot be used (does not decode, has no `r` field, was deleted while pending, or names an unknown
   instrument) is not dropped silently: it is appended to `<prefix>:analytics:dead` (stream, id, reason) and then
-  acknowledged, so one bad record cannot stall the pipeline. Admin events of the journal (marks, limits, ...) are
-  acknowledged without a row.
+  acknowledged, so one bad record cannot stall the pipeline. Admin events of the journal (marks, limits, ...) and
+  the algo engine's working records (`ChildFilled`, whose fill is a row of `executions`, `CancelSent`,
+  `CancelFailed`, `VolumeObserved`, `StopTriggered`) are acknowledged without a row.
 - ClickHouse errors on insert are retried (the batch stays unacknowledged) with a growing pause; Redis errors end
   `run` with the exception. Restarting is always safe.
 
@@ -45,15 +48,19 @@ import redis
 from clickhouse_connect.driver.exceptions import Error as ClickHouseDriverError
 
 from oms.core.accounts import AccountEvent
+from oms.core.algos.messages import AlgoRecord
 from oms.core.model.messages import OperatorAction, OrderFilled, OrderRejected, TradePrinted
 from oms.infra.clickhouse.clickhouse import TABLES, AnalyticsError, Client, error_message
 from oms.infra.clickhouse.rows import (
     ORDER_EVENTS,
+    PARENT_RECORDS,
+    PARENT_SUBMITS,
     Columns,
     Scale,
     action_columns,
     fill_columns,
     order_columns,
+    parent_columns,
     quote_columns,
     trade_columns,
 )
@@ -61,7 +68,7 @@ from oms.infra.clickhouse.settings import AnalyticsSettings
 from oms.infra.clickhouse.tape import Quote, TapeRecord, tape_key
 from oms.infra.redis.records import RECORDS_STREAM, Record
 
-__all__ = ["Batch", "Chunk", "FlushReport", "Sink", "SinkStats", "dead_letter_key"]
+__all__ = ["Batch", "Chunk", "FlushReport", "Sink", "SinkStats", "algos_key", "dead_letter_key"]
 
 log = logging.getLogger("oms.infra.clickhouse.sink")
 
@@ -115,6 +122,12 @@ def dead_letter_key(prefix: str = "oms") -> str:
     return f"{prefix}:analytics:dead"
 
 
+def algos_key(prefix: str = "oms") -> str:
+    """The algo engine's journal stream (`oms.infra.redis.algo_store.RedisStore` with its default stream, under
+    `<prefix>:algos`)."""
+    return f"{prefix}:algos:journal:parents"
+
+
 @dataclass
 class Batch:
     """What the sink holds between two inserts: records by table, and the entry ids to acknowledge per stream."""
@@ -130,6 +143,8 @@ class Batch:
     trade_ids: list[bytes] = field(default_factory=list)
     quotes: list[Quote] = field(default_factory=list)
     quote_ids: list[bytes] = field(default_factory=list)
+    parents: list[AlgoRecord] = field(default_factory=list)
+    parent_ids: list[bytes] = field(default_factory=list)
     dead: list[tuple[str, bytes, str]] = field(default_factory=list)  # (stream, id, reason)
     acks: dict[str, list[bytes]] = field(default_factory=dict)  # stream -> entry ids to XACK
     entries: int = 0
@@ -148,6 +163,8 @@ class Batch:
             out.append(("market_trades", trade_columns(self.trades, self.trade_ids, scale)))
         if self.quotes:
             out.append(("quotes", quote_columns(self.quotes, self.quote_ids, scale)))
+        if self.parents:
+            out.append(("parents", parent_columns(self.parents, self.parent_ids, scale)))
         return out
 
 
@@ -165,9 +182,7 @@ class FlushReport:
 @dataclass
 class SinkStats:
     entries: int = 0
-    rows: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(TABLES, 0)
-    )
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
     dead: int = 0
     batches: int = 0
     claimed: int = 0
@@ -224,6 +239,7 @@ class Sink:
         self._journal_head = f"{prefix}:journal:"
         self._tape = tape_key(prefix)
         self._records = f"{prefix}:records:journal:{RECORDS_STREAM}"
+        self._algos = algos_key(prefix)
         self._dead_key = dead_letter_key(prefix)
         self._after_insert = after_insert
         self._on_commit = on_commit
@@ -235,6 +251,8 @@ class Sink:
         self._one_tape: msgspec.msgpack.Decoder[TapeRecord] = msgspec.msgpack.Decoder(TapeRecord)
         self._records_decoder: msgspec.msgpack.Decoder[list[Record]] = msgspec.msgpack.Decoder(list[Record])
         self._one_record: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
+        self._algos_decoder: msgspec.msgpack.Decoder[list[AlgoRecord]] = msgspec.msgpack.Decoder(list[AlgoRecord])
+        self._one_algo: msgspec.msgpack.Decoder[AlgoRecord] = msgspec.msgpack.Decoder(AlgoRecord)
         # Reader state (only the reading thread touches it): stream -> _PENDING, a pending id to continue after, _NEW
         self._cursors: dict[str, str] = {}
         self._last_discover = float("-inf")
@@ -299,9 +317,9 @@ class Sink:
         return report
 
     def discover(self) -> list[str]:
-        """Find the tape, the OMS's record and every journal stream, creating the consumer group where missing;
-        returns new streams."""
-        found = [self._tape, self._records]
+        """Find the tape, the OMS's record, the algo journal and every account journal stream, creating the
+        consumer group where missing; returns new streams."""
+        found = [self._tape, self._records, self._algos]
         found += sorted(
             k.decode()
             for k in self._redis.scan_iter(match=f"{_escape_glob(self._journal_head)}*", count=1000, _type="STREAM")
@@ -497,8 +515,10 @@ class Sink:
             b.dead.append((key, sid, "no record field 'r' (or the entry was deleted while pending)"))
         if not ids:
             return
-        kind = "tape" if key == self._tape else "records" if key == self._records else "journal"
-        decoder = {"tape": self._tape_decoder, "records": self._records_decoder}.get(kind, self._journal_decoder)
+        kind = {self._tape: "tape", self._records: "records", self._algos: "algos"}.get(key, "journal")
+        decoder = {"tape": self._tape_decoder, "records": self._records_decoder, "algos": self._algos_decoder}.get(
+            kind, self._journal_decoder
+        )
         header = b"\xdd" + len(ids).to_bytes(4, "big")  # msgpack array32 header over the concatenated records
         try:
             records = decoder.decode(header + recs)
@@ -520,6 +540,9 @@ class Sink:
                     b.quotes.append(rec)
                     b.quote_ids.append(sid)
             return
+        if kind == "algos":
+            self._take_algos(key, ids, records)
+            return
         for sid, rec in zip(ids, records, strict=True):
             t = type(rec)
             if t is OrderFilled:
@@ -540,9 +563,24 @@ class Sink:
                     b.dead.append((key, sid, f"unknown instrument {rec.symbol!r}"))
             # anything else (None: undecodable, already dead-lettered; admin events): acknowledged, no row
 
+    def _take_algos(self, key: str, ids: list[bytes], records: list[Any]) -> None:
+        """Add the algo journal's records that have rows (`PARENT_RECORDS`) to the batch; a parent command naming an
+        unknown instrument becomes a dead letter; the engine's other records are acknowledged without a row."""
+        b = self._batch
+        for sid, rec in zip(ids, records, strict=True):
+            if rec is None or not isinstance(rec, PARENT_RECORDS):
+                continue  # undecodable (already dead-lettered) or a working record of the engine: no row
+            if isinstance(rec, PARENT_SUBMITS) and rec.symbol not in self._scale:
+                b.dead.append((key, sid, f"unknown instrument {rec.symbol!r}"))
+                continue
+            b.parents.append(rec)
+            b.parent_ids.append(sid)
+
     def _decode_one_by_one(self, key: str, ids: list[bytes], kind: str) -> list[Any]:
         """The slow path after a read failed to decode as a whole: each entry alone; bad ones become dead letters."""
-        decoder = {"tape": self._one_tape, "records": self._one_record}.get(kind, self._one_journal)
+        decoder = {"tape": self._one_tape, "records": self._one_record, "algos": self._one_algo}.get(
+            kind, self._one_journal
+        )
         pipe = self._redis.pipeline(transaction=False)
         for sid in ids:
             pipe.xrange(key, sid, sid)
