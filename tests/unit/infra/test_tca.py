@@ -19,9 +19,16 @@ import msgspec
 import numpy as np
 import pytest
 
-from oms.core.model.enums import CancelReason, OrdType, Side, TimeInForce
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side, TimeInForce
 from oms.core.model.instruments import InstrumentRegistry
-from oms.core.model.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderReplaced, TradePrinted
+from oms.core.model.messages import (
+    CancelRejected,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderReplaced,
+    TradePrinted,
+)
 from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
 from oms.infra.clickhouse.reports import Report, ReportEmpty, tca_orders, tca_summary
 from oms.infra.clickhouse.rows import Scale, fill_columns, order_columns, quote_columns, scales, trade_columns
@@ -446,6 +453,26 @@ def test_arrival_on_a_one_sided_book_falls_back_to_the_last_print_and_says_so(ch
 
     assert (row["arrival_px"], row["arrival_source"]) == (pytest.approx(149.90), "last_trade")
     assert (stale["arrival_px"], stale["arrival_source"], stale["is_total_bps"]) == (None, "none", None)
+
+
+def test_a_refused_cancel_does_not_extend_an_orders_life(ch: Client) -> None:
+    """The order's life ends at its last event; a cancel refused later (TOO_LATE_TO_CANCEL, from the OMS's record)
+    changed nothing and must not stretch the window its VWAP and opportunity cost are measured over."""
+    t = T0 + 300_000 * SEC
+    book = Book(
+        accepted=[OrderAccepted(941, "f", "LIFE", "AAPL", Side.BUY, OrdType.LIMIT, TimeInForce.DAY, 10, 1_500_000, t)],
+        fills=[OrderFilled(941, "f", "LIFE", "AAPL", 941_001, Side.BUY, 10, 1_500_000, 0, 10, 15_000_000, True,
+                           t + SEC)],
+    )  # fmt: skip
+    load(ch, Market(), book)
+    refused = CancelRejected(941, "x", "f", "LIFE", "AAPL", RejectReason.TOO_LATE_TO_CANCEL, "too late", "cancel",
+                             t + 60 * SEC)  # fmt: skip
+    names, cols = order_columns([refused], [b"1767260300000-0"], SCALE, ["records"])
+    ch.insert("orders", cols, column_names=list(names), column_oriented=True)
+
+    (row,) = tca_orders(ch, account="LIFE", settings=SETTINGS).records()
+
+    assert row["end_ns"] == t + SEC
 
 
 def test_an_unknown_order_id_is_one_clear_line(ch: Client) -> None:

@@ -16,7 +16,8 @@
 -- Arrival price (Kissell): the mid of the book as it stood just before acceptance (its latest quote, whichever sides
 -- it had), when that quote is two-sided and at most arrival_max_age_ns old; else the last print before acceptance
 -- within the same age; else NULL. arrival_source says which: 'mid', 'last_trade' or 'none'.
--- The order's life is [arrival_ns, end_ns]: from acceptance to its last event (fill, cancel, expiry, replace).
+-- The order's life is [arrival_ns, end_ns]: from acceptance to its last event (fill, cancel, expiry, replace; a
+-- refused cancel or replace changed nothing and does not count).
 -- A markout whose horizon lies past the symbol's last market data in the store (quote or print) is NULL: the store
 -- does not cover it yet, and the figure must not change with when the report is run.
 WITH
@@ -35,7 +36,7 @@ WITH
                    AS order_qty,
                max(ts_ns) AS last_event_ns
         FROM orders FINAL
-        WHERE order_id IN (SELECT order_id FROM accepted)
+        WHERE order_id IN (SELECT order_id FROM accepted) AND event NOT IN ('cancel_rejected', 'replace_rejected')
         GROUP BY order_id
     ),
     fills AS (

@@ -93,7 +93,7 @@ WITH
     child_events AS (
         SELECT order_id, max(ts_ns) AS last_ns, countIf(event IN ('canceled', 'expired')) > 0 AS ended
         FROM orders FINAL
-        WHERE order_id IN (SELECT order_id FROM children)
+        WHERE order_id IN (SELECT order_id FROM children) AND event NOT IN ('cancel_rejected', 'replace_rejected')
         GROUP BY order_id
     ),
     child_fills AS (
