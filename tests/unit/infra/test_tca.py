@@ -252,8 +252,10 @@ class Series:
         return self._at(self.t_ts, self.t_px, e, strict=False)
 
 
-def expected(market: Market, book: Book) -> dict[int, dict[str, float | int | None]]:
-    series = {s: Series(market, s) for s in MID0}
+def expected(
+    market: Market, book: Book, settings: AnalyticsSettings = SETTINGS
+) -> dict[int, dict[str, float | int | None]]:
+    series = {s: Series(market, s) for s in {a.symbol for a in book.accepted}}
     out = {}
     for acc in book.accepted:
         n, symbol, s = acc.order_id, acc.symbol, series[acc.symbol]
@@ -264,12 +266,12 @@ def expected(market: Market, book: Book) -> dict[int, dict[str, float | int | No
         x = qty(symbol, replaced[-1].qty if replaced else acc.qty)
         q = np.array([qty(symbol, f.qty) for f in fills])
         p = np.array([px(symbol, f.price) for f in fills])
-        fee_bps = np.array([SETTINGS.fees_bps.get(f.venue, SETTINGS.default_fee_bps) for f in fills])
+        fee_bps = np.array([settings.fees_bps.get(f.venue, settings.default_fee_bps) for f in fills])
         filled, notional = float(q.sum()), float((q * p).sum())
         a = acc.ts_ns
         e = max([a, *(o.ts_ns for o in others), *(f.ts_ns for f in fills)])
         avg = notional / filled if filled else None
-        p_d, source = s.arrival(a, round(SETTINGS.arrival_max_age_s * SEC))
+        p_d, source = s.arrival(a, round(settings.arrival_max_age_s * SEC))
         p_0 = s.price(fills[0].ts_ns, strict=True) if fills else None
         p_n = s.price(e, strict=False)
         vwap, volume = s.vwap_volume(a, e)
@@ -296,7 +298,7 @@ def expected(market: Market, book: Book) -> dict[int, dict[str, float | int | No
         else:
             for k in ("is_delay_bps", "is_realized_bps", "is_opportunity_bps", "is_fees_bps", "is_total_bps"):
                 row[k] = None
-        for h in SETTINGS.markout_horizons_s:
+        for h in settings.markout_horizons_s:
             at = [f.ts_ns + round(h * SEC) for f in fills]
             marks = [s.price(t, strict=False) if s.data_end is not None and t <= s.data_end else None for t in at]
             have = [(qi, pi, m) for qi, pi, m in zip(q, p, marks, strict=True) if m is not None]
