@@ -137,6 +137,8 @@ def test_every_event_reaches_the_store_with_who_and_where(configs: tuple[Path, i
         rows = ch.query("SELECT event, cl_ord_id, account, side, ord_type, qty, price, session, venue, reason, src "
                         "FROM orders FINAL WHERE event != 'canceled' ORDER BY ts_ns").result_rows  # fmt: skip
         actions = ch.query("SELECT action, account, detail, actor FROM operator_actions FINAL ORDER BY ts_ns")
+        changes = ch.query("SELECT account, change, detail FROM account_changes FINAL WHERE change = 'kill_switch' "
+                           "ORDER BY ts_ns").result_rows  # fmt: skip
     finally:
         ch.close()
     session = "FIX.4.2:OMS->CLIENT42"
@@ -147,6 +149,7 @@ def test_every_event_reaches_the_store_with_who_and_where(configs: tuple[Path, i
     ]
     assert actions.result_rows == [("kill_switch", "ACC2", "on", "REST:risk1"), ("kill_switch", "ACC2", "off",
                                                                                  "REST:risk1")]
+    assert changes == [("ACC2", "kill_switch", "on"), ("ACC2", "kill_switch", "off")]  # as the account journaled them
 
 
 def _oms(*args: str) -> subprocess.CompletedProcess[str]:

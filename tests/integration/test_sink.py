@@ -3,6 +3,7 @@ account streams, one-sided quotes, and how `SinkService` starts and stops."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,8 +12,16 @@ from decimal import Decimal
 import pytest
 import redis
 
-from oms.core.accounts import AccountEvent, Marked, account_encoder
-from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side, TimeInForce
+from oms.core.accounts import (
+    AccountEvent,
+    DayStarted,
+    KillSwitchSet,
+    LimitsChanged,
+    Marked,
+    TradingStateSet,
+    account_encoder,
+)
+from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side, TimeInForce, TradingState
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import (
     CancelRejected,
@@ -33,6 +42,7 @@ from oms.infra.clickhouse.tape import Quote, Tape
 from oms.infra.redis.journal import Journal, journal_key
 from oms.infra.redis.records import RecordLog
 from oms.infra.redis.server import ManagedRedis
+from risk.limits import load_risk_config
 from tests.integration.sink_child import INSTRUMENTS
 
 pytestmark = pytest.mark.integration
@@ -170,3 +180,23 @@ def test_the_oms_records_land_in_orders_and_operator_actions_apart_from_the_jour
     assert ch.query("SELECT action, account, detail, actor FROM operator_actions FINAL").result_rows == [
         ("kill_switch", "ACC1", "on", "REST:risk1")
     ]
+
+
+def test_an_accounts_kill_switch_trading_state_limits_and_day_starts_land_in_account_changes(
+    redis_client: redis.Redis, db: tuple[Client, str]
+) -> None:
+    ch, prefix = db
+    limits = load_risk_config(INSTRUMENTS.parent / "accounts.toml", InstrumentRegistry.load(INSTRUMENTS)).defaults
+    journal: Journal[AccountEvent] = Journal(redis_client, AccountEvent, prefix=prefix)
+    journal.append_many("ACC1", [
+        KillSwitchSet("ACC1", True, T), TradingStateSet("ACC1", TradingState.HALTED, T + 1),
+        LimitsChanged("ACC1", limits, T + 2), DayStarted("ACC1", T + 3), Marked("ACC1", "AAPL", 1_500_000, T + 4),
+    ])  # fmt: skip
+
+    Sink(redis_client, ch, SCALE, AnalyticsSettings(dsn="x"), prefix=prefix).drain()
+
+    rows = ch.query("SELECT account, change, detail FROM account_changes FINAL ORDER BY ts_ns").result_rows
+    assert [r[:2] for r in rows] == [("ACC1", "kill_switch"), ("ACC1", "trading_state"), ("ACC1", "limits"),
+                                     ("ACC1", "day_started")]  # fmt: skip
+    assert (rows[0][2], rows[1][2], rows[3][2]) == ("on", "HALTED", "")
+    assert json.loads(rows[2][2])["max_order_notional"] == limits.max_order_notional

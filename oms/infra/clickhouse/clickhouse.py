@@ -53,7 +53,7 @@ __all__ = [
 
 SQL_DIR = Path(__file__).parent / "sql"
 SCHEMA_DIR = SQL_DIR / "schema"
-TABLES = ("orders", "executions", "market_trades", "quotes", "operator_actions", "parents")
+TABLES = ("orders", "executions", "market_trades", "quotes", "operator_actions", "parents", "account_changes")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CODE = re.compile(r"Code: (\d+)\. DB::Exception: (.*?)(?:\. \(([A-Z_]+)\))?(?: \(version [^)]*\))?\s*$", re.S)
 

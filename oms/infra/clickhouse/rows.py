@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+import msgspec
+
+from oms.core.accounts import DayStarted, KillSwitchSet, LimitsChanged, TradingStateSet
 from oms.core.algos.messages import (
     AlgoRecord,
     CancelParent,
@@ -191,6 +194,31 @@ def order_columns(
     ms, seq = split_ids(ids)
     cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(len(ORDER_COLUMNS) - 3)]
     return ORDER_COLUMNS, [*cols, [""] * len(rows) if srcs is None else list(srcs), ms, seq]
+
+
+ACCOUNT_CHANGES = (KillSwitchSet, TradingStateSet, LimitsChanged, DayStarted)
+CHANGE_COLUMNS = ("account", "change", "detail", "ts_ns", "src_ms", "src_seq")
+
+
+def change_columns(changes: Sequence[Any], ids: Sequence[bytes]) -> Columns:
+    """Columns of `account_changes` for journal events of the kinds in `ACCOUNT_CHANGES` (TypeError otherwise)."""
+    rows: list[tuple[str, str]] = []
+    for e in changes:
+        match e:
+            case KillSwitchSet():
+                rows.append(("kill_switch", "on" if e.on else "off"))
+            case TradingStateSet():
+                rows.append(("trading_state", e.state.name))
+            case LimitsChanged():
+                rows.append(("limits", msgspec.json.encode(e.limits).decode()))
+            case DayStarted():
+                rows.append(("day_started", ""))
+            case _:
+                raise TypeError(f"not an account change: {type(e).__name__}")
+    ms, seq = split_ids(ids)
+    cols = [[e.account for e in changes], [r[0] for r in rows], [r[1] for r in rows], [e.ts_ns for e in changes],
+            ms, seq]  # fmt: skip
+    return CHANGE_COLUMNS, cols
 
 
 ACTION_COLUMNS = ("action", "account", "detail", "actor", "ts_ns", "src_ms", "src_seq")

@@ -20,8 +20,9 @@ Promises:
   so queries with FINAL (all reports) count each record once. No fill is counted twice.
 - An entry that cannot be used (does not decode, has no `r` field, was deleted while pending, or names an unknown
   instrument) is not dropped silently: it is appended to `<prefix>:analytics:dead` (stream, id, reason) and then
-  acknowledged, so one bad record cannot stall the pipeline. Admin events of the journal (marks, limits, ...) and
-  the algo engine's working records (`ChildFilled`, whose fill is a row of `executions`, `CancelSent`,
+  acknowledged, so one bad record cannot stall the pipeline. The journal's kill switch, trading state, limits and
+  day starts become rows of `account_changes`; its other admin events (marks, quotes, allowances) and the algo
+  engine's working records (`ChildFilled`, whose fill is a row of `executions`, `CancelSent`,
   `CancelFailed`, `VolumeObserved`, `StopTriggered`) are acknowledged without a row.
 - ClickHouse errors on insert are retried (the batch stays unacknowledged) with a growing pause; Redis errors end
   `run` with the exception. Restarting is always safe.
@@ -52,12 +53,14 @@ from oms.core.algos.messages import AlgoRecord
 from oms.core.model.messages import OperatorAction, OrderFilled, OrderRejected, TradePrinted
 from oms.infra.clickhouse.clickhouse import TABLES, AnalyticsError, Client, error_message
 from oms.infra.clickhouse.rows import (
+    ACCOUNT_CHANGES,
     ORDER_EVENTS,
     PARENT_RECORDS,
     PARENT_SUBMITS,
     Columns,
     Scale,
     action_columns,
+    change_columns,
     fill_columns,
     order_columns,
     parent_columns,
@@ -139,6 +142,8 @@ class Batch:
     order_srcs: list[str] = field(default_factory=list)  # '' for an account journal's, 'records' for the OMS's own
     actions: list[OperatorAction] = field(default_factory=list)
     action_ids: list[bytes] = field(default_factory=list)
+    changes: list[Any] = field(default_factory=list)  # the accounts' kill switch, trading state, limits, day starts
+    change_ids: list[bytes] = field(default_factory=list)
     trades: list[TradePrinted] = field(default_factory=list)
     trade_ids: list[bytes] = field(default_factory=list)
     quotes: list[Quote] = field(default_factory=list)
@@ -157,6 +162,8 @@ class Batch:
             out.append(("orders", order_columns(self.orders, self.order_ids, scale, self.order_srcs)))
         if self.actions:
             out.append(("operator_actions", action_columns(self.actions, self.action_ids)))
+        if self.changes:
+            out.append(("account_changes", change_columns(self.changes, self.change_ids)))
         if self.fills:
             out.append(("executions", fill_columns(self.fills, self.fill_ids, scale)))
         if self.trades:
@@ -554,6 +561,9 @@ class Sink:
             elif t is OperatorAction:
                 b.actions.append(rec)
                 b.action_ids.append(sid)
+            elif t in ACCOUNT_CHANGES:
+                b.changes.append(rec)
+                b.change_ids.append(sid)
             elif t in ORDER_EVENTS:
                 if t is OrderRejected or rec.symbol in scale:
                     b.orders.append(rec)
@@ -561,7 +571,7 @@ class Sink:
                     b.order_srcs.append(src)
                 else:
                     b.dead.append((key, sid, f"unknown instrument {rec.symbol!r}"))
-            # anything else (None: undecodable, already dead-lettered; admin events): acknowledged, no row
+            # anything else (None: undecodable, already dead-lettered; marks, quotes, allowances): acknowledged, no row
 
     def _take_algos(self, key: str, ids: list[bytes], records: list[Any]) -> None:
         """Add the algo journal's records that have rows (`PARENT_RECORDS`) to the batch; a parent command naming an
