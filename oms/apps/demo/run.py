@@ -79,7 +79,8 @@ def run_demo(params: DemoParams) -> int:
         return 1
     print(
         f"\noms demo: done in {(time.time_ns() - start_ns) / 1e9:.0f} s; every report of this run: "
-        f"oms report tca|buckets|best-ex|routing --config {run / 'oms.toml'}"
+        f"oms report tca|tca-parents|buckets|best-ex|routing --config {run / 'oms.toml'}; any question: "
+        f"oms sql --config {run / 'oms.toml'} \"SELECT ...\""
     )
     return 0
 
