@@ -197,8 +197,11 @@ def read_until_ready(proc: subprocess.Popen[str]) -> list[str]:
     return lines
 
 
-def test_serve_routes_a_symbol_to_the_exchange_simulator_over_fix(configs: tuple[Path, int], tmp_path: Path) -> None:
-    config, port = configs
+def _serve_routing_msft_to_the_simulator(
+    config: Path, tmp_path: Path
+) -> tuple[int, subprocess.Popen[str], subprocess.Popen[str]]:
+    """`oms exchange-sim` on a free port and `oms serve` routing MSFT to it, both started (not yet ready):
+    (the simulator's port, the simulator, the OMS)."""
     sim_port = free_port()
     exchange = config.parent / "exchange.toml"
     exchange.write_text(
@@ -217,6 +220,12 @@ def test_serve_routes_a_symbol_to_the_exchange_simulator_over_fix(configs: tuple
     )
     oms = subprocess.Popen([sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE,
                            text=True)  # fmt: skip
+    return sim_port, sim, oms
+
+
+def test_serve_routes_a_symbol_to_the_exchange_simulator_over_fix(configs: tuple[Path, int], tmp_path: Path) -> None:
+    config, port = configs
+    sim_port, sim, oms = _serve_routing_msft_to_the_simulator(config, tmp_path)
     clients: list[FixClient] = []
     try:
         sim_lines, oms_lines = read_until_ready(sim), read_until_ready(oms)
@@ -249,24 +258,7 @@ def test_serve_puts_the_simulators_quotes_and_prints_on_the_tape_and_tca_benchma
     configs: tuple[Path, int], tmp_path: Path
 ) -> None:
     config, port = configs
-    sim_port = free_port()
-    exchange = config.parent / "exchange.toml"
-    exchange.write_text(
-        exchange.read_text()
-        .replace("port = 9879", f"port = {sim_port}")
-        .replace('data_dir = "../var/exchange"', f'data_dir = "{tmp_path / "exchange"}"')
-    )
-    config.write_text(
-        config.read_text()
-        .replace('# routes = { "MSFT" = "EXCH" }', 'routes = { "MSFT" = "EXCH" }')
-        .replace("port = 9879", f"port = {sim_port}")
-        .replace('data_dir = "../var/venues"', f'data_dir = "{tmp_path / "venues"}"')
-    )
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "oms", "exchange-sim", "--config", str(exchange)], stdout=subprocess.PIPE, text=True
-    )
-    oms = subprocess.Popen([sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE,
-                           text=True)  # fmt: skip
+    sim_port, sim, oms = _serve_routing_msft_to_the_simulator(config, tmp_path)
     clients: list[FixClient] = []
     try:
         read_until_ready(sim)
