@@ -95,30 +95,27 @@ FEED_LINGER_S = 0.02  # the feed's thread appends what came in over this long (e
 
 
 class MarketFeed:
-    """The internal book's trade prints and top of book, onto the tape from a thread of its own.
+    """The internal book's trade prints and top of book, onto the tape through a `TapeWriter` (its own thread).
 
     `on_events` takes the events of each engine step (on the sequence): it keeps the prints and, for each symbol of
-    `symbols` an event touched, the book's top when it changed. A thread appends them in batches, at most one round
+    `symbols` an event touched, the book's top when it changed. The writer appends them in batches, at most one round
     trip per `FEED_LINGER_S`, so the order path never waits on Redis and a busy book costs few round trips. If Redis
     fails, the batch is logged as lost (the tape is market data for reports; the journal, not the tape, is the OMS's
     record).
     """
 
     def __init__(self, tape: Tape, venue: InternalVenue, instruments: InstrumentRegistry, symbols: Iterable[str]):
-        self._tape = tape
         self._venue = venue
         self._ids = {s: inst.id for s in symbols if (inst := instruments.by_symbol(s)) is not None}
         self._last: dict[str, tuple[int, int, int, int]] = {}
-        self._queue: queue.SimpleQueue[TapeRecord | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="market-feed", daemon=True)
-        self._thread.start()
+        self._writer = TapeWriter(tape)
 
     def on_events(self, events: Iterable[Message]) -> None:
         touched: set[str] = set()
         for e in events:
             symbol = getattr(e, "symbol", None)
             if isinstance(e, TradePrinted):
-                self._queue.put(e)
+                self._writer.trade(e)
             if symbol in self._ids:
                 touched.add(symbol)
         if not touched:
@@ -129,41 +126,19 @@ class MarketFeed:
             top = (bid, bid_qty, ask, ask_qty)
             if self._last.get(symbol) != top:
                 self._last[symbol] = top
-                self._queue.put(Quote(self._venue.name, symbol, bid, bid_qty, ask, ask_qty, now))
+                self._writer.quote(self._venue.name, symbol, bid, bid_qty, ask, ask_qty, now)
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Append what is queued, then stop the thread."""
-        self._queue.put(None)
-        self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        done = False
-        while not done:
-            batch: list[TapeRecord] = []
-            record = self._queue.get()
-            if record is not None:  # what else comes in meanwhile goes in the same round trip
-                time.sleep(FEED_LINGER_S)
-            while record is not None:
-                batch.append(record)
-                if len(batch) >= 1000 or self._queue.empty():
-                    break
-                record = self._queue.get()
-            done = record is None
-            if not batch:
-                continue
-            try:
-                self._tape.append_many(batch)
-            except redis.RedisError:
-                log.exception("market tape: %d records lost", len(batch))
+        """Append what is queued, then stop the writer's thread."""
+        self._writer.stop(timeout_s)
 
 
 class TapeWriter:
-    """Quotes and prints handed over from any thread (external venues' market data), onto the tape from a thread of
-    its own.
+    """Quotes and prints handed over from any thread, onto the tape from a thread of its own.
 
-    `quote` and `trade` only queue the record and return: the caller (a venue session's market data feed) never waits
-    on Redis. The thread appends what came in over `linger_s` in one round trip, as `MarketFeed` does; a batch Redis
-    refuses is logged as lost, never raised to the caller.
+    `quote` and `trade` only queue the record and return: the caller (the internal book's `MarketFeed`, a venue
+    session's market data feed) never waits on Redis. The thread appends what came in over `linger_s` in one round
+    trip; a batch Redis refuses is logged as lost, never raised to the caller.
     """
 
     def __init__(self, tape: Tape, linger_s: float = FEED_LINGER_S) -> None:
@@ -204,4 +179,4 @@ class TapeWriter:
             try:
                 self._tape.append_many(batch)
             except redis.RedisError:
-                log.exception("market tape: %d records of external venues lost", len(batch))
+                log.exception("market tape: %d records lost", len(batch))
