@@ -32,9 +32,10 @@ import quickfix as fix
 
 from fix_gateway import tags as T
 from fix_gateway.codec import Codec, Refusal
-from fix_gateway.reports import ReportRouter, events_log, log_lifecycle
+from fix_gateway.reports import ReportRouter, events_log
 from oms.core.model.enums import RejectReason
 from oms.core.model.messages import CancelOrder, CancelRejected, OrderRejected, ReplaceOrder, SubmitOrder
+from oms.runtime.logs import log_order_event
 from oms.runtime.metrics import StageClock
 from oms.runtime.sequencer import MAX_JOURNAL_STALL_S, Sequencer
 from risk.reasons import describe as reason_text
@@ -180,7 +181,7 @@ class OrderHandlers:
                 events_log.info(
                     "order received", session=name, account=account, cl_ord_id=cl_ord_id, symbol=event.symbol
                 )
-                log_lifecycle(event, name)
+                log_order_event(event, name)  # refused before the engine saw it: logged here
             reports.send(codec.report(event, None, None, reports.report_id(), side), name, clock)
             return None
         if logging_on:

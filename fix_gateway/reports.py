@@ -11,9 +11,9 @@ OBSERVABILITY
 Each NewOrderSingle starts a `StageClock` (`oms.runtime.metrics`, counted as an order in on channel `fix`) that the
 engine stamps at the risk decision and after the venue, and that the first report answering the order carries to
 QuickFIX: once `sendToTarget` returned, its stages go into the histograms. For a venue that answers later the clock
-waits, by order id, for the venue's first word. The order lifecycle (received, acked, rejected with reason, filled,
-canceled, replaced, expired) is logged at INFO on `oms.fix` with session, account, ClOrdID and OrderID
-(`oms.runtime.logs.EventLog`: one level check when INFO is off).
+waits, by order id, for the venue's first word. Each order received is logged at INFO on `oms.fix` with session,
+account and ClOrdID; what happens to it next (acked, rejected with reason, filled, canceled, replaced, expired) is
+logged by the sequencer on `oms.orders` for every channel alike (`oms.runtime.logs`).
 
 IDS
 OrderID is the OMS's order id (unique across restarts: each start has its own id range, see `OmsApp`). A fill's
@@ -35,12 +35,7 @@ from fix_gateway.outbox import Outbox
 from oms.core.model.messages import (
     CancelRejected,
     Message,
-    OrderAccepted,
-    OrderCanceled,
-    OrderExpired,
     OrderFilled,
-    OrderRejected,
-    OrderReplaced,
     TradePrinted,
 )
 from oms.core.orders import Order, OrderView
@@ -48,19 +43,10 @@ from oms.runtime.logs import EventLog
 from oms.runtime.metrics import StageClock
 from oms.runtime.sequencer import Reports, Sequencer
 
-__all__ = ["ReportRouter", "events_log", "log_lifecycle"]
+__all__ = ["ReportRouter", "events_log"]
 
 events_log = EventLog(logging.getLogger("oms.fix"))
 
-_LIFECYCLE = {
-    OrderAccepted: "order acked",
-    OrderRejected: "order rejected",
-    OrderFilled: "order filled",
-    OrderCanceled: "order canceled",
-    OrderReplaced: "order replaced",
-    OrderExpired: "order expired",
-    CancelRejected: "cancel rejected",
-}
 AWAITING_MAX = 100_000  # clocks of orders waiting for a venue's first answer; the oldest go beyond this
 
 
@@ -179,7 +165,6 @@ class ReportRouter:
         engine = self._engine
         current, side = self._current or ("", "1")
         timing, awaiting = self._timing, self._awaiting
-        logging_on = events_log.enabled()
         for event, view in reports:
             if isinstance(event, TradePrinted):
                 continue
@@ -199,8 +184,6 @@ class ReportRouter:
             elif awaiting and order_id in awaiting:
                 clock = awaiting.pop(order_id)
             self.send(msg, name, clock)
-            if logging_on:
-                log_lifecycle(event, name)
             if not isinstance(event, CancelRejected):
                 self._copy(event, view, order, exec_id, side)
 
@@ -222,30 +205,3 @@ class ReportRouter:
             del awaiting[next(iter(awaiting))]
         awaiting[order.order_id] = clock
 
-
-def log_lifecycle(event: Message, name: str) -> None:
-    """The lifecycle line of one event for FIX session `name` (INFO on `oms.fix`); nothing for other events."""
-    what = _LIFECYCLE.get(type(event))
-    if what is None:
-        return
-    fields: dict[str, Any] = {
-        "session": name,
-        "account": event.account,  # type: ignore[union-attr]
-        "cl_ord_id": event.cl_ord_id,  # type: ignore[union-attr]
-        "order_id": event.order_id,  # type: ignore[union-attr]
-        "symbol": event.symbol,  # type: ignore[union-attr]
-    }
-    match event:
-        case OrderRejected() | CancelRejected():
-            fields["reason"] = event.reason.name.lower()
-            fields["text"] = event.text
-        case OrderFilled():
-            fields["exec_id"] = event.exec_id
-            fields["venue"] = event.venue
-        case OrderCanceled():
-            fields["reason"] = event.reason.name.lower()
-            if event.orig_cl_ord_id:
-                fields["orig_cl_ord_id"] = event.orig_cl_ord_id
-        case OrderReplaced():
-            fields["orig_cl_ord_id"] = event.orig_cl_ord_id
-    events_log.info(what, **fields)

@@ -413,8 +413,9 @@ class FixVenue:
         routed.accepted = True
         c = routed.cmd
         return OrderAccepted(
-            order_id, c.cl_ord_id, c.account, c.symbol, c.side, c.ord_type, c.tif, c.qty, c.price, now, c.stop_price
-        )
+            order_id, c.cl_ord_id, c.account, c.symbol, c.side, c.ord_type, c.tif, c.qty, c.price, now, c.stop_price,
+            c.session, c.parent_id, self.name,
+        )  # fmt: skip
 
     def _filled(self, order_id: int, routed: _Routed, msg: Received, now: int) -> OrderFilled:
         inst = routed.inst

@@ -32,7 +32,27 @@ from typing import Any, TextIO
 
 import msgspec
 
-__all__ = ["CORRELATION_FIELDS", "DEFAULT_LOG_PATH", "EventLog", "JsonFormatter", "JsonLogging", "configure_logging"]
+from oms.core.model.messages import (
+    CancelRejected,
+    Message,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaced,
+)
+
+__all__ = [
+    "CORRELATION_FIELDS",
+    "DEFAULT_LOG_PATH",
+    "EventLog",
+    "JsonFormatter",
+    "JsonLogging",
+    "configure_logging",
+    "log_order_event",
+    "orders_log",
+]
 
 DEFAULT_LOG_PATH = Path(__file__).resolve().parents[2] / "var" / "log" / "oms.jsonl"
 CORRELATION_FIELDS = ("session", "account", "cl_ord_id", "orig_cl_ord_id", "order_id", "exec_id")
@@ -239,3 +259,52 @@ def configure_logging(
         stream: TextIO = path.open("a", encoding="utf-8")
         return JsonLogging(logging.getLogger(logger), stream, path, numeric)
     return JsonLogging(logging.getLogger(logger), target, None, numeric)
+
+
+#: the order lifecycle of every channel (FIX, REST, algos, venues), one line per event (`log_order_event`)
+orders_log = EventLog(logging.getLogger("oms.orders"))
+_LIFECYCLE = {
+    OrderAccepted: "order acked",
+    OrderRejected: "order rejected",
+    OrderFilled: "order filled",
+    OrderCanceled: "order canceled",
+    OrderReplaced: "order replaced",
+    OrderExpired: "order expired",
+    CancelRejected: "cancel rejected",
+}
+
+
+def log_order_event(event: Message, session: str, log: EventLog = orders_log) -> None:
+    """The lifecycle line of one event (INFO; acked, rejected with reason, filled, canceled, replaced, expired,
+    cancel rejected) with the session that owns the order (the FIX session, `REST:<key id>`, `ALGO`); nothing for
+    other events. Check `log.enabled()` first on the hot path."""
+    what = _LIFECYCLE.get(type(event))
+    if what is None:
+        return
+    fields: dict[str, Any] = {
+        "session": session,
+        "account": event.account,  # type: ignore[union-attr]
+        "cl_ord_id": event.cl_ord_id,  # type: ignore[union-attr]
+        "order_id": event.order_id,  # type: ignore[union-attr]
+        "symbol": event.symbol,  # type: ignore[union-attr]
+    }
+    match event:
+        case OrderRejected() | CancelRejected():
+            fields["reason"] = event.reason.name.lower()
+            fields["text"] = event.text
+        case OrderFilled():
+            fields["exec_id"] = event.exec_id
+            fields["venue"] = event.venue
+            fields["qty"] = event.qty
+            fields["price"] = event.price
+        case OrderCanceled():
+            fields["reason"] = event.reason.name.lower()
+            if event.orig_cl_ord_id:
+                fields["orig_cl_ord_id"] = event.orig_cl_ord_id
+        case OrderReplaced():
+            fields["orig_cl_ord_id"] = event.orig_cl_ord_id
+        case OrderAccepted():
+            fields["venue"] = event.venue
+            if event.parent_id:
+                fields["parent_id"] = event.parent_id
+    log.info(what, **fields)

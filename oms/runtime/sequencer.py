@@ -28,7 +28,8 @@ engine between batches; a step is never run while another thread holds it.
 A venue that answers later is started with `apply_venue`: its translation of each answer runs as a step (the Venue
 port's contract, `oms.core.engine.Venue`). The sequencer also counts what it publishes into the process's hot-path
 metrics (`oms.runtime.metrics`): acks, fills by venue and rejects by reason, whichever adapter's order they belong
-to; adapters that time their orders reach the same metrics as `host.metrics`.
+to; adapters that time their orders reach the same metrics as `host.metrics`. And it logs each order event, whichever
+channel's, as one JSON line on `oms.orders` (`oms.runtime.logs.log_order_event`) when INFO is on.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from oms.core.engine import OrderManager, VenueStep
 from oms.core.model.enums import RejectReason
 from oms.core.model.messages import Message
 from oms.core.orders import OrderView
+from oms.runtime.logs import log_order_event, orders_log
 from oms.runtime.metrics import METRICS, HotPathMetrics
 
 __all__ = ["MAX_BATCH", "MAX_JOURNAL_STALL_S", "Reports", "Sequencer"]
@@ -208,6 +210,11 @@ class Sequencer:
         try:
             while reports := self.engine.take_reports():
                 self.metrics.count_reports(reports)
+                if orders_log.enabled():
+                    session_of = self.engine.session_of
+                    for event, _ in reports:
+                        log_order_event(event, session_of.get(getattr(event, "order_id", 0), "")
+                                        or getattr(event, "session", ""))  # fmt: skip
                 for subscriber in list(self._subscribers):
                     try:
                         subscriber(reports)

@@ -164,7 +164,7 @@ def test_fix_orders_fill_every_stage_histogram_and_the_rest_metrics_page_shows_t
 def test_lifecycle_log_lines_carry_each_reports_clordid_and_orderid(stack: Stack) -> None:
     flow = trade(stack)
 
-    lines = [o for o in stack.log_lines() if o["logger"] == "oms.fix"]
+    lines = [o for o in stack.log_lines() if o["logger"] in ("oms.fix", "oms.orders")]
 
     assert all({"ts", "level", "msg", "session", "account", "cl_ord_id"} <= set(o) for o in lines)
     assert all("order_id" in o for o in lines if o["msg"] != "order received")  # no id yet when received
@@ -184,6 +184,22 @@ def test_lifecycle_log_lines_carry_each_reports_clordid_and_orderid(stack: Stack
     canceled = by[("order canceled", "r1-x")]
     assert (canceled["orig_cl_ord_id"], canceled["order_id"]) == ("r1", acked["order_id"])
     assert [o["msg"] for o in lines if o["cl_ord_id"] == "t1"] == ["order received", "order acked", "order filled"]
+
+
+def test_rest_orders_and_their_fills_are_logged_like_fix_orders_with_the_key_as_session(stack: Stack) -> None:
+    """The lifecycle log is the sequencer's, so a session that uses only REST leaves its trail too."""
+    key = {"X-API-Key": "trader1-dev-secret"}
+    order = {"account": "ACC1", "symbol": "AAPL", "side": "buy", "qty": "5", "price": "140"}
+    rest = httpx.post(f"{stack.api.url}/v1/orders", headers=key, timeout=30, json=order)
+    order_id = rest.json()["order_id"]
+    gone = httpx.delete(f"{stack.api.url}/v1/orders/{order_id}", headers=key, timeout=30)
+
+    lines = [o for o in stack.log_lines() if o["logger"] == "oms.orders" and o["order_id"] == int(order_id)]
+
+    assert rest.status_code == 201 and gone.status_code in (200, 202, 204), (rest.text, gone.text)
+    assert [(o["msg"], o["session"]) for o in lines] == [("order acked", "REST:trader1"),
+                                                         ("order canceled", "REST:trader1")]  # fmt: skip
+    assert lines[0]["venue"] == "INTERNAL" and lines[1]["reason"] == "user"
 
 
 def test_an_order_at_a_fix_venue_is_timed_until_the_venues_answer_reaches_the_client(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ SIGTERM stops it cleanly, reporting the working order it cancels."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
@@ -107,7 +108,8 @@ def test_every_event_reaches_the_store_with_who_and_where(configs: tuple[Path, i
     a risk reject with the order's full terms, a refused cancel (nothing moved, yet recorded) and each kill-switch
     action with the key that pulled it."""
     config, port = configs
-    proc, api = start_serve(config)
+    log = tmp_path / "oms.jsonl"
+    proc, api = start_serve(config, "--log", str(log))
     client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client", password="client42-dev").start()
     risk = {"X-API-Key": "risk1-dev-secret"}
     try:
@@ -150,6 +152,11 @@ def test_every_event_reaches_the_store_with_who_and_where(configs: tuple[Path, i
     assert actions.result_rows == [("kill_switch", "ACC2", "on", "REST:risk1"), ("kill_switch", "ACC2", "off",
                                                                                  "REST:risk1")]
     assert changes == [("ACC2", "kill_switch", "on"), ("ACC2", "kill_switch", "off")]  # as the account journaled them
+    lines = [json.loads(line) for line in log.read_text().splitlines()]  # the JSON log says who did what too
+    assert [(o["detail"], o["actor"]) for o in lines if o["logger"] == "oms.operator"] == [("on", "REST:risk1"),
+                                                                                          ("off", "REST:risk1")]
+    acked = [o for o in lines if o["logger"] == "oms.orders" and o["msg"] == "order acked"]
+    assert [(o["cl_ord_id"], o["session"], o["venue"]) for o in acked] == [("r1", session, "INTERNAL")]
 
 
 def _oms(*args: str) -> subprocess.CompletedProcess[str]:
@@ -178,10 +185,10 @@ def test_a_busy_fix_port_is_named_in_one_line_and_nothing_keeps_running(configs:
     assert done.stderr == f"oms serve: FIX acceptor: port {port} is busy (Address already in use)\n"
 
 
-def start_serve(config: Path) -> tuple[subprocess.Popen[str], str]:
-    """`oms serve --config config`, once it is ready, and the URL its API listens on."""
+def start_serve(config: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """`oms serve --config config [args]`, once it is ready, and the URL its API listens on."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "oms", "serve", "--config", str(config)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "oms", "serve", "--config", str(config), *args], stdout=subprocess.PIPE, text=True
     )
     lines = read_until_ready(proc)
     return proc, next(line.split()[1] for line in lines if line.startswith("api "))

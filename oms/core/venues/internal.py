@@ -179,7 +179,8 @@ class InternalVenue:
                 out.append(
                     OrderAccepted(
                         oid, w.cl_ord_id, w.account, w.symbol, submit.side, submit.ord_type, submit.tif,
-                        submit.qty, submit.price, ts_ns, submit.stop_price,
+                        submit.qty, submit.price, ts_ns, submit.stop_price, submit.session, submit.parent_id,
+                        self.name,
                     )
                 )  # fmt: skip
             elif kind == K.FILL:

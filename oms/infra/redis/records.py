@@ -21,12 +21,14 @@ import redis
 from oms.core.model.messages import CancelRejected, OperatorAction, OrderRejected
 from oms.core.orders import OrderView
 from oms.infra.redis.journal import Journal
+from oms.runtime.logs import EventLog
 
 __all__ = ["RECORDS_PREFIX", "RECORDS_STREAM", "Record", "RecordLog"]
 
 Record = CancelRejected | OrderRejected | OperatorAction
 RECORDS_PREFIX = "oms:records"  # the stream is `<prefix>:journal:<stream>` (`oms.infra.redis.journal`)
 RECORDS_STREAM = "events"
+operator_log = EventLog("oms.operator")
 
 
 class RecordLog:
@@ -46,8 +48,11 @@ class RecordLog:
                 self._held.append(event)
 
     def add(self, record: OperatorAction) -> None:
-        """Keep `record` with the running batch (call from inside a step, on the sequence)."""
+        """Keep `record` with the running batch (call from inside a step, on the sequence), and log it (INFO on
+        `oms.operator`: action, account, detail, actor)."""
         self._held.append(record)
+        operator_log.info("operator action", action=record.action, account=record.account, detail=record.detail,
+                          actor=record.actor)  # fmt: skip
 
     def seal(self) -> Callable[[], None] | None:
         """The sequencer's seal: the append of what the batch kept (None when it kept nothing). The append is

@@ -53,7 +53,8 @@ def types(events: list) -> list[str]:
 def test_resting_order_is_accepted_with_its_terms(venue):
     (ack,) = venue.submit(1, order("c1", Side.BUY, 100, PX), ts_ns=5)
 
-    assert ack == OrderAccepted(1, "c1", "ACC1", "AAPL", Side.BUY, OrdType.LIMIT, T.GTC, 100, PX, 5, None)
+    want = OrderAccepted(1, "c1", "ACC1", "AAPL", Side.BUY, OrdType.LIMIT, T.GTC, 100, PX, 5, None, venue="INTERNAL")
+    assert ack == want
 
 
 def test_fills_carry_exact_cumulative_qty_and_notional_and_a_trade_print(venue):
