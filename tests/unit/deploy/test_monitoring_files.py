@@ -123,9 +123,11 @@ def test_the_dashboard_shows_what_an_operator_watches() -> None:
     titles = {p["title"] for p in dash["panels"]}
     names = {m for expr in dashboard_exprs() for m in _NAME.findall(expr)}
 
-    assert dash["uid"] == "oms-overview" and {v["name"] for v in dash["templating"]["list"]} == {"datasource", "instance"}
+    assert dash["uid"] == "oms-overview"
+    assert {v["name"] for v in dash["templating"]["list"]} == {"datasource", "instance"}
     assert {"Orders in by channel", "Order in -> ack out latency", "Rejects by reason", "FIX sessions logged on",
-            "Sink lag (age)", "Journal write-ahead", "Kill switches engaged", "CPU", "Resident memory"} <= titles  # fmt: skip
+            "Sink lag (age)", "Journal write-ahead", "Kill switches engaged", "CPU",
+            "Resident memory"} <= titles  # fmt: skip
     assert {"oms_orders_in_total", "oms_stage_seconds_bucket", "oms_rejects_total", "oms_fix_session_logged_on",
             "oms_sink_lag_seconds", "oms_journal_stalled_seconds", "oms_account_kill_switch",
             "oms_process_cpu_seconds_total", "oms_process_resident_memory_bytes"} <= names  # fmt: skip
