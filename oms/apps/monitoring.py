@@ -23,6 +23,7 @@ from oms.core.engine import Venue
 from oms.infra.redis.server import make_client
 from oms.runtime.metrics import (
     REGISTRY,
+    SCRAPE_ERRORS,
     AccountFlags,
     AccountGauges,
     FixSessionGauges,
@@ -135,6 +136,9 @@ class AppMetrics:
         for collector in self.collectors:
             self._registry.register(collector)  # type: ignore[arg-type]
             self._registered.append(collector)
+        if self._registry is REGISTRY:  # collected after the collectors: a scrape shows its own failures
+            REGISTRY.unregister(SCRAPE_ERRORS)  # type: ignore[arg-type]
+            REGISTRY.register(SCRAPE_ERRORS)  # type: ignore[arg-type]
         return self
 
     def close(self) -> None:
