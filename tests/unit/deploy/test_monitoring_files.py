@@ -1,7 +1,7 @@
-"""The shipped monitoring files: Prometheus accepts the alert rules and the example configuration (promtool), every
-expression of the Grafana dashboard is valid PromQL, and every `oms_*` metric they reference is one the OMS exposes
-(here over the process registry with every state collector fed; `tests/integration/test_monitoring.py` checks the
-same against a real `oms serve`)."""
+"""The shipped monitoring files: Prometheus accepts the alert rules and the example configuration and each alert fires
+as its unit tests say (promtool), every expression of the Grafana dashboard is valid PromQL, and every `oms_*` metric
+they reference is one the OMS exposes (here over the process registry with every state collector fed;
+`tests/integration/test_monitoring.py` checks the same against a real `oms serve`)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from oms.runtime.metrics import (
 
 DEPLOY = Path(__file__).parents[3] / "deploy"
 RULES = DEPLOY / "prometheus" / "oms-alerts.yml"
+RULE_TESTS = DEPLOY / "prometheus" / "oms-alerts.test.yml"
 CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 DASHBOARD = DEPLOY / "grafana" / "oms-dashboard.json"
 ALERTS = {"OmsDown", "OmsJournalStalled", "OmsRedisDown", "OmsSinkDown", "OmsSinkLagHigh", "OmsFixSessionDown",
@@ -93,6 +94,16 @@ def test_promtool_accepts_the_alert_rules_and_the_example_config() -> None:
     assert rules.returncode == 0, rules.stdout + rules.stderr
     assert f"SUCCESS: {len(ALERTS)} rules found" in rules.stdout
     assert config.returncode == 0, config.stdout + config.stderr
+
+
+def test_each_alert_fires_when_and_only_when_its_condition_has_lasted(tmp_path: Path) -> None:
+    """promtool's unit tests of the rules (deploy/prometheus/oms-alerts.test.yml): every alert is tested."""
+    tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+
+    done = subprocess.run([promtool(), "test", "rules", str(RULE_TESTS)], capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]} == ALERTS
 
 
 def test_the_rules_file_has_every_alert_an_operator_is_told_about() -> None:
