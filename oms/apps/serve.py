@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from fix_gateway.gateway import FixGateway
     from oms.adapters.algos.engine import AlgoEngine
     from oms.adapters.api.server import ApiServer
+    from oms.apps.monitoring import AppMetrics
     from oms.core.algos.profiles import ProfileSource
     from oms.core.reserved import LocalShard
     from oms.infra.clickhouse.service import SinkProcess
@@ -183,6 +184,7 @@ class OmsApp:
         self.algos: AlgoEngine | None = None
         self.records: RecordLog | None = None
         self.api: ApiServer | None = None
+        self.metrics: AppMetrics | None = None  # the state gauges /metrics shows beside the hot path
         self._by_account: dict[str, object] = {}
         self._timer: threading.Thread | None = None
         self._timer_stop = threading.Event()
@@ -227,6 +229,7 @@ class OmsApp:
                 app._start_api()
             app._start_venues()
             app._reconcile()
+            app._start_metrics()
         except BaseException:
             app.stop()
             raise
@@ -467,6 +470,17 @@ class OmsApp:
             nonces=nonces, idempotency=idempotency, readiness=self.readiness, record=self.records.add,
         ).start()  # fmt: skip
 
+    def _start_metrics(self) -> None:
+        """The gauges of every part that runs (`oms.apps.monitoring`), read at each scrape of `/metrics`."""
+        from oms.apps.monitoring import AppMetrics
+
+        assert self.host is not None
+        sessions = self.loaded.fix_sessions if self.gateway is not None else None
+        self.metrics = AppMetrics(
+            self.host, self.redis_url, self.venues, self._by_account, sessions, self.door, self.sink,
+            self.loaded.config.analytics.group,
+        ).register()  # fmt: skip
+
     def _start_venues(self) -> None:
         """Start every venue through the Venue port (an external one connects, and keeps reconnecting on its own);
         what they answer later reaches the core through the sequencer, and the FIX sessions when the acceptor runs."""
@@ -506,6 +520,9 @@ class OmsApp:
         market tape, the ClickHouse sink (it commits what it holds), the actors, Ray (if this app started it) and the
         managed Redis. Safe to call twice."""
         self._stopping = True  # the managed Redis is not started again from here on
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         self._close_order_entry()
         if self.api is not None:
             self.api.stop()

@@ -26,22 +26,32 @@ scrape, so counts never go down.
 
 `METRICS` is the process's instance and `REGISTRY` the CollectorRegistry that exposes it (the REST API's
 `/metrics` renders it beside its own counters); tests make their own `HotPathMetrics`.
+
+STATE
+The rest of what `/metrics` shows is read when Prometheus scrapes, never on the order path: each collector below
+calls functions the composition root (`oms.apps.monitoring`) gives it, and turns what they answer into gauges. A
+collector is made of parts, each one source (the FIX sessions, the journal, Redis, the sink's lag, the accounts...);
+a part whose source raises is logged and counted in `oms_scrape_errors{collector=...}`, its families are left out of
+that scrape, and every other family is still exposed. `REGISTRY` also holds prometheus_client's `ProcessCollector`
+(`oms_process_*`: CPU seconds, resident memory, open and maximum file descriptors, start time), read from /proc at
+each scrape.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
-from time import perf_counter_ns
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from time import perf_counter, perf_counter_ns
 
 import msgspec
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from oms.core.model.enums import RejectReason
+from oms.core.model.enums import RejectReason, TradingState
 from oms.core.model.messages import Message, OrderAccepted, OrderFilled, OrderRejected
 from oms.core.orders import OrderView
 
@@ -50,12 +60,25 @@ __all__ = [
     "CHANNELS",
     "METRICS",
     "REGISTRY",
+    "SCRAPE_ERRORS",
     "STAGES",
+    "AccountFlags",
+    "AccountGauges",
+    "FixSessionGauges",
     "HotPathMetrics",
+    "JournalGauges",
+    "RedisGauges",
+    "ScrapeErrors",
+    "SinkGauges",
     "Snapshot",
     "StageClock",
+    "StateCollector",
+    "StreamLag",
+    "VenueGauges",
     "render",
 ]
+
+log = logging.getLogger(__name__)
 
 STAGES = ("in_to_risk", "risk_to_venue", "venue_to_ack", "in_to_ack")
 CHANNELS = ("fix", "rest", "algo")
@@ -356,9 +379,291 @@ class StageClock:
             metrics.record(self)
 
 
+# -- STATE AT SCRAPE TIME --
+
+Part = Callable[[], Iterable[Metric]]
+
+
+class ScrapeErrors:
+    """How many times each collector part failed to read its source; a collector of its own (`oms_scrape_errors`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def failed(self, part: str) -> None:
+        """Count one failure of `part`."""
+        with self._lock:
+            self._counts[part] = self._counts.get(part, 0) + 1
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "oms_scrape_errors", "scrapes in which a metrics source failed and its families were left out, by source",
+            labels=["collector"],
+        )  # fmt: skip
+        for part, n in sorted(self.counts().items()):
+            family.add_metric([part], n)
+        yield family
+
+
+SCRAPE_ERRORS = ScrapeErrors()
+
+
+class StateCollector:
+    """A Prometheus collector of named parts, each a function returning metric families, called at each scrape.
+
+    A part that raises is logged (with its traceback on the first failure in a row, in one line after that) and
+    counted in `errors`; its families are left out of that scrape and the other parts' are still exposed: a source
+    that is down never breaks the scrape. `describe` names nothing, so registering reads no source."""
+
+    def __init__(self, parts: Mapping[str, Part], errors: ScrapeErrors = SCRAPE_ERRORS) -> None:
+        self._parts = dict(parts)
+        self._errors = errors
+        self._failing: set[str] = set()
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        out: list[Metric] = []
+        for name, part in self._parts.items():
+            try:
+                families = list(part())
+            except Exception as exc:
+                self._errors.failed(name)
+                if name in self._failing:
+                    log.warning("metrics: %s failed again (%s: %s); left out of this scrape", name,
+                                type(exc).__name__, exc)  # fmt: skip
+                else:
+                    self._failing.add(name)
+                    log.warning("metrics: %s failed; left out of this scrape", name, exc_info=True)
+                continue
+            self._failing.discard(name)
+            out.extend(families)
+        return iter(out)
+
+
+def _flag(value: bool) -> int:
+    return 1 if value else 0
+
+
+class FixSessionGauges(StateCollector):
+    """The FIX acceptor's sessions: how many are configured and whether each is logged on (and the front door's
+    process, when there is one)."""
+
+    def __init__(
+        self,
+        states: Callable[[], Mapping[str, bool]],
+        door_running: Callable[[], bool] | None = None,
+        errors: ScrapeErrors = SCRAPE_ERRORS,
+    ) -> None:
+        """`states()`: each configured session's name -> logged on now. `door_running()`: the FIX front door's
+        process is alive (None: no door)."""
+        parts: dict[str, Part] = {"fix_sessions": lambda: self._sessions(states())}
+        if door_running is not None:
+            parts["fix_door"] = lambda: [
+                GaugeMetricFamily("oms_fix_door_up", "1 while the FIX front door runs", value=_flag(door_running()))
+            ]
+        super().__init__(parts, errors)
+
+    @staticmethod
+    def _sessions(states: Mapping[str, bool]) -> list[Metric]:
+        configured = GaugeMetricFamily("oms_fix_sessions_configured", "FIX client sessions configured",
+                                       value=len(states))  # fmt: skip
+        on = GaugeMetricFamily(
+            "oms_fix_session_logged_on", "1 while the FIX client session is logged on, 0 otherwise", labels=["session"]
+        )
+        for name, logged_on in sorted(states.items()):
+            on.add_metric([name], _flag(logged_on))
+        return [configured, on]
+
+
+class JournalGauges(StateCollector):
+    """The sequencer's write-ahead: how long the committer has been on its current write, how many sealed batches
+    are not yet committed, how long the sequencer has been on its current batch and how many steps wait for it."""
+
+    def __init__(
+        self,
+        stalled_s: Callable[[], float],
+        outstanding: Callable[[], int],
+        busy_s: Callable[[], float],
+        waiting: Callable[[], int],
+        errors: ScrapeErrors = SCRAPE_ERRORS,
+    ) -> None:
+        """The functions are the sequencer's (`Sequencer.journal_stalled_s`, batches sealed minus committed,
+        `Sequencer.busy_s`, `Sequencer.waiting`); each is a few attribute reads, taking no lock."""
+
+        def journal() -> list[Metric]:
+            return [
+                GaugeMetricFamily(
+                    "oms_journal_stalled_seconds",
+                    "seconds the committer has been on its current write-ahead (0 when none); above 1 new orders are "
+                    "refused journal_unavailable",
+                    value=stalled_s(),
+                ),
+                GaugeMetricFamily(
+                    "oms_journal_outstanding_batches",
+                    "batches the sequencer sealed whose write-ahead and releases are not done yet",
+                    value=outstanding(),
+                ),
+                GaugeMetricFamily(
+                    "oms_sequencer_busy_seconds",
+                    "seconds the sequencer has been on its current batch (0 when idle); above 1 new orders are "
+                    "refused system_busy",
+                    value=busy_s(),
+                ),
+                GaugeMetricFamily(
+                    "oms_sequencer_waiting_steps", "commands handed to the sequencer and not yet run", value=waiting()
+                ),
+            ]
+
+        super().__init__({"journal": journal}, errors)
+
+
+class RedisGauges(StateCollector):
+    """Whether Redis (the journal) answers a PING, and how long the answer took."""
+
+    def __init__(self, ping: Callable[[], object], errors: ScrapeErrors = SCRAPE_ERRORS) -> None:
+        """`ping()` returns when Redis answered and raises when it did not (within its own timeout)."""
+
+        def redis() -> list[Metric]:
+            started = perf_counter()
+            try:
+                ping()
+            except Exception as exc:
+                log.debug("metrics: redis did not answer: %s", exc)
+                return [GaugeMetricFamily("oms_redis_up", _REDIS_UP, value=0)]
+            took = perf_counter() - started
+            return [
+                GaugeMetricFamily("oms_redis_up", _REDIS_UP, value=1),
+                GaugeMetricFamily("oms_redis_ping_seconds", "time of the scrape's PING to Redis", value=took),
+            ]
+
+        super().__init__({"redis": redis}, errors)
+
+
+_REDIS_UP = "1 when Redis (the journal) answered the scrape's PING, 0 when it did not"
+
+
+class StreamLag(msgspec.Struct, frozen=True):
+    """How far the analytics sink is behind on one stream: entries its consumer group has not been delivered yet,
+    entries delivered to it and not yet acknowledged (read, not yet committed to ClickHouse), and the age of the
+    oldest entry not yet acknowledged (0.0 when none)."""
+
+    undelivered: int
+    pending: int
+    oldest_age_s: float
+
+
+class SinkGauges(StateCollector):
+    """The ClickHouse sink: its process alive, and how far it is behind on each stream it reads."""
+
+    def __init__(
+        self,
+        running: Callable[[], bool],
+        lag: Callable[[], Mapping[str, StreamLag]] | None,
+        errors: ScrapeErrors = SCRAPE_ERRORS,
+    ) -> None:
+        """`running()`: the sink's process is alive. `lag()`: stream -> its `StreamLag` (measured in Redis, where
+        the sink's consumer group is; `oms.infra.clickhouse.lag`); None: not measured."""
+        parts: dict[str, Part] = {
+            "sink": lambda: [
+                GaugeMetricFamily("oms_sink_up", "1 while the ClickHouse sink process runs", value=_flag(running()))
+            ],
+        }
+        if lag is not None:
+            parts["sink_lag"] = lambda: self._lag(lag())
+        super().__init__(parts, errors)
+
+    @staticmethod
+    def _lag(streams: Mapping[str, StreamLag]) -> list[Metric]:
+        entries = GaugeMetricFamily(
+            "oms_sink_lag_entries",
+            "journal entries the ClickHouse sink has not acknowledged yet (not delivered to it, or read and not yet "
+            "committed), by stream",
+            labels=["stream"],
+        )
+        pending = GaugeMetricFamily(
+            "oms_sink_pending_entries", "entries read by the ClickHouse sink and not yet committed, by stream",
+            labels=["stream"],
+        )  # fmt: skip
+        age = GaugeMetricFamily(
+            "oms_sink_lag_seconds",
+            "age of the oldest entry the ClickHouse sink has not acknowledged (0 when none), by stream",
+            labels=["stream"],
+        )
+        for stream, lag in sorted(streams.items()):
+            entries.add_metric([stream], lag.undelivered + lag.pending)
+            pending.add_metric([stream], lag.pending)
+            age.add_metric([stream], lag.oldest_age_s)
+        return [entries, pending, age]
+
+
+class AccountFlags(msgspec.Struct, frozen=True):
+    """What an operator watches of one account: its kill switch and its trading state (a `TradingState` value)."""
+
+    kill_switch: bool
+    trading_state: str
+
+
+_STATES = tuple(s.value for s in TradingState)
+
+
+class AccountGauges(StateCollector):
+    """Each account's kill switch (0/1) and trading state (one series per state, 1 for the account's)."""
+
+    def __init__(self, read: Callable[[], Mapping[str, AccountFlags]], errors: ScrapeErrors = SCRAPE_ERRORS) -> None:
+        """`read()`: every account's flags, read where the account's state lives (raises when that does not answer
+        in time: the families are then left out of the scrape)."""
+        super().__init__({"accounts": lambda: self._accounts(read())}, errors)
+
+    @staticmethod
+    def _accounts(accounts: Mapping[str, AccountFlags]) -> list[Metric]:
+        kill = GaugeMetricFamily(
+            "oms_account_kill_switch", "1 while the account's kill switch is engaged (no new orders)",
+            labels=["account"],
+        )  # fmt: skip
+        state = GaugeMetricFamily(
+            "oms_account_trading_state",
+            f"1 for the account's trading state ({', '.join(_STATES)}), 0 for the others",
+            labels=["account", "state"],
+        )
+        for account, flags in sorted(accounts.items()):
+            kill.add_metric([account], _flag(flags.kill_switch))
+            for value in dict.fromkeys((*_STATES, flags.trading_state)):
+                state.add_metric([account, value], _flag(value == flags.trading_state))
+        return [kill, state]
+
+
+class VenueGauges(StateCollector):
+    """Whether each venue orders are routed to is connected (the internal book always is)."""
+
+    def __init__(self, connected: Callable[[], Mapping[str, bool]], errors: ScrapeErrors = SCRAPE_ERRORS) -> None:
+        def venues() -> list[Metric]:
+            family = GaugeMetricFamily(
+                "oms_venue_connected", "1 while the venue is logged on (orders routed to it are taken)",
+                labels=["venue"],
+            )  # fmt: skip
+            for name, up in sorted(connected().items()):
+                family.add_metric([name], _flag(up))
+            return [family]
+
+        super().__init__({"venues": venues}, errors)
+
+
 METRICS = HotPathMetrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
 REGISTRY.register(METRICS)  # type: ignore[arg-type]
+REGISTRY.register(SCRAPE_ERRORS)  # type: ignore[arg-type]
+# CPU seconds, resident and virtual memory, open and maximum fds, start time: from /proc/self at each scrape
+ProcessCollector(namespace="oms", registry=REGISTRY)
 
 
 def render(registry: CollectorRegistry = REGISTRY) -> bytes:
