@@ -66,8 +66,7 @@ def fix_session_states(specs: Iterable[SessionSpec]) -> Callable[[], dict[str, b
 
 def outstanding_batches(host: Sequencer) -> Callable[[], int]:
     """A function answering how many batches `host` has sealed whose write-ahead and releases are not done yet."""
-    # the Sequencer counts both (`wait_committed` compares them) but exposes only the wait; reading two ints is safe
-    return lambda: max(host._sealed - host._committed, 0)
+    return host.outstanding
 
 
 def account_flags(by_account: Mapping[str, Any], timeout_s: float = SCRAPE_TIMEOUT_S) -> FlagsReader:

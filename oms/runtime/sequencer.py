@@ -161,6 +161,11 @@ class Sequencer:
         with self.lock:
             self._after.remove(hook)
 
+    def outstanding(self) -> int:
+        """How many sealed batches have their write-ahead or releases still to do (0 when the committer is idle)."""
+        with self._progress:
+            return max(self._sealed - self._committed, 0)
+
     def wait_committed(self) -> None:
         """Return once every batch sealed so far is written and released (at once when none is outstanding)."""
         with self._progress:
