@@ -77,6 +77,7 @@ __all__ = [
     "page_token",
     "price_units",
     "qty_units",
+    "read_page_token",
     "rfc3339",
     "role_forbidden",
 ]
@@ -142,7 +143,7 @@ def page_token(last_order_id: int, direction: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _read_token(token: str, direction: str) -> int:
+def read_page_token(token: str, direction: str) -> int:
     """The order id a `page_token` continues after; 400 invalid_page_token when it is not one this API made, or
     was made for the other direction."""
     try:
@@ -374,7 +375,7 @@ class OrderDesk:
         elif Permission.READ_ORDERS not in PERMISSIONS[key.role]:
             raise role_forbidden(key, Permission.READ_ORDERS)
         wanted = _STATUS_SETS[status] if status in _STATUS_SETS else frozenset({OrdStatus(status)})
-        after = None if token is None else _read_token(token, direction)
+        after = None if token is None else read_page_token(token, direction)
 
         def step(engine: OrderManager) -> tuple[list[OrderOut], str | None]:
             out: list[OrderOut] = []
