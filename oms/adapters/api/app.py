@@ -2,6 +2,9 @@
 
 Handlers run on the server's event loop and drive the engine synchronously under its lock (`Sequencer.run`):
 one step is microseconds with in-process accounts, so handing it to a thread pool would cost more than it saves.
+
+A query parameter a route does not take is refused (400 unknown_parameter, naming it) on every route, before the
+handler runs, and so is a repeated one: a misspelt filter must not widen the answer the client acts on.
 """
 
 from __future__ import annotations
@@ -12,15 +15,18 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, WebSocket, delete, get, patch, post, websocket
+from litestar.datastructures import ResponseHeader
 from litestar.exceptions import HTTPException, SerializationException, ValidationException, WebSocketDisconnect
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, ParameterKwarg, ParamType, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
 from oms.adapters.api.accounts import AccountView
@@ -30,7 +36,9 @@ from oms.adapters.api.errors import ApiError, ErrorBody
 from oms.adapters.api.keys import ApiKey, Permission
 from oms.adapters.api.metrics import CONTENT_TYPE, ApiMetrics
 from oms.adapters.api.schemas import (
+    CLIENT_ORDER_ID_PATTERN,
     AccountSummary,
+    DirectionText,
     ExecutionOut,
     Health,
     KillSwitchOut,
@@ -44,7 +52,7 @@ from oms.adapters.api.schemas import (
     Readiness,
     ReplaceRequest,
     RiskOut,
-    StatusText,
+    StatusFilterText,
     VwapRequest,
 )
 from oms.adapters.api.security import (
@@ -90,8 +98,9 @@ def strict(body: bytes, kind: Any) -> Any:
         raise ApiError(400, "invalid_request", str(exc)[:500]) from None
 _STREAM_QUEUE_MAX = 10_000  # events queued for one WebSocket before it is closed as too slow
 _ERROR_TEXT = {
-    400: "bad input: malformed JSON, unknown field, unknown symbol or account, bad number, off tick or lot, "
-    "unknown parent kind or profile, bad window, rate, clips or bracket prices",
+    400: "bad input: malformed JSON, unknown field, unknown or repeated query parameter (unknown_parameter), bad "
+    "page_token, unknown symbol or account, bad number, off tick or lot, unknown parent kind or profile, bad window, "
+    "rate, clips or bracket prices",
     401: "no or bad credentials: unknown key, stale timestamp, replayed nonce, bad signature",
     403: "the key's role or accounts do not allow this",
     404: "no such order, parent or account (or not visible to this key)",
@@ -109,6 +118,34 @@ def _errors(*codes: int) -> dict[int, ResponseSpec]:
 
 
 _AUTH = (400, 401, 403, 429)
+NEXT_PAGE_HEADER = "X-Next-Page-Token"
+
+
+def query_names(handler: BaseRouteHandler) -> frozenset[str]:
+    """The query parameters `handler` declares (their wire names): every other one is refused."""
+    paths = {m for path in handler.paths for m in re.findall(r"{(\w+)(?::\w+)?}", path)}
+    names = set()
+    for name, field in handler.parsed_fn_signature.parameters.items():
+        kwarg = field.kwarg_definition
+        if isinstance(kwarg, ParameterKwarg) and kwarg.param_type in (ParamType.QUERY, None) and name not in paths:
+            names.add(kwarg.name or name)
+    return frozenset(names)
+
+
+def unknown_query(query: Iterable[tuple[str, str]], allowed: frozenset[str]) -> ApiError | None:
+    """The 400 for the first query parameter not in `allowed`, or given twice; None when there is none."""
+    seen: set[str] = set()
+    for name, _ in query:
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed)) or "none"
+            message = f"unknown query parameter {name[:64]!r} (this route takes: {takes})"
+            return ApiError(400, "unknown_parameter", message)
+        if name in seen:
+            return ApiError(400, "unknown_parameter", f"query parameter {name[:64]!r} given more than once")
+        seen.add(name)
+    return None
+
+
 _CODES_FOR_HTTP = {
     400: "invalid_request",
     404: "not_found",
@@ -172,13 +209,15 @@ def build_app(s: ApiState) -> Litestar:
     async def authenticate(request: Request) -> None:
         if request.method in ("POST", "PUT", "PATCH") and json_too_deep(await request.body()):
             raise ApiError(400, "too_deep", f"the JSON body nests more than {MAX_JSON_DEPTH} levels")
-        if request.url.path.startswith(_PUBLIC):
-            return
-        headers = request.headers
-        body = await request.body() if s.auth.needs_body(headers) else b""
-        key = s.auth.authenticate(request.method, path_of(request.scope), headers, body)
-        s.limiter.check(key)
-        request.state.key = key
+        if not request.url.path.startswith(_PUBLIC):
+            headers = request.headers
+            body = await request.body() if s.auth.needs_body(headers) else b""
+            key = s.auth.authenticate(request.method, path_of(request.scope), headers, body)
+            s.limiter.check(key)
+            request.state.key = key
+        allowed = queries.get(request.route_handler)
+        if allowed is not None and (bad := unknown_query(request.query_params.multi_items(), allowed)) is not None:
+            raise bad
 
     # -- ORDERS --
 
@@ -214,15 +253,56 @@ def build_app(s: ApiState) -> Litestar:
         metrics.submit_latency.observe(time.perf_counter() - t0)
         return Response(out, status_code=201, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
-    @get("/v1/orders", responses=_errors(*_AUTH, 404), summary="List orders, newest first")
+    @get(
+        "/v1/orders",
+        responses=_errors(*_AUTH, 404),
+        summary="List orders: open ones by default, newest first, a page at a time",
+        description="`status`: open (the default: pending_new, new, partially_filled, replaced, pending_cancel, "
+        "pending_replace), closed (filled, canceled, expired, rejected, done_for_day), all, or one exact status. "
+        "Ordered as the OMS took them (by creation, then order id). When more orders match, the answer carries "
+        f'`{NEXT_PAGE_HEADER}` and `Link: <...>; rel="next"`: send the token back as `page_token` with the same '
+        "filters. The body stays a JSON array of orders.",
+        response_headers=[
+            ResponseHeader(
+                name=NEXT_PAGE_HEADER,
+                documentation_only=True,
+                description="the next page's page_token (absent on the last page)",
+            ),
+            ResponseHeader(
+                name="Link",
+                documentation_only=True,
+                description='the next page\'s URL, rel="next" (absent on the last page)',
+            ),
+        ],
+    )
     async def list_orders(
         request: Request,
         account: Annotated[str | None, QueryParameter(max_length=64)] = None,
-        status: Annotated[StatusText | None, QueryParameter()] = None,
+        status: Annotated[StatusFilterText, QueryParameter()] = "open",
         symbol: Annotated[str | None, QueryParameter(max_length=64)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    ) -> list[OrderOut]:
-        return desk.list(key_of(request), account, status, symbol, limit)
+        direction: Annotated[DirectionText, QueryParameter()] = "desc",
+        page_token_: Annotated[str | None, QueryParameter(name="page_token", max_length=200)] = None,
+    ) -> Response[list[OrderOut]]:
+        orders, token = desk.list(key_of(request), account, status, symbol, limit, direction, page_token_)
+        if token is None:
+            return Response(orders)
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "page_token"] + [("page_token", token)]
+        link = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+        return Response(orders, headers={NEXT_PAGE_HEADER: token, "Link": link})
+
+    @get(
+        "/v1/orders:by_client_order_id",
+        responses=_errors(*_AUTH, 404),
+        summary="Get an order of this key by its client_order_id",
+        description="Looks only at the orders this key entered: the client_order_id they were entered with, or one a "
+        "replace gave them. 404 unknown_order when none has it.",
+    )
+    async def get_order_by_client_id(
+        request: Request,
+        client_order_id: Annotated[str, QueryParameter(min_length=1, max_length=64, pattern=CLIENT_ORDER_ID_PATTERN)],
+    ) -> OrderOut:
+        return desk.by_client_order_id(key_of(request), client_order_id)
 
     @get("/v1/orders/{order_id:int}", responses=_errors(*_AUTH, 404), summary="Get an order")
     async def get_order(request: Request, order_id: FromPath[int]) -> OrderOut:
@@ -357,10 +437,12 @@ def build_app(s: ApiState) -> Litestar:
     async def stream(socket: WebSocket, account: FromPath[str]) -> None:
         """Every order event of `account` (any adapter's orders) and every event of its parent orders, as JSON text
         frames; the first frame is {"type": "subscribed", ...}. Refusals send one {"code", "message"} frame, then
-        close 4401/4403/4404/4429."""
+        close 4400/4401/4403/4404/4429."""
         try:
             key = s.auth.authenticate("GET", path_of(socket.scope), socket.headers, b"")
             s.limiter.check(key)
+            if (bad := unknown_query(socket.query_params.multi_items(), frozenset())) is not None:
+                raise bad
             desk.check_account(key, account, Permission.READ_ORDERS)
         except ApiError as exc:
             await socket.accept()
@@ -472,27 +554,30 @@ def build_app(s: ApiState) -> Litestar:
         security=[{"apiKey": []}],
         path="/schema",
     )
-    return Litestar(
-        route_handlers=[
-            submit_order,
-            list_orders,
-            get_order,
-            cancel_order,
-            replace_order,
-            executions,
-            positions,
-            risk,
-            account_kill_switch,
-            global_kill_switch,
-            submit_parent,
-            list_parents,
-            get_parent,
-            cancel_parent,
-            stream,
-            healthz,
-            readyz,
-            metrics_page,
-        ],
+    handlers = [
+        submit_order,
+        list_orders,
+        get_order_by_client_id,
+        get_order,
+        cancel_order,
+        replace_order,
+        executions,
+        positions,
+        risk,
+        account_kill_switch,
+        global_kill_switch,
+        submit_parent,
+        list_parents,
+        get_parent,
+        cancel_parent,
+        stream,
+        healthz,
+        readyz,
+        metrics_page,
+    ]
+    queries: dict[Any, frozenset[str]] = {}  # each handler -> the query parameters it takes
+    app = Litestar(
+        route_handlers=handlers,
         before_request=authenticate,
         exception_handlers={
             ApiError: on_api_error,
@@ -505,6 +590,11 @@ def build_app(s: ApiState) -> Litestar:
         debug=False,
         logging_config=None,
     )
+    for route in app.routes:
+        if not route.path.startswith("/schema"):  # litestar's own documentation pages
+            for handler in getattr(route, "route_handlers", ()):
+                queries[handler] = query_names(handler)
+    return app
 
 
 def _names_kind(first: dict) -> bool:

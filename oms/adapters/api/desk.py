@@ -5,15 +5,23 @@ the executions list, the WebSocket streams and the counters, whichever adapter's
 Orders entered here belong to session `REST:<key id>`; ClOrdIDs (`client_order_id`) are unique per session and
 generated when the client sends none. Cancels and replaces name the order by its OrderID and go to the session the
 order belongs to, so a trader (or an admin) can cancel an order of one of its accounts that came over FIX.
+
+The engine follows FIX: every cancel and replace carries a ClOrdID of its own, and a replace moves the order to it.
+A REST client keeps its id instead: a cancel, or a replace whose body names no new `client_order_id`, gets an
+internal ClOrdID `~<kind><n>~<client's id>` (a client's id never starts with '~'), and the answers show the
+client's id, read back from it. So the client's id survives a restart with the journal, with no state of its own.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import TypeVar
 
@@ -22,7 +30,14 @@ import msgspec
 from oms.adapters.api.errors import ApiError, reason_error
 from oms.adapters.api.keys import PERMISSIONS, ApiKey, Permission
 from oms.adapters.api.metrics import ApiMetrics
-from oms.adapters.api.schemas import EventOut, ExecutionOut, KillSwitchOut, OrderOut, OrderRequest, ReplaceRequest
+from oms.adapters.api.schemas import (
+    EventOut,
+    ExecutionOut,
+    KillSwitchOut,
+    OrderOut,
+    OrderRequest,
+    ReplaceRequest,
+)
 from oms.core.engine import OrderManager
 from oms.core.model.enums import CancelReason, OrdStatus, OrdType, RejectReason, Side, TimeInForce
 from oms.core.model.instruments import (
@@ -51,10 +66,21 @@ from oms.core.model.messages import (
     SubmitOrder,
 )
 from oms.core.model.numbers import InvalidValue, from_units
-from oms.core.orders import Order, OrderView
+from oms.core.orders import TERMINAL, Order, OrderView
 from oms.runtime.sequencer import Reports, Sequencer
 
-__all__ = ["OrderDesk", "avg_px_text", "lower_name", "price_units", "qty_units", "role_forbidden"]
+__all__ = [
+    "OrderDesk",
+    "avg_px_text",
+    "client_id",
+    "lower_name",
+    "page_token",
+    "price_units",
+    "qty_units",
+    "read_page_token",
+    "rfc3339",
+    "role_forbidden",
+]
 
 AVG_PX_EXTRA_DIGITS = 6  # like FIX AvgPx: digits beyond the instrument's price precision
 _SIDE = {"buy": Side.BUY, "sell": Side.SELL}
@@ -83,6 +109,53 @@ _STREAMED = (
     OrderTriggered,
 )
 _json = msgspec.json.Encoder()
+_STATUS_SETS: dict[str, frozenset[OrdStatus] | None] = {
+    "open": frozenset(s for s in OrdStatus if s not in TERMINAL),
+    "closed": frozenset(TERMINAL),
+    "all": None,
+}
+_TOKEN_PREFIX = "o1."  # the page token's version: a token of another shape is refused, never misread
+_INTERNAL = "~"  # the first character of the ClOrdIDs the desk makes for a client's cancels and replaces
+
+
+def client_id(session: str, cl_ord_id: str) -> str:
+    """The id a client knows an order (or an event of it) by: a REST order's internal ClOrdID
+    (`~<kind><n>~<client's id>`) read back to the client's id; any other ClOrdID (a FIX session's) as it is."""
+    if cl_ord_id.startswith(_INTERNAL) and session.startswith("REST:"):
+        parts = cl_ord_id.split(_INTERNAL, 2)
+        if len(parts) == 3:
+            return parts[2]
+    return cl_ord_id
+
+
+def rfc3339(ts_ns: int | None) -> str | None:
+    """Epoch nanoseconds as RFC 3339 UTC with all nine fraction digits (`2026-12-06T19:24:43.123456789Z`), so the
+    texts sort as the times do; None stays None."""
+    if ts_ns is None:
+        return None
+    seconds, nanos = divmod(ts_ns, 1_000_000_000)
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
+
+
+def page_token(last_order_id: int, direction: str) -> str:
+    """The opaque cursor after `last_order_id` in `direction` (asc or desc)."""
+    raw = f"{_TOKEN_PREFIX}{direction}.{last_order_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def read_page_token(token: str, direction: str) -> int:
+    """The order id a `page_token` continues after; 400 invalid_page_token when it is not one this API made, or
+    was made for the other direction."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
+        version, made_for, last = raw.split(".")
+        if f"{version}." != _TOKEN_PREFIX or made_for not in ("asc", "desc") or not last.isdigit():
+            raise ValueError(raw)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(400, "invalid_page_token", "page_token is not a token this API returned") from None
+    if made_for != direction:
+        raise ApiError(400, "invalid_page_token", f"page_token was made for direction={made_for}, not {direction}")
+    return int(last)
 
 
 def lower_name(e: object) -> str:
@@ -97,6 +170,17 @@ class _Extra(msgspec.Struct):
     display_qty: int | None = None
     reject: RejectReason | None = None
     reject_text: str | None = None
+
+
+class _Times:
+    """When an order was created and last changed, filled and canceled (event times, epoch nanoseconds)."""
+
+    __slots__ = ("canceled", "created", "filled", "updated")
+
+    def __init__(self, ts_ns: int) -> None:
+        self.created = self.updated = ts_ns
+        self.filled: int | None = None
+        self.canceled: int | None = None
 
 
 class OrderDesk:
@@ -120,6 +204,7 @@ class OrderDesk:
         self.metrics = metrics
         self._executions: dict[str, deque[OrderFilled]] = {a: deque(maxlen=executions_kept) for a in accounts}
         self._extra: dict[int, _Extra] = {}
+        self._times: dict[int, _Times] = {}
         self._listeners: dict[str, set[Callable[[bytes], None]]] = {}
         self._prefix = f"api{os.getpid() % 1000:03d}{os.urandom(3).hex()}-"
         self._ids = itertools.count(1)
@@ -178,6 +263,7 @@ class OrderDesk:
             for e in events:
                 if isinstance(e, OrderRejected) and e.order_id == order.order_id:
                     self._note_reject(e)
+            self._stamp_step(events, order)
             return self._out(order, session), False
 
         result = self._confirmed(step, f"order {cmd.cl_ord_id or '(generated id)'!r}")
@@ -196,15 +282,18 @@ class OrderDesk:
             if order.is_terminal:
                 return reason_error(409, RejectReason.TOO_LATE_TO_CANCEL, f"order {order_id} is {order.status.value}")
             session = engine.session_of[order_id]
-            cl = self._fresh_id(engine, session)
+            cl = self._internal_id(engine, session, "c", order.cl_ord_id)
             cmd = CancelOrder(order.account, cl, order.cl_ord_id, order.symbol, order.side, now_ns, session)
-            refused = self._refused(engine.cancel(cmd, now_ns))
-            return refused or self._out(order, session)
+            events = engine.cancel(cmd, now_ns)
+            self._stamp_step(events, order)
+            return self._refused(events) or self._out(order, session)
 
         return self._run(step)
 
     def replace(self, key: ApiKey, order_id: int, req: ReplaceRequest, now_ns: int) -> OrderOut:
-        """Change a working order's total quantity and/or price; 409 (with the reason) when refused."""
+        """Change a working order's total quantity and/or price; 409 (with the reason) when refused. The order keeps
+        its client_order_id unless `req` names a new one (409 duplicate_cl_ord_id when the session used it before):
+        the engine's replace gets an internal ClOrdID that carries the client's id (see the module's docstring)."""
         if req.qty is None and req.price is None:
             raise ApiError(400, "invalid_request", "a replace needs qty, price or both")
 
@@ -230,14 +319,15 @@ class OrderDesk:
             session = engine.session_of[order_id]
             cl = req.client_order_id
             if cl is None:
-                cl = self._fresh_id(engine, session)
+                cl = self._internal_id(engine, session, "r", order.cl_ord_id)
             elif engine.find(session, cl) is not None:
                 return reason_error(409, RejectReason.DUPLICATE_CL_ORD_ID, f"client_order_id {cl!r}")
             cmd = ReplaceOrder(
                 order.account, cl, order.cl_ord_id, order.symbol, order.side, qty, price, now_ns, session
             )
-            refused = self._refused(engine.replace(cmd, now_ns))
-            return refused or self._out(order, session)
+            events = engine.replace(cmd, now_ns)
+            self._stamp_step(events, order)
+            return self._refused(events) or self._out(order, session)
 
         return self._run(step)
 
@@ -248,28 +338,60 @@ class OrderDesk:
 
         return self._read(step)
 
+    def by_client_order_id(self, key: ApiKey, client_order_id: str) -> OrderOut:
+        """The order this key entered whose client_order_id is (or was, before a replace named a new one)
+        `client_order_id`; orders of other keys and other adapters are not looked at. 404 unknown_order when
+        there is none the key can still see."""
+
+        def step(engine: OrderManager) -> OrderOut | ApiError:
+            if Permission.READ_ORDERS not in PERMISSIONS[key.role]:
+                return role_forbidden(key, Permission.READ_ORDERS)
+            order = engine.find(key.session, client_order_id)
+            if order is None or not key.may(Permission.READ_ORDERS, order.account):
+                return ApiError(
+                    404, "unknown_order", f"no order with client_order_id {client_order_id!r} from key {key.key_id!r}"
+                )
+            return self._out(order, key.session)
+
+        return self._read(step)
+
     def list(
-        self, key: ApiKey, account: str | None, status: str | None, symbol: str | None, limit: int
-    ) -> list[OrderOut]:
-        """Newest first, at most `limit`, of the accounts the key may read (or `account` only)."""
+        self,
+        key: ApiKey,
+        account: str | None,
+        status: str,
+        symbol: str | None,
+        limit: int,
+        direction: str = "desc",
+        token: str | None = None,
+    ) -> tuple[list[OrderOut], str | None]:
+        """At most `limit` orders of the accounts the key may read (or `account` only), in the order the OMS took
+        them (order ids grow in that order): newest first (`direction` desc) or oldest first (asc), after the page
+        `token` names. `status`: open, closed, all or one exact status. Returns them and the token of the next page
+        (None when this is the last). 400 invalid_page_token for a token this API did not make (or made for the
+        other direction)."""
         if account is not None:
             self.check_account(key, account, Permission.READ_ORDERS)
         elif Permission.READ_ORDERS not in PERMISSIONS[key.role]:
             raise role_forbidden(key, Permission.READ_ORDERS)
-        want = None if status is None else OrdStatus(status)
+        wanted = _STATUS_SETS[status] if status in _STATUS_SETS else frozenset({OrdStatus(status)})
+        after = None if token is None else read_page_token(token, direction)
 
-        def step(engine: OrderManager) -> list[OrderOut]:
+        def step(engine: OrderManager) -> tuple[list[OrderOut], str | None]:
             out: list[OrderOut] = []
-            for oid in reversed(engine.orders):
+            ids: Iterable[int] = reversed(engine.orders) if direction == "desc" else engine.orders
+            for oid in ids:
+                if after is not None and (oid >= after if direction == "desc" else oid <= after):
+                    continue
                 o = engine.orders[oid]
                 if (account is not None and o.account != account) or not key.sees(o.account):
                     continue
-                if (want is not None and o.status is not want) or (symbol is not None and o.symbol != symbol):
+                if (wanted is not None and o.status not in wanted) or (symbol is not None and o.symbol != symbol):
                     continue
+                if len(out) == limit:  # one more matches: there is a next page
+                    return out, page_token(out[-1].order_id, direction)
                 out.append(self._out(o, engine.session_of[oid]))
-                if len(out) >= limit:
-                    break
-            return out
+            return out, None
 
         return self._read(step)
 
@@ -384,8 +506,17 @@ class OrderDesk:
         rej = next((e for e in events if isinstance(e, CancelRejected)), None)
         return None if rej is None else reason_error(409, rej.reason)
 
-    def _fresh_id(self, engine: OrderManager, session: str) -> str:
-        while engine.find(session, cl := f"{self._prefix}{next(self._ids)}") is not None:
+    def _internal_id(self, engine: OrderManager, session: str, kind: str, current: str) -> str:
+        """A ClOrdID the session never used, for a cancel (`kind` "c") or replace ("r") of the order whose ClOrdID
+        is `current`. On a REST session it carries the client's id, so the order keeps showing it; an order of a FIX
+        session (canceled here by a trader of its account) gets a plain generated one, as its client knows no
+        other form."""
+        if not session.startswith("REST:"):
+            while engine.find(session, cl := f"{self._prefix}{next(self._ids)}") is not None:
+                pass
+            return cl
+        shown = client_id(session, current)
+        while engine.find(session, cl := f"{_INTERNAL}{kind}{next(self._ids)}{_INTERNAL}{shown}") is not None:
             pass
         return cl
 
@@ -447,9 +578,10 @@ class OrderDesk:
         inst = self.instruments.by_symbol(o.symbol)
         assert inst is not None
         x = self._extra.get(o.order_id)
+        t = self._times.get(o.order_id)
         return OrderOut(
             order_id=o.order_id,
-            client_order_id=o.cl_ord_id,
+            client_order_id=client_id(session, o.cl_ord_id),
             account=o.account,
             symbol=o.symbol,
             side=lower_name(o.side),
@@ -466,6 +598,10 @@ class OrderDesk:
             reject_code=None if x is None or x.reject is None else lower_name(x.reject),
             reject_reason=None if x is None else x.reject_text,
             session=session,
+            created_at=None if t is None else rfc3339(t.created),
+            updated_at=None if t is None else rfc3339(t.updated),
+            filled_at=None if t is None else rfc3339(t.filled),
+            canceled_at=None if t is None else rfc3339(t.canceled),
         )
 
     def _execution(self, f: OrderFilled) -> ExecutionOut:
@@ -474,7 +610,7 @@ class OrderDesk:
         return ExecutionOut(
             exec_id=f.exec_id,
             order_id=f.order_id,
-            client_order_id=f.cl_ord_id,
+            client_order_id=client_id(self.host.engine.session_of.get(f.order_id, ""), f.cl_ord_id),
             account=f.account,
             symbol=f.symbol,
             side=lower_name(f.side),
@@ -497,7 +633,10 @@ class OrderDesk:
             if not isinstance(event, _STREAMED):
                 continue
             oid = event.order_id
-            rest = session_of.get(oid, "").startswith("REST:")
+            session = session_of.get(oid, "")
+            rest = session.startswith("REST:")
+            if oid:
+                self._stamp(event, None if view is None else view.status)
             if isinstance(event, OrderFilled):
                 with self._state_lock:
                     log = self._executions.get(event.account)
@@ -514,7 +653,7 @@ class OrderDesk:
                     metrics.rejects.labels(lower_name(event.reason)).inc()
             listeners = self._listeners.get(event.account)
             if listeners:
-                payload = _json.encode(self._event(event, view))
+                payload = _json.encode(self._event(event, view, session))
                 self._held.extend((push, payload) for push in list(listeners))
 
     def _seal(self) -> Callable[[], None] | None:
@@ -529,13 +668,39 @@ class OrderDesk:
 
         return release
 
+    def replayed(self, event: Message, view: OrderView) -> None:
+        """An event of an earlier run that `OrderManager.restore` applied (its `replayed` callback): the order's
+        timestamps follow it as they did then. Without it, orders of earlier runs answer null timestamps."""
+        if isinstance(event, _STREAMED) and event.order_id:
+            self._stamp(event, view.status)
+
+    def _stamp_step(self, events: list[Message], order: Order) -> None:
+        """Stamp `order`'s times from the events its command just caused, before the answer is made (the reports
+        that stamp them too are published after the step)."""
+        mine = [e for e in events if isinstance(e, _STREAMED) and e.order_id == order.order_id]
+        for i, e in enumerate(mine):
+            self._stamp(e, order.status if i == len(mine) - 1 else None)
+
+    def _stamp(self, e: Message, status: OrdStatus | None) -> None:
+        """Note event `e` of an order (`status`: the order's status right after it, when known); hearing an event
+        twice changes nothing."""
+        ts = e.ts_ns  # type: ignore[union-attr]
+        t = self._times.get(e.order_id)  # type: ignore[union-attr]
+        if t is None:
+            t = self._times[e.order_id] = _Times(ts)  # type: ignore[union-attr]
+        t.created, t.updated = min(t.created, ts), max(t.updated, ts)
+        if isinstance(e, OrderCanceled) and t.canceled is None:
+            t.canceled = ts
+        if status is OrdStatus.FILLED and isinstance(e, OrderFilled | OrderReplaced) and t.filled is None:
+            t.filled = ts
+
     def _note_reject(self, e: OrderRejected) -> None:
         x = self._extra.get(e.order_id)
         if x is None:
             x = self._extra[e.order_id] = _Extra()
         x.reject, x.reject_text = e.reason, e.text
 
-    def _event(self, e: Message, view: OrderView | None) -> EventOut:
+    def _event(self, e: Message, view: OrderView | None, session: str) -> EventOut:
         inst = self.instruments.by_symbol(e.symbol)  # type: ignore[union-attr]
         assert inst is not None
         fields: dict[str, object] = {}
@@ -564,21 +729,22 @@ class OrderDesk:
             case OrderRejected() | CancelRejected():
                 fields.update(reason_code=lower_name(e.reason), reason=e.text)
             case OrderCanceled():
-                fields.update(reason_code=lower_name(e.reason), orig_client_order_id=e.orig_cl_ord_id or None)
+                orig = client_id(session, e.orig_cl_ord_id) if e.orig_cl_ord_id else None
+                fields.update(reason_code=lower_name(e.reason), orig_client_order_id=orig)
             case OrderReplaced():
                 fields.update(
-                    orig_client_order_id=e.orig_cl_ord_id,
+                    orig_client_order_id=client_id(session, e.orig_cl_ord_id),
                     qty=format_qty(inst, e.qty),
                     price=None if e.price is None else format_price(inst, e.price),
                 )
             case ChangePending():
-                fields.update(orig_client_order_id=e.orig_cl_ord_id)
+                fields.update(orig_client_order_id=client_id(session, e.orig_cl_ord_id))
             case OrderTriggered():
                 fields.update(last_px=format_price(inst, e.last_price))
         return EventOut(
             type=type(e).__struct_config__.tag,
             order_id=e.order_id,
-            client_order_id=e.cl_ord_id,  # type: ignore[union-attr]
+            client_order_id=client_id(session, e.cl_ord_id),  # type: ignore[union-attr]
             account=e.account,
             symbol=e.symbol,
             ts_ns=e.ts_ns,

@@ -51,11 +51,37 @@ StatusText = Literal[
     "expired",
     "done_for_day",
 ]
+StatusFilterText = Literal[
+    "open",
+    "closed",
+    "all",
+    "pending_new",
+    "new",
+    "partially_filled",
+    "filled",
+    "pending_cancel",
+    "canceled",
+    "pending_replace",
+    "replaced",
+    "rejected",
+    "expired",
+    "done_for_day",
+]
+DirectionText = Literal["asc", "desc"]
 Decimal = Annotated[
     str, msgspec.Meta(max_length=64, description='plain decimal text, e.g. "101.25"; never a JSON number')
 ]
 Name = Annotated[str, msgspec.Meta(max_length=64)]
-ClientOrderId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
+CLIENT_ORDER_ID_PATTERN = r"^[!-}][!-~]*$"  # printable ASCII, no space; a leading '~' marks the OMS's own ids
+ClientOrderId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        pattern=CLIENT_ORDER_ID_PATTERN,
+        description="printable ASCII without spaces, not starting with '~' (kept for the OMS's own ids)",
+    ),
+]
 EpochNs = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1, description="nanoseconds since the epoch (UTC)")]
 ParentId = Annotated[
     str,
@@ -93,7 +119,7 @@ class ReplaceRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
 
     qty: Decimal | None = None
     price: Decimal | None = None
-    client_order_id: ClientOrderId | None = None  # the replace's own id; generated when absent
+    client_order_id: ClientOrderId | None = None  # the order's new id; absent: it keeps the one it has
 
 
 class OrderOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,6 +143,11 @@ class OrderOut(msgspec.Struct, frozen=True, kw_only=True):
     reject_code: str | None = None
     reject_reason: str | None = None
     session: str
+    # RFC 3339 UTC with nanoseconds (always 9 digits); null when it does not apply (yet), or not known (below)
+    created_at: str | None = None  # the OMS took it (accepted, or rejected by risk)
+    updated_at: str | None = None  # its last event: ack, fill, cancel, replace, expiry, reject, pending change
+    filled_at: str | None = None  # it became filled
+    canceled_at: str | None = None  # it was canceled
 
 
 class ExecutionOut(msgspec.Struct, frozen=True, kw_only=True):
