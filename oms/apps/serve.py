@@ -175,8 +175,8 @@ class OmsApp:
         self.gateway: FixGateway | None = None
         self.door: DoorProcess | None = None
         self._fix_marks: RedisInboundMarks | None = None
-        # the FIX sessions' order events as the start replayed them, until the gateway has sent what it owes
-        self._fix_history: list[tuple[Message, OrderView]] = []
+        # the order events the start replayed, until the FIX gateway has sent what it owes and the API has its times
+        self._replayed: list[tuple[Message, OrderView]] = []
         self.venues: dict[str, Venue] = {}
         self.book: InternalVenue | None = None  # the INTERNAL venue, whose books the market tape reads
         self.host: Sequencer | None = None
@@ -224,9 +224,9 @@ class OmsApp:
             app._start_algos()
             if with_fix:
                 app._start_fix()
-            app._fix_history = []
             if with_api:
                 app._start_api()
+            app._replayed = []
             app._start_venues()
             app._reconcile()
             app._start_metrics()
@@ -300,15 +300,11 @@ class OmsApp:
         self.host.add_seal(self.records.seal)
         self.host.start()
         reader = make_client(self.redis_url)
-        fix_sessions = {s.name for s in self.loaded.fix_sessions}
-        engine, history = self.engine, self._fix_history
-
-        def replayed(event: Message, view: OrderView) -> None:
-            if engine.session_of.get(event.order_id) in fix_sessions:  # type: ignore[attr-defined]
-                history.append((event, view))
-
+        history = self._replayed
         try:  # the orders of every earlier run, as their journals left them
-            skipped = self.host.run(lambda engine: engine.restore(order_history(reader, accounts), replayed))
+            skipped = self.host.run(
+                lambda engine: engine.restore(order_history(reader, accounts), lambda e, v: history.append((e, v)))
+            )
         finally:
             reader.close()
         if skipped:
@@ -465,10 +461,13 @@ class OmsApp:
         nonces = RedisNonces(client, 2 * settings.max_clock_skew_s)
         ttl = settings.idempotency_ttl_s
         idempotency = RedisIdempotency(client, "order", ttl), RedisIdempotency(client, "parent", ttl)
-        self.api = ApiServer(
+        api = ApiServer(
             self.host, view, settings, self.loaded.instruments, algos=self.algos, profiles=api_profiles(settings),
             nonces=nonces, idempotency=idempotency, readiness=self.readiness, record=self.records.add,
-        ).start()  # fmt: skip
+        )  # fmt: skip
+        for event, order in self._replayed:  # earlier runs' orders keep the times they had
+            api.desk.replayed(event, order)
+        self.api = api.start()
 
     def _start_metrics(self) -> None:
         """The gauges of every part that runs (`oms.apps.monitoring`), read at each scrape of `/metrics`."""
@@ -509,8 +508,7 @@ class OmsApp:
         finally:
             inner.close()
         self.gateway = gateway
-        gateway.send_owed(self._fix_history)  # before the door opens: no session is logged on
-        self._fix_history = []
+        gateway.send_owed(self._replayed)  # before the door opens: no session is logged on
         loopback_only(port)
         self.door = door.start()
 

@@ -57,7 +57,7 @@ def test_a_restart_after_sigkill_knows_every_earlier_order_and_cancels_what_the_
         (duplicate,) = client.expect(1, timeout=30)
         client.cancel("x-r1", "r1", "AAPL", "1", "10")
         (too_late,) = client.expect(1, timeout=30)
-        listed = httpx.get(f"{api}/v1/orders", headers=TRADER, timeout=30).json()
+        listed = httpx.get(f"{api}/v1/orders", headers=TRADER, params={"status": "all"}, timeout=30).json()
         retried = httpx.post(f"{api}/v1/orders", headers=IDEMPOTENT, json=REST_ORDER, timeout=30)
         changed = httpx.post(f"{api}/v1/orders", headers=IDEMPOTENT, json={**REST_ORDER, "qty": "6"}, timeout=30)
         risk = {a: httpx.get(f"{api}/v1/accounts/{a}/risk", headers=TRADER, timeout=30).json()
