@@ -501,7 +501,8 @@ def build_app(s: ApiState) -> Litestar:
 
     @get("/metrics", media_type=CONTENT_TYPE, summary="Prometheus metrics", include_in_schema=True)
     async def metrics_page() -> Response[bytes]:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        # collectors read Ray, Redis and QuickFIX (bounded per source): off the loop that takes orders
+        return Response(await asyncio.to_thread(metrics.render), media_type=CONTENT_TYPE)
 
     # -- ERRORS --
 
