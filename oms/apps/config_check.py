@@ -19,7 +19,7 @@ import msgspec
 
 from fix_gateway.settings import dictionary_path
 from oms.adapters.api.keys import load_keys
-from oms.apps.paths import default_config
+from oms.apps.paths import checkout_root, default_config, packaged_configs
 from oms.apps.serve import LoadedConfig, OmsConfig, build_venues, load_config
 from oms.core.model.instruments import ConfigError, read_toml
 
@@ -133,6 +133,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"ok: {report.path}")
     for line in report.summary:
         print(f"  {line}")
+    if checkout_root() is None and report.path.parent == packaged_configs():
+        print("  (the packaged defaults: `oms serve` without --config first writes them to ./configs, so its files "
+              "go to ./var)")  # fmt: skip
     return 0
 
 
