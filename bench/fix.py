@@ -36,13 +36,13 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from bench.paths import CONFIGS
 from bench.report import latency_fields, write_result
 from bench.risk import bench_accounts_toml
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient, Received
 from oms.infra.redis.server import free_port
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SESSIONS = """[DEFAULT]
 ConnectionType=acceptor
 SenderCompID=OMS

@@ -38,10 +38,10 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from bench.paths import CONFIGS
 from bench.report import latency_fields, write_result
 from bench.risk import bench_accounts_toml
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ACCOUNT = "RESTA"
 SECRET = "bench-rest-secret"
 KEYS = f'[keys.bench]\nrole = "trader"\nsecret = "{SECRET}"\naccounts = ["{ACCOUNT}"]\n'

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
 
+from bench.paths import CONFIGS
 from oms.core.accounts import AccountEvent
 from oms.core.model.enums import CancelReason, OrdType, Side, TimeInForce
 from oms.core.model.instruments import Instrument, InstrumentRegistry
@@ -41,7 +42,6 @@ __all__ = [
     "retire",
 ]
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 INSTRUMENTS = CONFIGS / "instruments.toml"
 ACCOUNTS = CONFIGS / "accounts.toml"
 

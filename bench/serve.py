@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.paths import CONFIGS
 from bench.report import latency_fields, write_result
 from bench.result_file import decode_histogram
 from oms.apps.run_config import embedded_config, write_config
@@ -53,7 +54,7 @@ from oms.infra.redis.server import free_port
 __all__ = ["ServeBenchParams", "run", "summary"]
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = ROOT / "configs" / "dev.toml"
+DEFAULT_CONFIG = CONFIGS / "dev.toml"
 SERVERS = ("oms", "bare", "durable")
 SUSTAINED_P99_US = 10_000.0
 PRIME_SESSION, PRIME_ACCOUNTS = "BENCHP", ("BENCHP1", "BENCHP2")

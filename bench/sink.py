@@ -32,6 +32,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from bench.paths import CONFIGS
 from bench.report import latency_fields, write_result
 from oms.core.accounts import AccountEvent
 from oms.core.model.enums import Side
@@ -44,7 +45,6 @@ from oms.infra.clickhouse.sink import FlushReport, Sink
 from oms.infra.redis.journal import Journal
 from oms.infra.redis.server import ManagedRedis, make_client
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TARGETS = {"ops_per_sec": 200_000.0, "visible_p99_us": 2_000_000.0}
 SYMBOLS = (("AAPL", 1_500_000), ("MSFT", 4_000_000))
 QTY = 100

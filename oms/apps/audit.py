@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 import redis
 
+from oms.apps.paths import default_config
 from oms.core.model.instruments import ConfigError, read_toml
 from oms.infra.redis.audit import verify
 from oms.infra.redis.journal import DIGEST_SIZE
@@ -25,7 +26,7 @@ from oms.infra.redis.server import JournalUnavailable, ManagedRedis, RedisSettin
 
 __all__ = ["add_audit_command", "load_redis_settings", "main", "parse_pin", "run_verify"]
 
-DEFAULT_CONFIG = Path(__file__).parents[2] / "configs" / "dev.toml"
+DEFAULT_CONFIG = default_config()  # configs/dev.toml of the checkout, or ./configs, or the packaged copy
 
 
 def load_redis_settings(config_path: str | os.PathLike[str]) -> RedisSettings:

@@ -8,6 +8,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 # On a small machine an idle BLAS thread pool spins on a core the OMS needs; nothing here does BLAS-sized work.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -45,6 +46,9 @@ def _serve(args: argparse.Namespace) -> int:
     from oms.infra.redis.server import JournalUnavailable
     from oms.runtime.logs import configure_logging
 
+    config = _config_to_serve(args.config, "dev.toml", "oms serve")
+    if config is None:
+        return 1
     os.umask(0o077)  # every file it writes (logs, FIX store, journal, ClickHouse) readable by its user only
     try:
         logs = configure_logging(args.log, args.log_level)
@@ -52,7 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"oms serve: log {args.log}: {exc.strerror}", file=sys.stderr)
         return 1
     try:
-        app = OmsApp.start(args.config, with_fix=True, with_analytics=True, with_api=True)
+        app = OmsApp.start(config, with_fix=True, with_analytics=True, with_api=True)
     except (ConfigError, JournalUnavailable, AnalyticsError, OSError) as exc:
         print(f"oms serve: {exc}", file=sys.stderr)
         logs.close()
@@ -66,6 +70,60 @@ def _serve(args: argparse.Namespace) -> int:
     logs.close()  # after the stop: the shutdown's cancels are logged too
     print("stopped", flush=True)
     return 0
+
+
+def _config_to_serve(given: str | None, name: str, command: str) -> str | None:
+    """The configuration a serving command runs on: `given`, else the default (`oms.apps.paths.serving_config`,
+    which may first write the packaged defaults to ./configs and says so). None, after saying why on stderr, when
+    the defaults cannot be written."""
+    from oms.apps.paths import InitRefused, serving_config
+
+    if given is not None:
+        return given
+    try:
+        path, note = serving_config(name)
+    except (InitRefused, OSError) as exc:
+        print(f"{command}: no configuration given and the defaults cannot be written to ./configs ({exc}); "
+              "pass --config or run `oms init DIR`", file=sys.stderr)  # fmt: skip
+        return None
+    if note is not None:
+        print(f"{command}: {note}; edit them, or pass --config")
+    return str(path)
+
+
+def _init(args: argparse.Namespace) -> int:
+    """`oms init DIR`: editable copies of the default configuration."""
+    from oms.apps.paths import InitRefused, init_configs
+
+    target = Path(args.dir)
+    try:
+        written = init_configs(target, force=args.force)
+    except InitRefused as exc:
+        print(f"oms init: would overwrite {exc} (--force overwrites)", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"oms init: {target}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    config = target / "dev.toml"
+    print(f"check it: oms config check --config {config}")
+    print(f"run it:   oms serve --config {config}   (its files go to {(target / '..' / 'var').resolve()}: the "
+          "data_dir keys, relative to the file)")  # fmt: skip
+    return 0
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: the package's version and its dependencies' (`oms.apps.version`), computed only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=kwargs.get("help"))  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from oms.apps.version import version_lines
+
+        print("\n".join(version_lines()))
+        parser.exit()
 
 
 def _until_signal() -> None:
@@ -84,8 +142,11 @@ def _exchange_sim(args: argparse.Namespace) -> int:
     from oms.apps.exchange_sim import ExchangeSim
     from oms.core.model.instruments import ConfigError
 
+    config = _config_to_serve(args.config, "exchange.toml", "oms exchange-sim")
+    if config is None:
+        return 1
     try:
-        sim = ExchangeSim.start(args.config, args.port)
+        sim = ExchangeSim.start(config, args.port)
     except (ConfigError, OSError) as exc:
         print(f"oms exchange-sim: {exc}", file=sys.stderr)
         return 1
@@ -98,6 +159,12 @@ def _exchange_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_CONFIG_HELP = (
+    "(default: configs/{name} of the checkout; installed: ./configs/{name}, written from the packaged defaults when "
+    "missing)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bench.all import AllBenchParams
     from bench.book import BookBenchParams
@@ -107,13 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.serve import ServeBenchParams
     from bench.sink import SinkBenchParams
     from oms.apps.audit import add_audit_command
+    from oms.apps.config_check import add_config_command
     from oms.apps.demo import add_demo_command
-    from oms.apps.exchange_sim import DEFAULT_EXCHANGE_CONFIG
+    from oms.apps.paths import work_dir
     from oms.apps.report import add_report_command, add_sql_command
-    from oms.apps.serve import DEFAULT_CONFIG
-    from oms.runtime.logs import DEFAULT_LOG_PATH
 
     parser = argparse.ArgumentParser(prog="oms", description="Low-latency order management system with a FIX gateway.")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="the package's version, then QuickFIX's, Ray's, chDB's, redis-server's"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = commands.add_parser(
@@ -124,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
         "chDB unless a DSN is set, the FIX acceptor, the FIX venues symbols are routed to) and runs until SIGINT "
         "or SIGTERM; then cancels and reports working orders, logs the FIX sessions out and stops.",
     )
-    serve.add_argument("--config", default=str(DEFAULT_CONFIG), help="(default: configs/dev.toml)")
-    serve.add_argument("--log", default=str(DEFAULT_LOG_PATH), help="JSON lines log (default: var/log/oms.jsonl)")
+    serve.add_argument("--config", help=DEFAULT_CONFIG_HELP.format(name="dev.toml"))
+    log = work_dir() / "var" / "log" / "oms.jsonl"
+    serve.add_argument("--log", default=str(log), help="JSON lines log (default: var/log/oms.jsonl)")
     serve.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default: INFO)"
     )
@@ -138,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(the sessions of its settings file) trade with each other. Configure the OMS to route a symbol to it with "
         "[venues] routes and [venues.fix.<NAME>] in the OMS configuration.",
     )
-    sim.add_argument("--config", default=str(DEFAULT_EXCHANGE_CONFIG), help="(default: configs/exchange.toml)")
+    sim.add_argument("--config", help=DEFAULT_CONFIG_HELP.format(name="exchange.toml"))
     sim.add_argument("--port", type=int, default=None, help="listen here instead of the configured port")
     sim.set_defaults(func=_exchange_sim)
 
@@ -146,6 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_sql_command(commands)  # oms sql "SELECT ..."
     add_demo_command(commands)
     add_audit_command(commands)  # oms audit verify
+    add_config_command(commands)  # oms config check
+
+    init = commands.add_parser(
+        "init",
+        help="write editable copies of the default configuration into DIR (then `oms serve --config DIR/dev.toml`)",
+        description="Copies every file of the default configuration (dev.toml, instruments, accounts, API keys, the "
+        "exchange simulator's, fix/*.cfg) into DIR. Refuses to overwrite a file that exists unless --force. Data "
+        "directories in them are relative to the file (../var/...): `oms init configs` in a working directory "
+        "lays it out as the checkout is, and `oms serve` there finds ./configs/dev.toml by itself.",
+    )
+    init.add_argument("dir", metavar="DIR", help="where the files go (created)")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.set_defaults(func=_init)
 
     bench = commands.add_parser("bench", help="run a benchmark and write bench/results/<name>.json")
     benches = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)

@@ -25,6 +25,7 @@ from fix_gateway.door import loopback_only
 from fix_gateway.market_data import Top
 from fix_gateway.md_publisher import MarketDataGateway
 from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
+from oms.apps.paths import packaged_configs
 from oms.apps.serve import check_port_free, id_bases
 from oms.core.engine import OrderManager
 from oms.core.model.enums import RejectReason, StpMode
@@ -35,7 +36,7 @@ from oms.runtime.sequencer import Sequencer
 
 __all__ = ["DEFAULT_EXCHANGE_CONFIG", "ExchangeConfig", "ExchangeSim", "OpenGate", "load_exchange_config"]
 
-DEFAULT_EXCHANGE_CONFIG = Path(__file__).parents[2] / "configs" / "exchange.toml"
+DEFAULT_EXCHANGE_CONFIG = packaged_configs() / "exchange.toml"  # the checkout's configs/ when run from one
 
 _STP = {"none": StpMode.NONE, "cancel_resting": StpMode.CANCEL_RESTING, "cancel_incoming": StpMode.CANCEL_INCOMING,
         "cancel_both": StpMode.CANCEL_BOTH}  # fmt: skip

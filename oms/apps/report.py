@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import msgspec
 from clickhouse_connect.driver.exceptions import Error as ClickHouseDriverError
 
+from oms.apps.paths import default_config
 from oms.core.model.instruments import ConfigError
 from oms.infra.clickhouse.clickhouse import AnalyticsError, error_message
 from oms.infra.clickhouse.query import check_read_only, connect_for_reading
@@ -30,7 +30,7 @@ from oms.infra.clickhouse.settings import AnalyticsSettings, load_analytics_sett
 
 __all__ = ["add_report_command", "add_sql_command", "parse_time", "run_report", "run_sql"]
 
-DEFAULT_CONFIG = Path(__file__).parents[2] / "configs" / "dev.toml"
+DEFAULT_CONFIG = default_config()  # configs/dev.toml of the checkout, or ./configs, or the packaged copy
 
 
 def parse_time(text: str) -> int:

@@ -30,6 +30,7 @@ import msgspec
 from fix_gateway.door import DoorProcess, loopback_only
 from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
 from oms.adapters.api.settings import ApiSettings
+from oms.apps.paths import packaged_configs
 from oms.apps.venues import INTERNAL, VENUE_KINDS, VenueSettings, feed_market_data
 from oms.core.accounts import AccountEvent
 from oms.core.engine import OrderManager, Venue
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONFIG = Path(__file__).parents[2] / "configs" / "dev.toml"
+DEFAULT_CONFIG = packaged_configs() / "dev.toml"  # the checkout's configs/ when run from one (oms.apps.paths)
 ALGO_TIMER_S = 0.5  # how often due algo slices are looked for
 STOP_CANCEL_S = 5.0  # how long a stop waits for venues to confirm the cancels of their working orders
 REPORT_FLUSH_S = 0.05  # how long a reserved decision may wait for the next order before it is reported

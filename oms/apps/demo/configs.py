@@ -8,27 +8,24 @@ import sys
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from oms.apps.demo.steps import DemoFailed
-from oms.apps.exchange_sim import DEFAULT_EXCHANGE_CONFIG
+from oms.apps.paths import default_config, work_dir
 from oms.apps.run_config import embedded_config, write_config
-from oms.apps.serve import DEFAULT_CONFIG
 from oms.infra.redis.server import free_port
 
 __all__ = ["DemoParams", "Ports", "exchange_sim", "write_configs"]
-
-ROOT = Path(__file__).parents[3]
 
 
 @dataclass(frozen=True)
 class DemoParams:
     """What `oms demo` was asked for: the configs it starts from, where the run's files go, and the script's knobs."""
 
-    config: Path = DEFAULT_CONFIG
-    exchange_config: Path = DEFAULT_EXCHANGE_CONFIG
-    run_dir: Path = ROOT / "var" / "demo"
+    config: Path = field(default_factory=default_config)
+    exchange_config: Path = field(default_factory=lambda: default_config("exchange.toml"))
+    run_dir: Path = field(default_factory=lambda: work_dir() / "var" / "demo")
     hold_s: float = 0.0
     seed: int = 7
     twap_s: float = 16.0

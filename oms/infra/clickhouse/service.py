@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
 
 import msgspec
@@ -28,7 +29,8 @@ from oms.infra.redis.server import make_client
 __all__ = ["SinkProcess", "SinkService", "main"]
 
 log = logging.getLogger("oms.infra.clickhouse.sink")
-DEFAULT_CONFIG = Path(__file__).parents[3] / "configs" / "dev.toml"
+# the package's default configuration (oms/configs, the checkout's configs/ when run from one); see oms.apps.paths
+DEFAULT_CONFIG = Path(str(resources.files("oms").joinpath("configs", "dev.toml"))).resolve()
 
 ORPHAN_STOP_S = 5.0  # how long an orphaned sink waits for its thread before it exits
 REDIS_RETRY_S = 0.5  # the wait before the sink reads Redis again after it was out of reach
