@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
+from importlib import resources
 from os import PathLike
 from pathlib import Path
 from typing import Annotated
@@ -33,7 +34,8 @@ from oms.core.model.instruments import ConfigError, read_toml
 
 __all__ = ["DEFAULT_KEYS", "PERMISSIONS", "ApiKey", "KeyRing", "Permission", "Role", "load_keys"]
 
-DEFAULT_KEYS = Path(__file__).parents[3] / "configs" / "api_keys.toml"
+# the packaged default (`oms/configs` is the checkout's `configs/`, or its copy in an installed wheel)
+DEFAULT_KEYS = Path(str(resources.files("oms").joinpath("configs", "api_keys.toml")))
 
 
 class Role(enum.Enum):
