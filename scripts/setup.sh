@@ -11,7 +11,9 @@ command -v gcc >/dev/null || need_apt+=(gcc)
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v python3 >/dev/null || need_apt+=(python3 python3-dev python3-venv)
 command -v redis-server >/dev/null || need_apt+=(redis-server)  # the journal; the OMS starts it itself
-command -v promtool >/dev/null || need_apt+=(prometheus)  # promtool: the tests check deploy/prometheus with it
+if [[ "${OMS_TEST_TOOLS:-}" == 1 ]]; then  # set by scripts/test.sh: what only the tests need
+    command -v promtool >/dev/null || need_apt+=(prometheus)  # promtool checks deploy/prometheus
+fi
 if ((${#need_apt[@]})); then
     echo "setup: installing system packages: ${need_apt[*]}"
     apt-get update -qq
