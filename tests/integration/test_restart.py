@@ -81,6 +81,8 @@ def test_a_restart_after_sigkill_knows_every_earlier_order_and_cancels_what_the_
     by_id = {o["order_id"]: o for o in listed}
     assert by_id[rest["order_id"]]["status"] == "canceled"  # the REST order: known, and canceled
     assert {o["status"] for o in listed} == {"filled", "canceled"}
+    assert all(o["created_at"] and o["updated_at"] for o in listed)  # earlier runs' orders keep their times
+    assert by_id[rest["order_id"]]["canceled_at"] is not None
     # the Idempotency-Key outlives the process: the retry gets the order the first request made, not a second one
     assert retried.status_code == 201 and retried.headers["Idempotent-Replayed"] == "true"
     assert (retried.json()["order_id"], retried.json()["status"]) == (rest["order_id"], "canceled")
