@@ -25,13 +25,13 @@ from oms.core.model.messages import (
     TradePrinted,
 )
 from oms.infra.clickhouse.clickhouse import Client, connect
-from oms.infra.clickhouse.reports import best_execution, routing, tca_orders, tca_parents
+from oms.infra.clickhouse.reports import best_execution, market_buckets, routing, tca_orders, tca_parents
 from oms.infra.clickhouse.settings import AnalyticsSettings, load_analytics_settings
 from oms.infra.clickhouse.tape import Quote, tape_decoder, tape_key
 from oms.infra.redis.journal import Journal
 from oms.infra.redis.server import ManagedRedis, make_client
 from tests.unit.infra import test_best_ex_reports as bx
-from tests.unit.infra import test_tca, test_tca_parents
+from tests.unit.infra import test_tca, test_tca_parents, test_tca_reports
 
 pytestmark = pytest.mark.integration
 
@@ -163,3 +163,19 @@ def test_the_demos_best_execution_tables_equal_the_computation_from_its_journals
                        ("month", "asset_class", "rank"))  # fmt: skip
 
     assert rts28 == [] and rule606 == []
+
+
+def test_the_demos_buckets_equal_the_computation_from_its_tape_and_journals(
+    raw: Raw, store: tuple[Client, AnalyticsSettings]
+) -> None:
+    """Market and own VWAP/TWAP per 10 s bucket over the whole run; participation counts each print once (the demo's
+    internal crosses have our orders on both sides)."""
+    ch, _ = store
+    times = [t.ts_ns for t in raw.market.trades] + [f.ts_ns for f in raw.book.fills]
+    start, end, width = min(times), max(times) + 1, 10 * test_tca.SEC
+    want = test_tca_reports.expected_buckets(raw.market, raw.book, start, end, width)
+
+    report = market_buckets(ch, start_ns=start, end_ns=end, bucket_s=width / test_tca.SEC)
+
+    assert bx._diff(report, want, ("symbol", "bucket_start_ns")) == []
+    assert max(r["participation"] or 0 for r in report.records()) <= 1

@@ -19,7 +19,7 @@ from oms.core.model.messages import OrderFilled, TradePrinted
 from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
 from oms.infra.clickhouse.reports import Report, best_execution, market_buckets, render
 from oms.infra.clickhouse.settings import load_analytics_settings
-from tests.unit.infra.test_tca import MID0, SEC, T0, Book, Market, Series, load, px, qty, simulate
+from tests.unit.infra.test_tca import SEC, T0, Book, Market, Series, load, px, qty, simulate
 
 W = 10 * SEC  # bucket width
 FROM, TO = T0 + 23_700_000_000, T0 + 187_300_000_000  # not on bucket boundaries: the edges are clipped
@@ -54,28 +54,40 @@ def _diff(report: Report, want: dict[tuple, dict[str, object]], key: tuple[str, 
     return [(k, c, got[k][c], v) for k, row in want.items() for c, v in row.items() if not _close(got[k][c], v)]
 
 
-def test_buckets_equal_the_numpy_computation(data: tuple[Client, Market, Book]) -> None:
-    client, market, book = data
+def expected_buckets(market: Market, book: Book, start: int, end: int, width: int) -> dict[tuple, dict[str, object]]:
+    """Every figure of `market_buckets` per (symbol, bucket start), from the records (docs/compliance.md). Own
+    participation counts each print once: a passive fill whose contra order is among the fills counted (an internal
+    cross between two of our orders) does not count the print again."""
     want: dict[tuple, dict[str, object]] = {}
-    for symbol in MID0:
+    symbols = sorted({t.symbol for t in market.trades} | {f.symbol for f in book.fills})
+    for symbol in symbols:
         s = Series(market, symbol)
-        t_in = (s.t_ts >= FROM) & (s.t_ts < TO)
-        fills = [f for f in book.fills if f.symbol == symbol and FROM <= f.ts_ns < TO]
+        t_in = (s.t_ts >= start) & (s.t_ts < end)
+        fills = [f for f in book.fills if f.symbol == symbol and start <= f.ts_ns < end]
+        ours = {f.order_id for f in fills}
         f_ts = np.array([f.ts_ns for f in fills], dtype=np.int64)
         f_q = np.array([qty(symbol, f.qty) for f in fills])
         f_p = np.array([px(symbol, f.price) for f in fills])
-        for b in sorted(set((s.t_ts[t_in] // W).tolist()) | set((f_ts // W).tolist())):
-            m = t_in & (s.t_ts // W == b)
-            o = f_ts // W == b
+        again = np.array([not f.aggressor and f.contra_order_id in ours for f in fills], dtype=bool)
+        for b in sorted(set((s.t_ts[t_in] // width).tolist()) | set((f_ts // width).tolist())):
+            m = t_in & (s.t_ts // width == b)
+            o = f_ts // width == b
             mq, oq = float(s.t_qty[m].sum()), float(f_q[o].sum())
-            lo, hi = max(b * W, FROM), min((b + 1) * W, TO)
-            want[(symbol, b * W)] = {
+            printed = float(f_q[o & ~again].sum())
+            lo, hi = max(b * width, start), min((b + 1) * width, end)
+            want[(symbol, b * width)] = {
                 "market_vwap": float((s.t_qty[m] * s.t_px[m]).sum() / mq) if mq else None,
                 "market_twap": s.twap(lo, hi) if m.any() else None,
                 "market_qty": mq, "market_trades": int(m.sum()),
                 "own_vwap": float((f_q[o] * f_p[o]).sum() / oq) if oq else None, "own_qty": oq,
-                "own_fills": int(o.sum()), "participation": oq / mq if mq else None,
+                "own_fills": int(o.sum()), "participation": printed / mq if mq else None,
             }  # fmt: skip
+    return want
+
+
+def test_buckets_equal_the_numpy_computation(data: tuple[Client, Market, Book]) -> None:
+    client, market, book = data
+    want = expected_buckets(market, book, FROM, TO, W)
 
     report = market_buckets(client, start_ns=FROM, end_ns=TO, bucket_s=W / SEC)
 
