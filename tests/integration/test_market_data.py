@@ -17,7 +17,7 @@ from fix_gateway import tags as T
 from fix_gateway.client import SOH, FixClient, Received
 from fix_gateway.market_data import MdCodec
 from fix_gateway.venue import FixVenue
-from oms.apps.exchange_sim import DEFAULT_EXCHANGE_CONFIG, ExchangeSim
+from oms.apps.exchange_sim import ExchangeSim
 from oms.apps.serve import DEFAULT_CONFIG, build_venues, id_bases, load_config, local_engine
 from oms.apps.venues import feed_market_data
 from oms.core.model.enums import Side
@@ -26,26 +26,13 @@ from oms.infra.clickhouse.tape import Quote, Tape, TapeRecord, TapeWriter, tape_
 from oms.infra.redis.server import ManagedRedis, free_port, make_client
 from oms.runtime.sequencer import Sequencer
 from tests.integration.fix_raw import RawSession
+from tests.integration.test_fix_venue import write_sim_config
 
 pytestmark = pytest.mark.integration
 
 CONFIGS = DEFAULT_CONFIG.parent
 UNITS = 10_000  # MSFT's price precision is 4: 300 is 3_000_000 units
 BOTH = (T.MD_BID, T.MD_OFFER, T.MD_TRADE)
-
-
-def write_sim_config(root: Path, port: int) -> Path:
-    path = root / "exchange.toml"
-    path.write_text(
-        f"""
-instruments = "{CONFIGS / "instruments.toml"}"
-[fix]
-port = {port}
-settings = "{DEFAULT_EXCHANGE_CONFIG.parent / "fix" / "exchange.cfg"}"
-data_dir = "{root / "sim"}"
-"""
-    )
-    return path
 
 
 @pytest.fixture

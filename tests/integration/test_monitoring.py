@@ -4,12 +4,10 @@ running OMS, and every `oms_*` metric the shipped dashboard and alert rules quer
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,13 +15,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fix_gateway.client import FixClient
-from oms.infra.redis.server import free_port
-from tests.integration.test_serve import read_until_ready
+from tests.integration.test_serve import configs, start_serve  # noqa: F401 (configs: a fixture)
 from tests.unit.deploy.test_monitoring_files import exposed_names, referenced_names
 
 pytestmark = pytest.mark.integration
 
-CONFIGS = Path(__file__).parents[2] / "configs"
 CLIENT44 = "FIX.4.4:OMS->CLIENT44"
 CLIENT42 = "FIX.4.2:OMS->CLIENT42"
 RISK = {"X-API-Key": "risk1-dev-secret"}
@@ -60,22 +56,9 @@ def scrape_until(api: str, condition: Callable[[Samples], bool], within_s: float
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str, int]:
-    target = tmp_path / "configs"
-    shutil.copytree(CONFIGS, target)
-    dev = target / "dev.toml"
-    port = free_port()
-    dev.write_text(
-        dev.read_text()
-        .replace('data_dir = "../var/redis"', f'data_dir = "{tmp_path / "redis"}"')
-        .replace('data_dir = "../var/fix"', f'data_dir = "{tmp_path / "fix"}"')
-        .replace("port = 9878", f"port = {port}")
-        .replace("port = 8080", f"port = {free_port()}")
-    )
-    proc = subprocess.Popen([sys.executable, "-m", "oms", "serve", "--config", str(dev)], stdout=subprocess.PIPE,
-                            text=True)  # fmt: skip
-    lines = read_until_ready(proc)
-    api = next(line.split()[1] for line in lines if line.startswith("api "))
+def serve(configs: tuple[Path, int]) -> Iterator[tuple[subprocess.Popen[str], str, int]]:  # noqa: F811
+    config, port = configs
+    proc, api = start_serve(config)
     yield proc, api, port
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

@@ -51,22 +51,7 @@ StatusText = Literal[
     "expired",
     "done_for_day",
 ]
-StatusFilterText = Literal[
-    "open",
-    "closed",
-    "all",
-    "pending_new",
-    "new",
-    "partially_filled",
-    "filled",
-    "pending_cancel",
-    "canceled",
-    "pending_replace",
-    "replaced",
-    "rejected",
-    "expired",
-    "done_for_day",
-]
+StatusFilterText = Literal["open", "closed", "all", StatusText]  # typing flattens it: the statuses too
 DirectionText = Literal["asc", "desc"]
 Decimal = Annotated[
     str, msgspec.Meta(max_length=64, description='plain decimal text, e.g. "101.25"; never a JSON number')
