@@ -4,9 +4,6 @@ and a batch read again after a crash between insert and acknowledgement is not c
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 import redis
 
@@ -24,33 +21,19 @@ from oms.core.algos.messages import (
 )
 from oms.core.model.enums import CancelReason, OrdType, Side, TimeInForce
 from oms.core.model.instruments import InstrumentRegistry
-from oms.infra.clickhouse.clickhouse import Client, apply_schema, connect
+from oms.infra.clickhouse.clickhouse import Client
 from oms.infra.clickhouse.rows import scales
 from oms.infra.clickhouse.settings import AnalyticsSettings
 from oms.infra.clickhouse.sink import Batch, Sink, algos_key, dead_letter_key
 from oms.infra.redis.algo_store import RedisStore
 from tests.integration.sink_child import INSTRUMENTS
+from tests.integration.test_sink import db, store  # noqa: F401 (fixtures: a fresh database per test)
 
 pytestmark = pytest.mark.integration
 
 SCALE = scales(InstrumentRegistry.load(INSTRUMENTS))
 T = 1_767_225_600_000_000_000
 MS = 1_000_000
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"chdb://{tmp_path_factory.mktemp('sink-parents')}/store"
-
-
-@pytest.fixture
-def db(store: str) -> Iterator[tuple[Client, str]]:
-    """A fresh database with the schema, and a fresh stream prefix, per test."""
-    name = f"t{uuid.uuid4().hex[:10]}"
-    ch = connect(store, name)
-    apply_schema(ch)
-    yield ch, name
-    ch.close()
 
 
 class Crash(Exception):
@@ -62,7 +45,7 @@ def _crash(batch: Batch) -> None:
 
 
 def test_algo_records_become_parent_rows_once_even_when_a_batch_is_read_again(
-    redis_client: redis.Redis, db: tuple[Client, str]
+    redis_client: redis.Redis, db: tuple[Client, str]  # noqa: F811
 ) -> None:
     ch, prefix = db
     algos = RedisStore(redis_client, prefix=f"{prefix}:algos")  # what `oms serve` writes, under this test's prefix
