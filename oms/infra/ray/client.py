@@ -300,7 +300,7 @@ class ShardClient:
 RAY_REQUEST = AllowanceRequest(orders=256)
 RAY_LOW_ORDERS = 128
 RAY_BATCH = 64  # order reports per fire-and-forget call: each costs a Ray submission on the engine's thread
-RAY_FLUSH_AFTER_NS = 10_000_000  # queued reports older than 10 ms (order clock) go when the next batch is sealed
+RAY_FLUSH_AFTER_NS = 50_000_000  # queued reports older than 50 ms (order clock) go when the next batch is sealed
 
 
 class RayAllowanceGate(AllowanceGate):
