@@ -9,6 +9,7 @@ import quickfix as fix
 
 from fix_gateway import tags as T
 from fix_gateway.codec import field_problem
+from fix_gateway.fields import Received
 
 __all__ = ["GatewayApplication", "Handlers", "QuietApplication"]
 
@@ -81,13 +82,16 @@ class GatewayApplication(QuietApplication):
             self._gateway.check_logon(message, session_id)
 
     def fromApp(self, message: Any, session_id: Any) -> None:
+        """An order message reaches its handler as `Received` fields (read once, kept by the sequencer); any other
+        goes to `on_unsupported` as QuickFIX's message."""
         header = message.getHeader()
         key = (header.getField(T.BEGIN_STRING), header.getField(T.MSG_TYPE))
-        handler = self._router.get(key, self._gateway.on_unsupported)
+        handler = self._router.get(key)
         try:
-            problem = field_problem(message)  # before anything keeps or echoes it
+            msg = message if handler is None else Received(message.toString())
+            problem = field_problem(msg)  # before anything keeps or echoes it
             if problem is not None:
-                return self._gateway.on_bad_field(message, session_id, *problem)
-            handler(message, session_id)
+                return self._gateway.on_bad_field(msg, session_id, *problem)
+            (handler or self._gateway.on_unsupported)(msg, session_id)
         except Exception as exc:  # answered with a BusinessMessageReject and logged, see FixGateway.on_error
             self._gateway.on_error(message, session_id, exc)

@@ -2,9 +2,10 @@
 
 `Codec` reads NewOrderSingle, OrderCancelRequest, OrderCancelReplaceRequest into SubmitOrder / CancelOrder /
 ReplaceOrder, or a `Refusal` naming the RejectReason and the field at fault; it writes ExecutionReports,
-OrderCancelRejects, order status answers and BusinessMessageRejects. The subclasses in `fix42` and `fix44` hold
-what the two versions do differently (ExecTransType, ExecType for fills, OrdStatus Replaced, the reject-reason
-enumerations, drop-copy marking). Prices and quantities go through the instrument's grid in both directions, so a
+OrderCancelRejects, order status answers and BusinessMessageRejects as `Draft`s (`fix_gateway.fields`), which each
+session's sender turns into QuickFIX messages. The subclasses in `fix42` and `fix44` hold what the two versions do
+differently (ExecTransType, ExecType for fills, OrdStatus Replaced, the reject-reason enumerations, drop-copy
+marking). Prices and quantities go through the instrument's grid in both directions, so a
 number never passes through a float.
 """
 
@@ -16,9 +17,8 @@ import time
 from fractions import Fraction
 from typing import Any, NamedTuple
 
-import quickfix as fix
-
 from fix_gateway import tags as T
+from fix_gateway.fields import Draft
 from fix_gateway.settings import SessionSpec
 from oms.core.model.enums import OrdStatus, OrdType, RejectReason, Side, TimeInForce
 from oms.core.model.instruments import Instrument, InstrumentRegistry, format_price, format_qty, parse_price, parse_qty
@@ -268,7 +268,7 @@ class Codec:
 
     def report(
         self, event: Message, view: OrderView | None, order: Order | None, exec_id: str, side: str = "1"
-    ) -> Any | None:
+    ) -> Draft | None:
         """The ExecutionReport or OrderCancelReject that tells the client of `event`; None for events no client
         message describes in this FIX version. `view` is the order right after the event, `order` the order;
         `side` is the Side (54) the client sent, for a reject of an order that never existed."""
@@ -309,7 +309,7 @@ class Codec:
                 msg.setField(T.ORIG_CL_ORD_ID, event.orig_cl_ord_id)
         return msg
 
-    def status(self, order: Order, exec_id: str, req_id: str | None, now_ns: int) -> Any:
+    def status(self, order: Order, exec_id: str, req_id: str | None, now_ns: int) -> Draft:
         """The ExecutionReport answering an OrderStatusRequest (or a PossResend of a known order) for `order`."""
         event = OrderAccepted(
             order.order_id, order.cl_ord_id, order.account, order.symbol, order.side, order.ord_type, order.tif,
@@ -321,7 +321,7 @@ class Codec:
 
     def unknown_status(
         self, cl_ord_id: str, symbol: str, side: str, exec_id: str, req_id: str | None, now_ns: int
-    ) -> Any:
+    ) -> Draft:
         """The ExecutionReport answering an OrderStatusRequest for an order this session does not have (Rejected,
         UNKNOWN_ORDER; OrdStatusReqID echoed)."""
         msg = self._message(T.MT_EXECUTION_REPORT)
@@ -335,7 +335,7 @@ class Codec:
         self.status_fields(msg, "8", req_id)
         return msg
 
-    def cancel_reject(self, event: CancelRejected, order: Order | None) -> Any:
+    def cancel_reject(self, event: CancelRejected, order: Order | None) -> Draft:
         """OrderCancelReject (9) for a refused cancel or replace."""
         msg = self._message(T.MT_ORDER_CANCEL_REJECT)
         status = "8" if order is None else self.ord_status(order.status, order.cum_qty)
@@ -353,7 +353,7 @@ class Codec:
 
     def mass_cancel_report(
         self, request: Any, report_id: str, accepted_type: str | None, affected: int, text: str, now_ns: int
-    ) -> Any:
+    ) -> Draft:
         """OrderMassCancelReport (r) answering `request`: accepted (`accepted_type` echoed) or, when None, rejected
         with MassCancelRejectReason 0 (not supported) and `text`."""
         msg = self._message(T.MT_ORDER_MASS_CANCEL_REPORT)
@@ -372,7 +372,7 @@ class Codec:
         msg.setField(T.TRANSACT_TIME, utc_timestamp(now_ns))
         return msg
 
-    def session_reject(self, ref_seq_num: str, ref_msg_type: str, ref_tag: int, reason: str, text: str) -> Any:
+    def session_reject(self, ref_seq_num: str, ref_msg_type: str, ref_tag: int, reason: str, text: str) -> Draft:
         """Reject (3) of a message the session layer let through but the OMS refuses field by field: RefTagID names
         the field, SessionRejectReason says what is wrong with it."""
         msg = self._message(T.MT_REJECT)
@@ -383,7 +383,7 @@ class Codec:
         msg.setField(T.TEXT, text)
         return msg
 
-    def business_reject(self, ref_seq_num: str, ref_msg_type: str, reason: str, text: str) -> Any:
+    def business_reject(self, ref_seq_num: str, ref_msg_type: str, reason: str, text: str) -> Draft:
         """BusinessMessageReject (j) for an application message the OMS will not process."""
         msg = self._message(T.MT_BUSINESS_MESSAGE_REJECT)
         msg.setField(T.REF_SEQ_NUM, ref_seq_num)
@@ -394,7 +394,7 @@ class Codec:
 
     def _execution_report(
         self, event: Any, view: OrderView | None, order: Order | None, exec_id: str, exec_type: str, side: str
-    ) -> Any:
+    ) -> Draft:
         inst = self._inst(event.symbol)
         msg = self._message(T.MT_EXECUTION_REPORT)
         msg.setField(T.ORDER_ID, str(event.order_id) if event.order_id else "NONE")
@@ -433,12 +433,8 @@ class Codec:
         msg.setField(T.TRANSACT_TIME, utc_timestamp(event.ts_ns))
         return msg
 
-    def _message(self, msg_type: str) -> Any:
-        msg = fix.Message()
-        header = msg.getHeader()
-        header.setField(T.BEGIN_STRING, self.begin_string)
-        header.setField(T.MSG_TYPE, msg_type)
-        return msg
+    def _message(self, msg_type: str) -> Draft:
+        return Draft(self.begin_string, msg_type)
 
     def _inst(self, symbol: str) -> Instrument | None:
         return self._instruments.by_symbol(symbol)

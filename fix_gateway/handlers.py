@@ -32,6 +32,7 @@ import quickfix as fix
 
 from fix_gateway import tags as T
 from fix_gateway.codec import Codec, Refusal
+from fix_gateway.fields import Received
 from fix_gateway.reports import ReportRouter, events_log
 from oms.core.model.enums import RejectReason
 from oms.core.model.messages import CancelOrder, CancelRejected, OrderRejected, ReplaceOrder, SubmitOrder
@@ -133,7 +134,7 @@ class OrderHandlers:
     def _post(self, body: Body, msg: Any, name: str) -> None:
         """Run `body(copy of msg, name)` in the core's sequence, then mark the message answered (`ReportRouter.mark`);
         a failure there is answered (`_failed`)."""
-        copy = fix.Message(msg)  # QuickFIX owns `msg` only until this callback returns
+        copy = msg if isinstance(msg, Received) else fix.Message(msg)  # QuickFIX owns its message only until now
         header = msg.getHeader()
         seq = int(header.getField(T.MSG_SEQ_NUM)) if header.isSetField(T.MSG_SEQ_NUM) else 0  # 0: not a session's
         reports = self._reports

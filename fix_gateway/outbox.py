@@ -1,7 +1,8 @@
 """Each FIX session's way out: its own queue and the thread that sends it.
 
 Each session's outbox is drained by its own sender thread into `Session.sendToTarget` (which releases the GIL), in
-the order the messages were put. A counterparty that stops reading therefore blocks only its own sender and grows
+the order the messages were put; a `Draft` (what the codecs build on the sequence) becomes a QuickFIX message here,
+off the sequence. A counterparty that stops reading therefore blocks only its own sender and grows
 only its own outbox; the sequencer, the reader threads and every other session go on. A report for a session that is
 not logged on is stored in its FileStore and delivered by resend at its next logon.
 
@@ -20,6 +21,7 @@ from typing import Any
 
 import quickfix as fix
 
+from fix_gateway.fields import Draft
 from oms.runtime.metrics import StageClock
 
 __all__ = ["Outbox", "send"]
@@ -68,8 +70,10 @@ class Outbox:
 
 
 def send(msg: Any, session_id: Any) -> bool:
-    """Hand `msg` to QuickFIX (sent now, or stored for resend when the session is not logged on); False when the
-    session is gone."""
+    """Hand `msg` (a QuickFIX message or a `Draft`) to QuickFIX (sent now, or stored for resend when the session is not
+    logged on); False when the session is gone."""
+    if isinstance(msg, Draft):
+        msg = msg.message()
     try:
         fix.Session.sendToTarget(msg, session_id)
     except fix.SessionNotFound:  # the acceptor stopped while this was still queued

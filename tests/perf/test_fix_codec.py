@@ -1,6 +1,6 @@
 """Micro-benchmark of the FIX 4.4 codec round trip: a NewOrderSingle built with QuickFIX is decoded into a
 SubmitOrder (`Fix44Codec.new_order`), and the ExecutionReport(New) of its acceptance is encoded and serialized
-(`Fix44Codec.report`, then QuickFIX's `toString`).
+(`Fix44Codec.report`, then its QuickFIX message's `toString`).
 
 After timing, the benchmark checks the command and the report (read back from the wire text). The times are
 reported, never asserted. See the figures with `pytest tests/perf --benchmark-only`; a plain `pytest` runs it briefly
@@ -53,7 +53,8 @@ def round_trip(codec: Fix44Codec, nos: Any) -> tuple[SubmitOrder, str]:
         ORDER_ID, cmd.cl_ord_id, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, cmd.qty, cmd.price, NOW
     )
     report = codec.report(ack, order.view(), order, "E1")
-    return cmd, report.toString()
+    assert report is not None
+    return cmd, report.message().toString()
 
 
 def test_new_order_single_to_submit_order_to_execution_report(benchmark: BenchmarkFixture) -> None:
