@@ -267,10 +267,19 @@ cdef class MatchingEngine:
         """Number of working orders (resting and waiting stops)."""
         return self.ids.size()
 
-    def l1(self, int32_t symbol) -> cnp.ndarray:
-        """[bid_px, bid_qty, ask_px, ask_qty] of visible quantity; zeros where a side is empty."""
-        bids, asks = self.l2(symbol, 1)
-        return np.array([bids[0, 0], bids[0, 1], asks[0, 0], asks[0, 1]], dtype=np.int64)
+    def l1(self, int32_t symbol) -> tuple:
+        """(bid_px, bid_qty, ask_px, ask_qty) of visible quantity; zeros where a side is empty. Read from the best
+        level of each side, no array made: the tape reads it after every step that touched the symbol."""
+        cdef SymbolBook book = self.books[symbol]
+        cdef int64_t bid = 0, bid_qty = 0, ask = 0, ask_qty = 0
+        cdef Level* lv
+        if not book.bids.empty():
+            lv = &self.levels[deref(book.bids.begin()).second]
+            bid, bid_qty = lv.price, lv.visible
+        if not book.asks.empty():
+            lv = &self.levels[deref(book.asks.begin()).second]
+            ask, ask_qty = lv.price, lv.visible
+        return (bid, bid_qty, ask, ask_qty)
 
     def l2(self, int32_t symbol, int depth=10):
         """(bids, asks), each `depth` x [price, visible qty, orders], best first, zero rows past the last level."""

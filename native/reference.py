@@ -206,10 +206,10 @@ class ReferenceEngine:
         """Number of working orders (resting and waiting stops)."""
         return len(self._orders)
 
-    def l1(self, symbol: int) -> np.ndarray:
-        """[bid_px, bid_qty, ask_px, ask_qty] of visible quantity; zeros where a side is empty."""
+    def l1(self, symbol: int) -> tuple[int, int, int, int]:
+        """(bid_px, bid_qty, ask_px, ask_qty) of visible quantity; zeros where a side is empty."""
         bids, asks = self.l2(symbol, 1)
-        return np.array([bids[0, 0], bids[0, 1], asks[0, 0], asks[0, 1]], dtype=np.int64)
+        return int(bids[0, 0]), int(bids[0, 1]), int(asks[0, 0]), int(asks[0, 1])
 
     def l2(self, symbol: int, depth: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """(bids, asks), each `depth` x [price, visible qty, orders], best first, zero rows past the last level."""

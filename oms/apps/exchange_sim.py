@@ -126,7 +126,7 @@ class ExchangeSim:
         inst = self.instruments.by_symbol(symbol)
         if inst is None:
             raise KeyError(symbol)
-        return Top(*(int(x) for x in self.venue.engine.l1(inst.id)))
+        return Top(*self.venue.engine.l1(inst.id))
 
     @classmethod
     def start(cls, path: str | PathLike[str] = DEFAULT_EXCHANGE_CONFIG, port: int | None = None) -> ExchangeSim:

@@ -122,11 +122,10 @@ class MarketFeed:
             return
         now = time.time_ns()
         for symbol in touched:
-            bid, bid_qty, ask, ask_qty = (int(x) for x in self._venue.engine.l1(self._ids[symbol]))
-            top = (bid, bid_qty, ask, ask_qty)
+            top = self._venue.engine.l1(self._ids[symbol])
             if self._last.get(symbol) != top:
                 self._last[symbol] = top
-                self._writer.quote(self._venue.name, symbol, bid, bid_qty, ask, ask_qty, now)
+                self._writer.quote(self._venue.name, symbol, *top, now)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Append what is queued, then stop the writer's thread."""

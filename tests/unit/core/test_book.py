@@ -198,7 +198,7 @@ class BookContract:
         _, asks = book.l2(SYM, 2)
 
         assert asks[0].tolist() == [1000, 20, 1]
-        assert book.l1(SYM).tolist() == [0, 0, 1000, 20]
+        assert book.l1(SYM) == (0, 0, 1000, 20)
 
     def test_replenished_iceberg_slice_goes_to_the_back_of_the_level(self, book):
         self.limit(book, 1, SELL, 100, 1000, account=2, display=20)
@@ -409,7 +409,7 @@ class BookContract:
 
         assert bids.tolist() == [[1005, 20, 2], [1000, 10, 1], [0, 0, 0]]
         assert asks.tolist() == [[1020, 20, 1], [0, 0, 0], [0, 0, 0]]
-        assert book.l1(SYM).tolist() == [1005, 20, 1020, 20]
+        assert book.l1(SYM) == (1005, 20, 1020, 20)
 
     def test_batch_api_gives_the_same_events_as_single_calls(self, book):
         single = self.book_with(StpMode.CANCEL_RESTING)
