@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from oms.core.model.enums import RejectReason
+from oms.core.model.enums import RejectReason, TradingState
 from oms.core.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder, TradePrinted
 
 
@@ -16,9 +16,12 @@ class RecordingGate:
         self.seen: list[Message] = []
         self.journal: list[Message] = []  # what an account journal would hold: acceptances, then what it was told
         self.killed: dict[str, bool] = {}
+        self.states: dict[str, TradingState] = {}
 
     def decide(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
         reason = RejectReason.KILL_SWITCH if self.killed.get(cmd.account) else self.deny.get(cmd.cl_ord_id)
+        if reason is None and self.states.get(cmd.account) is TradingState.HALTED:
+            reason = RejectReason.HALTED
         if reason is not None:
             return OrderRejected.of(cmd, order_id, reason, reason.name, now_ns)
         accepted = OrderAccepted(
@@ -38,6 +41,9 @@ class RecordingGate:
 
     def set_kill_switch(self, account: str, on: bool, now_ns: int) -> None:
         self.killed[account] = on
+
+    def set_trading_state(self, account: str, trading_state: TradingState, now_ns: int) -> None:
+        self.states[account] = trading_state
 
     def accounts(self) -> list[str]:
         return ["ACC1", "ACC2"]

@@ -28,7 +28,7 @@ from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
 from oms.apps.paths import packaged_configs
 from oms.apps.serve import check_port_free, id_bases
 from oms.core.engine import OrderManager
-from oms.core.model.enums import RejectReason, StpMode
+from oms.core.model.enums import RejectReason, StpMode, TradingState
 from oms.core.model.instruments import ConfigError, InstrumentRegistry, read_toml
 from oms.core.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder
 from oms.core.venues.internal import InternalVenue
@@ -93,6 +93,9 @@ class OpenGate:
         pass
 
     def set_kill_switch(self, account: str, on: bool, now_ns: int) -> None:
+        pass
+
+    def set_trading_state(self, account: str, trading_state: TradingState, now_ns: int) -> None:
         pass
 
     def accounts(self) -> list[str]:

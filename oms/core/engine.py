@@ -31,7 +31,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from oms.core.model.enums import CancelReason, OrdStatus, RejectReason, TimeInForce
+from oms.core.model.enums import CancelReason, OrdStatus, RejectReason, TimeInForce, TradingState
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import (
     CancelOrder,
@@ -69,6 +69,11 @@ class RiskGate(Protocol):
 
     def set_kill_switch(self, account: str, on: bool, now_ns: int) -> None:
         """Block (on) or allow new orders of `account` from now on."""
+        ...
+
+    def set_trading_state(self, account: str, trading_state: TradingState, now_ns: int) -> None:
+        """Set `account`'s trading state from now on: ACTIVE, REDUCING (only orders that reduce a position) or
+        HALTED (no new order); an operator's choice, de-escalation (resuming a halted account) included."""
         ...
 
     def accounts(self) -> list[str]:
@@ -291,6 +296,13 @@ class OrderManager:
             for order in self.working(account=acct):
                 events += self._withdraw(order, CancelReason.KILL_SWITCH, now_ns)
         return self._settle(events)
+
+    def set_trading_state(self, account: str, trading_state: TradingState, now_ns: int) -> None:
+        """An operator's halt (HALTED), reduce-only (REDUCING) or resume (ACTIVE) of `account`: new orders are judged
+        by it from the next one on; working orders stay (the kill switch is what cancels them)."""
+        if account not in self._gate.accounts():
+            raise KeyError(account)
+        self._gate.set_trading_state(account, trading_state, now_ns)
 
     def mass_cancel(
         self, session: str | None, symbol: str | None, now_ns: int, reason: CancelReason = CancelReason.USER

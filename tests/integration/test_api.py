@@ -292,7 +292,9 @@ def _events(ws: ClientConnection, n: int) -> list[dict]:
 
 def test_the_stream_carries_acks_and_fills_of_two_orders_that_cross(api: Api) -> None:
     with api.ws("ACC1", TRADER1) as acc1, api.ws("ACC2", COMPLIANCE) as acc2:
-        assert _events(acc1, 1) == [{"type": "subscribed", "account": "ACC1"}]
+        (hello,) = _events(acc1, 1)
+        assert hello == {"type": "subscribed", "account": "ACC1", "stream_id": hello["stream_id"], "seq": 0,
+                         "resumed": False}  # fmt: skip
         assert _events(acc2, 1)[0]["type"] == "subscribed"
         sell = api.order(TRADER1, account="ACC1", side="sell", qty="10", price="100").json()
         buy = api.order(TRADER1, account="ACC2", side="buy", qty="4", price="100").json()
@@ -300,14 +302,51 @@ def test_the_stream_carries_acks_and_fills_of_two_orders_that_cross(api: Api) ->
         a1 = _events(acc1, 2)
         a2 = _events(acc2, 2)
 
-    assert [(e["type"], e["order_id"], e["status"]) for e in a1] == [
-        ("order_accepted", sell["order_id"], "new"),
-        ("order_filled", sell["order_id"], "partially_filled"),
+    assert [(e["seq"], e["type"], e["order_id"], e["status"]) for e in a1] == [
+        (1, "order_accepted", sell["order_id"], "new"),
+        (2, "order_filled", sell["order_id"], "partially_filled"),
     ]
     assert (a1[1]["last_qty"], a1[1]["last_px"], a1[1]["leaves_qty"], a1[1]["aggressor"]) == ("4", "100", "6", False)
     assert [(e["type"], e["status"]) for e in a2] == [("order_accepted", "new"), ("order_filled", "filled")]
     assert a2[1]["exec_id"] != a1[1]["exec_id"] and a2[1]["avg_px"] == "100"
     assert buy["status"] == "filled"
+
+
+def test_a_client_that_reconnects_resumes_after_the_last_seq_it_saw(api: Api) -> None:
+    with api.ws("ACC1", TRADER1) as ws:
+        stream_id = _events(ws, 1)[0]["stream_id"]
+        for n in range(3):
+            api.order(TRADER1, account="ACC1", side="buy", qty="1", price=f"9{n}")
+        seen = _events(ws, 3)
+    assert [e["seq"] for e in seen] == [1, 2, 3]
+    api.order(TRADER1, account="ACC1", side="buy", qty="1", price="80")  # while nobody listens: numbered and kept
+    url = f"ws://127.0.0.1:{api.server.port}/v1/accounts/ACC1/stream"
+    with connect(f"{url}?since_seq=1&stream_id={stream_id}", additional_headers=TRADER1) as ws:
+        hello, *again = _events(ws, 4)
+    assert (hello["seq"], hello["resumed"]) == (4, True)
+    assert again[:2] == seen[1:] and (again[2]["seq"], again[2]["price"]) == (4, "80")
+    for query in (f"since_seq=9&stream_id={stream_id}", "since_seq=1&stream_id=another-run"):
+        with connect(f"{url}?{query}", additional_headers=TRADER1) as ws:  # ahead of the stream, another server's
+            assert _events(ws, 1)[0]["resumed"] is False
+    with connect(f"{url}?since_seq=-1", additional_headers=TRADER1) as ws:
+        assert json.loads(ws.recv(timeout=10))["code"] == "invalid_request"
+
+
+def test_a_browser_opens_the_stream_with_a_one_time_ticket(api: Api) -> None:
+    ticket = api.http.post("/v1/stream-tickets", headers=TRADER1)
+    assert ticket.status_code == 201 and ticket.json()["expires_in_s"] > 0
+    url = f"ws://127.0.0.1:{api.server.port}/v1/accounts"
+    with connect(f"{url}/ACC1/stream?ticket={ticket.json()['ticket']}") as ws:  # no header at all
+        assert _events(ws, 1)[0]["type"] == "subscribed"
+        api.order(TRADER1, account="ACC1", side="buy", qty="1", price="90")
+        assert _events(ws, 1)[0]["type"] == "order_accepted"
+    for attempt in (ticket.json()["ticket"], "made-up"):  # used once already; never issued
+        with connect(f"{url}/ACC1/stream?ticket={attempt}") as ws:
+            assert json.loads(ws.recv(timeout=10))["code"] == "bad_ticket"
+    other = api.http.post("/v1/stream-tickets", headers=TRADER1).json()["ticket"]
+    with connect(f"{url}/TIGHT1/stream?ticket={other}") as ws:  # the ticket is the key: its accounts only
+        assert json.loads(ws.recv(timeout=10))["code"] == "forbidden"
+    _error(api.http.post("/v1/stream-tickets"), 401, "missing_key")
 
 
 def test_orders_of_other_adapters_reach_the_account_stream(api: Api) -> None:
@@ -389,6 +428,35 @@ def test_the_kill_switch_cancels_working_orders_and_blocks_new_ones(api: Api) ->
     assert other in everything["canceled"] and "TIGHT1" in everything["accounts"]
     assert api.order(TRADER1, account="ACC2").json()["reject_code"] == "kill_switch"
     _error(api.http.post("/v1/kill-switch", json={"on": False}, headers=TRADER1), 403, "forbidden")
+
+
+def test_risk_halts_an_account_and_resumes_it_working_orders_stay(api: Api) -> None:
+    working = api.order(TRADER1, price="95").json()["order_id"]
+
+    r = api.http.post("/v1/accounts/ACC1/trading-state", json={"state": "halted"}, headers=RISK)
+
+    assert r.status_code == 200 and r.json() == {"account": "ACC1", "state": "halted"}, r.text
+    halted = api.order(TRADER1).json()
+    assert (halted["status"], halted["reject_code"]) == ("rejected", "halted")
+    assert api.http.get("/v1/accounts/ACC1/risk", headers=RISK).json()["trading_state"] == "halted"
+    assert api.http.get(f"/v1/orders/{working}", headers=TRADER1).json()["status"] == "new"
+    assert api.order(TRADER1, account="ACC2").json()["status"] == "new"  # another account trades on
+    api.http.post("/v1/accounts/ACC1/trading-state", json={"state": "active"}, headers=RISK)
+    assert api.order(TRADER1).json()["status"] == "new"
+    assert api.http.get("/v1/accounts/ACC1/risk", headers=TRADER1).json()["trading_state"] == "active"
+
+    _error(api.http.post("/v1/accounts/ACC1/trading-state", json={"state": "halted"}, headers=TRADER1), 403,
+           "forbidden")  # fmt: skip
+    _error(api.http.post("/v1/accounts/ACC1/trading-state", json={"state": "paused"}, headers=RISK), 400,
+           "invalid_request")  # fmt: skip
+    _error(api.http.post("/v1/accounts/NOPE/trading-state", json={"state": "halted"}, headers=RISK), 404,
+           "unknown_account")  # fmt: skip
+
+
+def test_the_accounts_list_holds_what_the_key_may_see(api: Api) -> None:
+    assert api.http.get("/v1/accounts", headers=TRADER1).json() == {"accounts": ["ACC1", "ACC2"]}
+    everything = api.http.get("/v1/accounts", headers=RISK).json()["accounts"]
+    assert {"ACC1", "ACC2", "TIGHT1"} <= set(everything) and everything == sorted(everything)
 
 
 def test_metrics_count_orders_acks_fills_and_latency(api: Api) -> None:

@@ -470,8 +470,9 @@ def test_the_account_stream_carries_parent_events_beside_the_child_order_events(
 
     parent = [f for f in frames if f["type"].startswith("parent_")]
     children = [f for f in frames if f["type"].startswith("order_")]
-    assert parent[0] == {"type": "parent_accepted", "parent_id": pid, "account": "ALGO1", "symbol": "AAPL",
+    assert parent[0] == {"seq": 1, "type": "parent_accepted", "parent_id": pid, "account": "ALGO1", "symbol": "AAPL",
                          "kind": "twap", "ts_ns": T0, "status": "new", "side": "buy", "qty": "200"}  # fmt: skip
+    assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))  # parents' and children's, one numbering
     updates = [(f["status"], f["cum_qty"]) for f in parent if f["type"] == "parent_updated"]
     assert updates[-1] == ("filled", "200") and ("partially_filled", "100") in updates
     assert (parent[-1]["type"], parent[-1]["status"], parent[-1]["cum_qty"]) == ("parent_done", "filled", "200")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from oms.core.accounts import AccountState
 from oms.core.engine import OrderManager
-from oms.core.model.enums import OrdStatus, OrdType, RejectReason, Side
+from oms.core.model.enums import OrdStatus, OrdType, RejectReason, Side, TradingState
 from oms.core.model.enums import TimeInForce as T
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import CancelOrder, Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder
@@ -60,6 +60,9 @@ class FaultyGate:
 
     def set_kill_switch(self, account: str, on: bool, now_ns: int) -> None:
         self.inner.set_kill_switch(account, on, now_ns)
+
+    def set_trading_state(self, account: str, trading_state: TradingState, now_ns: int) -> None:
+        self.inner.set_trading_state(account, trading_state, now_ns)
 
     def accounts(self) -> list[str]:
         return self.inner.accounts()

@@ -37,6 +37,7 @@ from oms.adapters.api.keys import ApiKey, Permission
 from oms.adapters.api.metrics import CONTENT_TYPE, ApiMetrics
 from oms.adapters.api.schemas import (
     CLIENT_ORDER_ID_PATTERN,
+    AccountsOut,
     AccountSummary,
     DirectionText,
     ExecutionOut,
@@ -53,16 +54,22 @@ from oms.adapters.api.schemas import (
     ReplaceRequest,
     RiskOut,
     StatusFilterText,
+    StreamTicketOut,
+    TradingStateOut,
+    TradingStateRequest,
     VwapRequest,
 )
 from oms.adapters.api.security import (
+    TICKET_TTL_S,
     Authenticator,
     IdempotencyStore,
     MemoryIdempotency,
     RateLimiter,
+    StreamTickets,
     first_claim,
     idempotent_id,
 )
+from oms.core.model.enums import TradingState
 
 __all__ = ["ApiState", "build_app"]
 
@@ -97,6 +104,16 @@ def strict(body: bytes, kind: Any) -> Any:
     except msgspec.ValidationError as exc:
         raise ApiError(400, "invalid_request", str(exc)[:500]) from None
 _STREAM_QUEUE_MAX = 10_000  # events queued for one WebSocket before it is closed as too slow
+_STREAM_PARAMS = frozenset({"ticket", "since_seq", "stream_id"})
+
+
+def _since_seq(text: str | None) -> int | None:
+    """The stream's `since_seq` query parameter: None when absent; a 400 ApiError when not a whole number >= 0."""
+    if text is None:
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise ApiError(400, "invalid_request", f"since_seq must be a whole number >= 0, not {text[:32]!r}")
+    return int(text)
 _ERROR_TEXT = {
     400: "bad input: malformed JSON, unknown field, unknown or repeated query parameter (unknown_parameter), bad "
     "page_token, unknown symbol or account, bad number, off tick or lot, unknown parent kind or profile, bad window, "
@@ -182,6 +199,7 @@ class ApiState:
         self.limiter = limiter
         self.idempotency = idempotency
         self.metrics = metrics
+        self.tickets = StreamTickets()
 
 
 @contextlib.contextmanager
@@ -399,6 +417,10 @@ def build_app(s: ApiState) -> Litestar:
     ) -> list[ExecutionOut]:
         return desk.executions(key_of(request), account, since_exec_id, limit)
 
+    @get("/v1/accounts", responses=_errors(*_AUTH), summary="The accounts this key may see")
+    async def list_accounts(request: Request) -> AccountsOut:
+        return AccountsOut(desk.visible_accounts(key_of(request)))
+
     @get("/v1/accounts/{account:str}/positions", responses=_errors(*_AUTH, 404), summary="Positions and P&L")
     async def positions(request: Request, account: FromPath[str]) -> AccountSummary:
         desk.check_account(key_of(request), account, Permission.READ_POSITIONS)
@@ -422,6 +444,21 @@ def build_app(s: ApiState) -> Litestar:
         return desk.kill_switch(key_of(request), account, data.on, time.time_ns())
 
     @post(
+        "/v1/accounts/{account:str}/trading-state",
+        status_code=HTTP_200_OK,
+        responses=_errors(*_AUTH, 404),
+        summary="Halt an account (no new order), make it reduce-only, or resume it",
+        description="`halted`: every new order is rejected (`halted`); `reducing`: only orders that reduce a position "
+        "are taken; `active`: resume. Working orders stay (the kill switch is what cancels them). Recorded as an "
+        "operator action with the acting key.",
+    )
+    async def account_trading_state(
+        request: Request, account: FromPath[str], data: JSONBody[TradingStateRequest]
+    ) -> TradingStateOut:
+        data = strict(await request.body(), TradingStateRequest)
+        return desk.trading_state(key_of(request), account, TradingState(data.state), time.time_ns())
+
+    @post(
         "/v1/kill-switch",
         status_code=HTTP_200_OK,
         responses=_errors(*_AUTH),
@@ -433,17 +470,39 @@ def build_app(s: ApiState) -> Litestar:
 
     # -- STREAM --
 
+    @post(
+        "/v1/stream-tickets",
+        status_code=201,
+        responses=_errors(*_AUTH),
+        summary="A one-time ticket to open a WebSocket stream from a browser",
+        description="A browser cannot send the API key on a WebSocket handshake: it asks for a ticket here, then "
+        f"opens `/v1/accounts/{{account}}/stream?ticket=...` within {TICKET_TTL_S:g} s. The ticket is good for one "
+        "handshake and stands for this key.",
+    )
+    async def stream_ticket(request: Request) -> StreamTicketOut:
+        return StreamTicketOut(s.tickets.issue(key_of(request)), TICKET_TTL_S)
+
     @websocket("/v1/accounts/{account:str}/stream")
     async def stream(socket: WebSocket, account: FromPath[str]) -> None:
         """Every order event of `account` (any adapter's orders) and every event of its parent orders, as JSON text
-        frames; the first frame is {"type": "subscribed", ...}. Refusals send one {"code", "message"} frame, then
-        close 4400/4401/4403/4404/4429."""
+        frames, each with its `seq` (1, 2, ... per account since the server started); the first frame is
+        {"type": "subscribed", "account", "stream_id", "seq": the last seq so far, "resumed"}. Authenticated by the
+        key's headers, or by `?ticket=` (POST /v1/stream-tickets). With `?since_seq=N&stream_id=...` (the
+        subscribed frame's) the frames after N come first ("resumed": true); when they cannot ("resumed": false:
+        another server run, or too old) the client reads the orders again. Refusals send one {"code", "message"}
+        frame, then close 4400/4401/4403/4404/4429."""
         try:
-            key = s.auth.authenticate("GET", path_of(socket.scope), socket.headers, b"")
-            s.limiter.check(key)
-            if (bad := unknown_query(socket.query_params.multi_items(), frozenset())) is not None:
+            params = socket.query_params
+            if (bad := unknown_query(params.multi_items(), _STREAM_PARAMS)) is not None:
                 raise bad
+            ticket, since_text, stream_id = params.get("ticket"), params.get("since_seq"), params.get("stream_id")
+            if ticket is not None:
+                key = s.tickets.redeem(ticket)
+            else:
+                key = s.auth.authenticate("GET", path_of(socket.scope), socket.headers, b"")
+            s.limiter.check(key)
             desk.check_account(key, account, Permission.READ_ORDERS)
+            since = _since_seq(since_text)
         except ApiError as exc:
             await socket.accept()
             await socket.send_text(msgspec.json.encode(ErrorBody(exc.code, exc.message)).decode())
@@ -460,7 +519,7 @@ def build_app(s: ApiState) -> Litestar:
                 loop.call_soon_threadsafe(offer, payload)
 
         await socket.accept()
-        desk.listen(account, push)
+        seq, replay = desk.listen(account, push, since, stream_id)
 
         async def receive() -> None:
             try:
@@ -471,7 +530,11 @@ def build_app(s: ApiState) -> Litestar:
 
         receiver = asyncio.create_task(receive())
         try:
-            await socket.send_text(msgspec.json.encode({"type": "subscribed", "account": account}).decode())
+            hello = {"type": "subscribed", "account": account, "stream_id": desk.stream_id, "seq": seq,
+                     "resumed": since is not None and replay is not None}  # fmt: skip
+            await socket.send_text(msgspec.json.encode(hello).decode())
+            for frame in replay or ():
+                await socket.send_text(frame.decode())
             while (payload := await queue.get()) is not None:
                 await socket.send_text(payload.decode())
         except (WebSocketDisconnect, Exception):
@@ -565,7 +628,10 @@ def build_app(s: ApiState) -> Litestar:
         executions,
         positions,
         risk,
+        list_accounts,
         account_kill_switch,
+        account_trading_state,
+        stream_ticket,
         global_kill_switch,
         submit_parent,
         list_parents,

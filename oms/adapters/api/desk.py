@@ -37,9 +37,10 @@ from oms.adapters.api.schemas import (
     OrderOut,
     OrderRequest,
     ReplaceRequest,
+    TradingStateOut,
 )
 from oms.core.engine import OrderManager
-from oms.core.model.enums import CancelReason, OrdStatus, OrdType, RejectReason, Side, TimeInForce
+from oms.core.model.enums import CancelReason, OrdStatus, OrdType, RejectReason, Side, TimeInForce, TradingState
 from oms.core.model.instruments import (
     TOO_LARGE,
     Instrument,
@@ -183,6 +184,35 @@ class _Times:
         self.canceled: int | None = None
 
 
+STREAM_KEPT = 10_000  # frames of each streamed account kept for clients that resume
+
+
+class _Stream:
+    """One account's WebSocket stream: its frames numbered from 1, the last STREAM_KEPT kept, and its listeners.
+    Used under the desk's state lock."""
+
+    __slots__ = ("kept", "listeners", "seq")
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.kept: deque[tuple[int, bytes]] = deque(maxlen=STREAM_KEPT)
+        self.listeners: set[Callable[[bytes], None]] = set()
+
+    def deliver(self, payload: bytes) -> None:
+        """Number `payload` (a JSON object), keep it, and push it to every listener."""
+        self.seq += 1
+        frame = b'{"seq":%d,%s' % (self.seq, payload[1:])
+        self.kept.append((self.seq, frame))
+        for push in list(self.listeners):
+            push(frame)
+
+    def since(self, seq: int) -> list[bytes] | None:
+        """The frames after `seq`; None when `seq` is ahead of the stream or frames after it are no longer kept."""
+        if seq > self.seq or seq < self.seq - len(self.kept):
+            return None
+        return [frame for n, frame in self.kept if n > seq]
+
+
 class OrderDesk:
     """Commands in, order views out; one per ApiServer."""
 
@@ -205,11 +235,12 @@ class OrderDesk:
         self._executions: dict[str, deque[OrderFilled]] = {a: deque(maxlen=executions_kept) for a in accounts}
         self._extra: dict[int, _Extra] = {}
         self._times: dict[int, _Times] = {}
-        self._listeners: dict[str, set[Callable[[bytes], None]]] = {}
+        self._streams: dict[str, _Stream] = {}  # an account's, from its first listener on
+        self.stream_id = os.urandom(8).hex()  # this server's numbering of the streams: a resume names it
         self._prefix = f"api{os.getpid() % 1000:03d}{os.urandom(3).hex()}-"
         self._ids = itertools.count(1)
-        self._state_lock = threading.Lock()  # listeners and executions, read from the event loop
-        self._held: list[tuple[Callable[[bytes], None], bytes]] = []  # pushes of the batch running, not yet committed
+        self._state_lock = threading.Lock()  # streams and executions, read from the event loop
+        self._held: list[tuple[_Stream, bytes]] = []  # frames of the batch running, not yet committed
         host.subscribe(self._on_reports, "rest")
         host.after_commit(self._seal)
 
@@ -416,6 +447,23 @@ class OrderDesk:
         canceled = [e.order_id for e in events if isinstance(e, OrderCanceled) and e.reason == CancelReason.KILL_SWITCH]
         return KillSwitchOut(accounts, on, canceled, sorted(pending))
 
+    def trading_state(self, key: ApiKey, account: str, state: TradingState, now_ns: int) -> TradingStateOut:
+        """Halt (HALTED: no new order), reduce-only (REDUCING) or resume (ACTIVE) `account`, recorded as an
+        operator action of `key`; its working orders stay (the kill switch is what cancels them)."""
+        self.check_account(key, account, Permission.TRADING_STATE)
+
+        def step(engine: OrderManager) -> None:
+            engine.set_trading_state(account, state, now_ns)
+            if self._record is not None:
+                self._record(OperatorAction("trading_state", account, state.value, key.session, now_ns))
+
+        self.host.run(step)
+        return TradingStateOut(account, state.value)
+
+    def visible_accounts(self, key: ApiKey) -> list[str]:
+        """The accounts `key` may see, sorted."""
+        return sorted(a for a in self.accounts if key.sees(a))
+
     # -- EXECUTIONS AND STREAMS --
 
     def executions(self, key: ApiKey, account: str, since_exec_id: int, limit: int) -> list[ExecutionOut]:
@@ -425,28 +473,40 @@ class OrderDesk:
             fills = [f for f in self._executions[account] if f.exec_id > since_exec_id][:limit]
         return [self._execution(f) for f in fills]
 
-    def listen(self, account: str, push: Callable[[bytes], None]) -> None:
-        """`push(json)` for every event of `account` from now on (called on the thread that drives the engine)."""
+    def listen(
+        self, account: str, push: Callable[[bytes], None], since_seq: int | None = None, stream_id: str | None = None
+    ) -> tuple[int, list[bytes] | None]:
+        """`push(frame)` for every frame of `account`'s stream from now on (on the committer's thread, or the algo
+        engine's), each a JSON object with its `seq` (1, 2, ... per account since this server started). Returns the
+        stream's last seq, and, when `since_seq` is given, the frames after it to send first: None when they cannot
+        all be given (`stream_id` is not this server's, `since_seq` is ahead of the stream, or frames after it are
+        no longer kept: the client reads the orders again)."""
         with self.host.lock, self._state_lock:
-            self._listeners.setdefault(account, set()).add(push)
+            stream = self._streams.get(account)
+            if stream is None:
+                stream = self._streams[account] = _Stream()
+            stream.listeners.add(push)
+            if since_seq is None:
+                return stream.seq, []
+            if stream_id != self.stream_id:
+                return stream.seq, None
+            return stream.seq, stream.since(since_seq)
 
     def unlisten(self, account: str, push: Callable[[bytes], None]) -> None:
         with self.host.lock, self._state_lock:
-            listeners = self._listeners.get(account)
-            if listeners is not None:
-                listeners.discard(push)
-                if not listeners:
-                    del self._listeners[account]
+            stream = self._streams.get(account)
+            if stream is not None:
+                stream.listeners.discard(push)  # its frames are still numbered and kept, for a client that resumes
 
     # -- STREAMS OF OTHER EVENTS --
 
     def push(self, account: str, payload: bytes) -> None:
-        """Send `payload` (a JSON frame) to every stream of `account`, like its order events; call it with the host's
-        lock held (the algo engine's listeners run under it)."""
-        listeners = self._listeners.get(account)
-        if listeners:
-            for push in list(listeners):
-                push(payload)
+        """Send `payload` (a JSON object) to `account`'s stream, numbered after its order events; call it with the
+        host's lock held (the algo engine's listeners run under it)."""
+        with self._state_lock:
+            stream = self._streams.get(account)
+            if stream is not None:
+                stream.deliver(payload)
 
     # -- ACCESS --
 
@@ -651,20 +711,21 @@ class OrderDesk:
                 self._note_reject(event)
                 if rest:
                     metrics.rejects.labels(lower_name(event.reason)).inc()
-            listeners = self._listeners.get(event.account)
-            if listeners:
-                payload = _json.encode(self._event(event, view, session))
-                self._held.extend((push, payload) for push in list(listeners))
+            stream = self._streams.get(event.account)
+            if stream is not None:
+                self._held.append((stream, _json.encode(self._event(event, view, session))))
 
     def _seal(self) -> Callable[[], None] | None:
         """What the batch just run streamed, to push to the WebSocket listeners (in order) once it is durable."""
         if not self._held:
             return None
         held, self._held = self._held, []
+        lock = self._state_lock
 
         def release() -> None:
-            for push, payload in held:
-                push(payload)
+            with lock:
+                for stream, payload in held:
+                    stream.deliver(payload)
 
         return release
 
@@ -758,6 +819,7 @@ _VERB = {
     Permission.READ_POSITIONS: "read positions",
     Permission.READ_RISK: "read risk state and limits",
     Permission.KILL_SWITCH: "use the kill switch",
+    Permission.TRADING_STATE: "halt, reduce or resume an account",
 }
 
 

@@ -188,6 +188,26 @@ class KillSwitchOut(msgspec.Struct, frozen=True):
     pending: list[int] = []  # order ids whose cancel waits for their venue's answer (PendingCancel)
 
 
+class TradingStateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`halted`: no new order; `reducing`: only orders that reduce a position; `active`: resume."""
+
+    state: Literal["active", "reducing", "halted"]
+
+
+class TradingStateOut(msgspec.Struct, frozen=True):
+    account: str
+    state: str
+
+
+class StreamTicketOut(msgspec.Struct, frozen=True):
+    ticket: str  # good for one WebSocket handshake: /v1/accounts/{account}/stream?ticket=...
+    expires_in_s: float
+
+
+class AccountsOut(msgspec.Struct, frozen=True):
+    accounts: list[str]  # the accounts the key may see, sorted
+
+
 class PositionOut(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     qty: str

@@ -8,12 +8,18 @@ with its query string (`/v1/orders?status=new`). The checks run in this order, e
 unknown key id (`unknown_key`), timestamp not within `max_clock_skew_s` of the server's clock (`stale_timestamp`),
 signature mismatch (`bad_signature`), nonce already seen from that key within the skew window (`replayed_nonce`).
 A nonce is remembered only once its signature checks, so nobody can burn another key's nonces.
+
+A browser cannot put headers on a WebSocket handshake: it asks for a stream ticket first (`StreamTickets`, a POST
+authenticated as any other), then opens the stream with `?ticket=...`. A ticket is random, good for one handshake,
+within `TICKET_TTL_S`, and stands for the key that asked for it (its role and accounts).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping
@@ -23,8 +29,8 @@ from oms.adapters.api.errors import ApiError
 from oms.adapters.api.keys import ApiKey, KeyRing
 
 __all__ = [
-    "Authenticator", "IdempotencyStore", "MemoryIdempotency", "NonceStore", "RateLimiter", "first_claim",
-    "idempotent_id", "sign",
+    "TICKET_TTL_S", "Authenticator", "IdempotencyStore", "MemoryIdempotency", "NonceStore", "RateLimiter",
+    "StreamTickets", "first_claim", "idempotent_id", "sign",
 ]  # fmt: skip
 
 H_KEY = "x-api-key"
@@ -135,6 +141,51 @@ class Authenticator:
         if not self._nonces.first_use(key.key_id, nonce, now):
             raise ApiError(401, "replayed_nonce", "X-API-Nonce was already used by this key")
         return key
+
+
+TICKET_TTL_S = 30.0
+TICKETS_PER_KEY = 32  # unused tickets a key may hold at once; asking for more drops its oldest
+
+
+class StreamTickets:
+    """One-time tickets that open a WebSocket stream as the key that asked for them (see the module doc)."""
+
+    def __init__(self, ttl_s: float = TICKET_TTL_S, per_key: int = TICKETS_PER_KEY) -> None:
+        self._ttl = ttl_s
+        self._per_key = per_key
+        self._tickets: OrderedDict[str, tuple[ApiKey, float]] = OrderedDict()  # oldest first
+        self._lock = threading.Lock()
+
+    def issue(self, key: ApiKey, now: float | None = None) -> str:
+        """A new ticket for `key`, good once within the TTL."""
+        now = time.monotonic() if now is None else now
+        ticket = secrets.token_urlsafe(24)
+        with self._lock:
+            self._expire(now)
+            mine = [t for t, (k, _) in self._tickets.items() if k.key_id == key.key_id]
+            for old in mine[: max(len(mine) - self._per_key + 1, 0)]:
+                del self._tickets[old]
+            self._tickets[ticket] = (key, now + self._ttl)
+        return ticket
+
+    def redeem(self, ticket: str, now: float | None = None) -> ApiKey:
+        """The key `ticket` stands for, which it no longer does; a 401 ApiError (`bad_ticket`) when it is unknown,
+        used or expired."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._expire(now)
+            entry = self._tickets.pop(ticket, None)
+        if entry is None:
+            raise ApiError(401, "bad_ticket", "unknown, used or expired stream ticket: ask for a new one")
+        return entry[0]
+
+    def _expire(self, now: float) -> None:
+        tickets = self._tickets
+        while tickets:
+            first = next(iter(tickets))
+            if tickets[first][1] > now:
+                break
+            del tickets[first]
 
 
 class RateLimiter:
