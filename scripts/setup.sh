@@ -13,6 +13,7 @@ command -v python3 >/dev/null || need_apt+=(python3 python3-dev python3-venv)
 command -v redis-server >/dev/null || need_apt+=(redis-server)  # the journal; the OMS starts it itself
 if [[ "${OMS_TEST_TOOLS:-}" == 1 ]]; then  # set by scripts/test.sh: what only the tests need
     command -v promtool >/dev/null || need_apt+=(prometheus)  # promtool checks deploy/prometheus
+    command -v chromium >/dev/null || need_apt+=(chromium)  # the desk page's browser test
 fi
 if ((${#need_apt[@]})); then
     echo "setup: installing system packages: ${need_apt[*]}"

@@ -4,6 +4,7 @@ left in Redis (the account journals, the OMS's record, the algo journal, the tap
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -70,6 +71,7 @@ def test_demo_runs_the_scripted_day_and_exits_0(demo: Demo) -> None:
     ):
         assert expected in out
     assert "EXCH" in out.split("== best execution")[1]
+    assert re.search(r"the desk page \(http://127\.0\.0\.1:\d+/desk/, key admin-dev-secret\)", out)
     assert (demo.run / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

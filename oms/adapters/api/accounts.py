@@ -147,27 +147,29 @@ class SummaryAccountView:
 
     def summary(self, account: str) -> AccountSummary:
         d = self._summary(account)
-        positions, cost = [], 0
+        positions, unrealized = [], 0
         for sym, p in sorted(d["positions"].items()):
             inst = self._instruments.by_symbol(sym)
             if inst is None:
                 continue
-            cost += p["cost"]
+            u = d["unrealized"][sym]
+            unrealized += u
             positions.append(
                 PositionOut(
                     symbol=sym,
                     qty=format_qty(inst, p["qty"]),
                     cost=format_money(p["cost"]),
                     realized_pnl=format_money(p["realized"]),
+                    market_value=format_money(d["market_values"][sym]),
+                    unrealized_pnl=format_money(u),
                 )
             )
-        market_value = d["equity"] - d["cash"]
         return AccountSummary(
             account=account,
             cash=format_money(d["cash"]),
             equity=format_money(d["equity"]),
             realized_pnl=format_money(d["realized"]),
-            unrealized_pnl=format_money(market_value - cost),
+            unrealized_pnl=format_money(unrealized),
             exposure=format_money(d["exposure"]),
             positions=positions,
         )
@@ -181,5 +183,7 @@ class SummaryAccountView:
             trading_state=str(d["trading_state"]).lower(),
             kill_switch=bool(d["kill_switch"]),
             working_orders=len(d["working_orders"]),
+            buying_power=format_money(d["buying_power"]),
+            drawdown_level=str(d["drawdown_level"]),
             limits=limits_out(limits, self._instruments),
         )

@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -27,6 +28,8 @@ from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, HeaderParameter, JSONBody, ParameterKwarg, ParamType, QueryParameter
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK
 
 from oms.adapters.api.accounts import AccountView
@@ -74,7 +77,15 @@ from oms.core.model.enums import TradingState
 __all__ = ["ApiState", "build_app"]
 
 log = logging.getLogger("oms.adapters.api")
-_PUBLIC = ("/healthz", "/readyz", "/metrics", "/schema")
+_PUBLIC = ("/healthz", "/readyz", "/metrics", "/schema", "/desk")  # the desk page asks for a key itself
+DESK = Path(__file__).parent / "static" / "desk"  # the desk page's files, shipped in the package
+# the desk page runs only its own script and talks only to this server
+_DESK_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 MAX_BODY_BYTES = 64 * 1024  # a request body past this is refused 413 before it is parsed
 MAX_JSON_DEPTH = 16  # objects and arrays nested deeper are refused 400 before they are parsed
 _JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -227,7 +238,8 @@ def build_app(s: ApiState) -> Litestar:
     async def authenticate(request: Request) -> None:
         if request.method in ("POST", "PUT", "PATCH") and json_too_deep(await request.body()):
             raise ApiError(400, "too_deep", f"the JSON body nests more than {MAX_JSON_DEPTH} levels")
-        if not request.url.path.startswith(_PUBLIC):
+        path = request.url.path
+        if path != "/" and not path.startswith(_PUBLIC):
             headers = request.headers
             body = await request.body() if s.auth.needs_body(headers) else b""
             key = s.auth.authenticate(request.method, path_of(request.scope), headers, body)
@@ -546,6 +558,20 @@ def build_app(s: ApiState) -> Litestar:
             with contextlib.suppress(Exception):
                 await socket.close(code=1008, reason="slow consumer")
 
+    # -- THE DESK PAGE --
+
+    @get("/", include_in_schema=False)
+    async def home() -> Redirect:
+        return Redirect("/desk/")
+
+    def desk_headers(response: Response) -> Response:
+        response.headers.update(_DESK_HEADERS)
+        return response
+
+    desk_page = create_static_files_router(
+        "/desk", directories=[DESK], html_mode=True, name="desk", after_request=desk_headers, include_in_schema=False
+    )
+
     # -- OPERATIONS --
 
     @get("/healthz", summary="Liveness: the process answers (restart it when this fails)")
@@ -638,6 +664,8 @@ def build_app(s: ApiState) -> Litestar:
         get_parent,
         cancel_parent,
         stream,
+        home,
+        desk_page,
         healthz,
         readyz,
         metrics_page,
@@ -658,7 +686,7 @@ def build_app(s: ApiState) -> Litestar:
         logging_config=None,
     )
     for route in app.routes:
-        if not route.path.startswith("/schema"):  # litestar's own documentation pages
+        if not route.path.startswith(("/schema", "/desk")):  # documentation pages; the desk page reads its own query
             for handler in getattr(route, "route_handlers", ()):
                 queries[handler] = query_names(handler)
     return app

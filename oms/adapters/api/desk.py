@@ -780,6 +780,7 @@ class OrderDesk:
                     last_qty=format_qty(inst, e.qty),
                     last_px=format_price(inst, e.price),
                     aggressor=e.aggressor,
+                    venue=e.venue,
                 )
             case OrderAccepted():
                 fields.update(

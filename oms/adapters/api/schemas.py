@@ -170,6 +170,7 @@ class EventOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     last_qty: str | None = None
     last_px: str | None = None
     aggressor: bool | None = None
+    venue: str | None = None  # of a fill: where it was executed
     orig_client_order_id: str | None = None
     qty: str | None = None
     price: str | None = None

@@ -59,7 +59,8 @@ class TradingDay:
             self.msft.stop()
             self.read_back()
             if self.params.hold_s > 0:
-                print(f"\n== holding {self.params.hold_s:g} s: curl {self.api}/metrics")
+                print(f"\n== holding {self.params.hold_s:g} s: the desk page at {self.api}/desk/ (API key: e.g. "
+                      f"admin-dev-secret, configs/api_keys.toml), metrics at {self.api}/metrics")  # fmt: skip
                 time.sleep(self.params.hold_s)
         finally:
             self.aapl.stop()

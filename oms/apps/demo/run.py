@@ -80,7 +80,8 @@ def run_demo(params: DemoParams) -> int:
     print(
         f"\noms demo: done in {(time.time_ns() - start_ns) / 1e9:.0f} s; every report of this run: "
         f"oms report tca|tca-parents|buckets|best-ex|routing --config {run / 'oms.toml'}; any question: "
-        f"oms sql --config {run / 'oms.toml'} \"SELECT ...\""
+        f"oms sql --config {run / 'oms.toml'} \"SELECT ...\"; the desk page ({day.api}/desk/, key "
+        f"admin-dev-secret) is served while `oms demo --hold SECONDS` holds or `oms serve` runs"
     )
     return 0
 

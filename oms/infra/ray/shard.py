@@ -324,6 +324,10 @@ class AccountShard(OperatorMethods):
             "trading_state": s.trading_state.name,
             "kill_switch": s.kill_switch,
             "positions": {sym: msgspec.to_builtins(p) for sym, p in s.positions().items()},
+            "market_values": {sym: s.market_value(sym) for sym in s.positions()},
+            "unrealized": {sym: s.unrealized(sym) for sym in s.positions()},
+            "buying_power": s.buying_power(),
+            "drawdown_level": s.drawdown_level().name.lower(),
             "working_orders": s.working_orders(),
             "allowance_id": s.allowance_id,
         }
