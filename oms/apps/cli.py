@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     from oms.apps.audit import add_audit_command
     from oms.apps.config_check import add_config_command
     from oms.apps.demo import add_demo_command
+    from oms.apps.operator import add_operator_command
     from oms.apps.paths import work_dir
     from oms.apps.report import add_report_command, add_sql_command
 
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_command(commands)
     add_audit_command(commands)  # oms audit verify
     add_config_command(commands)  # oms config check
+    add_operator_command(commands)  # oms operator kill-switch|halt|reduce|resume|status
 
     init = commands.add_parser(
         "init",

@@ -1,0 +1,73 @@
+"""`oms operator` against the real `oms serve`: halt, status, resume and the kill switch from the command line, each
+taking effect on order entry; refusals and an OMS that is not there are one line on stderr and exit 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from oms.infra.redis.server import free_port
+from tests.integration.test_serve import configs, start_serve  # noqa: F401 - the fixture, and how serve starts
+
+pytestmark = pytest.mark.integration
+
+TRADER = {"X-API-Key": "trader1-dev-secret"}
+
+
+def operator(config: Path, *args: str, key: str | None = "risk1-dev-secret") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "OMS_API_KEY"}
+    if key is not None:
+        env["OMS_API_KEY"] = key
+    return subprocess.run([sys.executable, "-m", "oms", "operator", *args, "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+
+
+def test_operator_commands_halt_resume_and_kill_an_account(configs: tuple[Path, int]) -> None:  # noqa: F811
+    config, _ = configs
+    proc, api = start_serve(config)
+
+    def order(price: str = "90") -> dict:
+        body = {"account": "ACC1", "symbol": "AAPL", "side": "buy", "qty": "1", "price": price}
+        return httpx.post(f"{api}/v1/orders", headers=TRADER, json=body, timeout=30).json()
+
+    try:
+        working = order()["order_id"]
+        halt = operator(config, "halt", "ACC1")
+        halted = order()
+        status = operator(config, "status", "ACC1")
+        resume = operator(config, "resume", "ACC1")
+        after = order()
+        kill = operator(config, "kill-switch", "on", "ACC1")
+        killed = order()
+        release = operator(config, "kill-switch", "off", "--all", key="admin-dev-secret")
+        forbidden = operator(config, "halt", "ACC1", key="trader1-dev-secret")
+        unknown = operator(config, "halt", "NOPE")
+        keyless = operator(config, "halt", "ACC1", key=None)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+
+    assert halt.returncode == 0 and json.loads(halt.stdout) == {"account": "ACC1", "state": "halted"}, halt.stderr
+    assert (halted["status"], halted["reject_code"]) == ("rejected", "halted")
+    assert status.returncode == 0 and json.loads(status.stdout)["trading_state"] == "halted"
+    assert resume.returncode == 0 and after["status"] == "new"
+    assert kill.returncode == 0 and working in json.loads(kill.stdout)["canceled"]
+    assert killed["reject_code"] == "kill_switch"
+    assert release.returncode == 0 and "ACC1" in json.loads(release.stdout)["accounts"]
+    assert forbidden.returncode == 1 and forbidden.stderr.startswith("oms operator: 403 forbidden: ")
+    assert unknown.returncode == 1 and "404 unknown_account" in unknown.stderr
+    assert keyless.returncode == 1 and "OMS_API_KEY" in keyless.stderr
+
+
+def test_operator_names_an_oms_that_does_not_answer(configs: tuple[Path, int]) -> None:  # noqa: F811
+    config, _ = configs
+    done = operator(config, "halt", "ACC1", "--url", f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 1 and "no OMS answers at http://127.0.0.1:" in done.stderr
+    assert "Traceback" not in done.stderr
