@@ -6,9 +6,11 @@ for real); the examples per operation are bounded so the whole module runs well 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -111,3 +113,26 @@ def test_parents_past_the_first_checks_never_5xx_and_match_the_schema(server: Ap
 
     check()
     assert 201 in made and 400 in made  # both sides of the checks were reached
+
+
+def test_the_document_tags_names_and_secures_every_operation(server: ApiServer) -> None:
+    doc = httpx.get(f"{server.url}/schema/openapi.json", timeout=30).json()
+    operations = [(path, method, op) for path, item in doc["paths"].items() for method, op in item.items()]
+    ids = [op["operationId"] for _, _, op in operations]
+    assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[a-z]+(?:[A-Z][a-z]+)*", i) for i in ids), ids
+    tags = {t["name"] for t in doc["tags"]}
+    assert all(len(op["tags"]) == 1 and op["tags"][0] in tags for _, _, op in operations)
+    assert "security" not in doc  # per operation: the public ones need no key
+    schemes = doc["components"]["securitySchemes"]
+    for path, _, op in operations:
+        if path in ("/healthz", "/readyz", "/metrics"):
+            assert "security" not in op, path
+        else:
+            key, signed = op["security"]
+            assert key == {"apiKey": []} and set(signed) == {"hmacKeyId", "hmacTimestamp", "hmacNonce", "hmacSignature"}
+    assert {s["name"] for s in schemes.values()} == {"X-API-Key", "X-API-Key-Id", "X-API-Timestamp", "X-API-Nonce",
+                                                    "X-API-Signature"}  # fmt: skip
+    assert "/v1/accounts/{account}/stream" in doc["info"]["description"]  # the WebSocket, which OpenAPI cannot hold
+    root = httpx.get(f"{server.url}/schema", timeout=30)  # the document itself, not a page loading from CDNs
+    assert root.status_code == 200 and root.json()["info"]["title"] == "OMS REST API"
+    assert httpx.get(f"{server.url}/schema/redoc", timeout=30).status_code == 404

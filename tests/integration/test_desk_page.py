@@ -15,6 +15,9 @@ from playwright.sync_api import Page, sync_playwright
 
 from fix_gateway import tags as T
 from fix_gateway.client import FixClient
+from oms.adapters.api import ApiServer, ApiSettings
+from oms.apps.local_api import local_core
+from oms.apps.serve import load_config
 from tests.integration.test_serve import configs, start_serve  # noqa: F401 - the fixture, and how serve starts
 
 pytestmark = pytest.mark.integration
@@ -113,3 +116,21 @@ def test_the_desk_page_ships_with_the_server_and_needs_no_network(configs: tuple
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert home.status_code in (301, 302, 307, 308) and home.headers["location"] == "/desk/"
     assert script.status_code == 200 and "new WebSocket" in script.text
+
+
+def test_the_api_docs_page_renders_offline(page: Page) -> None:
+    loaded = load_config()
+    core = local_core(loaded)
+    server = ApiServer(core.host, core.view, ApiSettings(port=0)).start()
+    elsewhere: list[str] = []  # what came from anywhere but this server (the page's own blobs and data URLs aside)
+    page.on("response", lambda r: None if r.url.startswith((server.url, "data:", "blob:")) else elsewhere.append(r.url))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{server.url}/docs/")
+        page.wait_for_selector("text=OMS REST API")
+        page.wait_for_selector("text=Risk actions")  # a tag of the document, rendered
+        page.wait_for_selector("[id$='operation/setAccountTradingState']", state="attached")  # an operation, by id
+    finally:
+        server.stop()
+    assert elsewhere == [] and errors == []

@@ -24,9 +24,10 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response, WebSocket, delete, get, patch, post, websocket
 from litestar.datastructures import ResponseHeader
 from litestar.exceptions import HTTPException, SerializationException, ValidationException, WebSocketDisconnect
-from litestar.handlers import BaseRouteHandler
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.openapi.spec import Components, Reference, SecurityRequirement, SecurityScheme, Tag
 from litestar.params import FromPath, HeaderParameter, JSONBody, ParameterKwarg, ParamType, QueryParameter
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
@@ -77,12 +78,21 @@ from oms.core.model.enums import TradingState
 __all__ = ["ApiState", "build_app"]
 
 log = logging.getLogger("oms.adapters.api")
-_PUBLIC = ("/healthz", "/readyz", "/metrics", "/schema", "/desk")  # the desk page asks for a key itself
-DESK = Path(__file__).parent / "static" / "desk"  # the desk page's files, shipped in the package
+_PUBLIC = ("/healthz", "/readyz", "/metrics", "/schema", "/docs", "/desk")  # the desk page asks for a key itself
+STATIC = Path(__file__).parent / "static"  # the desk page's and the API docs page's files, shipped in the package
 # the desk page runs only its own script and talks only to this server
 _DESK_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+# the API docs page (Redoc, shipped in the package): its inline styles, web worker and schema compiler, nothing else;
+# its one link out (Redocly's logo) is blocked, so the page loads nothing from the network
+_DOCS_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-eval'; style-src 'self' "
+    "'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -421,7 +431,7 @@ def build_app(s: ApiState) -> Litestar:
         responses=_errors(*_AUTH, 404),
         summary="Fills of an account seen since the server started, oldest first",
     )
-    async def executions(
+    async def list_executions(
         request: Request,
         account: FromPath[str],
         since_exec_id: Annotated[int, QueryParameter(ge=0)] = 0,
@@ -434,12 +444,12 @@ def build_app(s: ApiState) -> Litestar:
         return AccountsOut(desk.visible_accounts(key_of(request)))
 
     @get("/v1/accounts/{account:str}/positions", responses=_errors(*_AUTH, 404), summary="Positions and P&L")
-    async def positions(request: Request, account: FromPath[str]) -> AccountSummary:
+    async def get_positions(request: Request, account: FromPath[str]) -> AccountSummary:
         desk.check_account(key_of(request), account, Permission.READ_POSITIONS)
         return view.summary(account)
 
     @get("/v1/accounts/{account:str}/risk", responses=_errors(*_AUTH, 404), summary="Risk state and limits")
-    async def risk(request: Request, account: FromPath[str]) -> RiskOut:
+    async def get_risk(request: Request, account: FromPath[str]) -> RiskOut:
         desk.check_account(key_of(request), account, Permission.READ_RISK)
         return view.risk(account)
 
@@ -449,7 +459,7 @@ def build_app(s: ApiState) -> Litestar:
         responses=_errors(*_AUTH, 404),
         summary="Engage (cancels working orders, blocks new ones) or release an account's kill switch",
     )
-    async def account_kill_switch(
+    async def set_account_kill_switch(
         request: Request, account: FromPath[str], data: JSONBody[KillSwitchRequest]
     ) -> KillSwitchOut:
         data = strict(await request.body(), KillSwitchRequest)
@@ -464,7 +474,7 @@ def build_app(s: ApiState) -> Litestar:
         "are taken; `active`: resume. Working orders stay (the kill switch is what cancels them). Recorded as an "
         "operator action with the acting key.",
     )
-    async def account_trading_state(
+    async def set_account_trading_state(
         request: Request, account: FromPath[str], data: JSONBody[TradingStateRequest]
     ) -> TradingStateOut:
         data = strict(await request.body(), TradingStateRequest)
@@ -476,7 +486,7 @@ def build_app(s: ApiState) -> Litestar:
         responses=_errors(*_AUTH),
         summary="Engage or release the kill switch of every account",
     )
-    async def global_kill_switch(request: Request, data: JSONBody[KillSwitchRequest]) -> KillSwitchOut:
+    async def set_global_kill_switch(request: Request, data: JSONBody[KillSwitchRequest]) -> KillSwitchOut:
         data = strict(await request.body(), KillSwitchRequest)
         return desk.kill_switch(key_of(request), None, data.on, time.time_ns())
 
@@ -491,7 +501,7 @@ def build_app(s: ApiState) -> Litestar:
         f"opens `/v1/accounts/{{account}}/stream?ticket=...` within {TICKET_TTL_S:g} s. The ticket is good for one "
         "handshake and stands for this key.",
     )
-    async def stream_ticket(request: Request) -> StreamTicketOut:
+    async def create_stream_ticket(request: Request) -> StreamTicketOut:
         return StreamTicketOut(s.tickets.issue(key_of(request)), TICKET_TTL_S)
 
     @websocket("/v1/accounts/{account:str}/stream")
@@ -569,13 +579,14 @@ def build_app(s: ApiState) -> Litestar:
         return response
 
     desk_page = create_static_files_router(
-        "/desk", directories=[DESK], html_mode=True, name="desk", after_request=desk_headers, include_in_schema=False
+        "/desk", directories=[STATIC / "desk"], html_mode=True, name="desk", after_request=desk_headers,
+        include_in_schema=False,
     )
 
     # -- OPERATIONS --
 
     @get("/healthz", summary="Liveness: the process answers (restart it when this fails)")
-    async def healthz() -> Health:
+    async def liveness() -> Health:
         return Health("ok", len(desk.host.engine.orders))
 
     @get(
@@ -583,13 +594,13 @@ def build_app(s: ApiState) -> Litestar:
         summary="Readiness: orders are taken now (reconciled, journal, account actors, sink, venues); 503 when not",
         responses={503: ResponseSpec(data_container=Readiness, description="not ready: the failing checks say why")},
     )
-    async def readyz() -> Response[Readiness]:
+    async def readiness() -> Response[Readiness]:
         checks = await asyncio.to_thread(s.readiness)
         ready = all(v == "ok" or v.startswith("ok ") for v in checks.values())
         return Response(Readiness("ready" if ready else "not_ready", checks), status_code=200 if ready else 503)
 
     @get("/metrics", media_type=CONTENT_TYPE, summary="Prometheus metrics", include_in_schema=True)
-    async def metrics_page() -> Response[bytes]:
+    async def get_metrics() -> Response[bytes]:
         # collectors read Ray, Redis and QuickFIX (bounded per source): off the loop that takes orders
         return Response(await asyncio.to_thread(metrics.render), media_type=CONTENT_TYPE)
 
@@ -634,15 +645,20 @@ def build_app(s: ApiState) -> Litestar:
     openapi = OpenAPIConfig(
         title="OMS REST API",
         version="1.0.0",
-        description="Orders, cancels, replaces, algorithmic parent orders, executions, positions, risk and kill "
-        'switches. Prices and quantities are decimal strings. Errors are {"code", "message"}. See docs/api.md.',
-        components=Components(
-            security_schemes={
-                "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
-            }
-        ),
-        security=[{"apiKey": []}],
+        description=_API_DESCRIPTION,
+        components=Components(security_schemes=_SECURITY_SCHEMES),
+        tags=[Tag(name=name, description=text) for name, text in _TAG_TEXT.items()],
+        operation_id_creator=lambda handler, *_: _camel(handler.handler_name),
         path="/schema",
+        render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],  # litestar's pages load from CDNs: /docs/ instead
+    )
+    def docs_headers(response: Response) -> Response:
+        response.headers.update(_DOCS_HEADERS)
+        return response
+
+    api_docs = create_static_files_router(
+        "/docs", directories=[STATIC / "docs"], html_mode=True, name="docs", after_request=docs_headers,
+        include_in_schema=False,
     )
     handlers = [
         submit_order,
@@ -651,14 +667,14 @@ def build_app(s: ApiState) -> Litestar:
         get_order,
         cancel_order,
         replace_order,
-        executions,
-        positions,
-        risk,
+        list_executions,
+        get_positions,
+        get_risk,
         list_accounts,
-        account_kill_switch,
-        account_trading_state,
-        stream_ticket,
-        global_kill_switch,
+        set_account_kill_switch,
+        set_account_trading_state,
+        create_stream_ticket,
+        set_global_kill_switch,
         submit_parent,
         list_parents,
         get_parent,
@@ -666,10 +682,13 @@ def build_app(s: ApiState) -> Litestar:
         stream,
         home,
         desk_page,
-        healthz,
-        readyz,
-        metrics_page,
+        api_docs,
+        liveness,
+        readiness,
+        get_metrics,
     ]
+    for handler in handlers:
+        _document(handler)
     queries: dict[Any, frozenset[str]] = {}  # each handler -> the query parameters it takes
     app = Litestar(
         route_handlers=handlers,
@@ -686,10 +705,76 @@ def build_app(s: ApiState) -> Litestar:
         logging_config=None,
     )
     for route in app.routes:
-        if not route.path.startswith(("/schema", "/desk")):  # documentation pages; the desk page reads its own query
+        if not route.path.startswith(("/schema", "/docs", "/desk")):  # pages (the desk page reads its own query)
             for handler in getattr(route, "route_handlers", ()):
                 queries[handler] = query_names(handler)
     return app
+
+
+_API_DESCRIPTION = """Orders, cancels, replaces, algorithmic parent orders, executions, positions, risk state, kill
+switches and trading states of the OMS. Prices and quantities are decimal strings; times RFC 3339 with nanoseconds.
+Errors are `{"code", "message"}`. The whole contract, with examples: docs/api.md.
+
+**Authentication**: `X-API-Key`, or an HMAC-signed request (`X-API-Key-Id`, `X-API-Timestamp`, `X-API-Nonce`,
+`X-API-Signature`: lower-case hex HMAC-SHA256 of `METHOD\\nPATH\\nTIMESTAMP\\nNONCE\\n` + body, keyed by the key's
+secret); the server may require signing. Liveness, readiness and metrics need no key.
+
+**Stream** (WebSocket, which OpenAPI does not describe): `GET /v1/accounts/{account}/stream`, with the key's headers
+or `?ticket=` from `POST /v1/stream-tickets` (browsers), and `?since_seq=&stream_id=` to resume. JSON text frames:
+first `{"type": "subscribed", "account", "stream_id", "seq", "resumed"}`, then every order event and parent event of
+the account, each with its `seq`. A refusal is one `{"code", "message"}` frame and close code 4000 + HTTP status."""
+
+_TAG_TEXT = {
+    "Orders": "Enter, list, read, replace and cancel orders (any channel's: FIX orders too)",
+    "Parent orders (algos)": "TWAP, VWAP, POV, iceberg and bracket parents and their children",
+    "Accounts": "Positions, P&L, executions and risk state of the accounts a key may see",
+    "Risk actions": "Kill switches and trading states (halt, reduce-only, resume): risk and admin keys",
+    "Stream": "Tickets that open the account stream from a browser (the stream itself: see the description)",
+    "Operations": "Liveness, readiness and Prometheus metrics; no key",
+}
+_TAGS = (
+    (re.compile(r"/v1/orders"), "Orders"),
+    (re.compile(r"/v1/algos"), "Parent orders (algos)"),
+    (re.compile(r"/v1/kill-switch|/v1/accounts/[^/]+/(kill-switch|trading-state)"), "Risk actions"),
+    (re.compile(r"/v1/accounts"), "Accounts"),
+    (re.compile(r"/v1/stream-tickets"), "Stream"),
+    (re.compile(r"/(healthz|readyz|metrics)$"), "Operations"),
+)
+_SIGNED = ("X-API-Key-Id", "X-API-Timestamp", "X-API-Nonce", "X-API-Signature")
+_SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
+    "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header",
+                             description="The key's secret as it is (unless the server requires signing)"),
+    **{
+        f"hmac{name.removeprefix('X-API-').replace('-', '')}": SecurityScheme(
+            type="apiKey", name=name, security_scheme_in="header",
+            description="A signed request carries all four headers (see the API description)",
+        )
+        for name in _SIGNED
+    },
+}  # fmt: skip
+# either the key, or all four signing headers together
+_SECURITY: list[SecurityRequirement] = [
+    {"apiKey": []},
+    {f"hmac{name.removeprefix('X-API-').replace('-', '')}": [] for name in _SIGNED},
+]
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
+def _document(handler: Any) -> None:
+    """Give a route handler its tag in the API document, and its security unless it is public (a router of static
+    pages and the WebSocket route are left as they are)."""
+    if not isinstance(handler, HTTPRouteHandler):
+        return
+    for path in handler.paths:
+        tag = next((tag for pattern, tag in _TAGS if pattern.match(path)), None)
+        if tag is not None:
+            handler.tags = [tag]
+        if path.startswith("/v1"):
+            handler.security = _SECURITY
 
 
 def _names_kind(first: dict) -> bool:
