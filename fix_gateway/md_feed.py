@@ -113,6 +113,10 @@ class VenueMarketData:
 
     # -- LIFECYCLE --
 
+    def top(self, symbol: str) -> Top | None:
+        """`symbol`'s top of book as the venue's market data last showed it (None before its snapshot); any thread."""
+        return self._tops.get(symbol)
+
     def start(self) -> None:
         """Start the feed's thread."""
         if self._thread is None:

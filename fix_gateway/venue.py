@@ -205,6 +205,12 @@ class FixVenue:
         """True once the session is logged on, False after `timeout` seconds without."""
         return self._client.logged_on.wait(timeout)
 
+    def quote(self, symbol: str) -> tuple[int, int] | None:
+        """(best bid, best ask) of `symbol` as the venue's market data shows them; None without market data, before
+        its snapshot, or with a side empty."""
+        top = None if self._market is None else self._market.top(symbol)
+        return (top.bid, top.ask) if top is not None and top.bid_qty and top.ask_qty else None
+
     # -- COMMANDS (in the core's sequence) --
 
     def submit(self, order_id: int, cmd: SubmitOrder, ts_ns: int) -> list[Message]:

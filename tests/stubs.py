@@ -17,6 +17,7 @@ class RecordingGate:
         self.journal: list[Message] = []  # what an account journal would hold: acceptances, then what it was told
         self.killed: dict[str, bool] = {}
         self.states: dict[str, TradingState] = {}
+        self.quotes: dict[str, tuple[int, int]] = {}  # symbol -> the last (bid, ask) the engine gave
 
     def decide(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
         reason = RejectReason.KILL_SWITCH if self.killed.get(cmd.account) else self.deny.get(cmd.cl_ord_id)
@@ -44,6 +45,9 @@ class RecordingGate:
 
     def set_trading_state(self, account: str, trading_state: TradingState, now_ns: int) -> None:
         self.states[account] = trading_state
+
+    def quote(self, symbol: str, bid: int, ask: int, now_ns: int) -> None:
+        self.quotes[symbol] = (bid, ask)
 
     def accounts(self) -> list[str]:
         return ["ACC1", "ACC2"]

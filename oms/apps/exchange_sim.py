@@ -98,6 +98,9 @@ class OpenGate:
     def set_trading_state(self, account: str, trading_state: TradingState, now_ns: int) -> None:
         pass
 
+    def quote(self, symbol: str, bid: int, ask: int, now_ns: int) -> None:
+        pass
+
     def accounts(self) -> list[str]:
         return list(self._accounts)
 

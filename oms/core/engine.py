@@ -76,6 +76,11 @@ class RiskGate(Protocol):
         HALTED (no new order); an operator's choice, de-escalation (resuming a halted account) included."""
         ...
 
+    def quote(self, symbol: str, bid: int, ask: int, now_ns: int) -> None:
+        """The best bid and ask of `symbol` where it is routed, as an order without a limit price is about to be
+        decided: an account without a trade price for the symbol values such orders at their mid."""
+        ...
+
     def accounts(self) -> list[str]:
         """Every account the gate decides for."""
         ...
@@ -143,6 +148,12 @@ class Venue(Protocol):
 
     def submit(self, order_id: int, cmd: SubmitOrder, ts_ns: int) -> list[Message]:
         """Route `cmd` as order `order_id`; what the venue decided at once (nothing when it answers later)."""
+        ...
+
+    def quote(self, symbol: str) -> tuple[int, int] | None:
+        """(best bid, best ask) of `symbol` here now, when the venue has both and knows them; None otherwise. A read
+        of the venue's own state (never waits): the risk gate values an order without a limit price on it while the
+        account has no trade price for the symbol."""
         ...
 
     def cancel(self, order_id: int, cmd: CancelOrder, ts_ns: int) -> list[Message]:
@@ -235,6 +246,8 @@ class OrderManager:
         self.orders[order_id] = order
         self.session_of[order_id] = cmd.session
         try:
+            if cmd.price is None and (top := venue.quote(cmd.symbol)) is not None:
+                self._gate.quote(cmd.symbol, *top, now_ns)
             decision = self._gate.decide(cmd, order_id, now_ns)
         except Exception as exc:
             return self._failed(order, cmd, "risk gate", exc, now_ns, stamps)

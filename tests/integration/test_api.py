@@ -453,6 +453,18 @@ def test_risk_halts_an_account_and_resumes_it_working_orders_stay(api: Api) -> N
            "unknown_account")  # fmt: skip
 
 
+def test_a_market_order_on_a_fresh_book_is_valued_at_the_quote_when_nothing_traded_yet(api: Api) -> None:
+    lonely = api.order(TRADER1, account="ACC2", side="sell", qty="5", price="101").json()  # one side only
+    first = api.order(TRADER1, side="buy", qty="1", ord_type="market", price=None).json()
+    assert (first["status"], first["reject_code"]) == ("rejected", "no_reference_price")
+
+    api.order(TRADER1, account="ACC2", side="buy", qty="5", price="99")  # two-sided now: mid 100, nothing traded
+    second = api.order(TRADER1, side="buy", qty="1", ord_type="market", price=None).json()
+
+    assert (second["status"], second["avg_px"]) == ("filled", "101"), second
+    assert api.http.get(f"/v1/orders/{lonely['order_id']}", headers=TRADER1).json()["cum_qty"] == "1"
+
+
 def test_the_accounts_list_holds_what_the_key_may_see(api: Api) -> None:
     assert api.http.get("/v1/accounts", headers=TRADER1).json() == {"accounts": ["ACC1", "ACC2"]}
     everything = api.http.get("/v1/accounts", headers=RISK).json()["accounts"]

@@ -1,5 +1,6 @@
 """`oms operator` against the real `oms serve`: halt, status, resume and the kill switch from the command line, each
-taking effect on order entry; refusals and an OMS that is not there are one line on stderr and exit 1."""
+taking effect on order entry; refusals and an OMS that is not there are one line on stderr and exit 1. And, on the
+same fresh server (account actors on Ray), a market order valued at the book's quote before anything traded."""
 
 from __future__ import annotations
 
@@ -33,11 +34,19 @@ def test_operator_commands_halt_resume_and_kill_an_account(configs: tuple[Path, 
     config, _ = configs
     proc, api = start_serve(config)
 
-    def order(price: str = "90") -> dict:
-        body = {"account": "ACC1", "symbol": "AAPL", "side": "buy", "qty": "1", "price": price}
+    def order_as(account: str, side: str, price: str | None, **more: str) -> dict:
+        body = {"account": account, "symbol": "AAPL", "side": side, "qty": "1", "price": price, **more}
+        body = {k: v for k, v in body.items() if v is not None}
         return httpx.post(f"{api}/v1/orders", headers=TRADER, json=body, timeout=30).json()
 
+    def order(price: str = "100") -> dict:  # within the collar around the last trade (101)
+        return order_as("ACC1", "buy", price)
+
     try:
+        one_side = order_as("ACC2", "sell", "101")
+        refused = order_as("ACC1", "buy", None, ord_type="market")
+        order_as("ACC2", "buy", "99")
+        valued = order_as("ACC1", "buy", None, ord_type="market")
         working = order()["order_id"]
         halt = operator(config, "halt", "ACC1")
         halted = order()
@@ -54,6 +63,8 @@ def test_operator_commands_halt_resume_and_kill_an_account(configs: tuple[Path, 
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=120)
 
+    assert one_side["status"] == "new" and refused["reject_code"] == "no_reference_price"  # one side: no quote
+    assert (valued["status"], valued["avg_px"]) == ("filled", "101"), valued  # two-sided: valued at the mid
     assert halt.returncode == 0 and json.loads(halt.stdout) == {"account": "ACC1", "state": "halted"}, halt.stderr
     assert (halted["status"], halted["reject_code"]) == ("rejected", "halted")
     assert status.returncode == 0 and json.loads(status.stdout)["trading_state"] == "halted"

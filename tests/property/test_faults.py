@@ -64,6 +64,9 @@ class FaultyGate:
     def set_trading_state(self, account: str, trading_state: TradingState, now_ns: int) -> None:
         self.inner.set_trading_state(account, trading_state, now_ns)
 
+    def quote(self, symbol: str, bid: int, ask: int, now_ns: int) -> None:
+        self.inner.quote(symbol, bid, ask, now_ns)
+
     def accounts(self) -> list[str]:
         return self.inner.accounts()
 

@@ -169,6 +169,11 @@ class AccountView:
         """The account's own reference price (MarketView)."""
         return self._marks.reference_price(symbol)
 
+    def wants_quote(self, symbol: str, bid: int, ask: int) -> bool:
+        """True when the quote `bid`/`ask` would change the account's reference price of `symbol`: it has no trade
+        price (last print or mark) for it, and its reference is not already their mid."""
+        return symbol not in self._marks.last and self._marks.reference_price(symbol) != (bid + ask) // 2
+
     def market_value(self, symbol: str) -> int:
         """Signed money value of the position at the reference price (at its cost basis when there is none)."""
         pos = self._positions.get(symbol)

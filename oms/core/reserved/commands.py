@@ -135,10 +135,13 @@ Item = tuple[SubmitOrder, int, int]  # (command, order id, now_ns)
 
 
 class Decide(msgspec.Struct, frozen=True, tag="decide"):
-    """Strict decisions of `items`, in order (each sees the ones before it), then the grants `asks` call for."""
+    """Strict decisions of `items`, in order (each sees the ones before it), then the grants `asks` call for.
+    `quotes`: symbol -> (best bid, best ask) where it is routed, for items without a limit price: an account without
+    a trade price for the symbol takes the quote (journaled, `Quoted`) and values the order at its mid."""
 
     items: list[Item]
     asks: dict[str, GrantAsk]
+    quotes: dict[str, tuple[int, int]] = {}
 
 
 class CheckReplace(msgspec.Struct, frozen=True, tag="check_replace"):

@@ -132,6 +132,7 @@ class AllowanceGate(OperatorMethods):
         self._request = request or AllowanceRequest()
         self._batch = max(batch, 1)
         self._low_orders = low_orders
+        self._quotes: dict[str, tuple[int, int]] = {}  # symbol -> the latest (bid, ask) `quote` gave
         self._flush_after = flush_after_ns
         self._hard = 2 * self._batch * (1 if flush_after_ns is None else HARD_BATCHES)  # events (2 per order)
         self._local: dict[str, _Local] = {}
@@ -341,6 +342,11 @@ class AllowanceGate(OperatorMethods):
         self._accounts.clear()
         self.flush()
 
+    def quote(self, symbol: str, bid: int, ask: int, now_ns: int) -> None:
+        """The venue's best bid and ask of `symbol` (`RiskGate.quote`): they go with the strict decision of the order
+        without a limit price that follows (reserved decisions value such orders at the grant's price cap)."""
+        self._quotes[symbol] = (bid, ask)
+
     def allowance_left(self, account: str) -> tuple[int, int] | None:
         """(tokens, credit) left of `account`'s valid allowance, None when it has none."""
         loc = self._local.get(account)
@@ -529,7 +535,9 @@ class AllowanceGate(OperatorMethods):
                 asks[account] = GrantAsk(self._request, now_ns, 0, account not in self._seen)
         reports = self._take()
         try:
-            (decision,), granted = self._host.gate_decide(reports, Decide([(cmd, order_id, now_ns)], asks))
+            quote = self._quotes.get(cmd.symbol) if cmd.price is None else None
+            quotes = {} if quote is None else {cmd.symbol: quote}
+            (decision,), granted = self._host.gate_decide(reports, Decide([(cmd, order_id, now_ns)], asks, quotes))
         except Exception:
             self._lost(reports, [account])
             raise

@@ -3,7 +3,7 @@ acceptances are made durable) and `LocalShard`, the in-process host (see docs/re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from oms.core.accounts import AccountEvent, AccountState, AllowanceRequest, AllowanceToppedUp
@@ -106,7 +106,7 @@ class LocalShard(OperatorMethods):
         self, reports: list[AccountEvent], call: Decide
     ) -> tuple[list[Decision], dict[str, Allowance | None]]:
         self.report_spent(reports)
-        decisions = self.submit_batch(call.items)
+        decisions = self.submit_batch(call.items, call.quotes)
         return decisions, serve_asks(self._states, call.asks, self._grant)
 
     def gate_check_replace(self, reports: list[AccountEvent], call: CheckReplace) -> RejectReason:
@@ -142,8 +142,8 @@ class LocalShard(OperatorMethods):
         """In this process every call succeeds or raises at once: there is nothing to rebuild from."""
         self.report_spent(reports)
 
-    def submit_batch(self, items: list[Item]) -> list[Decision]:
-        """Strict decisions, each applied before the next is made."""
+    def submit_batch(self, items: list[Item], quotes: Mapping[str, tuple[int, int]] | None = None) -> list[Decision]:
+        """Strict decisions, each applied before the next is made; `quotes` as in `Decide`."""
         out: list[Decision] = []
         for cmd, order_id, now_ns in items:
             state = self._states.get(cmd.account)
@@ -152,6 +152,9 @@ class LocalShard(OperatorMethods):
                 out.append(OrderRejected.of(cmd, order_id, reason, reason.name, now_ns))
                 continue
             self._desk.drain(cmd.account)
+            quote = None if quotes is None or cmd.price is not None else quotes.get(cmd.symbol)
+            if quote is not None and state.wants_quote(cmd.symbol, *quote):
+                self._log[cmd.account].append(state.quote(cmd.symbol, *quote, now_ns))
             decision = state.decide(cmd, order_id, now_ns)
             self._apply(state, [decision])
             out.append(decision)

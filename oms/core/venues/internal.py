@@ -86,6 +86,14 @@ class InternalVenue:
     def stop(self) -> None:
         """Nothing to stop: the book lives and dies with this object."""
 
+    def quote(self, symbol: str) -> tuple[int, int] | None:
+        """(best bid, best ask) of the book of `symbol` (visible quantity), None unless both sides have some."""
+        inst = self._instruments.by_symbol(symbol)
+        if inst is None:
+            return None
+        bid, bid_qty, ask, ask_qty = self._engine.l1(inst.id)
+        return (bid, ask) if bid_qty and ask_qty else None
+
     # -- COMMANDS --
 
     def submit(self, order_id: int, cmd: SubmitOrder, ts_ns: int) -> list[Message]:

@@ -125,7 +125,7 @@ class ShardClient:
             else:
                 by_actor.setdefault(h, []).append(i)
         calls: dict[Any, GateCall] = {
-            h: Decide([items[i] for i in idx], self._asks_for(h, call.asks)) for h, idx in by_actor.items()
+            h: Decide([items[i] for i in idx], self._asks_for(h, call.asks), call.quotes) for h, idx in by_actor.items()
         }
         replies = self._call(reports, calls)
         granted: dict[str, Allowance | None] = {}

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 import msgspec
@@ -208,7 +208,7 @@ class AccountShard(OperatorMethods):
         self, reports: list[AccountEvent], call: Decide, marks: Sequence[TradePrinted] = ()
     ) -> tuple[list[Decision], dict[str, Allowance | None]]:
         def work(touched: Touched) -> tuple[list[Decision], Granted]:
-            decisions = self._decide(call.items, touched)
+            decisions = self._decide(call.items, touched, call.quotes)
             return decisions, self._serve(call.asks, touched)
 
         decisions, granted = self._gate(marks, reports, work)
@@ -334,7 +334,10 @@ class AccountShard(OperatorMethods):
 
     # -- INTERNALS: each helper applies in memory and lists what it applied in `touched` --
 
-    def _decide(self, items: list[Item], touched: Touched) -> list[Decision]:
+    def _decide(
+        self, items: list[Item], touched: Touched, quotes: Mapping[str, tuple[int, int]] | None = None
+    ) -> list[Decision]:
+        """Strict decisions, each applied before the next; `quotes` as in `Decide`."""
         decisions: list[Decision] = []
         last = self._market.last
         for cmd, order_id, now_ns in items:
@@ -349,6 +352,9 @@ class AccountShard(OperatorMethods):
             px = last.get(cmd.symbol)
             if px is not None and state.reference_price(cmd.symbol) != px:
                 events.append(state.mark(cmd.symbol, px, now_ns))  # catch up with the tape before deciding
+            quote = None if quotes is None or cmd.price is not None else quotes.get(cmd.symbol)
+            if quote is not None and state.wants_quote(cmd.symbol, *quote):
+                events.append(state.quote(cmd.symbol, *quote, now_ns))
             decision = state.decide(cmd, order_id, now_ns)
             state.apply(decision)
             events.append(decision)

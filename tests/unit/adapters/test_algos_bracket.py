@@ -131,6 +131,9 @@ class ExternalVenue:
         self.cancels: list[str] = []
         self.exec_id = 0
 
+    def quote(self, symbol: str) -> None:
+        return None  # no market data: orders without a limit price are valued on trades only
+
     def submit(self, order_id: int, cmd: SubmitOrder, ts_ns: int) -> list:
         self.orders[cmd.cl_ord_id] = (order_id, cmd)
         return [OrderAccepted(order_id, cmd.cl_ord_id, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif,
