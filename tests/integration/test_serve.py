@@ -38,6 +38,11 @@ CONFIGS = Path(__file__).parents[2] / "configs"
 
 @pytest.fixture
 def configs(tmp_path: Path) -> tuple[Path, int]:
+    return serve_configs(tmp_path)
+
+
+def serve_configs(tmp_path: Path) -> tuple[Path, int]:
+    """A copy of the default configuration under `tmp_path`, on free ports, its data there too: (dev.toml, FIX port)."""
     target = tmp_path / "configs"
     shutil.copytree(CONFIGS, target)
     dev = target / "dev.toml"
