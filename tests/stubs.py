@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from oms.core.model.enums import RejectReason, TradingState
 from oms.core.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder, TradePrinted
+from risk.limits import AccountLimits
 
 
 class RecordingGate:
@@ -18,6 +19,7 @@ class RecordingGate:
         self.killed: dict[str, bool] = {}
         self.states: dict[str, TradingState] = {}
         self.quotes: dict[str, tuple[int, int]] = {}  # symbol -> the last (bid, ask) the engine gave
+        self.limits: dict[str, AccountLimits] = {}  # the limits an operator set, per account
 
     def decide(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
         reason = RejectReason.KILL_SWITCH if self.killed.get(cmd.account) else self.deny.get(cmd.cl_ord_id)
@@ -48,6 +50,9 @@ class RecordingGate:
 
     def quote(self, symbol: str, bid: int, ask: int, now_ns: int) -> None:
         self.quotes[symbol] = (bid, ask)
+
+    def set_limits(self, account: str, limits: AccountLimits, now_ns: int) -> None:
+        self.limits[account] = limits
 
     def accounts(self) -> list[str]:
         return ["ACC1", "ACC2"]

@@ -33,6 +33,7 @@ from oms.core.model.instruments import ConfigError, InstrumentRegistry, read_tom
 from oms.core.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder
 from oms.core.venues.internal import InternalVenue
 from oms.runtime.sequencer import Sequencer
+from risk.limits import AccountLimits
 
 __all__ = ["DEFAULT_EXCHANGE_CONFIG", "ExchangeConfig", "ExchangeSim", "OpenGate", "load_exchange_config"]
 
@@ -99,6 +100,9 @@ class OpenGate:
         pass
 
     def quote(self, symbol: str, bid: int, ask: int, now_ns: int) -> None:
+        pass
+
+    def set_limits(self, account: str, limits: AccountLimits, now_ns: int) -> None:
         pass
 
     def accounts(self) -> list[str]:

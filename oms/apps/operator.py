@@ -2,6 +2,7 @@
 
     oms operator kill-switch on|off ACCOUNT|--all
     oms operator halt|reduce|resume ACCOUNT
+    oms operator limits ACCOUNT [--max-order-notional MONEY] [--credit-limit MONEY] [--max-open-orders N] ...
     oms operator status ACCOUNT
 
 Each is one request to `oms serve`'s API (the address of the configuration's `[api]` table, or `--url`), made with
@@ -30,6 +31,11 @@ __all__ = ["add_operator_command", "api_url"]
 KEY_ENV = "OMS_API_KEY"
 TIMEOUT_S = 30.0
 _STATES = {"halt": "halted", "reduce": "reducing", "resume": "active"}
+_LIMITS = {  # what `limits` may change: name -> (type, what its value is)
+    "max_order_notional": (str, "money"), "credit_limit": (str, "money"), "max_gross_notional": (str, "money"),
+    "max_net_notional": (str, "money"), "max_open_orders": (int, "orders"), "orders_per_window": (int, "orders"),
+    "window_ms": (int, "ms"),
+}
 
 
 def api_url(config: Path) -> str:
@@ -73,6 +79,9 @@ def run_operator(args: argparse.Namespace) -> int:
             method, body = "POST", {"on": args.setting == "on"}
         case "status":
             method, path, body = "GET", f"/v1/accounts/{quote(account or '', safe='')}/risk", None
+        case "limits":
+            body = {name: value for name in _LIMITS if (value := getattr(args, name)) is not None}
+            method, path = "PATCH", f"/v1/accounts/{quote(account or '', safe='')}/limits"
         case action:
             path = f"/v1/accounts/{quote(account or '', safe='')}/trading-state"
             method, body = "POST", {"state": _STATES[action]}
@@ -118,3 +127,8 @@ def add_operator_command(commands: argparse._SubParsersAction) -> None:  # type:
         p = actions.add_parser(action, help=text)
         p.add_argument("account", metavar="ACCOUNT")
         common(p)
+    limits = actions.add_parser("limits", help="change some of ACCOUNT's limits (the rest stay); prints its risk state")
+    limits.add_argument("account", metavar="ACCOUNT")
+    for name, (kind, metavar) in _LIMITS.items():
+        limits.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, metavar=metavar.upper())
+    common(limits)

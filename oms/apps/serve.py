@@ -455,9 +455,7 @@ class OmsApp:
 
         assert self.host is not None and self.records is not None
         settings = self.loaded.config.api
-        view = SummaryAccountView(
-            sorted(self._by_account), summary_reader(self._by_account), self.loaded.risk, self.loaded.instruments
-        )
+        view = SummaryAccountView(sorted(self._by_account), summary_reader(self._by_account), self.loaded.instruments)
         client = make_client(self.redis_url)  # a restart forgets no nonce and no Idempotency-Key
         nonces = RedisNonces(client, 2 * settings.max_clock_skew_s)
         ttl = settings.idempotency_ttl_s

@@ -49,6 +49,7 @@ from oms.core.model.messages import (
     TradePrinted,
 )
 from oms.core.orders import Order, OrderView
+from risk.limits import AccountLimits
 from risk.reasons import describe
 
 
@@ -74,6 +75,11 @@ class RiskGate(Protocol):
     def set_trading_state(self, account: str, trading_state: TradingState, now_ns: int) -> None:
         """Set `account`'s trading state from now on: ACTIVE, REDUCING (only orders that reduce a position) or
         HALTED (no new order); an operator's choice, de-escalation (resuming a halted account) included."""
+        ...
+
+    def set_limits(self, account: str, limits: AccountLimits, now_ns: int) -> None:
+        """Judge `account`'s new orders by `limits` from now on (an operator's change; its risk mode follows
+        `limits.risk_mode`)."""
         ...
 
     def quote(self, symbol: str, bid: int, ask: int, now_ns: int) -> None:
@@ -316,6 +322,12 @@ class OrderManager:
         if account not in self._gate.accounts():
             raise KeyError(account)
         self._gate.set_trading_state(account, trading_state, now_ns)
+
+    def set_limits(self, account: str, limits: AccountLimits, now_ns: int) -> None:
+        """An operator's new limits for `account`, from its next order on (working orders stay)."""
+        if account not in self._gate.accounts():
+            raise KeyError(account)
+        self._gate.set_limits(account, limits, now_ns)
 
     def mass_cancel(
         self, session: str | None, symbol: str | None, now_ns: int, reason: CancelReason = CancelReason.USER

@@ -465,6 +465,30 @@ def test_a_market_order_on_a_fresh_book_is_valued_at_the_quote_when_nothing_trad
     assert api.http.get(f"/v1/orders/{lonely['order_id']}", headers=TRADER1).json()["cum_qty"] == "1"
 
 
+def test_risk_changes_an_accounts_limits_and_the_next_order_is_judged_by_them(api: Api) -> None:
+    assert api.order(TRADER1, qty="10", price="100").json()["status"] == "new"
+    before = api.http.get("/v1/accounts/ACC1/risk", headers=RISK).json()["limits"]
+
+    r = api.http.patch("/v1/accounts/ACC1/limits", json={"max_order_notional": "500", "max_open_orders": 7},
+                       headers=RISK)  # fmt: skip
+
+    assert r.status_code == 200, r.text
+    limits = r.json()["limits"]
+    assert (limits["max_order_notional"], limits["max_open_orders"]) == ("500", 7)
+    assert {k: v for k, v in limits.items() if k not in ("max_order_notional", "max_open_orders")} == {
+        k: v for k, v in before.items() if k not in ("max_order_notional", "max_open_orders")}  # the others stay
+    refused = api.order(TRADER1, qty="10", price="100").json()
+    assert (refused["status"], refused["reject_code"]) == ("rejected", "max_order_notional")
+    assert api.order(TRADER1, qty="4", price="100").json()["status"] == "new"
+    assert api.http.get("/v1/accounts/ACC1/risk", headers=TRADER1).json()["limits"]["max_order_notional"] == "500"
+
+    for body, code in (({}, "invalid_request"), ({"max_order_notional": 500}, "invalid_request"),
+                       ({"max_order_notional": "-1"}, "invalid_request"), ({"collar": "1"}, "invalid_request")):
+        _error(api.http.patch("/v1/accounts/ACC1/limits", json=body, headers=RISK), 400, code)
+    _error(api.http.patch("/v1/accounts/ACC1/limits", json={"max_open_orders": 1}, headers=TRADER1), 403,
+           "forbidden")  # fmt: skip
+
+
 def test_the_accounts_list_holds_what_the_key_may_see(api: Api) -> None:
     assert api.http.get("/v1/accounts", headers=TRADER1).json() == {"accounts": ["ACC1", "ACC2"]}
     everything = api.http.get("/v1/accounts", headers=RISK).json()["accounts"]

@@ -1,6 +1,7 @@
-"""`oms operator` against the real `oms serve`: halt, status, resume and the kill switch from the command line, each
-taking effect on order entry; refusals and an OMS that is not there are one line on stderr and exit 1. And, on the
-same fresh server (account actors on Ray), a market order valued at the book's quote before anything traded."""
+"""`oms operator` against the real `oms serve`: halt, status, resume, the kill switch and limits from the command
+line, each taking effect on order entry; refusals and an OMS that is not there are one line on stderr and exit 1.
+And, on the same fresh server (account actors on Ray), a market order valued at the book's quote before anything
+traded."""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ def test_operator_commands_halt_resume_and_kill_an_account(configs: tuple[Path, 
         kill = operator(config, "kill-switch", "on", "ACC1")
         killed = order()
         release = operator(config, "kill-switch", "off", "--all", key="admin-dev-secret")
+        limits = operator(config, "limits", "ACC1", "--max-order-notional", "50", "--max-open-orders", "3")
+        too_big = order()  # 1 x 100 > 50
+        status_after = operator(config, "status", "ACC1")
+        nothing = operator(config, "limits", "ACC1")
         forbidden = operator(config, "halt", "ACC1", key="trader1-dev-secret")
         unknown = operator(config, "halt", "NOPE")
         keyless = operator(config, "halt", "ACC1", key=None)
@@ -72,6 +77,11 @@ def test_operator_commands_halt_resume_and_kill_an_account(configs: tuple[Path, 
     assert kill.returncode == 0 and working in json.loads(kill.stdout)["canceled"]
     assert killed["reject_code"] == "kill_switch"
     assert release.returncode == 0 and "ACC1" in json.loads(release.stdout)["accounts"]
+    assert limits.returncode == 0, limits.stderr
+    assert (json.loads(limits.stdout)["limits"]["max_order_notional"], too_big["reject_code"]) == ("50",
+                                                                                                   "max_order_notional")
+    assert json.loads(status_after.stdout)["limits"]["max_open_orders"] == 3  # the actor holds them now
+    assert nothing.returncode == 1 and "400 invalid_request: no limit given" in nothing.stderr
     assert forbidden.returncode == 1 and forbidden.stderr.startswith("oms operator: 403 forbidden: ")
     assert unknown.returncode == 1 and "404 unknown_account" in unknown.stderr
     assert keyless.returncode == 1 and "OMS_API_KEY" in keyless.stderr

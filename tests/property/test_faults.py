@@ -21,7 +21,7 @@ from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import CancelOrder, Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder
 from oms.core.reserved import AllowanceGate, LocalShard
 from oms.core.venues.internal import InternalVenue
-from risk.limits import LimitsSpec, resolve_limits
+from risk.limits import AccountLimits, LimitsSpec, resolve_limits
 
 REG = InstrumentRegistry.load(Path(__file__).parents[2] / "configs" / "instruments.toml")
 PX = 1_500_000
@@ -66,6 +66,9 @@ class FaultyGate:
 
     def quote(self, symbol: str, bid: int, ask: int, now_ns: int) -> None:
         self.inner.quote(symbol, bid, ask, now_ns)
+
+    def set_limits(self, account: str, limits: AccountLimits, now_ns: int) -> None:
+        self.inner.set_limits(account, limits, now_ns)
 
     def accounts(self) -> list[str]:
         return self.inner.accounts()

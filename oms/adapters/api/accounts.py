@@ -12,11 +12,13 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+import msgspec
+
 from oms.adapters.api.schemas import AccountSummary, LimitsOut, PositionOut, RiskOut, SymbolLimitsOut
 from oms.core.model.instruments import InstrumentRegistry, format_qty
 from oms.core.model.numbers import from_units
 from oms.core.reserved import LocalShard
-from risk.limits import AccountLimits, RiskConfig
+from risk.limits import AccountLimits
 from risk.money import format_money
 
 __all__ = ["AccountView", "LocalAccountView", "SummaryAccountView", "limits_out"]
@@ -35,6 +37,10 @@ class AccountView(Protocol):
 
     def risk(self, account: str) -> RiskOut:
         """Trading state, kill switch and limits of a known account."""
+        ...
+
+    def limits(self, account: str) -> AccountLimits:
+        """The limits a known account's orders are judged by now."""
         ...
 
 
@@ -113,6 +119,10 @@ class LocalAccountView:
                 positions=positions,
             )
 
+    def limits(self, account: str) -> AccountLimits:
+        with self._lock:
+            return self._host.state(account).limits
+
     def risk(self, account: str) -> RiskOut:
         with self._lock:
             s = self._host.state(account)
@@ -128,15 +138,11 @@ class LocalAccountView:
 
 
 class SummaryAccountView:
-    """Reads each account's summary through `read` (a dict as `AccountShard.summary` returns it); limits as
-    configured."""
+    """Reads each account's summary through `read` (a dict as `AccountShard.summary` returns it), limits included."""
 
-    def __init__(
-        self, accounts: list[str], read: Callable[[str], dict], risk: RiskConfig, instruments: InstrumentRegistry
-    ) -> None:
+    def __init__(self, accounts: list[str], read: Callable[[str], dict], instruments: InstrumentRegistry) -> None:
         self._accounts = list(accounts)
         self._read = read
-        self._risk = risk
         self._instruments = instruments
 
     def accounts(self) -> list[str]:
@@ -174,10 +180,12 @@ class SummaryAccountView:
             positions=positions,
         )
 
+    def limits(self, account: str) -> AccountLimits:
+        return msgspec.convert(self._summary(account)["limits"], AccountLimits)
+
     def risk(self, account: str) -> RiskOut:
         d = self._summary(account)
-        limits = self._risk.limits_for(account)
-        assert limits is not None
+        limits = msgspec.convert(d["limits"], AccountLimits)  # as the account holds them: an operator may change them
         return RiskOut(
             account=account,
             trading_state=str(d["trading_state"]).lower(),

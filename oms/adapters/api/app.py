@@ -49,6 +49,7 @@ from oms.adapters.api.schemas import (
     KillSwitchOut,
     KillSwitchRequest,
     KindText,
+    LimitsChange,
     OrderOut,
     OrderRequest,
     ParentOut,
@@ -480,6 +481,21 @@ def build_app(s: ApiState) -> Litestar:
         data = strict(await request.body(), TradingStateRequest)
         return desk.trading_state(key_of(request), account, TradingState(data.state), time.time_ns())
 
+    @patch(
+        "/v1/accounts/{account:str}/limits",
+        responses=_errors(*_AUTH, 404),
+        summary="Change some of an account's limits",
+        description="The limits given replace the account's (money as decimal strings, counts as integers); the "
+        "others stay. New orders are judged by them from the next one on; working orders stay. Answers the "
+        "account's risk state with its limits now. Recorded as an operator action with the acting key.",
+    )
+    async def set_account_limits(request: Request, account: FromPath[str], data: JSONBody[LimitsChange]) -> RiskOut:
+        data = strict(await request.body(), LimitsChange)
+        desk.check_account(key_of(request), account, Permission.LIMITS)
+        current = await asyncio.to_thread(view.limits, account)
+        desk.set_limits(key_of(request), account, data, current, time.time_ns())
+        return await asyncio.to_thread(view.risk, account)
+
     @post(
         "/v1/kill-switch",
         status_code=HTTP_200_OK,
@@ -673,6 +689,7 @@ def build_app(s: ApiState) -> Litestar:
         list_accounts,
         set_account_kill_switch,
         set_account_trading_state,
+        set_account_limits,
         create_stream_ticket,
         set_global_kill_switch,
         submit_parent,
@@ -735,7 +752,7 @@ _TAG_TEXT = {
 _TAGS = (
     (re.compile(r"/v1/orders"), "Orders"),
     (re.compile(r"/v1/algos"), "Parent orders (algos)"),
-    (re.compile(r"/v1/kill-switch|/v1/accounts/[^/]+/(kill-switch|trading-state)"), "Risk actions"),
+    (re.compile(r"/v1/kill-switch|/v1/accounts/[^/]+/(kill-switch|trading-state|limits)"), "Risk actions"),
     (re.compile(r"/v1/accounts"), "Accounts"),
     (re.compile(r"/v1/stream-tickets"), "Stream"),
     (re.compile(r"/(healthz|readyz|metrics)$"), "Operations"),

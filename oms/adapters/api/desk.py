@@ -34,6 +34,7 @@ from oms.adapters.api.schemas import (
     EventOut,
     ExecutionOut,
     KillSwitchOut,
+    LimitsChange,
     OrderOut,
     OrderRequest,
     ReplaceRequest,
@@ -69,6 +70,8 @@ from oms.core.model.messages import (
 from oms.core.model.numbers import InvalidValue, from_units
 from oms.core.orders import TERMINAL, Order, OrderView
 from oms.runtime.sequencer import Reports, Sequencer
+from risk.limits import AccountLimits
+from risk.money import parse_money
 
 __all__ = [
     "OrderDesk",
@@ -460,6 +463,37 @@ class OrderDesk:
         self.host.run(step)
         return TradingStateOut(account, state.value)
 
+    def set_limits(
+        self, key: ApiKey, account: str, change: LimitsChange, current: AccountLimits, now_ns: int
+    ) -> None:
+        """`current` (the account's limits now) with what `change` gives, judged from the account's next order on,
+        recorded as an operator action of `key` (the fields changed, with their new values). 400 when it changes
+        nothing."""
+        self.check_account(key, account, Permission.LIMITS)
+        given = {k: v for k, v in msgspec.structs.asdict(change).items() if v is not None}
+        if not given:
+            raise ApiError(400, "invalid_request", "no limit given: name at least one to change")
+        values: dict[str, int] = {}
+        for field, value in given.items():
+            if field == "window_ms":
+                values["window_ns"] = value * 1_000_000
+            elif isinstance(value, str):
+                try:
+                    values[field] = parse_money(value, field)
+                except InvalidValue as exc:
+                    raise ApiError(400, "invalid_request", f"{field}: {exc}") from None
+            else:
+                values[field] = value
+        limits = msgspec.structs.replace(current, **values)
+        detail = ",".join(f"{k}={v}" for k, v in sorted(given.items()))
+
+        def step(engine: OrderManager) -> None:
+            engine.set_limits(account, limits, now_ns)
+            if self._record is not None:
+                self._record(OperatorAction("limits", account, detail, key.session, now_ns))
+
+        self.host.run(step)
+
     def visible_accounts(self, key: ApiKey) -> list[str]:
         """The accounts `key` may see, sorted."""
         return sorted(a for a in self.accounts if key.sees(a))
@@ -821,6 +855,7 @@ _VERB = {
     Permission.READ_RISK: "read risk state and limits",
     Permission.KILL_SWITCH: "use the kill switch",
     Permission.TRADING_STATE: "halt, reduce or resume an account",
+    Permission.LIMITS: "change an account's limits",
 }
 
 

@@ -9,8 +9,8 @@
 What each role may do (`PERMISSIONS`):
 - trader: order entry (submit, cancel, replace) and reads (orders, executions, positions, risk state, stream) of
   its own accounts only;
-- risk: kill switch (per account and global), halt/reduce-only/resume, risk state and limits, positions, of any
-  account; no order entry;
+- risk: kill switch (per account and global), halt/reduce-only/resume, risk state, limits (read and change),
+  positions, of any account; no order entry;
 - compliance: read-only orders, executions, positions and the stream of any account;
 - admin: everything.
 
@@ -53,12 +53,13 @@ class Permission(enum.Enum):
     READ_RISK = "read_risk"  # risk state and limits
     KILL_SWITCH = "kill_switch"
     TRADING_STATE = "trading_state"  # halt, reduce-only, resume
+    LIMITS = "limits"  # change an account's limits
 
 
 P = Permission
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.TRADER: frozenset({P.TRADE, P.READ_ORDERS, P.READ_POSITIONS, P.READ_RISK}),
-    Role.RISK: frozenset({P.KILL_SWITCH, P.TRADING_STATE, P.READ_RISK, P.READ_POSITIONS}),
+    Role.RISK: frozenset({P.KILL_SWITCH, P.TRADING_STATE, P.LIMITS, P.READ_RISK, P.READ_POSITIONS}),
     Role.COMPLIANCE: frozenset({P.READ_ORDERS, P.READ_POSITIONS}),
     Role.ADMIN: frozenset(Permission),
 }

@@ -200,6 +200,22 @@ class TradingStateOut(msgspec.Struct, frozen=True):
     state: str
 
 
+Money = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,15}(\.[0-9]{1,9})?$", description="decimal, >= 0")]
+Count = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
+
+
+class LimitsChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """New values for some of an account's limits; those not given stay."""
+
+    max_order_notional: Money | None = None
+    credit_limit: Money | None = None
+    max_gross_notional: Money | None = None
+    max_net_notional: Money | None = None
+    max_open_orders: Count | None = None
+    orders_per_window: Count | None = None
+    window_ms: Count | None = None
+
+
 class StreamTicketOut(msgspec.Struct, frozen=True):
     ticket: str  # good for one WebSocket handshake: /v1/accounts/{account}/stream?ticket=...
     expires_in_s: float

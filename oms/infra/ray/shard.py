@@ -327,6 +327,7 @@ class AccountShard(OperatorMethods):
             "market_values": {sym: s.market_value(sym) for sym in s.positions()},
             "unrealized": {sym: s.unrealized(sym) for sym in s.positions()},
             "buying_power": s.buying_power(),
+            "limits": msgspec.to_builtins(s.limits),
             "drawdown_level": s.drawdown_level().name.lower(),
             "working_orders": s.working_orders(),
             "allowance_id": s.allowance_id,
