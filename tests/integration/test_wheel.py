@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,11 @@ def test_the_wheel_carries_the_default_configuration_and_the_sql(venv: Venv) -> 
     shipped = {p.relative_to(venv.package) for p in (venv.package / "infra" / "clickhouse" / "sql").rglob("*.sql")}
     in_checkout = {p.relative_to(ROOT / "oms") for p in (ROOT / "oms" / "infra" / "clickhouse" / "sql").rglob("*.sql")}
     assert shipped == in_checkout and shipped
+    static = ROOT / "oms" / "adapters" / "api" / "static"  # the desk page and the API docs page
+    pages = {p.relative_to(static) for p in static.rglob("*") if p.is_file()}
+    assert {p.relative_to(venv.package / "adapters" / "api" / "static") for p in
+            (venv.package / "adapters" / "api" / "static").rglob("*") if p.is_file()} == pages  # fmt: skip
+    assert {Path("desk/index.html"), Path("docs/redoc.standalone.js")} <= pages
 
 
 def test_version_is_the_wheels_package(venv: Venv) -> None:
@@ -204,6 +210,9 @@ def test_serve_runs_outside_the_checkout_on_its_configs_folder(
     assert f"log       {work / 'var' / 'log' / 'oms.jsonl'}" in out
     assert (work / "var" / "redis").is_dir()
     assert not (venv.package / "var").exists()
+    api = next(line.split()[1] for line in lines if line.startswith("api "))
+    with urllib.request.urlopen(f"{api}/desk/", timeout=30) as page:  # the packaged page, served
+        assert b"<title>OMS desk</title>" in page.read()
 
 
 def test_exchange_sim_without_a_config_writes_the_defaults_to_configs_and_runs(venv: Venv, tmp_path: Path) -> None:

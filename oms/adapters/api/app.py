@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Litestar, MediaType, Request, Response, WebSocket, delete, get, patch, post, websocket
+from litestar import Litestar, MediaType, Request, Response, Router, WebSocket, delete, get, patch, post, websocket
 from litestar.datastructures import ResponseHeader
 from litestar.exceptions import HTTPException, SerializationException, ValidationException, WebSocketDisconnect
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
@@ -590,14 +590,7 @@ def build_app(s: ApiState) -> Litestar:
     async def home() -> Redirect:
         return Redirect("/desk/")
 
-    def desk_headers(response: Response) -> Response:
-        response.headers.update(_DESK_HEADERS)
-        return response
-
-    desk_page = create_static_files_router(
-        "/desk", directories=[STATIC / "desk"], html_mode=True, name="desk", after_request=desk_headers,
-        include_in_schema=False,
-    )
+    desk_page = _static_pages("desk", _DESK_HEADERS)
 
     # -- OPERATIONS --
 
@@ -668,14 +661,7 @@ def build_app(s: ApiState) -> Litestar:
         path="/schema",
         render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],  # litestar's pages load from CDNs: /docs/ instead
     )
-    def docs_headers(response: Response) -> Response:
-        response.headers.update(_DOCS_HEADERS)
-        return response
-
-    api_docs = create_static_files_router(
-        "/docs", directories=[STATIC / "docs"], html_mode=True, name="docs", after_request=docs_headers,
-        include_in_schema=False,
-    )
+    api_docs = _static_pages("docs", _DOCS_HEADERS)
     handlers = [
         submit_order,
         list_orders,
@@ -774,6 +760,20 @@ _SECURITY: list[SecurityRequirement] = [
     {"apiKey": []},
     {f"hmac{name.removeprefix('X-API-').replace('-', '')}": [] for name in _SIGNED},
 ]
+
+
+def _static_pages(name: str, headers: dict[str, str]) -> Router:
+    """The package's pages under /<name>/ (the files of STATIC/<name>, index.html for the folder), each answer with
+    `headers`."""
+
+    def with_headers(response: Response) -> Response:
+        response.headers.update(headers)
+        return response
+
+    return create_static_files_router(
+        f"/{name}", directories=[STATIC / name], html_mode=True, name=name, after_request=with_headers,
+        include_in_schema=False,
+    )
 
 
 def _camel(name: str) -> str:
