@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fix_gateway.codec import Codec
+from fix_gateway.fields import Draft
 from fix_gateway.outbox import Outbox
 from oms.core.model.messages import (
     CancelRejected,
@@ -185,15 +186,20 @@ class ReportRouter:
                 clock = awaiting.pop(order_id)
             self.send(msg, name, clock)
             if not isinstance(event, CancelRejected):
-                self._copy(event, view, order, exec_id, side)
+                self._copy(msg, codec, event, view, order, exec_id, side)
 
-    def _copy(self, event: Message, view: OrderView | None, order: Order | None, exec_id: str, side: str) -> None:
+    def _copy(
+        self, msg: Draft, codec: Codec, event: Message, view: OrderView | None, order: Order | None, exec_id: str,
+        side: str,
+    ) -> None:
+        """A copy of the report `msg` (which `codec` made) to every drop-copy session: the same draft where the
+        session speaks the same FIX version, else its own codec's report of the event."""
         for name in self._drop_copies:
-            codec = self._codecs[name]
-            msg = codec.report(event, view, order, exec_id, side)
-            if msg is not None:
-                codec.mark_copy(msg)
-                self.send(msg, name)
+            drop = self._codecs[name]
+            copy = msg.copy() if type(drop) is type(codec) else drop.report(event, view, order, exec_id, side)
+            if copy is not None:
+                drop.mark_copy(copy)
+                self.send(copy, name)
 
     def _await(self, name: str, cl_ord_id: str, clock: StageClock) -> None:
         """Keep `clock` until the venue's first answer about the order `cl_ord_id` names, if it is still open."""
