@@ -19,6 +19,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -170,6 +171,9 @@ def world(redis_server: ManagedRedis, tmp_path_factory: pytest.TempPathFactory) 
         assert line, f"the sink ended early: {''.join(lines)}{proc.stderr.read() if proc.stderr else ''}"
         lines.append(line)
         commits += line.startswith("COMMITTED")
+    deadline = time.monotonic() + TIMEOUT_S
+    while _pending(client, streams, "ext") == 0 and time.monotonic() < deadline:
+        time.sleep(0.002)  # killed while it holds entries read and not yet acknowledged (its reader polls each 50 ms)
     proc.send_signal(signal.SIGKILL)
     _finish(proc, runs["ext"])
     runs["ext"].outputs[-1] = "".join(lines) + runs["ext"].outputs[-1]
