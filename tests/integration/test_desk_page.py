@@ -49,6 +49,7 @@ def test_an_order_entered_over_fix_appears_on_the_desk_page_live(
     config, port = configs
     proc, api = start_serve(config)
     problems: list[str] = []
+    seen = 0
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     client = FixClient("FIX.4.2", "CLIENT42", port, tmp_path / "client", password="client42-dev").start()
@@ -92,12 +93,20 @@ def test_an_order_entered_over_fix_appears_on_the_desk_page_live(
 
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
+        seen = len(problems)
+
+        page.fill("#key", "risk1-dev-secret")  # the risk role: risk and positions, no orders, no stream
+        page.click("#login button")
+        page.wait_for_selector("#orders tbody >> text=this key may not read orders")
+        page.wait_for_selector('#risk[data-trading-state="active"]')
+        page.wait_for_selector("#message >> text=stream: forbidden")
     finally:
         client.stop()
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=120)
     assert proc.returncode == 0
-    assert problems == []  # no script error, no refused resource (the page's CSP)
+    assert problems[:seen] == []  # no script error, no resource refused (the page's CSP) or failed
+    assert all("403 (Forbidden)" in p for p in problems[seen:])  # the risk key's refused reads of orders, only
     assert SCREENSHOT.stat().st_size > 10_000
 
 

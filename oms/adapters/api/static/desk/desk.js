@@ -199,7 +199,10 @@ async function openStream(generation, resume) {
   socket.onmessage = (message) => {
     if (generation !== state.generation) return;
     const frame = JSON.parse(message.data);
-    if (frame.code) return say(`stream: ${frame.code}: ${frame.message}`);
+    if (frame.code) {  // refused (this key may not read the account's orders): no reconnecting
+      state.socket = null;
+      return say(`stream: ${frame.code}: ${frame.message}`);
+    }
     if (frame.type === "subscribed") {
       const gap = resume && !frame.resumed;
       state.streamId = frame.stream_id;
