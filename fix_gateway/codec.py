@@ -89,10 +89,18 @@ class Refusal(NamedTuple):
     text: str
 
 
+_SECOND: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text: reports come many a second
+
+
 def utc_timestamp(ts_ns: int) -> str:
     """FIX UTCTimestamp with milliseconds (`YYYYMMDD-HH:MM:SS.sss`)."""
+    global _SECOND
     seconds, ns = divmod(ts_ns, 1_000_000_000)
-    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(seconds)) + f".{ns // 1_000_000:03d}"
+    second, text = _SECOND
+    if second != seconds:
+        text = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(seconds))
+        _SECOND = (seconds, text)  # one tuple: a thread reads this pair whole or the one before
+    return f"{text}.{ns // 1_000_000:03d}"
 
 
 def _get(msg: Any, tag: int) -> str | None:

@@ -1,4 +1,5 @@
-"""`Received` reads an order message as QuickFIX does; a `Draft` becomes the QuickFIX message its fields say."""
+"""`Received` reads an order message as QuickFIX does; a `Draft` becomes the QuickFIX message its fields say; the
+reports' UTC timestamps."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import quickfix as fix
 import quickfix44
 
 from fix_gateway import tags as T
+from fix_gateway.codec import utc_timestamp
 from fix_gateway.fields import Draft, Received
 
 SOH = "\x01"
@@ -71,3 +73,12 @@ def test_draft_refuses_a_value_holding_soh() -> None:
     draft.setField(T.TEXT, f"a{SOH}35=0")
     with pytest.raises(ValueError, match="holds SOH"):
         draft.message()
+
+
+def test_utc_timestamps_across_seconds_and_back() -> None:
+    t0 = 1_767_225_600_000_000_000  # 2026-01-01 00:00:00 UTC
+    stamps = [t0 + 123_456_789, t0 + 999_999_999, t0 + 1_000_000_000, t0 + 1_000_000, 59 * 1_000_000_000 + t0]
+    assert [utc_timestamp(t) for t in stamps] == [
+        "20260101-00:00:00.123", "20260101-00:00:00.999", "20260101-00:00:01.000", "20260101-00:00:00.001",
+        "20260101-00:00:59.000",
+    ]  # fmt: skip
