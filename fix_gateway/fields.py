@@ -49,17 +49,20 @@ class Draft:
     def text(self) -> str:
         """The message as FIX text with placeholder BodyLength and CheckSum (QuickFIX sets both when it sends).
         Raises ValueError when a value holds the field separator (SOH): it would split into fields of its own."""
-        body = "".join([f"{tag}={value}{SOH}" for tag, value in self.fields.items()])
+        body = self._body()
         if body.count(SOH) != len(self.fields):
             raise ValueError(f"a field of this {self.msg_type!r} message holds SOH: {body!r}")
         return f"8={self.begin_string}{SOH}9=0{SOH}35={self.msg_type}{SOH}{body}10=000{SOH}"
+
+    def _body(self) -> str:
+        return "".join([f"{tag}={value}{SOH}" for tag, value in self.fields.items()])
 
     def message(self) -> Any:
         """The QuickFIX message (one parse of `text()`, unvalidated: the OMS wrote every field)."""
         return fix.Message(self.text(), False)
 
     def __repr__(self) -> str:
-        return f"Draft({self.text().replace(SOH, '|')!r})"
+        return f"Draft({self.begin_string} {self.msg_type}: {self._body().replace(SOH, '|')!r})"
 
 
 class Received:

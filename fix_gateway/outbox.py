@@ -73,7 +73,11 @@ def send(msg: Any, session_id: Any) -> bool:
     """Hand `msg` (a QuickFIX message or a `Draft`) to QuickFIX (sent now, or stored for resend when the session is not
     logged on); False when the session is gone."""
     if isinstance(msg, Draft):
-        msg = msg.message()
+        try:
+            msg = msg.message()
+        except ValueError:  # a value holding SOH would forge fields: never sent, logged with the draft
+            log.exception("report not sent, a field holds the separator: %r", msg)
+            return False
     try:
         fix.Session.sendToTarget(msg, session_id)
     except fix.SessionNotFound:  # the acceptor stopped while this was still queued

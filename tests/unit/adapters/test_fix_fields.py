@@ -10,6 +10,7 @@ import quickfix44
 from fix_gateway import tags as T
 from fix_gateway.codec import utc_timestamp
 from fix_gateway.fields import Draft, Received
+from fix_gateway.outbox import send
 
 SOH = "\x01"
 
@@ -82,3 +83,10 @@ def test_utc_timestamps_across_seconds_and_back() -> None:
         "20260101-00:00:00.123", "20260101-00:00:00.999", "20260101-00:00:01.000", "20260101-00:00:00.001",
         "20260101-00:00:59.000",
     ]  # fmt: skip
+
+
+def test_a_draft_holding_soh_is_not_sent_and_the_sender_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    draft = Draft("FIX.4.4", T.MT_EXECUTION_REPORT)
+    draft.setField(T.TEXT, f"a{SOH}35=0")
+    assert send(draft, None) is False  # refused before QuickFIX is asked (no session is needed to see it)
+    assert "holds the separator" in caplog.text
