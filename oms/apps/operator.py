@@ -63,6 +63,7 @@ def _request(url: str, key: str, method: str, path: str, body: object | None = N
 
 
 def run_operator(args: argparse.Namespace) -> int:
+    """One operator command as one request to the running OMS (see the module doc); the exit code."""
     key = args.key or os.environ.get(KEY_ENV)
     if not key:
         print(f"oms operator: no API key: give --key or set {KEY_ENV}", file=sys.stderr)
@@ -72,19 +73,19 @@ def run_operator(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"oms operator: {exc}", file=sys.stderr)
         return 1
-    account = None if getattr(args, "all", False) else args.account
+    everyone = getattr(args, "all", False)
+    account = "" if everyone else f"/v1/accounts/{quote(args.account, safe='')}"
     match args.action:
         case "kill-switch":
-            path = "/v1/kill-switch" if account is None else f"/v1/accounts/{quote(account, safe='')}/kill-switch"
+            path = "/v1/kill-switch" if everyone else f"{account}/kill-switch"
             method, body = "POST", {"on": args.setting == "on"}
         case "status":
-            method, path, body = "GET", f"/v1/accounts/{quote(account or '', safe='')}/risk", None
+            method, path, body = "GET", f"{account}/risk", None
         case "limits":
             body = {name: value for name in _LIMITS if (value := getattr(args, name)) is not None}
-            method, path = "PATCH", f"/v1/accounts/{quote(account or '', safe='')}/limits"
+            method, path = "PATCH", f"{account}/limits"
         case action:
-            path = f"/v1/accounts/{quote(account or '', safe='')}/trading-state"
-            method, body = "POST", {"state": _STATES[action]}
+            method, path, body = "POST", f"{account}/trading-state", {"state": _STATES[action]}
     try:
         status, answer = _request(url, key, method, path, body)
     except (urllib.error.URLError, OSError) as exc:
