@@ -26,7 +26,7 @@ Allowances (reserved mode): `oms.core.accounts.allowance`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
@@ -64,6 +64,7 @@ from oms.core.model.messages import (
     OrderFilled,
     OrderRejected,
     OrderReplaced,
+    SubmitOrder,
 )
 from risk import checks
 from risk.breakers import DrawdownLevel, escalate
@@ -331,6 +332,17 @@ class AccountState(AccountView):
         event = Quoted(self.account, symbol, bid, ask, ts_ns)
         self.apply(event)
         return event
+
+    def quote_for(
+        self, cmd: SubmitOrder, quotes: Mapping[str, tuple[int, int]] | None, ts_ns: int = 0
+    ) -> Quoted | None:
+        """The quote (`Decide.quotes`) an order without a limit price is to be valued on, taken and returned for
+        the journal; None when the order has a limit price, no quote came for its symbol, or the account has a trade
+        price for it (last print or mark) or already values it at that quote's mid."""
+        quote = None if quotes is None or cmd.price is not None else quotes.get(cmd.symbol)
+        if quote is None or not self.wants_quote(cmd.symbol, *quote):
+            return None
+        return self.quote(cmd.symbol, *quote, ts_ns)
 
     def set_kill_switch(self, on: bool, ts_ns: int = 0) -> KillSwitchSet:
         """Block (on) or allow new orders. Working orders are not touched here: cancel `working_orders()`."""

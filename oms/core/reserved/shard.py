@@ -152,9 +152,8 @@ class LocalShard(OperatorMethods):
                 out.append(OrderRejected.of(cmd, order_id, reason, reason.name, now_ns))
                 continue
             self._desk.drain(cmd.account)
-            quote = None if quotes is None or cmd.price is not None else quotes.get(cmd.symbol)
-            if quote is not None and state.wants_quote(cmd.symbol, *quote):
-                self._log[cmd.account].append(state.quote(cmd.symbol, *quote, now_ns))
+            if (quoted := state.quote_for(cmd, quotes, now_ns)) is not None:
+                self._log[cmd.account].append(quoted)
             decision = state.decide(cmd, order_id, now_ns)
             self._apply(state, [decision])
             out.append(decision)

@@ -353,9 +353,8 @@ class AccountShard(OperatorMethods):
             px = last.get(cmd.symbol)
             if px is not None and state.reference_price(cmd.symbol) != px:
                 events.append(state.mark(cmd.symbol, px, now_ns))  # catch up with the tape before deciding
-            quote = None if quotes is None or cmd.price is not None else quotes.get(cmd.symbol)
-            if quote is not None and state.wants_quote(cmd.symbol, *quote):
-                events.append(state.quote(cmd.symbol, *quote, now_ns))
+            if (quoted := state.quote_for(cmd, quotes, now_ns)) is not None:
+                events.append(quoted)
             decision = state.decide(cmd, order_id, now_ns)
             state.apply(decision)
             events.append(decision)
