@@ -79,23 +79,24 @@ from oms.core.model.enums import TradingState
 __all__ = ["ApiState", "build_app"]
 
 log = logging.getLogger("oms.adapters.api")
-_PUBLIC = ("/healthz", "/readyz", "/metrics", "/schema", "/docs", "/desk")  # the desk page asks for a key itself
+_PAGES = ("/schema", "/docs", "/desk")  # the API document and the pages: no key (the desk page asks for one itself)
+_PUBLIC = ("/healthz", "/readyz", "/metrics", *_PAGES)
 STATIC = Path(__file__).parent / "static"  # the desk page's and the API docs page's files, shipped in the package
+_PAGE_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+_FRAMING = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # the desk page runs only its own script and talks only to this server
 _DESK_HEADERS = {
+    **_PAGE_HEADERS,
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    f"connect-src 'self' ws: wss:; {_FRAMING}",
 }
 # the API docs page (Redoc, shipped in the package): its inline styles, web worker and schema compiler, nothing else;
 # its one link out (Redocly's logo) is blocked, so the page loads nothing from the network
 _DOCS_HEADERS = {
+    **_PAGE_HEADERS,
     "Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-eval'; style-src 'self' "
     "'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    f"{_FRAMING}",
 }
 MAX_BODY_BYTES = 64 * 1024  # a request body past this is refused 413 before it is parsed
 MAX_JSON_DEPTH = 16  # objects and arrays nested deeper are refused 400 before they are parsed
@@ -491,9 +492,7 @@ def build_app(s: ApiState) -> Litestar:
     )
     async def set_account_limits(request: Request, account: FromPath[str], data: JSONBody[LimitsChange]) -> RiskOut:
         data = strict(await request.body(), LimitsChange)
-        desk.check_account(key_of(request), account, Permission.LIMITS)
-        current = await asyncio.to_thread(view.limits, account)
-        desk.set_limits(key_of(request), account, data, current, time.time_ns())
+        await asyncio.to_thread(desk.set_limits, key_of(request), account, data, view.limits, time.time_ns())
         return await asyncio.to_thread(view.risk, account)
 
     @post(
@@ -708,7 +707,7 @@ def build_app(s: ApiState) -> Litestar:
         logging_config=None,
     )
     for route in app.routes:
-        if not route.path.startswith(("/schema", "/docs", "/desk")):  # pages (the desk page reads its own query)
+        if not route.path.startswith(_PAGES):  # pages (the desk page reads its own query)
             for handler in getattr(route, "route_handlers", ()):
                 queries[handler] = query_names(handler)
     return app

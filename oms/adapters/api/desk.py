@@ -464,11 +464,11 @@ class OrderDesk:
         return TradingStateOut(account, state.value)
 
     def set_limits(
-        self, key: ApiKey, account: str, change: LimitsChange, current: AccountLimits, now_ns: int
+        self, key: ApiKey, account: str, change: LimitsChange, read: Callable[[str], AccountLimits], now_ns: int
     ) -> None:
-        """`current` (the account's limits now) with what `change` gives, judged from the account's next order on,
-        recorded as an operator action of `key` (the fields changed, with their new values). 400 when it changes
-        nothing."""
+        """The account's limits now (`read`) with what `change` gives, judged from the account's next order on,
+        recorded as an operator action of `key` (the fields changed, with their new values). 403/404 before anything
+        is read; 400 when it changes nothing."""
         self.check_account(key, account, Permission.LIMITS)
         given = {k: v for k, v in msgspec.structs.asdict(change).items() if v is not None}
         if not given:
@@ -484,7 +484,7 @@ class OrderDesk:
                     raise ApiError(400, "invalid_request", f"{field}: {exc}") from None
             else:
                 values[field] = value
-        limits = msgspec.structs.replace(current, **values)
+        limits = msgspec.structs.replace(read(account), **values)
         detail = ",".join(f"{k}={v}" for k, v in sorted(given.items()))
 
         def step(engine: OrderManager) -> None:
