@@ -26,15 +26,17 @@ ambiguity as any journal append whose reply was lost (docs/journal.md).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import msgspec
 import redis
+from hiredis import pack_command
 
 from oms.infra.redis.journal import RECORD_FIELD, parse_id
 
-__all__ = ["ReportLog", "after", "pipelined", "wal_key"]
+__all__ = ["Link", "ReportLog", "after", "wal_key"]
 
 R = TypeVar("R")
 
@@ -62,20 +64,31 @@ def after(entry_id: str, floor: str) -> bool:
     return parse_id(entry_id) > parse_id(floor)
 
 
-def pipelined(client: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-    """Send `commands` in one write on one of `client`'s connections and read their replies, in order: a pipeline
-    without redis-py's Pipeline object, whose bookkeeping is most of the cost of the order path's one write per
-    batch. An error reply or a broken connection raises (the connection is dropped, never reused half-read)."""
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        conn.send_packed_command(conn.pack_commands(commands))
-        return [conn.read_response() for _ in commands]
-    except BaseException:
-        conn.disconnect()
-        raise
-    finally:
-        pool.release(conn)
+class Link:
+    """One connection of `client`'s for one writer (the committer): each `round_trip` sends its commands in one write
+    and reads their replies in order, without the pool's per-call bookkeeping or redis-py's Pipeline object (most
+    of the cost of the order path's one write per batch, besides Redis's fsync). Calls are serialized. An error
+    reply or a broken connection raises and drops the connection, never reused half-read; the next call
+    reconnects (with the client's timeouts)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._conn = client.connection_pool.make_connection()
+        self._lock = threading.Lock()
+
+    def round_trip(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        packed = b"".join(map(pack_command, commands))
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.send_packed_command([packed], check_health=False)
+                return [conn.read_response() for _ in commands]
+            except BaseException:
+                conn.disconnect()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.disconnect()
 
 
 def _text(value: bytes | str) -> str:
@@ -93,6 +106,7 @@ class ReportLog(Generic[R]):
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder: msgspec.msgpack.Decoder[list[Any]] = msgspec.msgpack.Decoder(list[record_type])  # type: ignore[valid-type]
         self._pending = client.register_script(_PENDING_LUA)
+        self._link: Link | None = None  # made at the first write_many (a log that is only read needs none)
 
     def key(self, account: str) -> str:
         return wal_key(account, self._prefix)
@@ -107,7 +121,10 @@ class ReportLog(Generic[R]):
         account journals them, as it would a write whose reply was lost)."""
         encode = self._encoder.encode
         commands = [("XADD", self.key(account), "*", RECORD_FIELD, encode(records)) for account, records in entries]
-        return [_text(sid) for sid in pipelined(self._client, commands)]
+        link = self._link
+        if link is None:
+            link = self._link = Link(self._client)
+        return [_text(sid) for sid in link.round_trip(commands)]
 
     def pending(self, account: str) -> tuple[list[tuple[str, list[R]]], str]:
         """([(id, records)] still in the log, oldest first; the id the log has reached, "0-0" when never written)."""
