@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from oms.infra.redis.reportlog import Link
+from oms.infra.redis.link import Link
 from oms.infra.redis.server import ManagedRedis, make_client
 
 pytestmark = pytest.mark.integration

@@ -5,9 +5,9 @@ benchmarks (interval VWAP/TWAP, arrival mid, markouts, participation). Entries l
 `r` holding a tagged msgspec msgpack record, `TradePrinted` (from `oms.core.model.messages`) or `Quote` (here). Prices
 and quantities are integers in the instrument's units, timestamps integer ns since the epoch.
 
-Writing is an ordinary XADD (a pipeline of them for `append_many`): the tape is market data, not the OMS's state, so
-it does not need the journal's all-or-nothing batches. `maxlen` trims the stream (XADD MAXLEN ~); keep it well above
-what the sink can lag behind, or prints are lost to the reports.
+Writing is an ordinary XADD (several in one round trip for `append_many`, on a connection of the tape's own): the
+tape is market data, not the OMS's state, so it does not need the journal's all-or-nothing batches. `maxlen` trims
+the stream (XADD MAXLEN ~); keep it well above what the sink can lag behind, or prints are lost to the reports.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import redis
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import Message, TradePrinted
 from oms.core.venues.internal import InternalVenue
+from oms.infra.redis.link import Link
 
 __all__ = ["MarketFeed", "Quote", "Tape", "TapeRecord", "TapeWriter", "tape_decoder", "tape_key"]
 
@@ -61,30 +62,23 @@ class Tape:
     def __init__(self, client: redis.Redis, *, prefix: str = "oms", maxlen: int | None = None) -> None:
         if maxlen is not None and maxlen < 1:
             raise ValueError(f"maxlen must be None or >= 1, not {maxlen}")
-        self._client = client
         self.key = tape_key(prefix)
-        self._maxlen = maxlen
+        self._xadd = ("XADD", self.key, *(() if maxlen is None else ("MAXLEN", "~", maxlen)), "*", RECORD_FIELD)
+        self._link = Link(client)
 
     def trade(self, trade: TradePrinted) -> str:
         """Append one trade print."""
-        return self._xadd(_encoder.encode(trade))
+        return self.append_many([trade])[0]
 
     def quote(self, quote: Quote) -> str:
         """Append one top-of-book quote."""
-        return self._xadd(_encoder.encode(quote))
+        return self.append_many([quote])[0]
 
     def append_many(self, records: Iterable[TapeRecord]) -> list[str]:
-        """Append prints and quotes in order, in one round trip (a pipeline); everything is encoded first."""
-        datas = [_encoder.encode(r) for r in records]
-        if not datas:
-            return []
-        pipe = self._client.pipeline(transaction=False)
-        for data in datas:
-            pipe.xadd(self.key, {RECORD_FIELD: data}, maxlen=self._maxlen, approximate=True)
-        return [_text(sid) for sid in pipe.execute()]
-
-    def _xadd(self, data: bytes) -> str:
-        return _text(self._client.xadd(self.key, {RECORD_FIELD: data}, maxlen=self._maxlen, approximate=True))
+        """Append prints and quotes in order, in one round trip; everything is encoded first."""
+        xadd, encode = self._xadd, _encoder.encode
+        commands = [(*xadd, encode(r)) for r in records]
+        return [_text(sid) for sid in self._link.round_trip(commands)] if commands else []
 
 
 def _text(value: bytes | str) -> str:

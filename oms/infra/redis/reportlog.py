@@ -26,17 +26,16 @@ ambiguity as any journal append whose reply was lost (docs/journal.md).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import msgspec
 import redis
-from hiredis import pack_command
 
 from oms.infra.redis.journal import RECORD_FIELD, parse_id
+from oms.infra.redis.link import Link
 
-__all__ = ["Link", "ReportLog", "after", "wal_key"]
+__all__ = ["ReportLog", "after", "wal_key"]
 
 R = TypeVar("R")
 
@@ -62,33 +61,6 @@ def wal_key(account: str, prefix: str = "oms") -> str:
 def after(entry_id: str, floor: str) -> bool:
     """True when stream id `entry_id` comes after `floor`."""
     return parse_id(entry_id) > parse_id(floor)
-
-
-class Link:
-    """One connection of `client`'s for one writer (the committer): each `round_trip` sends its commands in one write
-    and reads their replies in order, without the pool's per-call bookkeeping or redis-py's Pipeline object (most
-    of the cost of the order path's one write per batch, besides Redis's fsync). Calls are serialized. An error
-    reply or a broken connection raises and drops the connection, never reused half-read; the next call
-    reconnects (with the client's timeouts)."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._conn = client.connection_pool.make_connection()
-        self._lock = threading.Lock()
-
-    def round_trip(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        packed = b"".join(map(pack_command, commands))
-        with self._lock:
-            conn = self._conn
-            try:
-                conn.send_packed_command([packed], check_health=False)
-                return [conn.read_response() for _ in commands]
-            except BaseException:
-                conn.disconnect()
-                raise
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.disconnect()
 
 
 def _text(value: bytes | str) -> str:
