@@ -22,7 +22,8 @@ is past capacity (its p99 over `stop_p99_ms`, or a message left unanswered); the
 Figures per server, sessions and rate: NOS -> New and Cancel -> Canceled p50/p99/p99.9/max, refused and unanswered
 counts, the client's own send lag, the CPU time of the server's whole process tree (redis-server, Ray's processes
 and workers, the sink included) per message, and for `oms serve` the mean time its orders spent in each hot-path
-stage (`stages_mean_us`, from its `/metrics`: in_to_risk, risk_to_venue, venue_to_ack, in_to_ack).
+stage (`stages_mean_us`, from its `/metrics`: in_to_risk, risk_to_venue, venue_to_ack, in_to_ack, and venue_to_ack
+split into venue_to_sealed, sealed_to_durable, durable_to_ack; `oms.runtime.metrics`), also printed under its row.
 `sustained_ops_per_sec`: the highest rate whose p99 stayed under 10 ms for both kinds with every message answered (1
 session). The top-level fields are the OMS's NOS -> New at `headline_rate` from 1 session, `baseline` and
 `durable_baseline` the same for the bare servers.
@@ -313,9 +314,16 @@ def _row_line(r: dict) -> str:
             f"cpu {r['cpu_us_per_msg']:.0f} us/msg")  # fmt: skip
 
 
+def _stages_line(r: dict) -> str:
+    return "    stages (mean us): " + ", ".join(f"{k} {v:.0f}" for k, v in r["stages_mean_us"].items())
+
+
 def summary(result: dict[str, Any]) -> str:
     lines = ["oms bench serve: open-loop FIX load on `oms serve` (default config) and two bare QuickFIX acceptors"]
-    lines += [_row_line(r) for r in result["rows"]]
+    for r in result["rows"]:
+        lines.append(_row_line(r))
+        if r.get("stages_mean_us"):
+            lines.append(_stages_line(r))
     lines.append("sustained (p99 < 10 ms, all answered, 1 session): " + ", ".join(
         f"{k} {v:g} msg/s" for k, v in result["sustained_ops_per_sec"].items()))  # fmt: skip
     return "\n".join(lines)

@@ -10,7 +10,8 @@ client sees an ack that is not durable; each session's outbox then sends it from
 OBSERVABILITY
 Each NewOrderSingle starts a `StageClock` (`oms.runtime.metrics`, counted as an order in on channel `fix`) that the
 engine stamps at the risk decision and after the venue, and that the first report answering the order carries to
-QuickFIX: once `sendToTarget` returned, its stages go into the histograms. For a venue that answers later the clock
+QuickFIX: stamped when its batch is sealed and when the batch is durable, and once `sendToTarget` returned, its stages
+go into the histograms. For a venue that answers later the clock
 waits, by order id, for the venue's first word. Each order received is logged at INFO on `oms.fix` with session,
 account and ClOrdID; what happens to it next (acked, rejected with reason, filled, canceled, replaced, expired) is
 logged by the sequencer on `oms.orders` for every channel alike (`oms.runtime.logs`).
@@ -144,8 +145,13 @@ class ReportRouter:
         held, self._held = self._held, []
         marks, self._marks = self._marks, {}
         outboxes = self._outboxes
+        clocks = [clock for _, _, clock in held if clock is not None]
+        for clock in clocks:
+            clock.sealed()
 
         def release() -> None:
+            for clock in clocks:
+                clock.durable()
             for name, msg, clock in held:
                 outbox = outboxes.get(name)
                 if outbox is not None:

@@ -12,8 +12,16 @@ clock's stages then go into the histogram `oms_stage_seconds{stage=...}`:
     venue_to_ack   venue done -> ack out (for a FIX venue this includes the venue's own answer)
     in_to_ack      gateway in -> ack out
 
+and, for a FIX session's answer, `venue_to_ack` in three (the gateway stamps the answer when the sequencer seals
+its batch and when the batch's write-ahead is durable, `oms.runtime.sequencer`):
+
+    venue_to_sealed    venue done -> batch sealed (the reports built by every subscriber, the batch's other steps)
+    sealed_to_durable  batch sealed -> its write-ahead durable (the hand-over to the committer, any earlier batch's
+                       write still running, Redis's round trip and fsync)
+    durable_to_ack     durable -> ack out (the hand-over to the session's sender, QuickFIX's send)
+
 A stage is recorded only when both of its ends were stamped: a risk reject has no venue stage, a codec refusal
-only `in_to_ack`.
+only `in_to_ack`, a REST answer none of the last three.
 
 COST
 The threads that record are the ones carrying orders (QuickFIX's, the REST loop, the engine's callers), so
@@ -80,7 +88,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STAGES = ("in_to_risk", "risk_to_venue", "venue_to_ack", "in_to_ack")
+STAGES = (
+    "in_to_risk", "risk_to_venue", "venue_to_ack", "in_to_ack",
+    "venue_to_sealed", "sealed_to_durable", "durable_to_ack",
+)  # fmt: skip
 CHANNELS = ("fix", "rest", "algo")
 _US, _MS, _S = 1_000, 1_000_000, 1_000_000_000
 #: Upper bounds (inclusive, ns) of the stage histograms' buckets; one more bucket (+Inf) holds the rest. Fine at the
@@ -242,6 +253,11 @@ class HotPathMetrics:
                 d = t_ack - t_venue
                 buckets[2][bisect_left(BUCKETS_NS, d)] += 1
                 sums[2] += d
+                t_sealed, t_durable = clock.t_sealed, clock.t_durable
+                if t_sealed and t_durable:
+                    for i, d in ((4, t_sealed - t_venue), (5, t_durable - t_sealed), (6, t_ack - t_durable)):
+                        buckets[i][bisect_left(BUCKETS_NS, d)] += 1
+                        sums[i] += d
             d = t_ack - t_in
             buckets[3][bisect_left(BUCKETS_NS, d)] += 1
             sums[3] += d
@@ -313,7 +329,8 @@ class HotPathMetrics:
         )
         stages = HistogramMetricFamily(
             "oms_stage_seconds",
-            "time of each order in each hot-path stage: in_to_risk, risk_to_venue, venue_to_ack, in_to_ack",
+            "time of each order in each hot-path stage: in_to_risk, risk_to_venue, venue_to_ack, in_to_ack; for FIX "
+            "answers venue_to_ack as venue_to_sealed, sealed_to_durable, durable_to_ack",
             labels=["stage"],
         )
         for stage in STAGES:
@@ -348,13 +365,15 @@ class StageClock:
     """One order's perf_counter_ns stamps on the hot path; its stages are recorded once, when the answer goes out
     (`acked`) or when none will (`done`). Stamps are 0 until made."""
 
-    __slots__ = ("_metrics", "t_ack", "t_in", "t_risk", "t_venue")
+    __slots__ = ("_metrics", "t_ack", "t_durable", "t_in", "t_risk", "t_sealed", "t_venue")
 
     def __init__(self, metrics: HotPathMetrics) -> None:
         self._metrics: HotPathMetrics | None = metrics
         self.t_in = perf_counter_ns()
         self.t_risk = 0
         self.t_venue = 0
+        self.t_sealed = 0
+        self.t_durable = 0
         self.t_ack = 0
 
     def risk_decided(self) -> None:
@@ -362,6 +381,14 @@ class StageClock:
 
     def venue_done(self) -> None:
         self.t_venue = perf_counter_ns()
+
+    def sealed(self) -> None:
+        """The batch holding the answer was sealed."""
+        self.t_sealed = perf_counter_ns()
+
+    def durable(self) -> None:
+        """The batch's write-ahead is durable: the answer is released to its sender."""
+        self.t_durable = perf_counter_ns()
 
     def acked(self) -> None:
         """The answer left: record every stage (once)."""

@@ -10,6 +10,7 @@ import pytest
 
 from bench.serve import ServeBenchParams, run, summary
 from oms.apps.cli import build_parser
+from oms.runtime.metrics import STAGES
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +41,10 @@ def test_a_short_sweep_writes_the_contract_and_answers_every_message(tmp_path: P
     for row in rows:  # the OMS says where its orders spent their time; the bare servers have no stages
         stages = row.get("stages_mean_us")
         if row["server"] == "oms":
-            assert stages is not None and set(stages) == {"in_to_risk", "risk_to_venue", "venue_to_ack", "in_to_ack"}
+            assert stages is not None and set(stages) == set(STAGES)
             assert all(v > 0 for v in stages.values())
+            split = stages["venue_to_sealed"] + stages["sealed_to_durable"] + stages["durable_to_ack"]
+            assert split == pytest.approx(stages["venue_to_ack"])  # every answer went through a commit
         else:
             assert stages is None
     assert "sustained" in summary(result)

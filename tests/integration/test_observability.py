@@ -142,7 +142,8 @@ def trade(stack: Stack) -> Flow:
 
 def test_fix_orders_fill_every_stage_histogram_and_the_rest_metrics_page_shows_them(stack: Stack) -> None:
     before, page_before = METRICS.snapshot(), stack.scrape()
-    expected = {"in_to_risk": 3, "risk_to_venue": 2, "venue_to_ack": 2, "in_to_ack": 4}  # codec refusal: total only
+    expected = {"in_to_risk": 3, "risk_to_venue": 2, "venue_to_ack": 2, "in_to_ack": 4,  # codec refusal: total only
+                "venue_to_sealed": 2, "sealed_to_durable": 2, "durable_to_ack": 2}  # fmt: skip
 
     flow = trade(stack)
     wait_for(lambda: delta(stage_counts(METRICS.snapshot()), stage_counts(before)) == expected)

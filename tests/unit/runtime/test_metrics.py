@@ -60,7 +60,24 @@ def test_a_stage_is_recorded_only_when_both_its_ends_are_stamped() -> None:
     stamped(m, t_in=1, ack=5_001)  # refused by the codec: only the total
     snap = m.snapshot()
 
-    assert [snap.stage_count(s) for s in STAGES] == [1, 0, 0, 2]
+    assert [snap.stage_count(s) for s in STAGES] == [1, 0, 0, 2, 0, 0, 0]
+
+
+def test_a_committed_answer_splits_venue_to_ack_in_three() -> None:
+    m = HotPathMetrics()
+    clock = m.clock("fix")
+    clock.t_in, clock.t_risk, clock.t_venue, clock.t_sealed, clock.t_durable, clock.t_ack = (
+        1_000, 4_000, 104_000, 154_000, 754_000, 904_000
+    )
+    m.record(clock)
+    no_seal = stamped(m, t_in=1_000, risk=4_000, venue=104_000, ack=904_000)  # a REST answer: not split
+    snap = m.snapshot()
+
+    split = {"venue_to_sealed": 50_000, "sealed_to_durable": 600_000, "durable_to_ack": 150_000}
+    assert {stage: snap.stage_sums_ns[stage] for stage in split} == split
+    assert sum(split.values()) == clock.t_ack - clock.t_venue == 800_000
+    assert snap.stage_count("venue_to_ack") == 2 and no_seal.t_sealed == 0
+    assert all(snap.stage_count(stage) == 1 for stage in split)
 
 
 def test_a_clock_records_once_whether_acked_or_done_and_however_often() -> None:
@@ -79,7 +96,7 @@ def test_a_clock_records_once_whether_acked_or_done_and_however_often() -> None:
     fix_order.done()
     snap = m.snapshot()
 
-    assert [snap.stage_count(s) for s in STAGES] == [2, 2, 1, 1]
+    assert [snap.stage_count(s) for s in STAGES] == [2, 2, 1, 1, 0, 0, 0]
     assert 0 < algo_child.t_in <= algo_child.t_risk <= algo_child.t_venue and algo_child.t_ack == 0
     assert fix_order.t_venue <= fix_order.t_ack
     assert snap.orders_in == {"algo": 1, "fix": 1}
@@ -144,7 +161,8 @@ def test_exposition_has_every_stage_with_cumulative_buckets_count_and_sum() -> N
     samples = families["oms_stage_seconds"].samples
     count = {s.labels["stage"]: s.value for s in samples if s.name == "oms_stage_seconds_count"}
     total = {s.labels["stage"]: s.value for s in samples if s.name == "oms_stage_seconds_sum"}
-    assert count == {"in_to_risk": 2, "risk_to_venue": 1, "venue_to_ack": 1, "in_to_ack": 2}
+    assert count == {"in_to_risk": 2, "risk_to_venue": 1, "venue_to_ack": 1, "in_to_ack": 2, "venue_to_sealed": 0,
+                     "sealed_to_durable": 0, "durable_to_ack": 0}  # fmt: skip
     assert total["in_to_ack"] == pytest.approx(4.13e-3)
     risk = [(float(s.labels["le"]), s.value) for s in samples
             if s.name == "oms_stage_seconds_bucket" and s.labels["stage"] == "in_to_risk"]  # fmt: skip
