@@ -10,11 +10,11 @@ client sees an ack that is not durable; each session's outbox then sends it from
 OBSERVABILITY
 Each NewOrderSingle starts a `StageClock` (`oms.runtime.metrics`, counted as an order in on channel `fix`) that the
 engine stamps at the risk decision and after the venue, and that the first report answering the order carries to
-QuickFIX: stamped when its batch is sealed and when the batch is durable, and once `sendToTarget` returned, its stages
-go into the histograms. For a venue that answers later the clock
-waits, by order id, for the venue's first word. Each order received is logged at INFO on `oms.fix` with session,
-account and ClOrdID; what happens to it next (acked, rejected with reason, filled, canceled, replaced, expired) is
-logged by the sequencer on `oms.orders` for every channel alike (`oms.runtime.logs`).
+QuickFIX: stamped when its batch is sealed and when the batch is durable, and once `sendToTarget` returned, its
+stages go into the histograms. For a venue that answers later the clock waits, by order id, for the venue's first
+word. Each order received is logged at INFO on `oms.fix` with session, account and ClOrdID; what happens to it next
+(acked, rejected with reason, filled, canceled, replaced, expired) is logged by the sequencer on `oms.orders` for
+every channel alike (`oms.runtime.logs`).
 
 IDS
 OrderID is the OMS's order id (unique across restarts: each start has its own id range, see `OmsApp`). A fill's
