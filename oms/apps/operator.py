@@ -74,18 +74,18 @@ def run_operator(args: argparse.Namespace) -> int:
         print(f"oms operator: {exc}", file=sys.stderr)
         return 1
     everyone = getattr(args, "all", False)
-    account = "" if everyone else f"/v1/accounts/{quote(args.account, safe='')}"
+    base = "" if everyone else f"/v1/accounts/{quote(args.account, safe='')}"  # the account's resources
     match args.action:
         case "kill-switch":
-            path = "/v1/kill-switch" if everyone else f"{account}/kill-switch"
+            path = "/v1/kill-switch" if everyone else f"{base}/kill-switch"
             method, body = "POST", {"on": args.setting == "on"}
         case "status":
-            method, path, body = "GET", f"{account}/risk", None
+            method, path, body = "GET", f"{base}/risk", None
         case "limits":
             body = {name: value for name in _LIMITS if (value := getattr(args, name)) is not None}
-            method, path = "PATCH", f"{account}/limits"
+            method, path = "PATCH", f"{base}/limits"
         case action:
-            method, path, body = "POST", f"{account}/trading-state", {"state": _STATES[action]}
+            method, path, body = "POST", f"{base}/trading-state", {"state": _STATES[action]}
     try:
         status, answer = _request(url, key, method, path, body)
     except (urllib.error.URLError, OSError) as exc:

@@ -95,8 +95,8 @@ _DESK_HEADERS = {
 _DOCS_HEADERS = {
     **_PAGE_HEADERS,
     "Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-eval'; style-src 'self' "
-    "'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
-    f"{_FRAMING}",
+    "'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
+    f"connect-src 'self'; {_FRAMING}",
 }
 MAX_BODY_BYTES = 64 * 1024  # a request body past this is refused 413 before it is parsed
 MAX_JSON_DEPTH = 16  # objects and arrays nested deeper are refused 400 before they are parsed

@@ -78,7 +78,7 @@ class ReportLog(Generic[R]):
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder: msgspec.msgpack.Decoder[list[Any]] = msgspec.msgpack.Decoder(list[record_type])  # type: ignore[valid-type]
         self._pending = client.register_script(_PENDING_LUA)
-        self._link: Link | None = None  # made at the first write_many (a log that is only read needs none)
+        self._link = Link(client)  # the write-ahead's own connection (opened at the first write_many)
 
     def key(self, account: str) -> str:
         return wal_key(account, self._prefix)
@@ -93,10 +93,7 @@ class ReportLog(Generic[R]):
         account journals them, as it would a write whose reply was lost)."""
         encode = self._encoder.encode
         commands = [("XADD", self.key(account), "*", RECORD_FIELD, encode(records)) for account, records in entries]
-        link = self._link
-        if link is None:
-            link = self._link = Link(self._client)
-        return [_text(sid) for sid in link.round_trip(commands)]
+        return [_text(sid) for sid in self._link.round_trip(commands)]
 
     def pending(self, account: str) -> tuple[list[tuple[str, list[R]]], str]:
         """([(id, records)] still in the log, oldest first; the id the log has reached, "0-0" when never written)."""
