@@ -48,7 +48,7 @@ class AnalyticsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     group: Annotated[str, msgspec.Meta(min_length=1)] = "oms-clickhouse"
     consumer: Annotated[str, msgspec.Meta(min_length=1)] = "sink-1"
     claim_idle_s: _Positive = 30.0
-    poll_interval_s: _Positive = 0.05
+    poll_interval_s: _Positive = 0.25
     discover_interval_s: _Positive = 2.0
     markout_horizons_s: list[Annotated[float, msgspec.Meta(ge=0)]] = msgspec.field(
         default_factory=lambda: [1.0, 5.0, 60.0]

@@ -609,7 +609,10 @@ class AccountShard(OperatorMethods):
 
 
 def account_actor_class():
-    """`AccountShard` as a Ray actor class: restarted by Ray when it dies, one call at a time, named by the caller."""
+    """`AccountShard` as a Ray actor class: restarted by Ray when it dies, one call at a time, named by the caller.
+    Ray's task events (the per-call records its state API and dashboard show) are off for it: the OMS runs Ray
+    without a dashboard, and recording each call cost the caller, the actor and Ray's control store CPU on every
+    batch of reports (a failed call still raises to its caller, and the OMS logs it)."""
     import ray
 
-    return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)(AccountShard)
+    return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, enable_task_events=False)(AccountShard)
