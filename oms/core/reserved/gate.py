@@ -358,11 +358,12 @@ class AllowanceGate(OperatorMethods):
 
     def seal(self) -> Callable[[], None] | None:
         """Group commit, on the sequence at the end of a batch: the log entries `decide` and `on_events` held back
-        since the last seal, as one write (`WriteAhead.write_many`) for the runtime to run off the sequence; None
-        when there are none. The runtime releases the batch's reports to clients only once that write returned
-        (retrying it while it raises). Queued reports go to the account only when their entries are written: here,
-        when due, those whose writes have returned; in any other call to the account, after waiting for the rest
-        (`wait_written`)."""
+        since the last seal, as one write (`WriteAhead.write_many`) for the runtime to run off the sequence, in seal
+        order; None when there are none. A write also takes the entries of every batch sealed after it by the time
+        it runs (those batches' own writes then find nothing left to do). The runtime releases the batch's reports
+        to clients only once that write returned (retrying it while it raises). Queued reports go to the account
+        only when their entries are written: here, when due, those whose writes have returned; in any other call to
+        the account, after waiting for the rest (`wait_written`)."""
         self._patch()
         if self._pending and self._due():
             self._send_written()
@@ -370,12 +371,23 @@ class AllowanceGate(OperatorMethods):
             return None
         ticket = self._held_ticket()
         self._unwritten = []
-        self._tickets.append(ticket)
+        tickets = self._tickets
+        tickets.append(ticket)
         log = self._log
         assert log is not None
 
         def write() -> None:
-            ticket.ids = log.write_many(ticket.entries)
+            """This seal's entries and those of every batch sealed since (their writes still queued behind this
+            one), in one round trip: under load the runtime's writes queue up, and each would cost an fsync of its
+            own. A later seal's write finds its entries written and returns."""
+            if ticket.ids is not None:
+                return
+            due = [t for t in tuple(tickets) if t.ids is None]  # oldest first: every earlier write has returned
+            assert due[0] is ticket, "a sealed write ran before an earlier one returned"
+            ids = log.write_many([entry for t in due for entry in t.entries])
+            at = 0
+            for t in due:
+                t.ids, at = ids[at : at + len(t.entries)], at + len(t.entries)
 
         return write
 

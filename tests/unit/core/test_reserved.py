@@ -449,6 +449,68 @@ def test_group_commit_writes_a_batchs_acceptances_in_one_write_when_sealed() -> 
     assert [s.wal for s in spends(host)] == ["1-1", "1-2"]
 
 
+class CountingLog(MemoryLog):
+    """A MemoryLog that counts its round trips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.round_trips = 0
+
+    def write_many(self, entries: Any) -> list[str]:
+        self.round_trips += 1
+        return super().write_many(entries)
+
+
+def test_a_write_takes_the_entries_of_batches_sealed_while_it_waited_in_one_round_trip() -> None:
+    host, _ = setup()
+    log = CountingLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    writes = []
+    for i in (2, 3, 4):  # three batches end before the committer runs the first one's write
+        assert isinstance(gate.decide(buy(f"b{i}"), i, i), OrderAccepted)
+        write = gate.seal()
+        assert write is not None
+        writes.append(write)
+
+    writes[0]()
+    assert log.round_trips == 1
+    assert [r[1].order_id for _, r in log.entries] == [2, 3, 4]  # in seal order
+    writes[1]()  # their own writes: nothing left to do
+    writes[2]()
+    assert log.round_trips == 1
+
+    assert isinstance(gate.decide(buy("b5"), 5, 5), OrderAccepted)  # a batch sealed after it ran: a write of its own
+    last = gate.seal()
+    assert last is not None
+    last()
+    assert log.round_trips == 2
+    gate.flush()
+    assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1"), (3, "1-2"), (4, "1-3"), (5, "1-4")]
+
+
+def test_a_failed_write_leaves_every_batch_it_took_to_be_written_again() -> None:
+    host, _ = setup()
+    log = CountingLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    writes = []
+    for i in (2, 3):
+        assert isinstance(gate.decide(buy(f"b{i}"), i, i), OrderAccepted)
+        writes.append(gate.seal())
+    down = log.write_many
+    log.write_many = lambda entries: (_ for _ in ()).throw(ConnectionError("Redis away"))  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        writes[0]()  # type: ignore[misc]
+    log.write_many = down  # type: ignore[method-assign]
+
+    writes[0]()  # type: ignore[misc]  # the runtime retries the same write: it takes both again
+    writes[1]()  # type: ignore[misc]
+    gate.flush()
+    assert log.round_trips == 1
+    assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1"), (3, "1-2")]
+
+
 def test_group_commit_never_reports_an_acceptance_before_its_entry_is_written() -> None:
     host, _ = setup()
     log = MemoryLog()
