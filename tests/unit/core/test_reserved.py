@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -461,17 +462,23 @@ class CountingLog(MemoryLog):
         return super().write_many(entries)
 
 
+def sealed_batches(gate: AllowanceGate, order_ids: Iterable[int]) -> list[Callable[[], None]]:
+    """One batch per order id, each accepted and sealed; their writes, not run yet."""
+    writes = []
+    for i in order_ids:
+        assert isinstance(gate.decide(buy(f"b{i}"), i, i), OrderAccepted)
+        write = gate.seal()
+        assert write is not None
+        writes.append(write)
+    return writes
+
+
 def test_a_write_takes_the_entries_of_batches_sealed_while_it_waited_in_one_round_trip() -> None:
     host, _ = setup()
     log = CountingLog()
     gate = group_gate(host, log)
     warm(gate)
-    writes = []
-    for i in (2, 3, 4):  # three batches end before the committer runs the first one's write
-        assert isinstance(gate.decide(buy(f"b{i}"), i, i), OrderAccepted)
-        write = gate.seal()
-        assert write is not None
-        writes.append(write)
+    writes = sealed_batches(gate, (2, 3, 4))  # three batches end before the committer runs the first one's write
 
     writes[0]()
     assert log.round_trips == 1
@@ -494,18 +501,15 @@ def test_a_failed_write_leaves_every_batch_it_took_to_be_written_again() -> None
     log = CountingLog()
     gate = group_gate(host, log)
     warm(gate)
-    writes = []
-    for i in (2, 3):
-        assert isinstance(gate.decide(buy(f"b{i}"), i, i), OrderAccepted)
-        writes.append(gate.seal())
+    writes = sealed_batches(gate, (2, 3))
     down = log.write_many
     log.write_many = lambda entries: (_ for _ in ()).throw(ConnectionError("Redis away"))  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
-        writes[0]()  # type: ignore[misc]
+        writes[0]()
     log.write_many = down  # type: ignore[method-assign]
 
-    writes[0]()  # type: ignore[misc]  # the runtime retries the same write: it takes both again
-    writes[1]()  # type: ignore[misc]
+    writes[0]()  # the runtime retries the same write: it takes both again
+    writes[1]()
     gate.flush()
     assert log.round_trips == 1
     assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1"), (3, "1-2")]
