@@ -608,8 +608,11 @@ class AllowanceGate(OperatorMethods):
 
     def _request_top_ups(self) -> None:
         """Ask, without waiting, for a top-up of every allowance running low (one at a time per account). The queued
-        reports go first, so the host sizes the top-up on what the gate has spent."""
-        flushed = False
+        reports whose entries are written go first; the rest follow when theirs are (waiting for them here would
+        hold the sequence for a write or two). A spend the host has not heard of yet still counts in the grant it
+        was spent from, so a top-up can only come out smaller for it, never larger (docs/reserved.md, Refills); one
+        that comes out empty is asked for again `GRANT_RETRY_NS` later."""
+        sent = False
         for account in list(self._low):
             if account in self._topups or self._clock < self._topup_at.get(account, 0):
                 continue
@@ -617,9 +620,11 @@ class AllowanceGate(OperatorMethods):
             loc = self._local.get(account)
             if loc is None or loc.lease.void:
                 continue
-            if not flushed:
-                self.flush()
-                flushed = True
+            if not sent:
+                self._patch()
+                if self._pending:
+                    self._send_written()
+                sent = True
             self._topups[account] = self._host.gate_top_up(TopUp(account, loc.grant_id, self._request, self._clock))
         self._collect_top_ups()
 

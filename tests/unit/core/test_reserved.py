@@ -515,6 +515,42 @@ def test_a_failed_write_leaves_every_batch_it_took_to_be_written_again() -> None
     assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1"), (3, "1-2")]
 
 
+class RemoteShard(LocalShard):
+    """A LocalShard that, like an actor over Ray, cannot call back into the gate to drain its queued reports."""
+
+    def attach_drain(self, account: str, drain: Callable[[], None]) -> None:
+        pass
+
+
+def test_a_top_up_is_asked_for_without_holding_the_sequence_for_a_write() -> None:
+    host = RemoteShard([AccountState(ACC, limits(), REG)])
+    host.mark("AAPL", PX, 0)
+    log = MemoryLog()
+    gate = AllowanceGate(host, REG, [ACC], FULL, batch=8, low_orders=2, flush_after_ns=10**9, log=log,
+                         group_commit=True)  # fmt: skip
+    warm(gate)
+    (first,) = sealed_batches(gate, (2,))
+    first()  # the committer has written this batch's entry
+    (second,) = sealed_batches(gate, (3,))  # the allowance is low now; this batch's write is still queued
+
+    def hold() -> None:
+        raise AssertionError("the sequence waited for a write to ask for a top-up")
+
+    runtime_wait, gate.wait_written = gate.wait_written, hold
+    gate.on_events([])  # a post-trade step: the host tops the allowance up
+
+    # the written spend first, then the top-up
+    assert [type(e) for e in host.events(ACC)][-3:] == [AllowanceSpent, OrderAccepted, AllowanceToppedUp]
+    assert [s.order_id for s in spends(host)] == [2]  # the other's entry is not written: it stays queued
+    second()
+    gate.wait_written = runtime_wait
+    gate.flush()
+    assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1"), (3, "1-2")]
+    replayed = AccountState(ACC, limits(), REG)
+    replayed.apply_all(account_decoder.decode(account_encoder.encode(e)) for e in host.events(ACC))
+    assert replayed.state_hash() == host.state(ACC).state_hash()
+
+
 def test_group_commit_never_reports_an_acceptance_before_its_entry_is_written() -> None:
     host, _ = setup()
     log = MemoryLog()
