@@ -306,9 +306,7 @@ class AllowanceGate(OperatorMethods):
     def flush_written(self) -> None:
         """Hand the queued reports whose entries are written to the host, never waiting for a write (the runtime's
         timer: a journal that stalls must not stall the sequence with it); then `resync`."""
-        if self._pending:
-            self._patch()
-            self._send_written()
+        self._report_written()
         self.resync()
 
     def refill(self) -> None:
@@ -411,6 +409,12 @@ class AllowanceGate(OperatorMethods):
             for at, wal in zip(ticket.at, ticket.ids, strict=True):  # type: ignore[arg-type]
                 if at >= 0:
                     pending[at] = msgspec.structs.replace(pending[at], wal=wal)  # type: ignore[type-var]
+
+    def _report_written(self) -> None:
+        """Hand the queued reports whose entries are written to the host, never waiting for a write."""
+        if self._pending:
+            self._patch()
+            self._send_written()
 
     def _send_written(self) -> None:
         """Send the queued reports up to the first whose entry is not yet written (without waiting)."""
@@ -621,9 +625,7 @@ class AllowanceGate(OperatorMethods):
             if loc is None or loc.lease.void:
                 continue
             if not sent:
-                self._patch()
-                if self._pending:
-                    self._send_written()
+                self._report_written()
                 sent = True
             self._topups[account] = self._host.gate_top_up(TopUp(account, loc.grant_id, self._request, self._clock))
         self._collect_top_ups()
