@@ -14,6 +14,7 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),
     Extension("native._risk", ["native/_risk.pyx"], extra_compile_args=["-O3"]),
+    Extension("fix_gateway._relay", ["fix_gateway/_relay.pyx"], extra_compile_args=["-O3"]),
 ]
 
 setup(

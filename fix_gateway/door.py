@@ -18,6 +18,11 @@ ways; a message whose BodyLength exceeds `max_message_bytes` closes the connecti
 than the limit ever reaches QuickFIX. Password checks, sequence numbers and everything else of the session stay
 QuickFIX's and the gateway's.
 
+After Logon the door has nothing left to decide but the size limit, so without TLS it hands both sockets to its
+native relay (`fix_gateway._relay`: one epoll loop in C on a thread of its own, the size check included) and no
+Python runs per message: the door's callbacks took CPU from the OMS's threads on the same cores and added to every
+message's latency, both ways. With TLS the door's event loop relays (the TLS layer is Python's).
+
 QuickFIX's own listener (on a port the door alone knows) accepts only loopback sources: `loopback_only` attaches a
 socket filter to it in the kernel, so nobody off the machine can reach it even though it is bound to every address.
 
@@ -50,6 +55,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
+
+from fix_gateway._relay import Relay, StreamCheck
 
 __all__ = [
     "DoorProcess", "DoorSettings", "DoorTls", "FrameError", "Framer", "TunnelSettings", "free_loopback_port",
@@ -128,17 +135,15 @@ _TRAILER = 7  # "10=" 3 digits SOH
 
 
 class Framer:
-    """Finds message boundaries in a FIX byte stream as it arrives and enforces the size limit.
+    """Finds message boundaries in a FIX byte stream before Logon, as it arrives, and enforces the size limit.
 
-    `feed` takes the next bytes and returns the messages they complete (whole, as bytes). A stream that does not
-    start a message where one must start is scanned forward to the next `8=` (QuickFIX's own parser does the same and
-    judges the skipped bytes); a BodyLength over `limit` raises FrameError at once, before the body arrives. At most
-    one message's bytes (up to the limit) are ever held."""
+    `feed` takes the next bytes and returns the messages they complete (whole, as bytes). Bytes that cannot start a
+    message where one must start raise FrameError; so does a BodyLength over `limit`, at once, before the body
+    arrives. At most one message's bytes (up to the limit) are ever held. (After Logon the stream is only checked,
+    by `StreamCheck`, which skips what is not a message and leaves it to QuickFIX.)"""
 
-    def __init__(self, limit: int, strict: bool = True) -> None:
-        """While `strict`, bytes that cannot start a message raise FrameError instead of being skipped."""
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.strict = strict
         self._buf = bytearray()
 
     def held(self) -> bytes:
@@ -154,17 +159,7 @@ class Framer:
             if m is None:
                 if len(buf) < _HEAD_MAX and _could_start(buf):
                     break  # a header still arriving
-                if self.strict:
-                    raise FrameError("not a FIX message")
-                nxt = buf.find(b"8=FIX", 1)
-                if nxt < 0:
-                    keep = 5 if len(buf) > 5 else len(buf)  # the start of a header split by the read
-                    del buf[: len(buf) - keep]
-                    if not _could_start(buf):
-                        buf.clear()
-                    break
-                del buf[:nxt]
-                continue
+                raise FrameError("not a FIX message")
             length = int(m.group(2))
             if length > self.limit:
                 raise FrameError(f"BodyLength {length} over the limit of {self.limit} bytes")
@@ -331,14 +326,18 @@ class _Near(asyncio.Protocol):
 
 
 class _Client(_Near):
-    """One counterparty connection, from accept to close."""
+    """One counterparty connection, from accept to close. Before Logon it is read here (`Framer`); after it, its
+    bytes are checked (`StreamCheck`) and relayed: by the door's native relay when there is one (no TLS), so from then
+    on the relay owns the connection and tells the door when it ends; else here."""
 
     def __init__(self, door: Door) -> None:
         super().__init__()
         self.door = door
         self.framer = Framer(door.settings.max_message_bytes)
+        self.check = StreamCheck(door.settings.max_message_bytes)
         self.source = "?"
         self.session = ""
+        self.relayed = False  # the native relay owns the sockets
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -361,8 +360,8 @@ class _Client(_Near):
     def data_received(self, data: bytes) -> None:
         if self.upstream is not None or self.session:
             try:
-                self.framer.feed(data)
-            except FrameError as exc:
+                self.check.feed(data)
+            except ValueError as exc:
                 self.close(str(exc))
                 return
             self.forward(data)
@@ -384,9 +383,33 @@ class _Client(_Near):
             self.close(refusal)
             return
         self.session = key
-        self.framer.strict = False  # from here on QuickFIX judges what is not a message
-        self.pending = [*messages, self.framer.held()]
-        asyncio.get_running_loop().create_task(self._connect())
+        held = self.framer.held()
+        self.check.feed(held)  # the start of the next message, under the limit: the framer let it through
+        self.pending = [*messages, held]
+        relay = self.door.relay
+        asyncio.get_running_loop().create_task(self._connect() if relay is None else self._hand_over(relay))
+
+    async def _hand_over(self, relay: Relay) -> None:
+        """Connect to QuickFIX and give both sockets, with what QuickFIX has not had yet, to the native relay."""
+        loop = asyncio.get_running_loop()
+        upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        upstream.setblocking(False)
+        try:
+            await loop.sock_connect(upstream, ("127.0.0.1", self.door.settings.upstream_port))
+        except OSError as exc:
+            upstream.close()
+            self.close(f"the acceptor behind the door is unreachable ({exc.strerror})")
+            return
+        if self._closed or self.transport is None:
+            upstream.close()
+            return
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        near = os.dup(self.transport.get_extra_info("socket").fileno())
+        self.door.relayed[relay.add(near, upstream.detach(), b"".join(self.pending), self.check)] = self
+        self.pending = []
+        self.relayed = True
+        self.transport.close()  # the door's copy of the socket: the relay holds its own
+        self._logged_on()
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -406,13 +429,17 @@ class _Client(_Near):
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.attach(upstream)
+        self._logged_on()
+
+    def _logged_on(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
         log.info("%s logged on from %s", self.session, self.source)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.close("")
+        if not self.relayed:  # a relayed connection goes on without the door's transport
+            self.close("")
 
     def close(self, why: str) -> None:
         """End both sides; `why` (logged) is empty for a client that simply left."""
@@ -427,7 +454,8 @@ class _Client(_Near):
             )
         if self._deadline is not None:
             self._deadline.cancel()
-        self._close_both(abort=bool(why))
+        if not self.relayed:  # the relay closed its sockets before it said the pair ended
+            self._close_both(abort=bool(why))
         self.door.closed(self.source)
 
 
@@ -504,6 +532,8 @@ class Door:
         self._allow = networks(settings.allow, "[fix] allow")
         self._sessions = {k: networks(v, f"{k} AllowedRemoteAddresses") for k, v in settings.sessions.items()}
         self._open: Counter[str] = Counter()
+        self.relay: Relay | None = None  # while serving without TLS: relays every connection after its Logon
+        self.relayed: dict[int, _Client] = {}  # by the relay's pair id
 
     def admit(self, source: str) -> str:
         """Why a connection from `source` is refused now; empty when it is let in."""
@@ -543,10 +573,26 @@ class Door:
         for sock in server.sockets:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if context is None:
+            self.relay = Relay(self.settings.max_message_bytes)
+            threading.Thread(target=self.relay.run, name="door relay", daemon=True).start()
+            loop.add_reader(self.relay.ended_fd, self._relay_ended)
         if ready is not None:
             ready()
-        async with server:
-            await server.serve_forever()
+        try:
+            async with server:
+                await server.serve_forever()
+        finally:
+            if self.relay is not None:
+                loop.remove_reader(self.relay.ended_fd)
+                self.relay.stop()
+
+    def _relay_ended(self) -> None:
+        assert self.relay is not None
+        for pair, why in self.relay.ended():
+            client = self.relayed.pop(pair, None)
+            if client is not None:
+                client.close(why)
 
 
 def _within(source: str, nets: tuple[Network, ...]) -> bool:

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fix_gateway._relay import StreamCheck
 from fix_gateway.door import Door, DoorSettings, FrameError, Framer, logon_fields
 from fix_gateway.quickfix_log import mask
 from tests.integration.fix_raw import frame
@@ -35,9 +36,37 @@ def test_a_body_over_the_limit_is_refused_at_its_header() -> None:
 def test_bytes_that_are_not_fix_are_refused_before_logon_and_skipped_after() -> None:
     with pytest.raises(FrameError, match="not a FIX message"):
         Framer(4096).feed(b"GET / HTTP/1.1\r\n\r\n")
-    lenient = Framer(4096, strict=False)
+    after_logon = StreamCheck(4096)
+    after_logon.feed(b"garbage" + ORDER + b"8=FIX.4.4\x019=1234567890\x01")  # ten digits: not a header, skipped
 
-    assert lenient.feed(b"garbage" + ORDER) == [ORDER]
+    with pytest.raises(ValueError, match="BodyLength 4097 over the limit of 4096 bytes"):
+        after_logon.feed(b"junk" + ORDER + b"8=FIX.4.4\x019=4097\x01")
+
+
+HUGE = b"8=FIX.4.4\x019=4097\x01"
+
+
+@given(
+    st.lists(st.sampled_from([ORDER, b"junk 9=1\x01", b"8=FIX.4.4\x019=\x01", b"8=FIX.4"]), max_size=6),
+    st.lists(st.integers(1, 60), max_size=30),
+)
+def test_after_logon_the_limit_holds_at_the_header_however_the_stream_is_cut(
+    parts: list[bytes], cuts: list[int]
+) -> None:
+    """Messages under the limit (one carrying an oversized header in its body), garbage and broken headers pass; the
+    read that completes an oversized header fails, whatever came before and wherever the reads end."""
+    inside = frame("FIX.4.4", f"35=D{SOH}58={HUGE.decode()}{SOH}")
+    stream = b"".join(parts) + inside + HUGE + b"x" * 50
+    fails_at = len(stream) - 50  # the byte after HUGE's last SOH
+    check, at = StreamCheck(4096), 0
+    for n in [*cuts, len(stream)]:
+        chunk = stream[at : at + n]
+        if at + len(chunk) >= fails_at:
+            with pytest.raises(ValueError, match="BodyLength 4097"):
+                check.feed(chunk)
+            return
+        check.feed(chunk)
+        at += len(chunk)
 
 
 def test_the_logon_is_recognised_by_its_msgtype_only() -> None:
