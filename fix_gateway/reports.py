@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +50,7 @@ __all__ = ["ReportRouter", "events_log"]
 
 events_log = EventLog(logging.getLogger("oms.fix"))
 
+DROP_COPY_LINGER_S = 0.05  # a drop copy's outbox sends its copies in batches (`fix_gateway.outbox`, BATCHES)
 AWAITING_MAX = 100_000  # clocks of orders waiting for a venue's first answer; the oldest go beyond this
 
 
@@ -81,8 +83,9 @@ class ReportRouter:
     def open(self, session_ids: dict[str, Any]) -> None:
         """Start a sender for each session (`session_ids`, QuickFIX's, by name) and hear every step from now on."""
         on_mark = self._on_mark
+        linger = {name: functools.partial(time.sleep, DROP_COPY_LINGER_S) for name in self._drop_copies}
         self._outboxes = {
-            name: Outbox(sid, name, None if on_mark is None else functools.partial(on_mark, name))
+            name: Outbox(sid, name, None if on_mark is None else functools.partial(on_mark, name), linger.get(name))
             for name, sid in session_ids.items()
         }
         self._host.subscribe(self._on_reports, "fix")

@@ -1,7 +1,9 @@
 """`Received` reads an order message as QuickFIX does; a `Draft` becomes the QuickFIX message its fields say; the
-reports' UTC timestamps."""
+reports' UTC timestamps; an outbox that lingers sends in batches."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 import quickfix as fix
@@ -10,7 +12,7 @@ import quickfix44
 from fix_gateway import tags as T
 from fix_gateway.codec import utc_timestamp
 from fix_gateway.fields import Draft, Received
-from fix_gateway.outbox import send
+from fix_gateway.outbox import Outbox, send
 
 SOH = "\x01"
 
@@ -90,3 +92,28 @@ def test_a_draft_holding_soh_is_not_sent_and_the_sender_goes_on(caplog: pytest.L
     draft.setField(T.TEXT, f"a{SOH}35=0")
     assert send(draft, None) is False  # refused before QuickFIX is asked (no session is needed to see it)
     assert "holds the separator" in caplog.text
+
+
+def test_an_outbox_with_a_linger_sends_what_was_queued_meanwhile_in_one_pass() -> None:
+    """A drop copy's outbox (fix_gateway.outbox, BATCHES): after the first message it lingers, then takes everything
+    queued by then at once, in order; marks stand in for messages (they need no session)."""
+    lingering, go = threading.Event(), threading.Event()
+
+    def linger() -> None:
+        lingering.set()
+        go.wait(5)
+
+    reached: list[tuple[int, int]] = []
+
+    def on_mark(seq: int) -> None:
+        reached.append((seq, outbox.pending()))
+
+    outbox = Outbox(fix.SessionID("FIX.4.4", "OMS", "DROPCOPY"), "DROPCOPY", on_mark, linger)
+    outbox.mark(1)
+    assert lingering.wait(5)
+    outbox.mark(2)
+    outbox.mark(3)
+    go.set()
+
+    assert outbox.close(timeout=5)
+    assert reached == [(1, 0), (2, 0), (3, 0)]  # one at a time, 2 and 3 would still be queued when 1 is reached
