@@ -57,7 +57,7 @@ class Outbox:
         self._queue.put((None, None, seq))
 
     def pending(self) -> int:
-        """Messages queued and not yet handed to QuickFIX."""
+        """Messages queued and not yet taken for sending (a lingering outbox's batch in hand is not counted)."""
         return self._queue.qsize()
 
     def close(self, timeout: float | None = None) -> bool:
