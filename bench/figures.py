@@ -211,6 +211,7 @@ def _serve(r: Mapping[str, Any]) -> list[Figure]:
     rate = r.get("headline_rate")
     at = f" at {rate:g} msg/s" if rate else ""
     sustained = r.get("sustained_ops_per_sec") or {}
+    overload = r.get("overload") if isinstance(r.get("overload"), Mapping) else {}
     return [
         *latency_figures("serve", f"oms serve NOS -> New{at}", r, "bare QuickFIX", base),
         *latency_figures("serve", f"oms serve NOS -> New{at}", r, "durable bare (XADD + fsync)", durable),
@@ -222,6 +223,8 @@ def _serve(r: Mapping[str, Any]) -> list[Figure]:
                      "bare QuickFIX", sustained.get("bare")),
         *rate_figure("serve", f"CPU per message{at} (whole process tree)", "us", r.get("cpu_us_per_order"), None,
                      "bare QuickFIX", lookup(r, "baseline", "cpu_us_per_order")),
+        *rate_figure("serve", f"worst answer at twice the sustained rate ({overload.get('rate', 0):g} msg/s, bound "
+                     "100 ms)", "us", overload.get("max_us")),
     ]  # fmt: skip
 
 

@@ -25,8 +25,10 @@ and workers, the sink included) per message, and for `oms serve` the mean time i
 stage (`stages_mean_us`, from its `/metrics`: in_to_risk, risk_to_venue, venue_to_ack, in_to_ack, and venue_to_ack
 split into venue_to_sealed, sealed_to_durable, durable_to_ack; `oms.runtime.metrics`), also printed under its row.
 `sustained_ops_per_sec`: the highest rate whose p99 stayed under 10 ms for both kinds with every message answered (1
-session). The top-level fields are the OMS's NOS -> New at `headline_rate` from 1 session, `baseline` and
-`durable_baseline` the same for the bare servers.
+session). `overload`: a last step against `oms serve` from 1 session at twice its sustained rate (a row marked
+`overload`), and whether every message of it was answered, accepted or refused, within 100 ms. The top-level
+fields are the OMS's NOS -> New at `headline_rate` from 1 session, `baseline` and `durable_baseline` the same for the
+bare servers.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = CONFIGS / "dev.toml"
 SERVERS = ("oms", "bare", "durable")
 SUSTAINED_P99_US = 10_000.0
+OVERLOAD_MAX_US = 100_000.0  # past capacity (twice the sustained rate) every message is answered within this
 PRIME_SESSION, PRIME_ACCOUNTS = "BENCHP", ("BENCHP1", "BENCHP2")
 BENCH_ACCOUNT_LIMITS = {"orders_per_window": 1_000_000, "max_open_orders": 1_000_000}
 BENCH_LOGON = "LogonPassword=bench"  # what bench.fix_load's sessions log on with
@@ -251,18 +254,41 @@ def measure_server(kind: str, run_dir: Path, sessions: int, p: ServeBenchParams,
                 progress(row)
             if rate >= p.headline_rate and past_capacity(row, p):
                 break
+        held = _sustained_rate(rows, kind) if kind == "oms" and sessions == 1 else 0.0
+        if held:  # the overload check: twice the sustained rate
+            row = load_step(server, sessions, 2 * held, p, f"{kind[0]}{sessions}xo", prime=False)
+            row["overload"] = True
+            rows.append(row)
+            if progress is not None:
+                progress(row)
     finally:
         server.stop()
     return rows
 
 
+def overload(rows: list[dict], server: str = "oms") -> dict[str, Any] | None:
+    """The overload step of `server` (1 session, twice its sustained rate): whether every message was answered,
+    accepted or refused, within OVERLOAD_MAX_US."""
+    row = next((r for r in rows if r["server"] == server and r.get("overload")), None)
+    if row is None:
+        return None
+    worst = max(row["new"]["max"], row["cancel"]["max"])
+    unanswered = row["new"]["unanswered"] + row["cancel"]["unanswered"]
+    return {"rate": row["rate"], "max_us": worst, "refused": row["new"]["refused"] + row["cancel"]["refused"],
+            "unanswered": unanswered, "within_bound": unanswered == 0 and worst <= OVERLOAD_MAX_US}  # fmt: skip
+
+
+def _ladder(rows: list[dict], server: str) -> list[dict]:
+    """`server`'s rows at the offered rates from 1 session (the overload step left out)."""
+    return [r for r in rows if r["server"] == server and r["sessions"] == 1 and not r.get("overload")]
+
+
 def _pick(rows: list[dict], server: str, rate: float) -> dict | None:
-    return next((r for r in rows if r["server"] == server and r["sessions"] == 1 and r["rate"] == rate), None)
+    return next((r for r in _ladder(rows, server) if r["rate"] == rate), None)
 
 
 def _sustained_rate(rows: list[dict], server: str) -> float:
-    ok = [r["rate"] for r in rows if r["server"] == server and r["sessions"] == 1 and sustained(r)]
-    return max(ok, default=0.0)
+    return max((r["rate"] for r in _ladder(rows, server) if sustained(r)), default=0.0)
 
 
 def _headline(rows: list[dict], server: str, p: ServeBenchParams) -> dict[str, Any]:
@@ -298,6 +324,7 @@ def run(
     if "durable" in kinds:
         result["durable_baseline"] = _headline(rows, "durable", p)
     result["sustained_ops_per_sec"] = {k: _sustained_rate(rows, k) for k in kinds}
+    result["overload"] = overload(rows)
     result["rows"] = rows
     result["params"] = p.__dict__
     result["machine"] = {"cpus": os.cpu_count(), "host": socket.gethostname()}
@@ -306,7 +333,8 @@ def run(
 
 
 def _row_line(r: dict) -> str:
-    return (f"{r['server']:8} {r['sessions']} session(s) {r['rate']:>8g} msg/s: "
+    step = " (overload)" if r.get("overload") else ""
+    return (f"{r['server']:8} {r['sessions']} session(s) {r['rate']:>8g} msg/s{step}: "
             f"new p50 {r['new']['p50']:9.0f} p99 {r['new']['p99']:9.0f} us, "
             f"cancel p50 {r['cancel']['p50']:9.0f} p99 {r['cancel']['p99']:9.0f} us, "
             f"unanswered {r['new']['unanswered'] + r['cancel']['unanswered']}, "
@@ -326,4 +354,8 @@ def summary(result: dict[str, Any]) -> str:
             lines.append(_stages_line(r))
     lines.append("sustained (p99 < 10 ms, all answered, 1 session): " + ", ".join(
         f"{k} {v:g} msg/s" for k, v in result["sustained_ops_per_sec"].items()))  # fmt: skip
+    if (o := result.get("overload")) is not None:
+        lines.append(f"overload (oms, 1 session, twice the sustained rate, {o['rate']:g} msg/s): "
+                     f"max {o['max_us'] / 1000:.1f} ms, {o['refused']} refused, {o['unanswered']} unanswered: "
+                     f"{'within' if o['within_bound'] else 'NOT within'} {OVERLOAD_MAX_US / 1000:g} ms")  # fmt: skip
     return "\n".join(lines)

@@ -1,5 +1,5 @@
 """`oms bench serve` end to end on a short sweep: the real `oms serve` and both bare acceptors, the contract's
-fields."""
+fields, and the overload step at twice the sustained rate."""
 
 from __future__ import annotations
 
@@ -31,9 +31,12 @@ def test_a_short_sweep_writes_the_contract_and_answers_every_message(tmp_path: P
         assert section["cpu_us_per_order"] > 0 and "ops_per_sec" in section
     assert set(written["sustained_ops_per_sec"]) == {"oms", "bare", "durable"}
     rows = written["rows"]
-    assert {(r["server"], r["sessions"], r["rate"]) for r in rows} == {
+    assert {(r["server"], r["sessions"], r["rate"]) for r in rows if not r.get("overload")} == {
         (s, n, r) for s in ("oms", "bare", "durable") for n in (1, 2) for r in (40.0, 100.0)
     }
+    overload = [(r["server"], r["sessions"], r["rate"]) for r in rows if r.get("overload")]
+    assert written["sustained_ops_per_sec"]["oms"] == 100.0 and overload == [("oms", 1, 200.0)]  # twice sustained
+    assert written["overload"]["rate"] == 200.0 and written["overload"]["within_bound"] is True
     for row in rows:  # far below every server's capacity: each message is answered, none refused
         for kind in ("new", "cancel"):
             k = row[kind]
@@ -47,7 +50,7 @@ def test_a_short_sweep_writes_the_contract_and_answers_every_message(tmp_path: P
             assert split == pytest.approx(stages["venue_to_ack"])  # every answer went through a commit
         else:
             assert stages is None
-    assert "sustained" in summary(result)
+    assert "sustained" in summary(result) and "overload" in summary(result)
 
 
 def test_the_command_line_offers_it(capsys: pytest.CaptureFixture[str]) -> None:

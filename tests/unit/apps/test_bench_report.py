@@ -307,3 +307,13 @@ def test_the_book_reference_prefix_never_exceeds_the_stream() -> None:
 def test_bad_run_parameters_are_refused_by_name(params: AllBenchParams, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         chosen_benchmarks(params)
+
+
+def test_serve_reports_its_worst_answer_at_twice_the_sustained_rate_when_it_measured_one() -> None:
+    result: dict[str, Any] = {"name": "serve", **latency_fields(spread(800)), "headline_rate": 1000.0,
+                              "sustained_ops_per_sec": {"oms": 1000.0, "bare": 3000.0}}  # fmt: skip
+    assert not any("twice the sustained rate" in f.what for f in figures("serve", result))
+
+    result["overload"] = {"rate": 2000.0, "max_us": 61_300.0, "refused": 0, "unanswered": 0, "within_bound": True}
+    (worst,) = [f for f in figures("serve", result) if "twice the sustained rate" in f.what]
+    assert "2000 msg/s" in worst.what and worst.value == 61_300.0 and worst.unit == "us"
