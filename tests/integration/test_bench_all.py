@@ -46,7 +46,8 @@ def test_one_quick_run_writes_every_json_the_plots_and_the_report(tmp_path: Path
     serve, book, risk, fix, sink, rest = (written[n] for n in ORDER)
     for section in (serve, serve["baseline"], serve["durable_baseline"], serve["cancel"]):
         assert 0 < section["p50"] <= section["p99"] <= section["p999"] <= section["max"]
-    assert serve["load"] == "open" and {r["rate"] for r in serve["rows"]} == {200.0, 1000.0}
+    assert serve["load"] == "open" and {r["rate"] for r in serve["rows"] if not r.get("overload")} == {200.0, 1000.0}
+    assert serve["overload"] is None or serve["overload"]["rate"] == 2 * serve["sustained_ops_per_sec"]["oms"]
     assert_latency(book["latency"], "closed")
     assert_latency(book["baseline"]["latency"], "closed")
     assert book["ops_per_sec"] > 0 and book["baseline"]["ops_per_sec"] > 0
