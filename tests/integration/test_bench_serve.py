@@ -34,9 +34,13 @@ def test_a_short_sweep_writes_the_contract_and_answers_every_message(tmp_path: P
     assert {(r["server"], r["sessions"], r["rate"]) for r in rows if not r.get("overload")} == {
         (s, n, r) for s in ("oms", "bare", "durable") for n in (1, 2) for r in (40.0, 100.0)
     }
+    held = written["sustained_ops_per_sec"]["oms"]  # what the host allowed: the test asserts no latency
     overload = [(r["server"], r["sessions"], r["rate"]) for r in rows if r.get("overload")]
-    assert written["sustained_ops_per_sec"]["oms"] == 100.0 and overload == [("oms", 1, 200.0)]  # twice sustained
-    assert written["overload"]["rate"] == 200.0 and written["overload"]["within_bound"] is True
+    assert overload == ([("oms", 1, 2 * held)] if held else [])  # twice the sustained rate, oms from 1 session
+    if held:
+        o = written["overload"]
+        assert o["rate"] == 2 * held and o["within_bound"] == (o["unanswered"] == 0 and o["max_us"] <= 100_000)
+        assert "overload" in summary(result)
     for row in rows:  # far below every server's capacity: each message is answered, none refused
         for kind in ("new", "cancel"):
             k = row[kind]
@@ -50,7 +54,7 @@ def test_a_short_sweep_writes_the_contract_and_answers_every_message(tmp_path: P
             assert split == pytest.approx(stages["venue_to_ack"])  # every answer went through a commit
         else:
             assert stages is None
-    assert "sustained" in summary(result) and "overload" in summary(result)
+    assert "sustained" in summary(result)
 
 
 def test_the_command_line_offers_it(capsys: pytest.CaptureFixture[str]) -> None:
