@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import quickfix as fix
 
 from fix_gateway import tags as T
+from fix_gateway import threadstate
 from fix_gateway.codec import field_problem
 from fix_gateway.fields import Received
 
@@ -81,9 +82,14 @@ class GatewayApplication(QuietApplication):
         if message.getHeader().getField(T.MSG_TYPE) == T.MT_LOGON:
             self._gateway.check_logon(message, session_id)
 
+    def onLogout(self, session_id: Any) -> None:
+        threadstate.release()  # the connection's thread is done with Python (see fromApp)
+
     def fromApp(self, message: Any, session_id: Any) -> None:
         """An order message reaches its handler as `Received` fields (read once, kept by the sequencer); any other
-        goes to `on_unsupported` as QuickFIX's message."""
+        goes to `on_unsupported` as QuickFIX's message. The connection's thread keeps its Python thread state from
+        its first application message to its logout (`fix_gateway.threadstate`)."""
+        threadstate.hold()
         header = message.getHeader()
         key = (header.getField(T.BEGIN_STRING), header.getField(T.MSG_TYPE))
         handler = self._router.get(key)

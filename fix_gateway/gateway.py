@@ -2,7 +2,8 @@
 
 HOW CALLBACKS REACH THE CORE, AND WHY ONE SLOW COUNTERPARTY STALLS NO ONE
 The gateway runs QuickFIX's `ThreadedSocketAcceptor`: each connection has its own reader thread, which calls
-`fromApp` with that session's messages in order (`fix_gateway.application` routes them by BeginString and MsgType).
+`fromApp` with that session's messages in order (`fix_gateway.application` routes them by BeginString and MsgType),
+keeping one Python thread state from its first application message to its logout (`fix_gateway.threadstate`).
 The reader thread copies the message and hands it to the sequencer (`oms.runtime.sequencer.Sequencer`: REST, algos
 and venues that answer later are sequenced by the same one) without waiting; on the sequencer's thread a handler
 (`fix_gateway.handlers`) decodes it and runs the command through the OrderManager, and the sequencer publishes the

@@ -628,6 +628,31 @@ def test_a_counterparty_that_stops_reading_does_not_stall_the_others(env: Env) -
     raw.close()  # the stuck session's own reader waits on its blocked send; stop() must not hang on it either
 
 
+def test_a_connection_keeps_one_python_thread_state_from_its_first_order_to_its_logout(env: Env) -> None:
+    """QuickFIX calls Python from each connection's own thread: that thread keeps one Python thread state, so its
+    thread-locals (here, its metrics shard) last across its messages instead of being made and dropped at each one,
+    and it gives the state back at logout (the shard is retired, its counts kept)."""
+    assert env.gateway is not None
+    metrics = env.gateway.host.metrics
+    c = env.client("CLIENT44")
+    c.new_order("ts0", "MSFT", "1", "1", "300")
+    c.expect(1)
+    counted = metrics.snapshot().orders_in["fix"]  # a scrape folds the shards of threads already gone
+    for i in range(1, 21):
+        c.new_order(f"ts{i}", "MSFT", "1", "1", "300")
+    c.expect(20)
+    ended = len(metrics._ended)  # shards whose thread state went since, not folded yet
+
+    c.stop()
+    deadline = time.monotonic() + 5.0
+    while len(metrics._ended) == ended and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert ended == 0
+    assert len(metrics._ended) == 1
+    assert metrics.snapshot().orders_in["fix"] == counted + 20
+
+
 def test_received_messages_parse_every_field() -> None:
     msg = Received.parse(f"8=FIX.4.4{SOH}35=8{SOH}11=a{SOH}")
 
