@@ -17,6 +17,7 @@ from typing import Any
 import quickfix as fix
 
 from fix_gateway import tags as T
+from fix_gateway import threadstate
 from fix_gateway.application import QuietApplication
 from fix_gateway.settings import dictionary_path
 
@@ -61,6 +62,7 @@ class _App(QuietApplication):
 
     def onLogout(self, session_id: Any) -> None:
         self._client.logged_on.clear()
+        threadstate.release()
 
     def toAdmin(self, message: Any, session_id: Any) -> None:
         header = message.getHeader()
@@ -82,6 +84,7 @@ class _App(QuietApplication):
 
     def fromApp(self, message: Any, session_id: Any) -> None:
         now = time.perf_counter_ns()
+        threadstate.hold()  # QuickFIX's thread keeps its Python thread state until the logout
         msg = Received.parse(message.toString())
         msg.received_ns = now
         if self._client.on_app is not None:

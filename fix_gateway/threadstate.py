@@ -7,8 +7,8 @@ metrics' shards, `oms.runtime.metrics`) starts empty at every message. `hold()` 
 `release()` is called on the same thread; both do nothing on a thread where they have nothing to do, so they are safe
 from any thread (a Python thread's state is its own, and a hold there only counts once more).
 
-`FixGateway`'s application holds on its first application message, which comes only after a Logon was accepted, and
-releases at the session's logout, which QuickFIX reports on the connection's thread when the connection ends. A
+`FixGateway`'s application (and `FixClient`'s) holds on its first application message, which comes only after a
+Logon was accepted, and releases at the session's logout, which QuickFIX reports on the connection's thread. A
 connection whose end is reported on another thread (the acceptor's forced stop at shutdown) keeps its state until
 the process ends: a few kilobytes, once per logged-on connection.
 """

@@ -653,6 +653,29 @@ def test_a_connection_keeps_one_python_thread_state_from_its_first_order_to_its_
     assert metrics.snapshot().orders_in["fix"] == counted + 20
 
 
+def test_a_fix_client_keeps_one_python_thread_state_for_what_it_receives(env: Env) -> None:
+    """The initiator's side of the same: `FixClient`'s callbacks on QuickFIX's thread see their thread-locals kept."""
+    local, fresh, got = threading.local(), [], []
+
+    def arrived(msg: Received) -> None:
+        got.append(msg)
+        if not getattr(local, "seen", False):
+            local.seen = True
+            fresh.append(msg[T.CL_ORD_ID])
+
+    c = FixClient("FIX.4.4", "CLIENT44", env.port, env.root / "tsc", password=PASSWORDS["CLIENT44"], on_app=arrived)
+    env.clients.append(c)
+    c.start()
+    for i in range(20):
+        c.new_order(f"tc{i}", "MSFT", "1", "1", "300")
+    deadline = time.monotonic() + 10.0
+    while len(got) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert [m[T.CL_ORD_ID] for m in got] == [f"tc{i}" for i in range(20)]
+    assert fresh == ["tc0"]
+
+
 def test_received_messages_parse_every_field() -> None:
     msg = Received.parse(f"8=FIX.4.4{SOH}35=8{SOH}11=a{SOH}")
 
