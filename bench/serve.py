@@ -146,8 +146,8 @@ class Server:
             found.setdefault(m[2], [0.0, 0.0])[m[1] == "count"] = float(m[3])
         return {stage: (total, int(n)) for stage, (total, n) in found.items()}
 
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system) of the server and every process below it, so far."""
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) so far of the server and every process below it, by kind (`process_kind`)."""
         return tree_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
@@ -162,8 +162,29 @@ class Server:
         self.log.close()
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of `pid` and its descendants, read from /proc (processes that ended are gone)."""
+def process_kind(is_root: bool, name: str) -> str:
+    """What a process of a server's tree is, for the CPU split: `server` (the process the benchmark started),
+    `redis`, `door` (the FIX front door), `sink` (the analytics sink), `account actors` (Ray's AccountShard workers),
+    `ray` (Ray's own processes: GCS, raylet, agents, log monitor, idle workers, the reaper) or `other`. `name` is the
+    process's command line (its title, for a process that renamed itself)."""
+    if is_root:
+        return "server"
+    if "redis-server" in name:
+        return "redis"
+    if "fix_gateway.door" in name:
+        return "door"
+    if "oms.infra.clickhouse.service" in name:
+        return "sink"
+    if name.startswith("ray::AccountShard"):
+        return "account actors"
+    if name.startswith("ray::") or "/ray/" in name or "oms.infra.ray.reaper" in name:
+        return "ray"
+    return "other"
+
+
+def tree_cpu_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU seconds of `pid` and its descendants, by `process_kind`, read from /proc (processes that
+    ended are gone)."""
     children: dict[int, list[int]] = {}
     cpu: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
@@ -179,12 +200,19 @@ def tree_cpu_seconds(pid: int) -> float:
         child, parent = int(entry), int(fields[1])
         children.setdefault(parent, []).append(child)
         cpu[child] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [pid]
+    by_kind: dict[str, float] = {}
+    todo = [pid]
     while todo:
         p = todo.pop()
-        total += cpu.get(p, 0.0)
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                name = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            name = ""  # ended while we looked: its CPU is counted, under `other`
+        kind = process_kind(p == pid, name)
+        by_kind[kind] = by_kind.get(kind, 0.0) + cpu.get(p, 0.0)
         todo.extend(children.get(p, []))
-    return total
+    return by_kind
 
 
 # -- one load step --
@@ -200,7 +228,7 @@ def load_step(server: Server, sessions: int, rate: float, p: ServeBenchParams, r
         cmd += ["--prime", "--prime-session", PRIME_SESSION, "--prime-accounts", ",".join(PRIME_ACCOUNTS)]
     cpu0, stages0 = server.cpu_seconds(), server.stages()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=p.seconds + p.drain + 120)
-    cpu, stages = server.cpu_seconds() - cpu0, server.stages()
+    cpu1, stages = server.cpu_seconds(), server.stages()
     if done.returncode != 0:
         raise RuntimeError(f"load at {rate:g} msg/s on {server.kind} failed: {done.stderr.strip()[-2000:]}")
     got = json.loads(done.stdout.strip().splitlines()[-1])
@@ -213,7 +241,10 @@ def load_step(server: Server, sessions: int, rate: float, p: ServeBenchParams, r
             raise RuntimeError(f"load at {rate:g} msg/s on {server.kind}: no {kind} histogram in the client's output")
         row[kind] = {**latency_fields(hist, load="open"), "answered": k["answered"], "refused": k["refused"],
                      "unanswered": k["unanswered"]}  # fmt: skip
-    row["cpu_us_per_msg"] = cpu * 1e6 / max(got["sent"], 1)
+    sent = max(got["sent"], 1)
+    split = {kind: (seconds - cpu0.get(kind, 0.0)) * 1e6 / sent for kind, seconds in cpu1.items()}
+    row["cpu_us_per_msg"] = sum(split.values())
+    row["cpu_us_per_msg_by_process"] = dict(sorted(split.items(), key=lambda kv: -kv[1]))
     if stages:  # the mean of each stage over the step's orders (cancels have no stages)
         row["stages_mean_us"] = {
             stage: (total - stages0[stage][0]) * 1e6 / (n - stages0[stage][1])
@@ -346,12 +377,19 @@ def _stages_line(r: dict) -> str:
     return "    stages (mean us): " + ", ".join(f"{k} {v:.0f}" for k, v in r["stages_mean_us"].items())
 
 
+def _cpu_line(r: dict) -> str:
+    return "    cpu by process (us/msg): " + ", ".join(
+        f"{k} {v:.0f}" for k, v in r["cpu_us_per_msg_by_process"].items())  # fmt: skip
+
+
 def summary(result: dict[str, Any]) -> str:
     lines = ["oms bench serve: open-loop FIX load on `oms serve` (default config) and two bare QuickFIX acceptors"]
     for r in result["rows"]:
         lines.append(_row_line(r))
         if r.get("stages_mean_us"):
             lines.append(_stages_line(r))
+        if len(r.get("cpu_us_per_msg_by_process", ())) > 1:
+            lines.append(_cpu_line(r))
     lines.append("sustained (p99 < 10 ms, all answered, 1 session): " + ", ".join(
         f"{k} {v:g} msg/s" for k, v in result["sustained_ops_per_sec"].items()))  # fmt: skip
     if (o := result.get("overload")) is not None:

@@ -54,7 +54,13 @@ def test_a_short_sweep_writes_the_contract_and_answers_every_message(tmp_path: P
             assert split == pytest.approx(stages["venue_to_ack"])  # every answer went through a commit
         else:
             assert stages is None
-    assert "sustained" in summary(result)
+    kinds = {"oms": {"server", "redis", "door", "sink", "account actors", "ray"}, "durable": {"server", "redis"},
+             "bare": {"server"}}  # fmt: skip
+    for row in rows:  # the CPU per message, split by the processes of the server's tree
+        split = row["cpu_us_per_msg_by_process"]
+        assert kinds[row["server"]] <= set(split), (row["server"], split)
+        assert sum(split.values()) == pytest.approx(row["cpu_us_per_msg"])
+    assert "sustained" in summary(result) and "cpu by process" in summary(result)
 
 
 def test_the_command_line_offers_it(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ from bench.figures import figures
 from bench.plots import percentile_curve, plot_latency
 from bench.report import REPORT, Outcome, plot_spec, render_markdown, render_report
 from bench.result_file import decode_histogram, latency_fields
+from bench.serve import process_kind, tree_cpu_seconds
 
 MACHINE = {"date": "2026-01-02 03:04:05 UTC", "cpu": "Test CPU", "cores": 2, "usable_cores": 2, "python": "CPython"}
 
@@ -317,3 +322,38 @@ def test_serve_reports_its_worst_answer_at_twice_the_sustained_rate_when_it_meas
     result["overload"] = {"rate": 2000.0, "max_us": 61_300.0, "refused": 0, "unanswered": 0, "within_bound": True}
     (worst,) = [f for f in figures("serve", result) if "twice the sustained rate" in f.what]
     assert "2000 msg/s" in worst.what and worst.value == 61_300.0 and worst.unit == "us"
+
+
+@pytest.mark.parametrize(
+    ("is_root", "name", "kind"),
+    [
+        (True, "python -m oms serve --config x", "server"),
+        (False, "/usr/bin/redis-server 127.0.0.1:6379", "redis"),
+        (False, 'python -m fix_gateway.door {"port":1}', "door"),
+        (False, "python -m oms.infra.clickhouse.service --config x", "sink"),
+        (False, "ray::AccountShard", "account actors"),
+        (False, "ray::IDLE", "ray"),
+        (False, "/site-packages/ray/core/src/ray/raylet/raylet --x", "ray"),
+        (False, "python -m oms.infra.ray.reaper 1-2", "ray"),
+        (False, "", "other"),
+    ],
+)
+def test_the_cpu_split_names_each_process_of_a_servers_tree(is_root: bool, name: str, kind: str) -> None:
+    assert process_kind(is_root, name) == kind
+
+
+def test_the_cpu_split_of_a_tree_counts_its_children_and_nothing_else() -> None:
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\ntime.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", busy])
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and tree_cpu_seconds(child.pid)["server"] < 0.3:
+            time.sleep(0.05)
+        split = tree_cpu_seconds(child.pid)
+        mine = tree_cpu_seconds(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+
+    assert set(split) == {"server"} and split["server"] >= 0.3  # its own CPU, as the root of its tree
+    assert mine["other"] >= split["server"]  # the same child, seen from its parent's tree
