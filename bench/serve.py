@@ -21,9 +21,11 @@ is past capacity (its p99 over `stop_p99_ms`, or a message left unanswered); the
 
 Figures per server, sessions and rate: NOS -> New and Cancel -> Canceled p50/p99/p99.9/max, refused and unanswered
 counts, the client's own send lag, the CPU time of the server's whole process tree (redis-server, Ray's processes
-and workers, the sink included) per message, and for `oms serve` the mean time its orders spent in each hot-path
-stage (`stages_mean_us`, from its `/metrics`: in_to_risk, risk_to_venue, venue_to_ack, in_to_ack, and venue_to_ack
-split into venue_to_sealed, sealed_to_durable, durable_to_ack; `oms.runtime.metrics`), also printed under its row.
+and workers, the sink included) per message, also split by process (`cpu_us_per_msg_by_process`, `process_kind`;
+printed under its row when there is more than the server), and for `oms serve` the mean time its orders spent in each
+hot-path stage (`stages_mean_us`, from its `/metrics`: in_to_risk, risk_to_venue, venue_to_ack, in_to_ack, and
+venue_to_ack split into venue_to_sealed, sealed_to_durable, durable_to_ack; `oms.runtime.metrics`), also printed under
+its row.
 `sustained_ops_per_sec`: the highest rate whose p99 stayed under 10 ms for both kinds with every message answered (1
 session). `overload`: a last step against `oms serve` from 1 session at twice its sustained rate (a row marked
 `overload`), and whether every message of it was answered, accepted or refused, within 100 ms. The top-level
