@@ -116,9 +116,10 @@ class FixGateway(OrderHandlers):
         drives `host.engine` through the sequencer and reports what every step of any adapter did to its sessions.
         `throttle` limits each session's order messages (NewOrderSingle, cancel, replace) per sliding window: one
         over the limit is refused with SESSION_RATE (an ExecutionReport Rejected, or an OrderCancelReject) and books
-        nothing. `max_waiting`, `max_delay_s`: how many commands may wait for the sequencer, and for how long, before
-        new orders are shed with SYSTEM_BUSY (`fix_gateway.handlers`, OVERLOAD). `behind_door`: the front door
-        (`fix_gateway.door`) owns the public port, and sessions log on only from loopback. `marks`: see RESTARTS."""
+        nothing. `max_waiting`, `max_delay_s`: how many commands may wait for the sequencer, and how long a new
+        order's answer may expect to wait for it and the journal, before new orders are shed with SYSTEM_BUSY
+        (`fix_gateway.handlers`, OVERLOAD). `behind_door`: the front door (`fix_gateway.door`) owns the public port,
+        and sessions log on only from loopback. `marks`: see RESTARTS."""
         self._specs = {s.name: s for s in sessions}
         codecs = {name: _CODECS[s.begin_string](instruments, s) for name, s in self._specs.items()}
         self._marks = marks

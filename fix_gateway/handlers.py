@@ -7,11 +7,13 @@ the report fan-out (`fix_gateway.reports`) sends every answer to the session it 
 A failure there is answered with a BusinessMessageReject. A drop-copy session may send nothing: its messages get a
 BusinessMessageReject.
 
-OVERLOAD. A NewOrderSingle that arrives while the commands already waiting for the sequencer would keep it waiting
-longer than `max_delay_s` (their number times the sequencer's recent time per command), or while more than
-`max_waiting` wait, is refused on the reader thread with SYSTEM_BUSY (an ExecutionReport Rejected, OrdRejReason 0,
-nothing booked). So past capacity every order is still answered within about `max_delay_s` and the queue stays
-bounded. Cancels, replaces and status requests are never shed: they take risk off, or only read.
+OVERLOAD. A NewOrderSingle is refused on the reader thread with SYSTEM_BUSY (an ExecutionReport Rejected,
+OrdRejReason 0, nothing booked) while its answer would wait longer than `max_delay_s` for the sequencer and the
+journal, or while more than `max_waiting` commands wait for the sequencer. The wait is read off the order path as it
+is now (`Sequencer.lag_s`): the commands waiting for the sequencer times its recent time per command, plus how long
+the oldest batch not yet committed has waited for its write-ahead. So past capacity, and while the journal slows down
+(long before it counts as unavailable, below), every order is still answered within about `max_delay_s` and the
+queues stay bounded. Cancels, replaces and status requests are never shed: they take risk off, or only read.
 
 JOURNAL DOWN. While the committer has been on one write-ahead for more than MAX_JOURNAL_STALL_S (Redis stopped,
 gone, or too slow), a NewOrderSingle is refused on the reader thread with JOURNAL_UNAVAILABLE, and a cancel or
@@ -49,7 +51,7 @@ log = logging.getLogger("oms.fix")
 C = TypeVar("C", SubmitOrder, CancelOrder, ReplaceOrder)
 Body = Callable[[Any, str], None]
 MAX_WAITING = 2_000  # commands waiting for the sequencer past which new orders are shed (SYSTEM_BUSY)
-MAX_DELAY_S = 0.05  # the expected wait for the sequencer past which new orders are shed
+MAX_DELAY_S = 0.05  # the wait ahead of a new order's answer past which new orders are shed
 
 _FAILURES = itertools.count(1)  # the references of failures logged server-side
 
@@ -91,7 +93,7 @@ class OrderHandlers:
         if not self._codecs[name].spec.drop_copy:
             reason = host.stalled()
             if reason is RejectReason.NONE and (
-                host.expected_wait_s() > self._max_delay_s or host.waiting() > self._max_waiting
+                host.lag_s() > self._max_delay_s or host.waiting() > self._max_waiting
             ):
                 reason = RejectReason.SYSTEM_BUSY
             if reason is not RejectReason.NONE:

@@ -38,6 +38,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, NamedTuple, TypeVar
@@ -93,6 +94,7 @@ class Sequencer:
         self._commits: queue.SimpleQueue[_Commit | None] = queue.SimpleQueue()
         self._committer: threading.Thread | None = None
         self._sealed = 0  # batches sealed
+        self._sealed_at: deque[float] = deque()  # monotonic time each batch sealed and not yet committed was sealed
         self._committed = 0  # batches whose writes and releases are done
         self._progress = threading.Condition(threading.Lock())
         self._step_s = 0.0  # recent time per step of the sequencer's batches (moving average)
@@ -201,6 +203,21 @@ class Sequencer:
         """How long a step handed over now would wait before it runs: the steps waiting times the recent time per
         step (for shedding load)."""
         return self._queue.qsize() * self._step_s
+
+    def commit_lag_s(self) -> float:
+        """How long the oldest batch sealed and not yet committed has waited for its write-ahead and releases; 0.0
+        when every batch is committed. A step's answers wait at least that long behind it (for shedding load: a
+        journal that slows down, or a committer that falls behind, shows here before the steps waiting grow)."""
+        try:
+            oldest = self._sealed_at[0]
+        except IndexError:
+            return 0.0
+        return max(time.monotonic() - oldest, 0.0)
+
+    def lag_s(self) -> float:
+        """What a step handed over now can expect to wait before its answers are released, as far as the sequence
+        can tell: `expected_wait_s` plus `commit_lag_s` (the adapters shed new orders on it)."""
+        return self.expected_wait_s() + self.commit_lag_s()
 
     def publish(self) -> None:
         """Hand the reports queued since the last call to every subscriber; call on the sequence (under the lock).
@@ -347,6 +364,7 @@ class Sequencer:
                 releases.append(release)
         with self._progress:
             self._sealed += 1
+            self._sealed_at.append(time.monotonic())
         return _Commit(writes, releases, answers)
 
     def readiness(self) -> dict[str, str]:
@@ -412,6 +430,7 @@ class Sequencer:
                 self.metrics.subscriber_failed(getattr(release, "__qualname__", repr(release)))
         with self._progress:
             self._committed += 1
+            self._sealed_at.popleft()
             self._progress.notify_all()
         for done, result, exc in commit.answers:
             if exc is None:

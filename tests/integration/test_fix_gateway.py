@@ -746,3 +746,48 @@ def test_past_the_sequencers_queue_bound_new_orders_are_shed_at_once_and_cancels
     assert [(m[T.CL_ORD_ID], m[T.EXEC_TYPE], m[T.ORD_REJ_REASON]) for m in shed] == [("a4", "8", "0"), ("a5", "8", "0")]
     assert all(m[T.TEXT] == "system busy: order not accepted, send it again later" for m in shed)
     assert [(m[T.CL_ORD_ID], m[T.EXEC_TYPE]) for m in later] == [("a1", "0"), ("a2", "0"), ("a3", "0"), ("x0", "4")]
+
+
+def test_while_the_write_ahead_lags_new_orders_are_shed_at_once_and_cancels_are_not(env: Env) -> None:
+    """The sequencer's queue is empty, but the batch before is still waiting for its write-ahead: a new order's
+    answer would wait behind it, past the 50 ms bound (OVERLOAD in fix_gateway.handlers), so it is refused at once,
+    long before the journal counts as unavailable (MAX_JOURNAL_STALL_S)."""
+    assert env.gateway is not None
+    env.gateway.stop()
+    env.port = free_port()
+    slow, release = threading.Event(), threading.Event()
+
+    def seal():  # type: ignore[no-untyped-def]
+        def write() -> None:
+            if slow.is_set():
+                release.wait(10)
+
+        return write
+
+    host = Sequencer(local_engine(env.loaded, 4), seal=seal)
+    host.start()
+    try:
+        env.gateway = FixGateway(host, env.loaded.instruments, env.specs, env.port, env.root / "gw4", 4)
+        env.gateway.start()
+        c = env.client("CLIENT44")
+        c.new_order("w0", "AAPL", "1", "10", "150")
+        (first,) = c.expect(1)
+        slow.set()
+        c.new_order("w1", "AAPL", "1", "10", "150")  # taken: its batch waits for the slow write
+        time.sleep(0.2)
+        c.new_order("w2", "AAPL", "1", "10", "150")
+        (shed,) = c.expect(1)  # answered while w1 still waits
+        c.cancel("x0", "w0", "AAPL", "1", "10")  # a cancel is never shed: it waits for the write
+        time.sleep(0.1)
+        release.set()
+        later = c.expect(2)
+    finally:
+        release.set()
+        env.gateway.stop()
+        env.gateway = None
+        host.stop()
+
+    assert first[T.EXEC_TYPE] == "0"
+    assert (shed[T.CL_ORD_ID], shed[T.EXEC_TYPE], shed[T.ORD_REJ_REASON]) == ("w2", "8", "0")
+    assert shed[T.TEXT] == "system busy: order not accepted, send it again later"
+    assert [(m[T.CL_ORD_ID], m[T.EXEC_TYPE]) for m in later] == [("w1", "0"), ("x0", "4")]

@@ -284,6 +284,34 @@ def test_the_expected_wait_grows_with_the_steps_waiting_and_their_recent_cost() 
         host.stop()
 
 
+def test_the_commit_lag_is_the_age_of_the_oldest_batch_waiting_for_its_write_and_counts_in_the_lag() -> None:
+    writing, written = threading.Event(), threading.Event()
+
+    def seal():  # type: ignore[no-untyped-def]
+        def write() -> None:
+            writing.set()
+            assert written.wait(5)
+
+        return write
+
+    host = started(seal)
+    try:
+        assert host.commit_lag_s() == 0.0 and host.lag_s() == 0.0
+        host.post(lambda e: e.submit(new("c1"), 1), pytest.fail)
+        assert writing.wait(5)
+        time.sleep(0.1)
+        host.post(lambda e: e.submit(new("c2"), 2), pytest.fail)  # sealed too, behind the stalled write
+        time.sleep(0.05)
+        lag, total = host.commit_lag_s(), host.lag_s()
+        written.set()
+        host.wait_committed()
+        assert 0.15 <= lag < 5 and total >= lag  # the first batch's age, not the second's
+        assert host.commit_lag_s() == 0.0 and host.outstanding() == 0
+    finally:
+        written.set()
+        host.stop()
+
+
 def test_a_stalled_write_shows_how_long_it_has_stalled_and_a_caller_may_stop_waiting_for_it() -> None:
     writing = threading.Event()
     written = threading.Event()
