@@ -114,7 +114,9 @@ class AppMetrics:
         client = self._redis
         venue_table = dict(venues)
         self.collectors: list[StateCollector] = [
-            JournalGauges(host.journal_stalled_s, outstanding_batches(host), host.busy_s, host.waiting),
+            JournalGauges(
+                host.journal_stalled_s, outstanding_batches(host), host.commit_lag_s, host.busy_s, host.waiting
+            ),
             RedisGauges(client.ping),
             VenueGauges(lambda: {name: bool(getattr(v, "connected", True)) for name, v in venue_table.items()}),
         ]

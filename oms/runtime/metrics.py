@@ -514,18 +514,21 @@ class FixSessionGauges(StateCollector):
 
 class JournalGauges(StateCollector):
     """The sequencer's write-ahead: how long the committer has been on its current write, how many sealed batches
-    are not yet committed, how long the sequencer has been on its current batch and how many steps wait for it."""
+    are not yet committed and how long the oldest of them has waited, how long the sequencer has been on its current
+    batch and how many steps wait for it."""
 
     def __init__(
         self,
         stalled_s: Callable[[], float],
         outstanding: Callable[[], int],
+        commit_lag_s: Callable[[], float],
         busy_s: Callable[[], float],
         waiting: Callable[[], int],
         errors: ScrapeErrors = SCRAPE_ERRORS,
     ) -> None:
         """The functions are the sequencer's (`Sequencer.journal_stalled_s`, batches sealed minus committed,
-        `Sequencer.busy_s`, `Sequencer.waiting`); each is a few attribute reads, taking no lock."""
+        `Sequencer.commit_lag_s`, `Sequencer.busy_s`, `Sequencer.waiting`); each is a few attribute reads, taking no
+        lock."""
 
         def journal() -> list[Metric]:
             return [
@@ -539,6 +542,12 @@ class JournalGauges(StateCollector):
                     "oms_journal_outstanding_batches",
                     "batches the sequencer sealed whose write-ahead and releases are not done yet",
                     value=outstanding(),
+                ),
+                GaugeMetricFamily(
+                    "oms_journal_commit_lag_seconds",
+                    "seconds the oldest of those batches has waited (0 when none); above 0.05 new FIX orders are "
+                    "refused system_busy",
+                    value=commit_lag_s(),
                 ),
                 GaugeMetricFamily(
                     "oms_sequencer_busy_seconds",

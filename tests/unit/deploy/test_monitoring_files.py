@@ -151,7 +151,7 @@ def test_every_metric_the_dashboard_and_rules_query_is_exposed_by_the_process_re
     registry = CollectorRegistry()
     for collector in (
         FixSessionGauges(lambda: {"FIX.4.4:OMS->C": True}, lambda: True),
-        JournalGauges(lambda: 0.0, lambda: 0, lambda: 0.0, lambda: 0),
+        JournalGauges(lambda: 0.0, lambda: 0, lambda: 0.0, lambda: 0.0, lambda: 0),
         RedisGauges(lambda: True),
         SinkGauges(lambda: True, lambda: {"oms:tape": StreamLag(0, 0, 0.0)}),
         AccountGauges(lambda: {"ACC1": AccountFlags(False, "active")}),

@@ -91,6 +91,8 @@ def test_a_stalled_write_ahead_shows_in_the_journal_gauges_and_clears_once_it_la
     assert idle[("oms_journal_stalled_seconds", ())] == 0 and idle[("oms_journal_outstanding_batches", ())] == 0
     assert stalled[("oms_journal_stalled_seconds", ())] >= 0.1
     assert stalled[("oms_journal_outstanding_batches", ())] == 1
+    assert idle[("oms_journal_commit_lag_seconds", ())] == 0 and stalled[("oms_journal_commit_lag_seconds", ())] >= 0.1
+    assert after[("oms_journal_commit_lag_seconds", ())] == 0
     assert after[("oms_journal_stalled_seconds", ())] == 0 and after[("oms_journal_outstanding_batches", ())] == 0
     assert after[("oms_sequencer_busy_seconds", ())] == 0 and after[("oms_sequencer_waiting_steps", ())] == 0
 
@@ -98,7 +100,9 @@ def test_a_stalled_write_ahead_shows_in_the_journal_gauges_and_clears_once_it_la
 def journal_gauges(host: Sequencer) -> JournalGauges:
     from oms.apps.monitoring import outstanding_batches
 
-    return JournalGauges(host.journal_stalled_s, outstanding_batches(host), host.busy_s, host.waiting)
+    return JournalGauges(
+        host.journal_stalled_s, outstanding_batches(host), host.commit_lag_s, host.busy_s, host.waiting
+    )
 
 
 def test_redis_that_answers_is_up_with_its_ping_time_and_one_that_does_not_is_down_without_an_error() -> None:
