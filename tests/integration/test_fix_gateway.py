@@ -3,11 +3,13 @@ QuickFIX acceptor in front of the OMS core (accounts in process, native book).""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -713,16 +715,31 @@ def test_a_session_over_its_message_rate_is_refused_and_the_other_sessions_are_n
     assert len(engine.working()) == 4  # nothing booked for the refused messages
 
 
-def test_past_the_sequencers_queue_bound_new_orders_are_shed_at_once_and_cancels_are_not(env: Env) -> None:
+@contextlib.contextmanager
+def sequenced(env: Env, host: Sequencer, generation: int, release: threading.Event, **kwargs: Any) -> Iterator[None]:
+    """The env's gateway replaced by one over `host` on its own thread (the deployed path: the reader threads only
+    hand messages over); on the way out `release` is set (what the test held up goes on), then both stop."""
     assert env.gateway is not None
     env.gateway.stop()
     env.port = free_port()
-    host = Sequencer(local_engine(env.loaded, 3))
-    host.start()  # the deployed path: a sequencer thread, the reader threads only hand messages over
-    release = threading.Event()
+    host.start()
     try:
-        env.gateway = FixGateway(host, env.loaded.instruments, env.specs, env.port, env.root / "gw3", 3, max_waiting=2)
+        env.gateway = FixGateway(host, env.loaded.instruments, env.specs, env.port, env.root / f"gw{generation}",
+                                 generation, **kwargs)  # fmt: skip
         env.gateway.start()
+        yield
+    finally:
+        release.set()
+        if env.gateway is not None:
+            env.gateway.stop()
+        env.gateway = None
+        host.stop()
+
+
+def test_past_the_sequencers_queue_bound_new_orders_are_shed_at_once_and_cancels_are_not(env: Env) -> None:
+    host = Sequencer(local_engine(env.loaded, 3))
+    release = threading.Event()
+    with sequenced(env, host, 3, release, max_waiting=2):
         c = env.client("CLIENT44")
         c.new_order("a0", "AAPL", "1", "10", "150")
         (first,) = c.expect(1)
@@ -736,11 +753,6 @@ def test_past_the_sequencers_queue_bound_new_orders_are_shed_at_once_and_cancels
         time.sleep(0.1)
         release.set()
         later = c.expect(4)
-    finally:
-        release.set()
-        env.gateway.stop()
-        env.gateway = None
-        host.stop()
 
     assert first[T.EXEC_TYPE] == "0"
     assert [(m[T.CL_ORD_ID], m[T.EXEC_TYPE], m[T.ORD_REJ_REASON]) for m in shed] == [("a4", "8", "0"), ("a5", "8", "0")]
@@ -752,9 +764,6 @@ def test_while_the_write_ahead_lags_new_orders_are_shed_at_once_and_cancels_are_
     """The sequencer's queue is empty, but the batch before is still waiting for its write-ahead: a new order's
     answer would wait behind it, past the 50 ms bound (OVERLOAD in fix_gateway.handlers), so it is refused at once,
     long before the journal counts as unavailable (MAX_JOURNAL_STALL_S)."""
-    assert env.gateway is not None
-    env.gateway.stop()
-    env.port = free_port()
     slow, release = threading.Event(), threading.Event()
 
     def seal():  # type: ignore[no-untyped-def]
@@ -765,10 +774,7 @@ def test_while_the_write_ahead_lags_new_orders_are_shed_at_once_and_cancels_are_
         return write
 
     host = Sequencer(local_engine(env.loaded, 4), seal=seal)
-    host.start()
-    try:
-        env.gateway = FixGateway(host, env.loaded.instruments, env.specs, env.port, env.root / "gw4", 4)
-        env.gateway.start()
+    with sequenced(env, host, 4, release):
         c = env.client("CLIENT44")
         c.new_order("w0", "AAPL", "1", "10", "150")
         (first,) = c.expect(1)
@@ -781,11 +787,6 @@ def test_while_the_write_ahead_lags_new_orders_are_shed_at_once_and_cancels_are_
         time.sleep(0.1)
         release.set()
         later = c.expect(2)
-    finally:
-        release.set()
-        env.gateway.stop()
-        env.gateway = None
-        host.stop()
 
     assert first[T.EXEC_TYPE] == "0"
     assert (shed[T.CL_ORD_ID], shed[T.EXEC_TYPE], shed[T.ORD_REJ_REASON]) == ("w2", "8", "0")

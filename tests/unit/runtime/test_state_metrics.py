@@ -4,7 +4,6 @@ that fails is logged, counted in `oms_scrape_errors` and left out of that scrape
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import pytest
@@ -26,7 +25,7 @@ from oms.runtime.metrics import (
 )
 from oms.runtime.sequencer import Sequencer
 from tests.unit.core.test_engine import new
-from tests.unit.runtime.test_sequencer import started
+from tests.unit.runtime.test_sequencer import StalledWrite, started
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -64,16 +63,9 @@ def test_fix_sessions_show_each_sessions_logon_and_how_many_are_configured() -> 
 
 
 def test_a_stalled_write_ahead_shows_in_the_journal_gauges_and_clears_once_it_lands() -> None:
-    writing, written = threading.Event(), threading.Event()
-
-    def seal():  # type: ignore[no-untyped-def]
-        def write() -> None:
-            writing.set()
-            assert written.wait(5)
-
-        return write
-
-    host = started(seal)
+    stall = StalledWrite()
+    writing, written = stall.writing, stall.written
+    host = started(stall.seal)
     gauges = journal_gauges(host)
     try:
         idle = scrape(gauges)
