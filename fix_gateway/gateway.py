@@ -36,7 +36,7 @@ from fix_gateway.application import GatewayApplication
 from fix_gateway.codec import Codec
 from fix_gateway.fix42 import Fix42Codec
 from fix_gateway.fix44 import Fix44Codec
-from fix_gateway.handlers import MAX_DELAY_S, MAX_WAITING, OrderHandlers
+from fix_gateway.handlers import OrderHandlers
 from fix_gateway.quickfix_log import MaskingLogFactory
 from fix_gateway.reports import ReportRouter
 from fix_gateway.settings import SessionSpec, quickfix_settings
@@ -53,7 +53,7 @@ from oms.core.model.messages import (
     OrderReplaced,
 )
 from oms.core.orders import OrderView
-from oms.runtime.sequencer import Sequencer
+from oms.runtime.sequencer import MAX_DELAY_S, MAX_WAITING, Sequencer
 from risk.throttle import SessionThrottle
 
 __all__ = ["FixGateway", "InboundMarks"]

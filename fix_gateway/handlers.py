@@ -9,11 +9,12 @@ BusinessMessageReject.
 
 OVERLOAD. A NewOrderSingle is refused on the reader thread with SYSTEM_BUSY (an ExecutionReport Rejected,
 OrdRejReason 0, nothing booked) while its answer would wait longer than `max_delay_s` for the sequencer and the
-journal, or while more than `max_waiting` commands wait for the sequencer. The wait is read off the order path as it
-is now (`Sequencer.lag_s`): the commands waiting for the sequencer times its recent time per command, plus how long
-the oldest batch not yet committed has waited for its write-ahead. So past capacity, and while the journal slows down
-(long before it counts as unavailable, below), every order is still answered within about `max_delay_s` and the
-queues stay bounded. Cancels, replaces and status requests are never shed: they take risk off, or only read.
+journal, or while more than `max_waiting` commands wait for the sequencer (`Sequencer.overloaded`; the REST API
+refuses new orders on the same bound). The wait is read off the order path as it is now (`Sequencer.lag_s`): the
+commands waiting for the sequencer times its recent time per command, plus how long the oldest batch not yet
+committed has waited for its write-ahead. So past capacity, and while the journal slows down (long before it counts
+as unavailable, below), every order is still answered within about `max_delay_s` and the queues stay bounded.
+Cancels, replaces and status requests are never shed: they take risk off, or only read.
 
 JOURNAL DOWN. While the committer has been on one write-ahead for more than MAX_JOURNAL_STALL_S (Redis stopped,
 gone, or too slow), a NewOrderSingle is refused on the reader thread with JOURNAL_UNAVAILABLE, and a cancel or
@@ -40,7 +41,7 @@ from oms.core.model.enums import RejectReason
 from oms.core.model.messages import CancelOrder, CancelRejected, OrderRejected, ReplaceOrder, SubmitOrder
 from oms.runtime.logs import log_order_event
 from oms.runtime.metrics import StageClock
-from oms.runtime.sequencer import MAX_JOURNAL_STALL_S, Sequencer
+from oms.runtime.sequencer import MAX_DELAY_S, MAX_JOURNAL_STALL_S, MAX_WAITING, Sequencer
 from risk.reasons import describe as reason_text
 from risk.throttle import SessionThrottle
 
@@ -50,8 +51,6 @@ log = logging.getLogger("oms.fix")
 
 C = TypeVar("C", SubmitOrder, CancelOrder, ReplaceOrder)
 Body = Callable[[Any, str], None]
-MAX_WAITING = 2_000  # commands waiting for the sequencer past which new orders are shed (SYSTEM_BUSY)
-MAX_DELAY_S = 0.05  # the wait ahead of a new order's answer past which new orders are shed
 
 _FAILURES = itertools.count(1)  # the references of failures logged server-side
 
@@ -92,9 +91,7 @@ class OrderHandlers:
         host = self.host
         if not self._codecs[name].spec.drop_copy:
             reason = host.stalled()
-            if reason is RejectReason.NONE and (
-                host.lag_s() > self._max_delay_s or host.waiting() > self._max_waiting
-            ):
+            if reason is RejectReason.NONE and host.overloaded(self._max_delay_s, self._max_waiting):
                 reason = RejectReason.SYSTEM_BUSY
             if reason is not RejectReason.NONE:
                 return self._shed(msg, name, reason)

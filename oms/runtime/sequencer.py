@@ -50,7 +50,7 @@ from oms.core.orders import OrderView
 from oms.runtime.logs import log_order_event, orders_log
 from oms.runtime.metrics import METRICS, HotPathMetrics
 
-__all__ = ["MAX_BATCH", "MAX_JOURNAL_STALL_S", "Reports", "Sequencer"]
+__all__ = ["MAX_BATCH", "MAX_DELAY_S", "MAX_JOURNAL_STALL_S", "MAX_WAITING", "Reports", "Sequencer"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,6 +62,10 @@ MAX_BATCH = 256  # steps taken from the queue as one batch, at most
 #: a write-ahead the committer has been on for this long means the journal is stalled or gone: the adapters refuse
 #: new orders, cancels and replaces at once (JOURNAL_UNAVAILABLE) instead of holding their answers until it returns
 MAX_JOURNAL_STALL_S = 1.0
+#: past capacity (`Sequencer.overloaded`): the wait ahead of a new order's answer, and the commands waiting for the
+#: sequencer, past which the adapters refuse new orders at once (SYSTEM_BUSY)
+MAX_DELAY_S = 0.05
+MAX_WAITING = 2_000
 _SMOOTHING = 0.05  # weight of the latest batch in the sequencer's time per step
 _RETRY_S = (0.001, 0.01, 0.1, 0.5)  # waits between attempts of a commit that failed, the last one repeated
 
@@ -218,6 +222,12 @@ class Sequencer:
         """What a step handed over now can expect to wait before its answers are released, as far as the sequence
         can tell: `expected_wait_s` plus `commit_lag_s` (the adapters shed new orders on it)."""
         return self.expected_wait_s() + self.commit_lag_s()
+
+    def overloaded(self, max_delay_s: float = MAX_DELAY_S, max_waiting: int = MAX_WAITING) -> bool:
+        """Whether a new order should be refused at once (SYSTEM_BUSY) rather than taken: its answer would wait more
+        than `max_delay_s` (`lag_s`), or more than `max_waiting` commands wait for the sequencer. Every adapter that
+        takes new orders asks it first, so past capacity each is answered within about `max_delay_s`."""
+        return self.lag_s() > max_delay_s or self._queue.qsize() > max_waiting
 
     def publish(self) -> None:
         """Hand the reports queued since the last call to every subscriber; call on the sequence (under the lock).

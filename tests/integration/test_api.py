@@ -3,7 +3,9 @@ roles, the event stream, executions, positions, kill switches, metrics, signing,
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -147,6 +149,47 @@ def test_list_filters_by_account_and_status_newest_first(api: Api) -> None:
     assert listed(account="ACC1", status="new") == [ids[2]]
     assert listed(status="canceled") == [ids[0]]
     assert listed(limit="1") == [ids[2]]
+
+
+def test_past_capacity_a_new_order_is_refused_503_system_busy_at_once_and_a_cancel_is_not(loaded: LoadedConfig) -> None:
+    """The sequencer runs on its own thread (the deployed path) and the batch ahead waits for its write-ahead past the
+    overload bound (`Sequencer.overloaded`, 50 ms): a new order is answered 503 system_busy at once, booking nothing,
+    as a FIX order would be; a cancel is taken, and answered once the write lands."""
+    slow, release = threading.Event(), threading.Event()
+
+    def seal():  # type: ignore[no-untyped-def]
+        def write() -> None:
+            if slow.is_set():
+                release.wait(10)
+
+        return write
+
+    a = Api(loaded, ApiSettings(port=0, rate_limit=10_000))
+    host = a.core.host
+    host.add_seal(seal)
+    host.start()
+    try:
+        oid = a.order(TRADER1, client_order_id="k0").json()["order_id"]
+        slow.set()
+        host.post(lambda engine: None, pytest.fail)  # a batch whose write-ahead is held
+        time.sleep(0.2)
+        refused = a.order(TRADER1, client_order_id="k1")
+        cancel = concurrent.futures.ThreadPoolExecutor(1).submit(
+            a.http.delete, f"/v1/orders/{oid}", headers=TRADER1
+        )
+        time.sleep(0.1)
+        waited = not cancel.done()
+        release.set()
+        canceled = cancel.result(10)
+        after = a.order(TRADER1, client_order_id="k1")
+    finally:
+        release.set()
+        a.close()
+        host.stop()
+
+    _error(refused, 503, "system_busy")
+    assert waited and (canceled.status_code, canceled.json()["status"]) == (200, "canceled")
+    assert after.status_code == 201, after.text  # the refused ClOrdID was never booked
 
 
 def test_cancel_takes_the_order_off_and_a_second_cancel_is_too_late(api: Api) -> None:

@@ -148,7 +148,8 @@ _ERROR_TEXT = {
     "the parent) cannot take",
     429: "the key is over its rate limit",
     503: "not taken, send it again later: the OMS is starting (not_ready) or stopping (shutting_down), its journal "
-    "does not answer (journal_unavailable), or (algos) the algo engine does not run on this server",
+    "does not answer (journal_unavailable), it is past capacity (system_busy), or (algos) the algo engine does not run "
+    "on this server",
     504: "taken, but the journal did not confirm it in time (not_confirmed): its outcome shows once it does",
 }
 

@@ -261,7 +261,8 @@ class OrderDesk:
     def submit_order(self, key: ApiKey, req: OrderRequest, now_ns: int, once: bool) -> tuple[OrderOut, bool]:
         """`submit`, and whether the answer is a replay. `once`: the request's client_order_id was claimed by an
         Idempotency-Key, so when the session has an order with it already (this run's, or an earlier run's from the
-        journal) the answer is that order, and True."""
+        journal) the answer is that order, and True. Past capacity (`Sequencer.overloaded`) it raises 503
+        system_busy at once, booking nothing."""
         clock = self.host.metrics.clock("rest")  # gateway in: counts oms_orders_in{channel="rest"}
         try:
             cmd, extra = self._command(key, req, now_ns)
@@ -272,6 +273,10 @@ class OrderDesk:
             raise
         session = key.session
         self._journal_check()
+        if self.host.overloaded():  # past capacity: refused at once, like a FIX order (fix_gateway.handlers, OVERLOAD)
+            self.host.metrics.reject(RejectReason.SYSTEM_BUSY)
+            clock.acked()
+            raise reason_error(503, RejectReason.SYSTEM_BUSY)
 
         def step(engine: OrderManager) -> tuple[OrderOut, bool] | ApiError:
             cl = cmd.cl_ord_id

@@ -298,7 +298,7 @@ def test_the_expected_wait_grows_with_the_steps_waiting_and_their_recent_cost() 
         host.stop()
 
 
-def test_the_commit_lag_is_the_age_of_the_oldest_batch_waiting_for_its_write_and_counts_in_the_lag() -> None:
+def test_the_commit_lag_is_the_age_of_the_oldest_batch_waiting_for_its_write_and_overloads_the_sequencer() -> None:
     stall = StalledWrite()
     writing, written = stall.writing, stall.written
     host = started(stall.seal)
@@ -309,11 +309,12 @@ def test_the_commit_lag_is_the_age_of_the_oldest_batch_waiting_for_its_write_and
         time.sleep(0.1)
         host.post(lambda e: e.submit(new("c2"), 2), pytest.fail)  # sealed too, behind the stalled write
         time.sleep(0.05)
-        lag, total = host.commit_lag_s(), host.lag_s()
+        lag, total, busy = host.commit_lag_s(), host.lag_s(), host.overloaded()
         written.set()
         host.wait_committed()
         assert 0.15 <= lag < 5 and total >= lag  # the first batch's age, not the second's
-        assert host.commit_lag_s() == 0.0 and host.outstanding() == 0
+        assert busy  # past MAX_DELAY_S: new orders are refused
+        assert host.commit_lag_s() == 0.0 and host.outstanding() == 0 and not host.overloaded()
     finally:
         written.set()
         host.stop()
