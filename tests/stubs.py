@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 
 from oms.core.model.enums import RejectReason, TradingState
 from oms.core.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder, TradePrinted
@@ -56,3 +57,22 @@ class RecordingGate:
 
     def accounts(self) -> list[str]:
         return ["ACC1", "ACC2"]
+
+
+class HeldWrites:
+    """A sequencer seal (`Sequencer(seal=...)`, `add_seal`) whose write-aheads wait while `hold` is set, until
+    `release` is: a journal slowing down, as the sequencer and its adapters see it. (The real journal's stalls are
+    tested with a stopped Redis: tests/integration/test_faults.py.) `writing` is set once a held write has begun."""
+
+    def __init__(self, hold: bool = True) -> None:
+        self.hold, self.release, self.writing = threading.Event(), threading.Event(), threading.Event()
+        if hold:
+            self.hold.set()
+
+    def seal(self) -> Callable[[], None]:
+        def write() -> None:
+            if self.hold.is_set():
+                self.writing.set()
+                self.release.wait(10)
+
+        return write

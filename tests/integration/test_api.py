@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from oms.apps.local_api import LocalCore, local_core
 from oms.apps.serve import LoadedConfig, load_config
 from oms.core.model.enums import OrdType, Side, TimeInForce
 from oms.core.model.messages import SubmitOrder
+from tests.stubs import HeldWrites
 
 pytestmark = pytest.mark.integration
 
@@ -155,22 +155,14 @@ def test_past_capacity_a_new_order_is_refused_503_system_busy_at_once_and_a_canc
     """The sequencer runs on its own thread (the deployed path) and the batch ahead waits for its write-ahead past the
     overload bound (`Sequencer.overloaded`, 50 ms): a new order is answered 503 system_busy at once, booking nothing,
     as a FIX order would be; a cancel is taken, and answered once the write lands."""
-    slow, release = threading.Event(), threading.Event()
-
-    def seal():  # type: ignore[no-untyped-def]
-        def write() -> None:
-            if slow.is_set():
-                release.wait(10)
-
-        return write
-
+    held = HeldWrites(hold=False)
     a = Api(loaded, ApiSettings(port=0, rate_limit=10_000))
     host = a.core.host
-    host.add_seal(seal)
+    host.add_seal(held.seal)
     host.start()
     try:
         oid = a.order(TRADER1, client_order_id="k0").json()["order_id"]
-        slow.set()
+        held.hold.set()
         host.post(lambda engine: None, pytest.fail)  # a batch whose write-ahead is held
         time.sleep(0.2)
         refused = a.order(TRADER1, client_order_id="k1")
@@ -179,11 +171,11 @@ def test_past_capacity_a_new_order_is_refused_503_system_busy_at_once_and_a_canc
         )
         time.sleep(0.1)
         waited = not cancel.done()
-        release.set()
+        held.release.set()
         canceled = cancel.result(10)
         after = a.order(TRADER1, client_order_id="k1")
     finally:
-        release.set()
+        held.release.set()
         a.close()
         host.stop()
 

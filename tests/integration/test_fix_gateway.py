@@ -29,6 +29,7 @@ from oms.infra.redis.server import free_port
 from oms.runtime.sequencer import Reports, Sequencer
 from risk.throttle import SessionThrottle
 from tests.integration.fix_raw import RawSession
+from tests.stubs import HeldWrites
 
 pytestmark = pytest.mark.integration
 
@@ -764,28 +765,20 @@ def test_while_the_write_ahead_lags_new_orders_are_shed_at_once_and_cancels_are_
     """The sequencer's queue is empty, but the batch before is still waiting for its write-ahead: a new order's
     answer would wait behind it, past the 50 ms bound (OVERLOAD in fix_gateway.handlers), so it is refused at once,
     long before the journal counts as unavailable (MAX_JOURNAL_STALL_S)."""
-    slow, release = threading.Event(), threading.Event()
-
-    def seal():  # type: ignore[no-untyped-def]
-        def write() -> None:
-            if slow.is_set():
-                release.wait(10)
-
-        return write
-
-    host = Sequencer(local_engine(env.loaded, 4), seal=seal)
-    with sequenced(env, host, 4, release):
+    held = HeldWrites(hold=False)
+    host = Sequencer(local_engine(env.loaded, 4), seal=held.seal)
+    with sequenced(env, host, 4, held.release):
         c = env.client("CLIENT44")
         c.new_order("w0", "AAPL", "1", "10", "150")
         (first,) = c.expect(1)
-        slow.set()
+        held.hold.set()
         c.new_order("w1", "AAPL", "1", "10", "150")  # taken: its batch waits for the slow write
         time.sleep(0.2)
         c.new_order("w2", "AAPL", "1", "10", "150")
         (shed,) = c.expect(1)  # answered while w1 still waits
         c.cancel("x0", "w0", "AAPL", "1", "10")  # a cancel is never shed: it waits for the write
         time.sleep(0.1)
-        release.set()
+        held.release.set()
         later = c.expect(2)
 
     assert first[T.EXEC_TYPE] == "0"

@@ -13,7 +13,7 @@ from oms.core.model.messages import Message, OrderAccepted, OrderCanceled, Order
 from oms.core.venues.internal import InternalVenue
 from oms.runtime.metrics import HotPathMetrics
 from oms.runtime.sequencer import MAX_JOURNAL_STALL_S, Reports, Sequencer
-from tests.stubs import RecordingGate
+from tests.stubs import HeldWrites, RecordingGate
 from tests.unit.core.test_engine import INSTRUMENTS, new
 
 
@@ -151,20 +151,6 @@ def started(seal=None) -> Sequencer:  # type: ignore[no-untyped-def]
     return host
 
 
-class StalledWrite:
-    """A seal whose every write-ahead blocks until `written` is set; `writing` is set once one has begun."""
-
-    def __init__(self) -> None:
-        self.writing, self.written = threading.Event(), threading.Event()
-
-    def seal(self):  # type: ignore[no-untyped-def]
-        def write() -> None:
-            self.writing.set()
-            assert self.written.wait(5)
-
-        return write
-
-
 def test_steps_handed_over_while_one_runs_are_taken_as_one_batch_in_order() -> None:
     host = started()
     try:
@@ -299,9 +285,9 @@ def test_the_expected_wait_grows_with_the_steps_waiting_and_their_recent_cost() 
 
 
 def test_the_commit_lag_is_the_age_of_the_oldest_batch_waiting_for_its_write_and_overloads_the_sequencer() -> None:
-    stall = StalledWrite()
-    writing, written = stall.writing, stall.written
-    host = started(stall.seal)
+    held = HeldWrites()
+    writing, written = held.writing, held.release
+    host = started(held.seal)
     try:
         assert host.commit_lag_s() == 0.0 and host.lag_s() == 0.0
         host.post(lambda e: e.submit(new("c1"), 1), pytest.fail)
@@ -321,9 +307,9 @@ def test_the_commit_lag_is_the_age_of_the_oldest_batch_waiting_for_its_write_and
 
 
 def test_a_stalled_write_shows_how_long_it_has_stalled_and_a_caller_may_stop_waiting_for_it() -> None:
-    stall = StalledWrite()
-    writing, written = stall.writing, stall.written
-    host = started(stall.seal)
+    held = HeldWrites()
+    writing, written = held.writing, held.release
+    host = started(held.seal)
     try:
         assert host.journal_stalled_s() == 0.0 and host.readiness()["journal"] == "ok"
         host.post(lambda e: e.submit(new("c1"), 1), pytest.fail)

@@ -24,8 +24,9 @@ from oms.runtime.metrics import (
     VenueGauges,
 )
 from oms.runtime.sequencer import Sequencer
+from tests.stubs import HeldWrites
 from tests.unit.core.test_engine import new
-from tests.unit.runtime.test_sequencer import StalledWrite, started
+from tests.unit.runtime.test_sequencer import started
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -63,9 +64,9 @@ def test_fix_sessions_show_each_sessions_logon_and_how_many_are_configured() -> 
 
 
 def test_a_stalled_write_ahead_shows_in_the_journal_gauges_and_clears_once_it_lands() -> None:
-    stall = StalledWrite()
-    writing, written = stall.writing, stall.written
-    host = started(stall.seal)
+    held = HeldWrites()
+    writing, written = held.writing, held.release
+    host = started(held.seal)
     gauges = journal_gauges(host)
     try:
         idle = scrape(gauges)
