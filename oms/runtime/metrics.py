@@ -545,8 +545,8 @@ class JournalGauges(StateCollector):
                 ),
                 GaugeMetricFamily(
                     "oms_journal_commit_lag_seconds",
-                    "seconds the oldest of those batches has waited (0 when none); above 0.05 new FIX orders are "
-                    "refused system_busy",
+                    "seconds the oldest of those batches has waited (0 when none); above 0.05 new orders (FIX and "
+                    "REST) are refused system_busy",
                     value=commit_lag_s(),
                 ),
                 GaugeMetricFamily(
