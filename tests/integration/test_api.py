@@ -166,13 +166,12 @@ def test_past_capacity_a_new_order_is_refused_503_system_busy_at_once_and_a_canc
         host.post(lambda engine: None, pytest.fail)  # a batch whose write-ahead is held
         time.sleep(0.2)
         refused = a.order(TRADER1, client_order_id="k1")
-        cancel = concurrent.futures.ThreadPoolExecutor(1).submit(
-            a.http.delete, f"/v1/orders/{oid}", headers=TRADER1
-        )
-        time.sleep(0.1)
-        waited = not cancel.done()
-        held.release.set()
-        canceled = cancel.result(10)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            cancel = pool.submit(a.http.delete, f"/v1/orders/{oid}", headers=TRADER1)
+            time.sleep(0.1)
+            waited = not cancel.done()
+            held.release.set()
+            canceled = cancel.result(10)
         after = a.order(TRADER1, client_order_id="k1")
     finally:
         held.release.set()
