@@ -72,6 +72,10 @@ REDIS_WATCH_S = 0.2  # how often the managed Redis is checked for life
 READY_PROBE_S = 1.0  # how long each readiness probe (Redis, the actors) may take before it counts as failed
 
 
+def _log_settle_error(exc: BaseException) -> None:
+    log.error("sending post-trade events to the account actors failed", exc_info=exc)
+
+
 class OmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The whole configuration file (see `configs/dev.toml`)."""
 
@@ -296,6 +300,9 @@ class OmsApp:
         )
         self.host = Sequencer(self.engine, self.lock, seal=self.gate.seal)
         self.gate.wait_written = self.host.wait_committed
+        host, gate = self.host, self.gate
+        # post-trade events go to their actors as soon as their write-ahead lands, not at the next batch or timer
+        gate.settle_ready = lambda: host.post(lambda _: gate.flush_written(), _log_settle_error)
         self.records = RecordLog(make_client(self.redis_url))  # refusals and operator actions, no account's
         self.host.subscribe(self.records.on_reports, "records")
         self.host.add_seal(self.records.seal)

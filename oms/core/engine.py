@@ -93,9 +93,10 @@ class RiskGate(Protocol):
 
 
 class Unsettled(Exception):
-    """Raised by a gate's `on_events` when its accounts' host did not take the events (it died mid-call), although
-    they are durable: written ahead, so the account journals them when it is rebuilt. The engine records the fault
-    and goes on; anything else a gate raises from `on_events` propagates."""
+    """Raised by a gate's `on_events` when its accounts' host did not take post-trade events (it died mid-call: these
+    events' call, or an earlier one whose answer came in since), although they are durable: written ahead, so the
+    account journals them when it is rebuilt. The engine records the fault and goes on; anything else a gate raises
+    from `on_events` propagates."""
 
 
 class StageStamps(Protocol):

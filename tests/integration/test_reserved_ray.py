@@ -105,10 +105,9 @@ def order(account: str, cl: str, side: Side = Side.BUY, qty: int = 10, price: in
 
 
 def warm_up(gate: RayAllowanceGate, account: str = "ALGO1") -> None:
-    """A trade print (the call that takes it to the actor also brings the reserved account its first grant), then
-    one order, decided locally."""
+    """A trade print (the call that takes it to the actor, without waiting, also brings the reserved account its
+    first grant: the account's next decision waits for it), then one order, decided locally."""
     gate.on_events([TradePrinted("SIM", "AAPL", 1, PX, 1, Side.BUY, 1)])
-    assert gate.allowance_left(account) is not None
     assert isinstance(gate.decide(order(account, "warm"), 1, 2), OrderAccepted)
     assert (gate.local_accepts, gate.fallbacks) == (1, 0)
 

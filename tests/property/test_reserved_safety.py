@@ -9,10 +9,17 @@ MARKET, STOP, duplicate ClOrdIDs, both symbols, both sides), partial and full fi
 replaces, marks (direct and as trade prints through the gate), kill switch, trading state, limits changes, day
 starts, revocations, returns, flushes and empty post-trade steps (where allowances running low are topped up);
 clocks sometimes stand still.
+
+The remote variant runs the gate the way it runs over Ray: post-trade events and prints are written ahead and sent
+without waiting, the host applies each call when it is made, and the gate learns what a call voided only from its
+reply (the live grant ids it carries), which for a post-trade call arrives when the test delivers it, some steps
+later. Operator changes go through the gate, marks only as trade prints, and a third symbol gets its first price
+from a print, so some prints fall on a symbol the allowance does not cover.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,7 @@ import msgspec
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from oms.core.accounts import AccountSnapshot, AccountState, AllowanceRequest
+from oms.core.accounts import AccountEvent, AccountSnapshot, AccountState, AllowanceRequest
 from oms.core.model.enums import CancelReason, OrdType, RejectReason, Side, TradingState
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import (
@@ -32,7 +39,8 @@ from oms.core.model.messages import (
     SubmitOrder,
     TradePrinted,
 )
-from oms.core.reserved import AllowanceGate, LocalShard
+from oms.core.reserved import Allowance, AllowanceGate, Lease, LocalShard
+from oms.core.reserved.commands import CheckReplace, Decide, Operate, Resync, ReturnAllowance, Settle, TopUp
 from risk.limits import LimitsSpec, SymbolSpec, resolve_limits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,18 +75,143 @@ LIMITS = [  # credit binds first; gross (then position) binds first; net binds f
     resolve_limits(msgspec.structs.replace(SPEC, orders_per_window=40, max_open_orders=30), REG),
 ]
 SYMBOLS = ("AAPL", "BTC-USD")
-PRICES = {"AAPL": st.integers(900, 1100).map(lambda p: p * 1000), "BTC-USD": st.integers(90, 110).map(lambda p: p * 50)}
-QTYS = {"AAPL": st.integers(1, 120), "BTC-USD": st.integers(1, 200)}
+UNPRICED = "MSFT"  # the remote variant's third symbol: no price until a print gives it one
+PRICES = {
+    "AAPL": st.integers(900, 1100).map(lambda p: p * 1000),
+    "BTC-USD": st.integers(90, 110).map(lambda p: p * 50),
+    UNPRICED: st.integers(900, 1100).map(lambda p: p * 1000),
+}
+QTYS = {"AAPL": st.integers(1, 120), "BTC-USD": st.integers(1, 200), UNPRICED: st.integers(1, 120)}
 OPS = st.sampled_from(
     ["submit"] * 6 + ["fill"] * 3 + ["cancel", "replace", "mark", "print", "admin", "flush", "give_back", "step"]
 )
+REMOTE_OPS = st.sampled_from(
+    ["submit"] * 6 + ["fill"] * 3 + ["print"] * 2 + ["deliver"] * 3 + ["cancel", "replace", "admin", "flush",
+                                                                        "give_back", "step"]
+)  # fmt: skip
 REQUESTS = st.builds(
     AllowanceRequest,
     orders=st.integers(1, 12),
     credit_share_bp=st.sampled_from([2_500, 5_000, 10_000]),
     qty_share_bp=st.sampled_from([2_500, 5_000, 10_000]),
     band_share_bp=st.sampled_from([2_500, 5_000, 10_000]),
+    symbols=st.sampled_from([None, None, ("AAPL",), ("BTC-USD",)]),  # a grant may leave out a symbol held
 )
+
+
+class Delivered:
+    """A post-trade call's reply, in once the test delivers it (or the gate waits for it)."""
+
+    def __init__(self, reply: Callable[[], dict[str, Allowance | None]]) -> None:
+        self._reply = reply
+        self.arrived = False
+
+    def done(self) -> bool:
+        return self.arrived
+
+    def result(self) -> dict[str, Allowance | None]:
+        self.arrived = True
+        return self._reply()
+
+
+class Remote:
+    """A LocalShard as a gate over Ray sees its host: every call is applied when it is made, and the gate holds
+    leases of its own, voided only by the live grant ids a reply carries (as `ShardClient` does); a post-trade
+    call's reply, with the live ids as they were when the host applied it, waits until delivered. Nothing drains
+    the gate (an actor cannot call back)."""
+
+    def __init__(self, inner: LocalShard) -> None:
+        self.inner = inner
+        self.leases: dict[str, Lease] = {}
+        self.replies: list[Delivered] = []
+
+    def accounts(self) -> list[str]:
+        return self.inner.accounts()
+
+    def attach_drain(self, account: str, drain: Callable[[], None]) -> None:
+        pass
+
+    def report_spent(self, events: list[AccountEvent]) -> None:
+        self.inner.report_spent(events)
+
+    def gate_decide(self, reports: list[AccountEvent], call: Decide) -> Any:
+        decisions, granted = self.inner.gate_decide(reports, call)
+        return decisions, self._reply(granted, self._live())
+
+    def gate_check_replace(self, reports: list[AccountEvent], call: CheckReplace) -> RejectReason:
+        reason = self.inner.gate_check_replace(reports, call)
+        self._reply({}, self._live())
+        return reason
+
+    def gate_settle(self, reports: list[AccountEvent], call: Settle) -> Delivered:
+        granted, live = self.inner.gate_settle(reports, call).result(), self._live()
+        answer = Delivered(lambda: self._reply(granted, live))
+        self.replies.append(answer)
+        return answer
+
+    def gate_top_up(self, call: TopUp) -> Any:
+        return self.inner.gate_top_up(call)
+
+    def gate_return(self, reports: list[AccountEvent], call: ReturnAllowance) -> None:
+        self._drop(call.account)
+        self.inner.gate_return(reports, call)
+
+    def gate_operate(self, reports: list[AccountEvent], call: Operate) -> list[int]:
+        self._drop(call.command.account)
+        working = self.inner.gate_operate(reports, call)
+        self._reply({}, self._live())
+        return working
+
+    def gate_resync(self, reports: list[AccountEvent], call: Resync) -> None:
+        self._drop(call.account)
+        self.inner.gate_resync(reports, call)
+
+    def deliver(self, n: int) -> None:
+        """The oldest `n` replies not yet in arrive."""
+        waiting = [r for r in self.replies if not r.arrived]
+        for r in waiting[:n]:
+            r.arrived = True
+        self.replies = [r for r in self.replies if not r.arrived]
+
+    def _live(self) -> dict[str, int]:
+        return {a: self.inner.state(a).allowance_id for a in self.inner.accounts()}
+
+    def _drop(self, account: str) -> None:
+        lease = self.leases.pop(account, None)
+        if lease is not None:
+            lease.void = True
+
+    def _reply(self, granted: dict[str, Allowance | None], live: dict[str, int]) -> dict[str, Allowance | None]:
+        for account, grant_id in live.items():
+            lease = self.leases.get(account)
+            if lease is not None and lease.grant_id != grant_id:
+                self._drop(account)
+        out: dict[str, Allowance | None] = {}
+        for account, a in granted.items():
+            self._drop(account)
+            if a is None:
+                out[account] = None
+                continue
+            lease = self.leases[account] = Lease(account, a.grant.grant_id)
+            out[account] = Allowance(a.grant, a.limits, a.cl_ord_ids, lease, a.exposed)
+        return out
+
+
+class MemoryLog:
+    """The write-ahead log, in memory."""
+
+    def __init__(self) -> None:
+        self.entries = 0
+
+    def write(self, account: str, records: Any) -> str:
+        return self.write_many([(account, records)])[0]
+
+    def write_many(self, entries: Any) -> list[str]:
+        ids = []
+        for _ in entries:
+            self.entries += 1
+            ids.append(f"1-{self.entries}")
+        return ids
 
 
 def comparable(snap: AccountSnapshot) -> AccountSnapshot:
@@ -104,11 +237,27 @@ def assert_certified(state: AccountState) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_reserved_never_accepts_what_strict_rejects(data: st.DataObject) -> None:
+    check_history(data, remote=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_reserved_never_accepts_what_strict_rejects_while_post_trade_answers_are_on_their_way(
+    data: st.DataObject,
+) -> None:
+    check_history(data, remote=True)
+
+
+def check_history(data: st.DataObject, remote: bool) -> None:
     limits_at = data.draw(st.integers(0, len(LIMITS) - 1))
     mirror = AccountState(ACC, LIMITS[limits_at], REG)
     host = LocalShard([AccountState(ACC, LIMITS[limits_at], REG)])
-    gate = AllowanceGate(host, REG, [ACC], data.draw(REQUESTS), batch=data.draw(st.integers(1, 4)),
-                        low_orders=data.draw(st.sampled_from([0, 1, 3, 6])))  # fmt: skip
+    via = Remote(host) if remote else host
+    gate = AllowanceGate(via, REG, [ACC], data.draw(REQUESTS), batch=data.draw(st.integers(1, 4)),  # type: ignore[arg-type]
+                         low_orders=data.draw(st.sampled_from([0, 1, 3, 6])),
+                         log=MemoryLog() if remote else None)  # fmt: skip
+    symbols = (*SYMBOLS, UNPRICED) if remote else SYMBOLS
+    ops = REMOTE_OPS if remote else OPS
     ts = 0
     next_id = 1
     exec_id = 1
@@ -125,10 +274,10 @@ def test_reserved_never_accepts_what_strict_rejects(data: st.DataObject) -> None
         mirror.mark(sym, price, ts)
     for _ in range(data.draw(st.integers(1, 50))):
         ts += data.draw(st.sampled_from([0, 0, 1, 1, 50_000, 200_000, 1_000_000, 15_000_000]))
-        op = data.draw(OPS)
+        op = data.draw(ops)
         working = mirror.working_orders()
         if op == "submit":
-            sym = data.draw(st.sampled_from(SYMBOLS))
+            sym = data.draw(st.sampled_from(symbols))
             ord_type = data.draw(st.sampled_from([OrdType.LIMIT, OrdType.LIMIT, OrdType.MARKET, OrdType.STOP]))
             price = data.draw(PRICES[sym]) if ord_type is OrdType.LIMIT else None
             stop = data.draw(PRICES[sym]) if ord_type is OrdType.STOP else None
@@ -184,7 +333,7 @@ def test_reserved_never_accepts_what_strict_rejects(data: st.DataObject) -> None
                                    qty - filled, ts))  # fmt: skip
             next_id += 1
         elif op in ("mark", "print"):
-            sym = data.draw(st.sampled_from(SYMBOLS))
+            sym = data.draw(st.sampled_from(symbols))
             price = data.draw(PRICES[sym])
             if mirror.reference_price(sym) != price:
                 mirror.mark(sym, price, ts)
@@ -195,23 +344,27 @@ def test_reserved_never_accepts_what_strict_rejects(data: st.DataObject) -> None
                 exec_id += 1
         elif op == "admin":
             which = data.draw(st.integers(0, 4))
+            admin = gate if remote else host  # over Ray, operator changes go through the gate
             if which == 0:
                 on = data.draw(st.booleans())
-                host.set_kill_switch(ACC, on, ts)
+                admin.set_kill_switch(ACC, on, ts)
                 mirror.set_kill_switch(on, ts)
             elif which == 1:
                 trading = data.draw(st.sampled_from(TradingState))
-                host.set_trading_state(ACC, trading, ts)
+                admin.set_trading_state(ACC, trading, ts)
                 mirror.set_trading_state(trading, ts)
             elif which == 2:
                 limits_at = (limits_at + 1) % len(LIMITS)
-                host.set_limits(ACC, LIMITS[limits_at], ts)
+                admin.set_limits(ACC, LIMITS[limits_at], ts)
                 mirror.set_limits(LIMITS[limits_at], ts)
             elif which == 3:
-                host.start_day(ACC, ts)
+                admin.start_day(ACC, ts)
                 mirror.start_day(ts)
             else:
-                host.revoke_allowance(ACC, ts)
+                admin.revoke_allowance(ACC, ts)
+        elif op == "deliver":
+            assert isinstance(via, Remote)
+            via.deliver(data.draw(st.integers(1, 3)))
         elif op == "flush":
             gate.flush()
             assert comparable(host.state(ACC).snapshot()) == comparable(mirror.snapshot())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -68,16 +68,38 @@ class _Local:
     max_notional: int
     cl_ord_ids: set[str]  # the gate's set for the account (AllowanceGate._seen), shared across its grants
     symbols: dict[str, _Side]
+    exposed: set[str]  # symbols with a position or working order of the account's: a trade print in one moves it
+
+
+@dataclass(slots=True, eq=False)
+class _Settle:
+    """One step's post-trade events and trade prints on their way to the host: sent once their write-ahead entries
+    are written (with the queued reports ahead of them), answered later."""
+
+    events: list[AccountEvent]
+    prints: list[TradePrinted]
+    at: int  # its place among the queued reports: those before it are sent first
+    owners: list[str]  # the accounts whose events it carries (one write-ahead entry each)
+    suspends: frozenset[str]  # the accounts it may move: none of them decides locally until it is answered
+    wal: dict[str, str] = field(default_factory=dict)  # owner -> its entry's id, once written
+    waiting: int = 0  # entries not yet written
+    reports: list[AccountEvent] = field(default_factory=list)  # the queued reports sent with it
+    answer: Answer[dict[str, Allowance | None]] | None = None
 
 
 @dataclass(slots=True)
 class _Ticket:
-    """One sealed write of the log: its entries, the index of each one's spend in the queue (-1: none) and, once
-    written, their ids."""
+    """One sealed write of the log: its entries, for each one the index of its spend in the queue (-1: none) or the
+    settle it belongs to, and, once written, their ids."""
 
     entries: list[tuple[str, list[AccountEvent]]]
-    at: list[int]
+    at: list[int | _Settle]
     ids: list[str] | None = None
+
+
+def _moved(at: int | _Settle, by: int) -> int | _Settle:
+    """`at` once the first `by` queued reports are sent."""
+    return at - by if type(at) is int and at >= 0 else at
 
 
 def _no_wait() -> None:
@@ -120,10 +142,17 @@ class AllowanceGate(OperatorMethods):
         self._host = host
         self._log = log
         self._group = group_commit and log is not None
-        self._unwritten: list[tuple[str, list[AccountEvent], int]] = []  # (account, records, spend's index in _pending)
+        # (account, records, spend's index in _pending or the settle they belong to)
+        self._unwritten: list[tuple[str, list[AccountEvent], int | _Settle]] = []
         self._tickets: deque[_Ticket] = deque()  # sealed writes, oldest first, whose ids are not on their spends yet
         self.wait_written: Callable[[], None] = _no_wait  # the runtime's: returns once every sealed write returned
-        self._written: list[str] = []  # the ids of the entries `_take` wrote last
+        # the runtime's, called on the writer's thread once a sealed write holding post-trade events returned: it
+        # runs `flush_written` in sequence soon after, so they reach the host without waiting for the next batch
+        self.settle_ready: Callable[[], None] = _no_wait
+        self._queued: deque[_Settle] = deque()  # settles not sent yet (their entries not all written), oldest first
+        self._inflight: deque[_Settle] = deque()  # settles sent and not answered yet, oldest first
+        self._suspended: dict[str, int] = {}  # account -> settles queued or in flight that may move it
+        self._unsettled: list[Unsettled] = []  # failed settles, raised by the next `on_events`
         self.unsynced: set[str] = set()  # accounts whose post-trade call failed: to be rebuilt by the host (`resync`)
         self.resync_failures = 0  # rebuilds asked for that failed (tried again), and the last one's error
         self.last_resync_error = ""
@@ -160,6 +189,10 @@ class AllowanceGate(OperatorMethods):
             self._clock = now_ns
         if self._topups:
             self._collect_top_ups()
+        if self._inflight:
+            self._collect_settles(wait=False)
+        if cmd.account in self._suspended:  # its settles first: their answers may void or replace its allowance
+            self._settle_now()
         loc = self._local.get(cmd.account)
         if loc is not None and not loc.lease.void and now_ns >= loc.ts_ns:
             accepted = self._spend(loc, cmd, order_id, now_ns)
@@ -172,12 +205,14 @@ class AllowanceGate(OperatorMethods):
         return self._host.gate_check_replace(self._take(), CheckReplace(cmd, order_id, now_ns))
 
     def on_events(self, events: Iterable[Message]) -> None:
-        """Post-trade events and trade prints go to the host in one synchronous call (queued reports ahead of them,
-        fresh grants for allowances they voided behind them); without any, queued reports go when due. A step whose
-        events are all cancels and expiries of reserved accounts' orders makes no call: they keep every certificate
-        (docs/reserved.md), so they are written ahead (with a `log`) and queued like spends. Then top-ups are asked
-        for allowances running low."""
+        """Post-trade events and trade prints go to the host without waiting for it (`_queue_settle`); a step whose
+        events are all cancels and expiries of reserved accounts' orders is queued like spends instead (written
+        ahead with a `log`, reported in batches, no call): they keep every certificate (docs/reserved.md). Without
+        any, queued reports go when due. Then top-ups are asked for allowances running low. Raises `Unsettled` when
+        a settle sent earlier failed (its events are written ahead: the accounts are rebuilt, `resync`)."""
         events = list(events)
+        if self._inflight:
+            self._collect_settles(wait=False)
         if events and all(type(e) in _LOOSENING and e.account in self._accounts for e in events):  # type: ignore[union-attr]
             self._queue_loosening(events)  # type: ignore[arg-type]
             events = []
@@ -193,37 +228,123 @@ class AllowanceGate(OperatorMethods):
                     seen.add(e.cl_ord_id)
             batch.append(e)  # type: ignore[arg-type]
         if batch or prints:
-            self._settle(batch, prints)
+            self._queue_settle(batch, prints)
         elif self._pending and not self._group and self._due():  # with group commit: when the batch is sealed
             self.flush()
         if self._low:
             self._request_top_ups()
+        if self._unsettled:
+            failed, self._unsettled = self._unsettled, []
+            raise Unsettled("; ".join(str(exc) for exc in failed)) from failed[0].__cause__
 
-    def _settle(self, batch: list[AccountEvent], prints: list[TradePrinted]) -> None:
-        """The host's synchronous post-trade call. With a `log`, the batch's events are written ahead first (one
-        entry per account, in the same write as the queued reports' entries), so a host that dies mid-call loses
-        none: its rebuilt account journals them from the log (and skips them if the call is made again). Then such a
-        failure is `Unsettled`: the accounts it touched lose their allowances here (their next orders go to the host)
-        and are rebuilt from the log by their host once it answers again (`resync`; a restarted actor does so
-        anyway). Without a log, whatever the host raises propagates."""
-        ahead: dict[str, list[AccountEvent]] = {}
+    def _queue_settle(self, batch: list[AccountEvent], prints: list[TradePrinted]) -> None:
+        """The host's post-trade call, made without waiting for its answer. With a `log`, the events are written
+        ahead first, one entry per account (under group commit in this batch's seal, else here), and the call goes
+        once they are written (`_dispatch`), carrying the queued reports ahead of it; each entry's id goes with it
+        (`Settle.wal`), so a host that rebuilt the account from the log since skips its events. Until the answer is
+        in, the accounts the call may move decide nothing locally (`_suspended`): those of the events, every one
+        whose allowance covers a printed symbol or that holds a position or working order in one, and every reserved
+        one without an allowance (the call may bring it one). The call asks grants for these accounts only, so no
+        answer replaces the grant of an account that decides locally meanwhile. Without a log the call is made and
+        answered here, and what the host raises propagates."""
+        owners: dict[str, list[AccountEvent]] = {}
+        for e in batch:
+            owners.setdefault(e.account, []).append(e)  # type: ignore[union-attr]
+        suspends = set(owners)
+        if prints:
+            printed = {p.symbol for p in prints}
+            suspends.update(
+                a for a, loc in self._local.items()
+                if not printed.isdisjoint(loc.symbols) or not printed.isdisjoint(loc.exposed)
+            )  # fmt: skip
+        local = self._local
+        suspends.update(a for a in self._accounts if (loc := local.get(a)) is None or loc.lease.void)
+        settle = _Settle(batch, prints, len(self._pending), list(owners), frozenset(suspends))
+        for account in suspends:
+            self._suspended[account] = self._suspended.get(account, 0) + 1
+        self._queued.append(settle)
         if self._log is not None:
-            for e in batch:
-                ahead.setdefault(e.account, []).append(e)  # type: ignore[union-attr]
-            self._unwritten += [(account, records, -1) for account, records in ahead.items()]
-        reports: list[AccountEvent] = []
-        try:  # a write that fails leaves the entries held: the batch's seal writes them before any report leaves
-            reports = self._take()
-            wal = dict(zip(ahead, self._written[len(self._written) - len(ahead) :], strict=True)) if ahead else {}
-            self._rebuild_first(ahead)
-            answer = self._host.gate_settle(reports, Settle(batch, prints, self._asks(), wal))
-        except Exception as exc:
-            self._lost(reports, ahead)
-            if not ahead:
-                raise
-            raise Unsettled(f"the host of {sorted(ahead)} did not take {len(batch)} post-trade events; they are "
-                            f"written ahead and journaled when it is rebuilt: {exc!r}") from exc  # fmt: skip
-        self._install(answer)
+            self._unwritten += [(account, records, settle) for account, records in owners.items()]
+            settle.waiting = len(owners)
+            if self._group:
+                return
+            try:
+                self._write_held()
+            except Exception as exc:  # held: written before anything after it is sent
+                self._lost([], owners)
+                self._unsettled.append(Unsettled(f"the post-trade events of {sorted(owners)} are not written ahead "
+                                                 f"yet (written before anything later leaves): {exc!r}"))  # fmt: skip
+                return
+        self._dispatch()
+        if self._log is None:
+            self._collect_settles(wait=True)
+
+    def _dispatch(self) -> None:
+        """Send, oldest first, each queued settle whose entries are written, with the queued reports ahead of it;
+        its accounts waiting for their rebuild are rebuilt first (`_rebuild_first`)."""
+        queued = self._queued
+        while queued and queued[0].waiting == 0:
+            settle = queued.popleft()
+            reports = self._cut(settle.at)
+            try:
+                self._rebuild_first(settle.owners)
+                asks = {a: ask for a, ask in self._asks().items() if a in settle.suspends}
+                call = Settle(settle.events, settle.prints, asks, settle.wal)
+                settle.answer = self._host.gate_settle(reports, call)
+            except Exception as exc:
+                self._settle_failed(settle, reports, exc)
+                continue
+            settle.reports = reports
+            self._inflight.append(settle)
+
+    def _collect_settles(self, wait: bool) -> None:
+        """Take the answers of the settles in flight, oldest first, as far as they are in (all of them, waiting for
+        them, with `wait`): their grants are installed, and their accounts decide locally again."""
+        inflight = self._inflight
+        while inflight and (wait or inflight[0].answer.done()):  # type: ignore[union-attr]
+            settle = inflight.popleft()
+            try:
+                granted = settle.answer.result()  # type: ignore[union-attr]
+            except Exception as exc:
+                self._settle_failed(settle, settle.reports, exc)
+                continue
+            self._release(settle)
+            self._install(granted)
+
+    def _settle_failed(self, settle: _Settle, reports: list[AccountEvent], exc: Exception) -> None:
+        """The host did not take `settle` (it died mid-call, its journal did not answer). With a log nothing it
+        carried is lost: the accounts it touched lose their allowances here (their next orders go to the host) and
+        are rebuilt from the log by their host once it answers again (`resync`; a restarted actor does so anyway);
+        the next `on_events` raises `Unsettled`. Without a log, `exc` is raised."""
+        self._release(settle)
+        self._lost(reports, settle.owners)
+        if self._log is None:
+            raise exc
+        failed = Unsettled(f"the host of {sorted(settle.owners)} did not take {len(settle.events)} post-trade events; "
+                           f"they are written ahead and journaled when it is rebuilt: {exc!r}")  # fmt: skip
+        failed.__cause__ = exc
+        self._unsettled.append(failed)
+
+    def _release(self, settle: _Settle) -> None:
+        """`settle` is answered (or failed): its accounts no longer wait for it."""
+        suspended = self._suspended
+        for account in settle.suspends:
+            n = suspended[account] - 1
+            if n:
+                suspended[account] = n
+            else:
+                del suspended[account]
+
+    def _settle_now(self) -> None:
+        """Every held entry written, every settle sent and answered: for a call or a decision that must see the
+        host as of now. Raises when a write fails (nothing after it is sent)."""
+        if self._tickets:
+            self.wait_written()
+            self._patch()
+            assert not self._tickets, "wait_written returned before every sealed entry was written"
+        self._write_held()
+        self._dispatch()
+        self._collect_settles(wait=True)
 
     def _rebuild_first(self, accounts: Iterable[str]) -> None:
         """Before a call that journals new entries of `accounts` (and so deletes their log up to those entries):
@@ -279,10 +400,11 @@ class AllowanceGate(OperatorMethods):
         here first and the queued reports reach the host ahead of the change, so nothing is accepted locally after
         it. After a SetLimits the account's risk mode follows `limits.risk_mode`."""
         account = command.account
+        reports = self._take()
         self._drop(account)
         if command.ts_ns > self._clock:
             self._clock = command.ts_ns
-        working = self._host.gate_operate(self._take(), Operate(command))
+        working = self._host.gate_operate(reports, Operate(command))
         match command:
             case SetLimits(limits=limits) if limits.risk_mode is RiskMode.RESERVED:
                 if account not in self._accounts:
@@ -304,8 +426,13 @@ class AllowanceGate(OperatorMethods):
             self._host.report_spent(self._take())
 
     def flush_written(self) -> None:
-        """Hand the queued reports whose entries are written to the host, never waiting for a write (the runtime's
-        timer: a journal that stalls must not stall the sequence with it); then `resync`."""
+        """Send the settles and hand the queued reports whose entries are written to the host, and take the answers
+        that are in, never waiting for a write or an answer (the runtime's timer, and `settle_ready`: a journal that
+        stalls must not stall the sequence with it); then `resync`."""
+        self._patch()
+        self._dispatch()
+        if self._inflight:
+            self._collect_settles(wait=False)
         self._report_written()
         self.resync()
 
@@ -318,15 +445,15 @@ class AllowanceGate(OperatorMethods):
             if (loc := self._local.get(a)) is None or loc.lease.void
         }
         if asks:
-            self._install(self._host.gate_settle(self._take(), Settle([], [], asks)))
+            self._install(self._host.gate_settle(self._take(), Settle([], [], asks)).result())
         if self._low:
             self._request_top_ups()
 
     def give_back(self, account: str) -> None:
         """Return what is left of `account`'s allowance to the host."""
+        reports = self._take()
         loc = self._local.pop(account, None)
         self._low.discard(account)
-        reports = self._take()
         if loc is not None and not loc.lease.void:
             self._host.gate_return(reports, ReturnAllowance(account, loc.grant_id, self._clock))
         elif reports:
@@ -363,6 +490,9 @@ class AllowanceGate(OperatorMethods):
         only when their entries are written: here, when due, those whose writes have returned; in any other call to
         the account, after waiting for the rest (`wait_written`)."""
         self._patch()
+        self._dispatch()
+        if self._inflight:
+            self._collect_settles(wait=False)
         if self._pending and self._due():
             self._send_written()
         if not self._unwritten:
@@ -373,6 +503,7 @@ class AllowanceGate(OperatorMethods):
         tickets.append(ticket)
         log = self._log
         assert log is not None
+        settles = any(type(at) is not int for at in ticket.at)
 
         def write() -> None:
             """This seal's entries and those of every batch sealed since (their writes still queued behind this
@@ -386,6 +517,8 @@ class AllowanceGate(OperatorMethods):
             at = 0
             for t in due:
                 t.ids, at = ids[at : at + len(t.entries)], at + len(t.entries)
+            if settles:
+                self.settle_ready()
 
         return write
 
@@ -402,12 +535,16 @@ class AllowanceGate(OperatorMethods):
         )
 
     def _patch(self) -> None:
-        """Put the id of each written entry on its spend, oldest write first, up to the first not yet written."""
+        """Put the id of each written entry on its spend or its settle, oldest write first, up to the first not yet
+        written."""
         pending, tickets = self._pending, self._tickets
         while tickets and tickets[0].ids is not None:
             ticket = tickets.popleft()
-            for at, wal in zip(ticket.at, ticket.ids, strict=True):  # type: ignore[arg-type]
-                if at >= 0:
+            for (account, _), at, wal in zip(ticket.entries, ticket.at, ticket.ids, strict=True):  # type: ignore[arg-type]
+                if type(at) is not int:
+                    at.wal[account] = wal  # type: ignore[union-attr]
+                    at.waiting -= 1  # type: ignore[union-attr]
+                elif at >= 0:
                     pending[at] = msgspec.structs.replace(pending[at], wal=wal)  # type: ignore[type-var]
 
     def _report_written(self) -> None:
@@ -417,33 +554,44 @@ class AllowanceGate(OperatorMethods):
             self._send_written()
 
     def _send_written(self) -> None:
-        """Send the queued reports up to the first whose entry is not yet written (without waiting)."""
-        ats = [at for t in self._tickets for at in t.at if at >= 0]
-        ats += [at for _, _, at in self._unwritten if at >= 0]
+        """Send the queued reports up to the first whose entry is not yet written, or the first settle not yet
+        sent (without waiting)."""
+        ats = [at for t in self._tickets for at in t.at if type(at) is int and at >= 0]
+        ats += [at for _, _, at in self._unwritten if type(at) is int and at >= 0]
+        if self._queued:
+            ats.append(self._queued[0].at)
         upto = min(ats, default=len(self._pending))
+        if upto:
+            self._host.report_spent(self._cut(upto))
+
+    def _cut(self, upto: int) -> list[AccountEvent]:
+        """The first `upto` queued reports, off the queue (every place in it held elsewhere moves down)."""
         if upto == 0:
-            return
+            return []
         reports, self._pending = self._pending[:upto], self._pending[upto:]
         for t in self._tickets:
-            t.at = [at - upto if at >= 0 else at for at in t.at]
-        self._unwritten = [(a, records, at - upto if at >= 0 else at) for a, records, at in self._unwritten]
+            t.at = [_moved(at, upto) for at in t.at]
+        self._unwritten = [(a, records, _moved(at, upto)) for a, records, at in self._unwritten]
+        for settle in self._queued:
+            settle.at -= upto
         self._oldest = self._clock
-        self._host.report_spent(reports)
+        return reports
 
-    def _take(self) -> list[AccountEvent]:
-        """The queued reports, for the host call about to be made (which applies them first); their log entries are
-        written first."""
-        if self._tickets:
-            self.wait_written()
-            self._patch()
-            assert not self._tickets, "wait_written returned before every sealed entry was written"
-        if self._unwritten:  # this batch's, written here (after every earlier one: the log keeps their order)
+    def _write_held(self) -> None:
+        """The entries held since the last write, written here (after every earlier write: the log keeps their
+        order). Raises with the entries still held."""
+        if self._unwritten:
             ticket = self._held_ticket()
             assert self._log is not None
-            ticket.ids = self._written = self._log.write_many(ticket.entries)  # raises with the entries still held
+            ticket.ids = self._log.write_many(ticket.entries)
             self._unwritten = []
             self._tickets.append(ticket)
             self._patch()
+
+    def _take(self) -> list[AccountEvent]:
+        """The queued reports, for the host call about to be made (which applies them first); their log entries are
+        written and every settle is sent and answered first (`_settle_now`)."""
+        self._settle_now()
         reports, self._pending = self._pending, []
         return reports
 
@@ -542,6 +690,7 @@ class AllowanceGate(OperatorMethods):
         allowance is missing, void or low, or when this decision voids it."""
         self.fallbacks += 1
         account = cmd.account
+        reports = self._take()  # first: the settles it answers may void or replace the account's allowance
         asks: dict[str, GrantAsk] = {}
         if account in self._accounts:
             loc = self._local.get(account)
@@ -549,7 +698,6 @@ class AllowanceGate(OperatorMethods):
                 asks[account] = GrantAsk(self._request, now_ns, loc.grant_id, False)
             elif now_ns >= self._retry_at.get(account, 0):
                 asks[account] = GrantAsk(self._request, now_ns, 0, account not in self._seen)
-        reports = self._take()
         try:
             quote = self._quotes.get(cmd.symbol) if cmd.price is None else None
             quotes = {} if quote is None else {cmd.symbol: quote}
@@ -562,6 +710,8 @@ class AllowanceGate(OperatorMethods):
             seen.add(cmd.cl_ord_id)
         if granted:
             self._install(granted)
+        if type(decision) is OrderAccepted and (loc := self._local.get(account)) is not None:
+            loc.exposed.add(cmd.symbol)
         return decision
 
     def _asks(self) -> dict[str, GrantAsk]:
@@ -607,7 +757,7 @@ class AllowanceGate(OperatorMethods):
             low_at = min(self._low_orders, lim.orders_per_window // 2)
             self._local[account] = _Local(
                 account, g.grant_id, g.ts_ns, allowance.lease, g.orders, low_at, g.credit, lim.max_order_notional,
-                seen, symbols,
+                seen, symbols, set(allowance.exposed),
             )  # fmt: skip
 
     def _request_top_ups(self) -> None:

@@ -46,7 +46,8 @@ class Shard(Protocol):
 
     Each `gate_*` call takes its typed call (`oms.core.reserved.commands.GateCall`) and first applies `reports` (the
     gate's queued AllowanceSpent + OrderAccepted pairs), then does its work; `report_spent` may be asynchronous but
-    reaches the host before any later call of the same gate.
+    reaches the host before any later call of the same gate. So may `gate_settle`, whose answer the gate takes
+    later (it raises at once, or from `result()`, when the host did not take the call).
     """
 
     def accounts(self) -> list[str]: ...
@@ -61,7 +62,7 @@ class Shard(Protocol):
 
     def gate_check_replace(self, reports: list[AccountEvent], call: CheckReplace) -> RejectReason: ...
 
-    def gate_settle(self, reports: list[AccountEvent], call: Settle) -> dict[str, Allowance | None]: ...
+    def gate_settle(self, reports: list[AccountEvent], call: Settle) -> Answer[dict[str, Allowance | None]]: ...
 
     def gate_top_up(self, call: TopUp) -> Answer[AllowanceToppedUp | None]: ...
 
@@ -113,12 +114,12 @@ class LocalShard(OperatorMethods):
         self.report_spent(reports)
         return self.check_replace(call.cmd, call.order_id, call.now_ns)
 
-    def gate_settle(self, reports: list[AccountEvent], call: Settle) -> dict[str, Allowance | None]:
+    def gate_settle(self, reports: list[AccountEvent], call: Settle) -> Ready[dict[str, Allowance | None]]:
         self.report_spent(reports)
         self.apply_batch(call.events)
         for p in call.prints:
             self.mark(p.symbol, p.price, p.ts_ns)
-        return serve_asks(self._states, call.asks, self._grant)
+        return Ready(serve_asks(self._states, call.asks, self._grant))
 
     def gate_top_up(self, call: TopUp) -> Ready[AllowanceToppedUp | None]:
         account = call.account

@@ -63,12 +63,34 @@ class _RayAnswer:
         return result
 
 
+class _Settling:
+    """A settle on its way back from the actors it went to (`oms.core.reserved.Answer`): `result()` takes their
+    replies as a synchronous call would (leases voided, grants taken)."""
+
+    __slots__ = ("_client", "_futures", "_refs")
+
+    def __init__(self, client: ShardClient, refs: dict[Any, Any]) -> None:
+        self._client = client
+        self._refs = refs
+        self._futures = [ref.future() for ref in refs.values()]
+
+    def done(self) -> bool:
+        return all(f.done() for f in self._futures)
+
+    def result(self) -> dict[str, Allowance | None]:
+        granted: dict[str, Allowance | None] = {}
+        for h, allowances in self._client._receive(self._refs, wait_sent=False).items():
+            granted.update(self._client._take_grants(h, allowances))
+        return granted
+
+
 class ShardClient:
     """`oms.core.reserved.Shard` over AccountShard actors (several accounts may share one handle).
 
     Each gate call goes to the actors of the accounts it concerns as one `serve_gate` call per actor (the typed
     call, packed with what must reach the actor ahead of it: `oms.infra.ray.wire.pack_request`), all in flight at
-    once; reports for other actors go fire-and-forget (`report_spent`), and so does `report_spent` itself. A sender's
+    once; reports for other actors go fire-and-forget (`report_spent`), and so does `report_spent` itself. Every call
+    but `gate_settle` waits for its replies; a settle's are taken when the gate takes its answer. A sender's
     calls to one actor run in the order sent, so every report lands before the next call. Every reply carries the
     live grant ids of that actor's accounts; a lease whose grant is no longer live is voided. The fire-and-forget
     calls are checked at the next synchronous call to the same actor: a failure there (a lost report: the actor
@@ -143,7 +165,8 @@ class ShardClient:
             return RejectReason.UNKNOWN_ACCOUNT
         return self._call(reports, {h: call})[h]
 
-    def gate_settle(self, reports: list[AccountEvent], call: Settle) -> dict[str, Allowance | None]:
+    def gate_settle(self, reports: list[AccountEvent], call: Settle) -> _Settling:
+        """Sent without waiting; the answer's `result()` raises what a call raised."""
         per: dict[Any, tuple[list[AccountEvent], list[TradePrinted]]] = {}
         for e in call.events:
             h = self._actors.get(e.account)
@@ -170,10 +193,7 @@ class ShardClient:
                       {a: w for a, w in call.wal.items() if self._actors.get(a) is h})
             for h, (events, prints) in per.items()
         }  # fmt: skip
-        granted: dict[str, Allowance | None] = {}
-        for h, allowances in self._call(reports, calls).items():
-            granted.update(self._take_grants(h, allowances))
-        return granted
+        return _Settling(self, self._send(reports, calls))
 
     def gate_top_up(self, call: TopUp) -> _RayAnswer:
         # without waiting, and without the prints the actor missed: a failed top-up is not a lost call (`_lost`)
@@ -204,8 +224,12 @@ class ShardClient:
     # -- internals --
 
     def _call(self, reports: list[AccountEvent], calls: dict[Any, GateCall]) -> dict[Any, Any]:
+        """One `serve_gate` call per actor in `calls` (`_send`); waits for every reply (`_receive`)."""
+        return self._receive(self._send(reports, calls), wait_sent=True)
+
+    def _send(self, reports: list[AccountEvent], calls: dict[Any, GateCall]) -> dict[Any, Any]:
         """One `serve_gate` call per actor in `calls`, each with the prints it missed and its part of `reports`
-        first; the rest of `reports` goes fire-and-forget. Waits for every reply."""
+        first; the rest of `reports` goes fire-and-forget. Returns each actor's reply on its way."""
         parts = self._by_actor(reports)
         refs: dict[Any, Any] = {}
         for h, call in calls.items():
@@ -214,6 +238,12 @@ class ShardClient:
             refs[h] = h.serve_gate.remote(pack_request(call, parts.pop(h, None), marks))
         for h, batch in parts.items():
             self._fire(h, batch)
+        return refs
+
+    def _receive(self, refs: dict[Any, Any], wait_sent: bool) -> dict[Any, Any]:
+        """The replies of `_send`'s calls, each actor's result; a lease whose grant the reply says is no longer live
+        is voided. Then raises what a fire-and-forget call to those actors raised (all of them with `wait_sent`,
+        else those done). A failed call voids its actor's leases and raises."""
         try:
             replies = self._ray.get(list(refs.values()))
         except Exception:
@@ -228,7 +258,7 @@ class ShardClient:
                     self._drop(account)
             out[h] = result
         for h in refs:
-            self._check_sent(h, wait=True)
+            self._check_sent(h, wait=wait_sent)
         return out
 
     def _fire(self, h: Any, batch: list[AccountEvent]) -> None:
@@ -274,7 +304,7 @@ class ShardClient:
                 out[account] = None
                 continue
             lease = self._leases[account] = Lease(account, a.grant.grant_id)
-            out[account] = Allowance(a.grant, a.limits, a.cl_ord_ids, lease)
+            out[account] = Allowance(a.grant, a.limits, a.cl_ord_ids, lease, a.exposed)
             for s in a.grant.symbols:
                 self._play(h, s.symbol)
         return out
@@ -309,8 +339,8 @@ class RayAllowanceGate(AllowanceGate):
     Accounts in `reserved` are in reserved mode (`oms.core.reserved`): decided here within allowances their actors
     grant, reports sent without waiting, top-ups asked for when low, revoked at once by a kill switch, a limits or
     trading-state change made through this gate. Every other account is strict: each decision is a round trip to
-    its actor. Post-trade events go to the actors of the accounts they concern and are journaled there before
-    `on_events` returns, so no fill leaves the OMS ahead of its journal record.
+    its actor. Post-trade events go to the actors of the accounts they concern without waiting (`_Settling`), once
+    written ahead to the report log, so no fill leaves the OMS ahead of its durable record (docs/reserved.md).
     """
 
     def __init__(

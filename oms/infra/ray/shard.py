@@ -222,14 +222,14 @@ class AccountShard(OperatorMethods):
 
     def gate_settle(
         self, reports: list[AccountEvent], call: Settle, marks: Sequence[TradePrinted] = ()
-    ) -> dict[str, Allowance | None]:
+    ) -> Ready[dict[str, Allowance | None]]:
         def work(touched: Touched) -> Granted:
             self._apply_events(self._unlogged(call), touched)
             for p in call.prints:
                 self._mark(p.symbol, p.price, p.ts_ns, touched)
             return self._serve(call.asks, touched)
 
-        return self._issue(self._gate(marks, reports, work))
+        return Ready(self._issue(self._gate(marks, reports, work)))
 
     def gate_top_up(self, call: TopUp) -> Ready[AllowanceToppedUp | None]:
         return Ready(self.top_up(call.account, call.grant_id, call.request, call.ts_ns))
@@ -271,7 +271,7 @@ class AccountShard(OperatorMethods):
             case CheckReplace():
                 result = self.gate_check_replace(reports, call, marks)
             case Settle():
-                result = self.gate_settle(reports, call, marks)
+                result = self.gate_settle(reports, call, marks).result()
             case TopUp():
                 self._catch_up(marks, reports)
                 result = self.top_up(call.account, call.grant_id, call.request, call.ts_ns)

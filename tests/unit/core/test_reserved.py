@@ -608,15 +608,20 @@ def test_post_trade_events_are_written_ahead_and_a_failed_call_is_resynced_once_
 
     host.gate_settle = failing_settle  # type: ignore[method-assign]
     host.gate_resync = lambda reports, call: (calls.append(f"resync {call.account}"), resync(reports, call))[1]  # type: ignore[method-assign]
-    with pytest.raises(Unsettled):
-        gate.on_events([fill])
-
+    gate.on_events([fill])
+    assert calls == []  # nothing leaves before its entry is written
+    write = gate.seal()
+    assert write is not None
+    write()
     assert [r for _, r in log.entries][-1] == [fill]  # written ahead, before the call
-    assert calls == [f"settle wal={{'{ACC}': '1-{len(log.entries)}'}}"]
-    assert gate.unsynced == {ACC} and gate.allowance_left(ACC) is None
+
+    gate.flush_written()  # the write landed: the call goes, fails, and the account is rebuilt from the log
+    assert calls == [f"settle wal={{'{ACC}': '1-{len(log.entries)}'}}", f"resync {ACC}"]
+    assert gate.unsynced == set() and gate.allowance_left(ACC) is None
+    with pytest.raises(Unsettled, match="written ahead"):  # the engine hears of it at its next post-trade step
+        gate.on_events([])
+    gate.on_events([])
     host.gate_settle = settle  # type: ignore[method-assign]
-    gate.flush_written()  # the timer: everything is written, so the host rebuilds the account
-    assert calls[-1] == f"resync {ACC}" and gate.unsynced == set()
     gate.flush_written()
     assert calls.count(f"resync {ACC}") == 1
 
@@ -634,26 +639,98 @@ def test_without_a_log_a_failed_post_trade_call_raises_what_the_host_raised() ->
     assert gate.unsynced == set()
 
 
-def test_a_write_ahead_that_fails_in_a_post_trade_call_is_sealed_later_and_then_the_account_resynced() -> None:
+def test_post_trade_events_reach_the_host_only_once_their_write_ahead_lands() -> None:
     host, _ = setup()
     log = MemoryLog()
     gate = group_gate(host, log)
     warm(gate)
     gate.flush()
-    fill = OrderFilled(1, "warm", ACC, "AAPL", 7, Side.BUY, 4, PX, 6, 4, 4 * PX, True, 3)
+    fill = OrderFilled(1, "warm", ACC, "AAPL", 7, Side.BUY, 1, PX, 0, 1, PX, True, 3)
+    gate.on_events([fill])
+    write = gate.seal()
+    assert write is not None
     write_many = log.write_many
     log.write_many = lambda entries: (_ for _ in ()).throw(ConnectionError("redis gone"))  # type: ignore[method-assign]
-    with pytest.raises(Unsettled):
-        gate.on_events([fill])
-    assert gate.unsynced == {ACC}
-    gate.flush_written()  # the entry is not written yet: no rebuild can see it
-    assert ACC in gate.unsynced
-    log.write_many = write_many  # type: ignore[method-assign]
-    write = gate.seal()  # the batch's seal holds the entry; the committer writes it
-    assert write is not None
-    write()
-    assert [r for _, r in log.entries][-1] == [fill]
-
+    with pytest.raises(ConnectionError):
+        write()
     gate.flush_written()
+    assert fill not in host.events(ACC)  # not sent while its entry is not written
+    log.write_many = write_many  # type: ignore[method-assign]
+    write()  # the committer tries again
+    assert [r for _, r in log.entries][-1] == [fill]
+    gate.flush_written()
+    assert fill in host.events(ACC) and gate.unsynced == set()
 
-    assert gate.unsynced == set()
+
+class Held:
+    """A post-trade call's answer, in once the test says so (`arrived`); `waited`: the gate took it before."""
+
+    def __init__(self, answer: Any) -> None:
+        self._answer = answer
+        self.arrived = False
+        self.waited = False
+
+    def done(self) -> bool:
+        return self.arrived
+
+    def result(self) -> Any:
+        self.waited = not self.arrived
+        self.arrived = True
+        return self._answer.result()
+
+
+def hold_answers(host: LocalShard) -> list[Held]:
+    """`host`'s post-trade calls applied when made but answered only once arrived (or waited for), as over Ray."""
+    held: list[Held] = []
+    settle = host.gate_settle
+
+    def gate_settle(reports, call):  # type: ignore[no-untyped-def]
+        held.append(Held(settle(reports, call)))
+        return held[-1]
+
+    host.gate_settle = gate_settle  # type: ignore[method-assign]
+    return held
+
+
+def two_accounts(request: AllowanceRequest = FULL) -> tuple[LocalShard, AllowanceGate, list[Held]]:
+    """ACC1 and ACC2, both reserved and warmed up (each holds a grant), the post-trade answers held."""
+    host = LocalShard([AccountState(ACC, limits(), REG), AccountState("ACC2", limits(), REG)])
+    host.mark("AAPL", PX, 0)
+    host.mark("BTC-USD", 5_000, 0)
+    gate = AllowanceGate(host, REG, [ACC, "ACC2"], request, batch=8, low_orders=0, log=MemoryLog())
+    for n, account in enumerate((ACC, "ACC2"), 1):
+        warm_cmd = msgspec.structs.replace(buy(f"warm{n}", 1), account=account)
+        assert isinstance(gate.decide(warm_cmd, n, 1), OrderAccepted)
+    assert gate.allowance_left(ACC) is not None and gate.allowance_left("ACC2") is not None
+    return host, gate, hold_answers(host)
+
+
+def test_a_fill_reaches_the_host_without_waiting_and_holds_back_only_its_own_accounts_local_decisions() -> None:
+    host, gate, answers = two_accounts()
+    fill = OrderFilled(1, "warm1", ACC, "AAPL", 7, Side.BUY, 1, PX, 0, 1, PX, True, 3)
+
+    gate.on_events([fill])
+
+    assert fill in host.events(ACC) and [a.waited for a in answers] == [False]  # applied, its answer not waited for
+    other = gate.decide(msgspec.structs.replace(buy("o1"), account="ACC2"), 10, 4)
+    assert isinstance(other, OrderAccepted) and gate.local_accepts == 1 and [a.waited for a in answers] == [False]
+    own = gate.decide(buy("o2"), 11, 5)  # the filled account's decision waits for the answer, then is local
+    assert isinstance(own, OrderAccepted) and gate.local_accepts == 2 and [a.waited for a in answers] == [True]
+    assert gate.fallbacks == 2  # the two warm-ups only
+
+
+def test_a_trade_print_holds_back_the_accounts_it_moves_and_no_other() -> None:
+    _, gate, answers = two_accounts(msgspec.structs.replace(FULL, symbols=("AAPL",)))  # grants cover AAPL only
+    btc = SubmitOrder(ACC, "btc", "BTC-USD", Side.BUY, OrdType.LIMIT, 1, 5_000)
+    assert isinstance(gate.decide(btc, 3, 2), OrderAccepted) and gate.fallbacks == 3  # strict: not in the grant
+
+    gate.on_events([TradePrinted("SIM", "BTC-USD", 1, 5_100, 1, Side.BUY, 3)])  # ACC1 has an order in BTC-USD
+
+    assert isinstance(gate.decide(msgspec.structs.replace(buy("o1"), account="ACC2"), 10, 4), OrderAccepted)
+    assert [a.waited for a in answers] == [False]  # ACC2: neither granted BTC-USD nor in it, so not moved by the print
+    assert isinstance(gate.decide(buy("o2"), 11, 5), OrderAccepted)
+    assert [a.waited for a in answers] == [True] and gate.fallbacks == 3  # ACC1 waited for the answer, then local
+
+    gate.on_events([TradePrinted("SIM", "AAPL", 2, PX + 100, 1, Side.BUY, 6)])  # both hold AAPL grants
+    assert isinstance(gate.decide(msgspec.structs.replace(buy("o3"), account="ACC2"), 12, 7), OrderAccepted)
+    assert [a.waited for a in answers] == [True, True]
