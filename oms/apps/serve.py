@@ -302,7 +302,7 @@ class OmsApp:
         self.gate.wait_written = self.host.wait_committed
         host, gate = self.host, self.gate
         # post-trade events go to their actors as soon as their write-ahead lands, not at the next batch or timer
-        gate.settle_ready = lambda: host.post(lambda _: gate.flush_written(), _log_settle_error)
+        gate.settle_ready = lambda: host.post_later(lambda _: gate.flush_written(), _log_settle_error)
         self.records = RecordLog(make_client(self.redis_url))  # refusals and operator actions, no account's
         self.host.subscribe(self.records.on_reports, "records")
         self.host.add_seal(self.records.seal)

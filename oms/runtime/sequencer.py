@@ -189,6 +189,13 @@ class Sequencer:
             return
         self._queue.put((step, on_error, None))
 
+    def post_later(self, step: Step, on_error: OnError) -> None:
+        """`post`, but never run here: queued for the sequencer's thread even when called from within a step or a
+        commit (a write's callback, which may run on a thread that is committing a batch inline: a step run there
+        would wait for that very commit). Dropped when no thread is running (the next step catches up)."""
+        if self._thread is not None:
+            self._queue.put((step, on_error, None))
+
     def run(self, step: Callable[[OrderManager], T], timeout: float | None = None) -> T:
         """`step(engine)` in sequence; returns what it returned (or raises what it raised) once its batch is
         committed and its reports published. Raises TimeoutError when that takes longer than `timeout` seconds (the

@@ -264,6 +264,38 @@ def test_a_thread_holding_the_lock_runs_its_step_inline_and_writes_after_every_e
         host.stop()
 
 
+def test_a_step_posted_later_from_a_write_runs_on_the_sequencer_even_when_the_write_runs_inline() -> None:
+    """A write's callback (the reserved gate's `settle_ready`) may run on a thread committing its batch inline, under
+    the lock: a step it ran there would wait for that very commit. `post_later` queues it for the sequencer."""
+    ran: list[str] = []
+    host: Sequencer | None = None
+
+    def seal():  # type: ignore[no-untyped-def]
+        def write() -> None:
+            assert host is not None
+            host.post_later(lambda e: ran.append(threading.current_thread().name), pytest.fail)
+
+        return write
+
+    host = started(seal)
+    try:
+        done = threading.Event()
+
+        def inline() -> None:
+            with host.lock:
+                host.run(lambda e: None)  # inline: its batch is sealed and written on this thread
+            done.set()
+
+        threading.Thread(target=inline, name="api").start()
+        assert done.wait(5), "the inline step's commit waited for the step its write posted"
+        deadline = time.monotonic() + 5
+        while not ran and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ran and set(ran) == {"sequencer"}
+    finally:
+        host.stop()
+
+
 def test_the_expected_wait_grows_with_the_steps_waiting_and_their_recent_cost() -> None:
     host = started()
     try:
