@@ -147,10 +147,15 @@ class AccountState(AccountView):
         live = self._allowances.live
         return live is not None and symbol in live.symbols
 
-    def symbols_in_play(self) -> set[str]:
-        """Symbols the account has a position, a working order or a live allowance in: those a trade print moves."""
+    def exposed_symbols(self) -> set[str]:
+        """Symbols the account has a position or a working order in: those whose price moves its equity and holds."""
         out = {s for s, p in self._positions.items() if p.qty}
         out.update(o.symbol for o in self._orders.values())
+        return out
+
+    def symbols_in_play(self) -> set[str]:
+        """Symbols the account has a position, a working order or a live allowance in: those a trade print moves."""
+        out = self.exposed_symbols()
         if self._allowances.live is not None:
             out.update(self._allowances.live.symbols)
         return out

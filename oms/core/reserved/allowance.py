@@ -40,7 +40,7 @@ class Allowance:
     limits: AccountLimits
     cl_ord_ids: frozenset[str]  # the account's seen ClOrdIDs at the grant (empty when the gate did not ask for them)
     lease: Lease
-    exposed: frozenset[str] = frozenset()  # symbols a trade print moves the account in, at the grant (symbols_in_play)
+    exposed: frozenset[str] = frozenset()  # symbols with a position or working order at the grant (exposed_symbols)
 
 
 class GrantAsk(msgspec.Struct, frozen=True):
@@ -102,7 +102,7 @@ class AllowanceDesk:
             return None
         lease = self._leases[state.account] = Lease(state.account, event.grant_id)
         ids = state.seen_cl_ord_ids() if with_ids else frozenset()
-        return Allowance(event, state.limits, ids, lease, frozenset(state.symbols_in_play()))
+        return Allowance(event, state.limits, ids, lease, frozenset(state.exposed_symbols()))
 
     def sync(self, state: AccountState) -> None:
         """Void the account's lease if the account no longer holds that grant."""

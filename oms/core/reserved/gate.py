@@ -37,6 +37,7 @@ from oms.core.reserved.commands import (
     TopUp,
 )
 from oms.core.reserved.shard import Shard, WriteAhead
+from risk.checks import check_collar, collared_price
 from risk.money import money_factor
 from risk.reasons import describe
 
@@ -48,6 +49,7 @@ class _Side:
     lo: int
     hi: int
     value_cap: int
+    collar: int  # the symbol's collar, in basis points of the reference
     factor: int  # money per (qty unit * price unit)
     max_qty: int
     buy: int
@@ -95,6 +97,22 @@ class _Ticket:
     entries: list[tuple[str, list[AccountEvent]]]
     at: list[int | _Settle]
     ids: list[str] | None = None
+
+
+def _moves(loc: _Local, p: TradePrinted) -> bool:
+    """Whether print `p` may void the allowance `loc`: the account has a position or a working order in the symbol
+    (the mark moves its equity, so its buying power and drawdown), or the allowance covers the symbol and the price,
+    the account's new reference, puts the band's ends outside its collar or its valuation cap below the collar's top
+    (the certificate's reference checks, docs/reserved.md). A symbol the account is flat in and has no order in moves
+    nothing else of it."""
+    if p.symbol in loc.exposed:
+        return True
+    side = loc.symbols.get(p.symbol)
+    return side is not None and (
+        check_collar(side.lo, p.price, side.collar) is not RejectReason.NONE
+        or check_collar(side.hi, p.price, side.collar) is not RejectReason.NONE
+        or collared_price(p.price, side.collar) > side.value_cap
+    )
 
 
 def _moved(at: int | _Settle, by: int) -> int | _Settle:
@@ -243,20 +261,16 @@ class AllowanceGate(OperatorMethods):
         once they are written (`_dispatch`), carrying the queued reports ahead of it; each entry's id goes with it
         (`Settle.wal`), so a host that rebuilt the account from the log since skips its events. Until the answer is
         in, the accounts the call may move decide nothing locally (`_suspended`): those of the events, every one
-        whose allowance covers a printed symbol or that holds a position or working order in one, and every reserved
-        one without an allowance (the call may bring it one). The call asks grants for these accounts only, so no
-        answer replaces the grant of an account that decides locally meanwhile. Without a log the call is made and
-        answered here, and what the host raises propagates."""
+        with a position or working order in a printed symbol or whose allowance a print's price takes out of its
+        band (`_moves`), and every reserved one without an allowance (the call may bring it one). The call asks
+        grants for these accounts only, so no answer replaces the grant of an account that decides locally
+        meanwhile. Without a log the call is made and answered here, and what the host raises propagates."""
         owners: dict[str, list[AccountEvent]] = {}
         for e in batch:
             owners.setdefault(e.account, []).append(e)  # type: ignore[union-attr]
         suspends = set(owners)
         if prints:
-            printed = {p.symbol for p in prints}
-            suspends.update(
-                a for a, loc in self._local.items()
-                if not printed.isdisjoint(loc.symbols) or not printed.isdisjoint(loc.exposed)
-            )  # fmt: skip
+            suspends.update(a for a, loc in self._local.items() if any(_moves(loc, p) for p in prints))
         local = self._local
         suspends.update(a for a in self._accounts if (loc := local.get(a)) is None or loc.lease.void)
         settle = _Settle(batch, prints, len(self._pending), list(owners), frozenset(suspends))
@@ -643,6 +657,7 @@ class AllowanceGate(OperatorMethods):
             side.sell -= qty
         loc.orders -= 1
         loc.credit -= credit
+        loc.exposed.add(cmd.symbol)
         seen.add(cl)
         pending = self._pending
         if not pending:
@@ -751,7 +766,10 @@ class AllowanceGate(OperatorMethods):
                 if inst is None:
                     continue
                 max_qty = lim.symbols[s.symbol].max_order_qty
-                symbols[s.symbol] = _Side(s.lo, s.hi, s.value_cap, money_factor(inst), max_qty, s.buy_qty, s.sell_qty)
+                collar = lim.symbols[s.symbol].collar_bp
+                symbols[s.symbol] = _Side(
+                    s.lo, s.hi, s.value_cap, collar, money_factor(inst), max_qty, s.buy_qty, s.sell_qty
+                )
             # an account can never hold more tokens than its rate window allows: asking for more while it holds
             # fewer than `low_orders` would ask on every order, so it asks once half its window is spent
             low_at = min(self._low_orders, lim.orders_per_window // 2)

@@ -731,6 +731,26 @@ def test_a_trade_print_holds_back_the_accounts_it_moves_and_no_other() -> None:
     assert isinstance(gate.decide(buy("o2"), 11, 5), OrderAccepted)
     assert [a.waited for a in answers] == [True] and gate.fallbacks == 3  # ACC1 waited for the answer, then local
 
-    gate.on_events([TradePrinted("SIM", "AAPL", 2, PX + 100, 1, Side.BUY, 6)])  # both hold AAPL grants
+    gate.on_events([TradePrinted("SIM", "AAPL", 2, PX + 100, 1, Side.BUY, 6)])  # both have AAPL orders working
     assert isinstance(gate.decide(msgspec.structs.replace(buy("o3"), account="ACC2"), 12, 7), OrderAccepted)
     assert [a.waited for a in answers] == [True, True]
+
+
+def test_a_trade_print_in_a_symbol_an_account_is_flat_in_holds_it_back_only_when_it_leaves_the_band() -> None:
+    host = LocalShard([AccountState(ACC, limits(), REG)])
+    host.mark("AAPL", PX, 0)
+    host.mark("BTC-USD", 5_000, 0)
+    gate = AllowanceGate(host, REG, [ACC], FULL, batch=8, low_orders=0, log=MemoryLog())
+    btc = SubmitOrder(ACC, "btc", "BTC-USD", Side.BUY, OrdType.LIMIT, 1, 5_000)
+    assert isinstance(gate.decide(btc, 1, 1), OrderAccepted)  # the grant covers AAPL: flat in it, no order in it
+    answers = hold_answers(host)
+
+    gate.on_events([TradePrinted("SIM", "AAPL", 1, PX + 100, 1, Side.BUY, 2)])  # within the band: nothing moves
+    assert isinstance(gate.decide(buy("a1"), 2, 3), OrderAccepted)
+    assert [a.waited for a in answers] == [False] and gate.local_accepts == 1
+    answers[0].arrived = True
+
+    gate.on_events([TradePrinted("SIM", "AAPL", 2, PX * 12 // 10, 1, Side.BUY, 4)])  # 20 % up: the band is out
+    decision = gate.decide(buy("a2", price=PX * 12 // 10), 3, 5)
+    assert [a.waited for a in answers] == [False, True]  # it waited for the answer, which brought a fresh grant
+    assert isinstance(decision, OrderAccepted) and gate.local_accepts == 2 and gate.fallbacks == 1
