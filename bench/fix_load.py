@@ -1,24 +1,28 @@
 """Open-loop FIX load from raw sockets, run as its own process by `oms bench serve`.
 
-    python -m bench.fix_load --port P --sessions BENCH1,BENCH2 --rate 1000 --seconds 5 [--prime]
+    python -m bench.fix_load --port P --sessions BENCH1,BENCH2 --rate 1000 --seconds 5 [--prime] [--mix cross]
 
 Each session is a plain TCP connection speaking FIX 4.4 to `TargetCompID=OMS`; its Logon carries ResetSeqNumFlag
 (141=Y), so every run starts at sequence number 1 whatever the server's store holds. Messages are due at fixed
 times, message i at start + i / rate, the sessions in turn; a message is sent when it is due, whether or not earlier
 ones were answered (open loop). Each session alternates a NewOrderSingle (a buy limit just below the market, which
 rests) and the OrderCancelRequest of that order, so half the messages are orders and half cancels and the books stay
-empty. Every answer is timed from its message's due time, not from when it was actually sent: a stall in the server
-(or in this client) shows in the latency of every message behind it, so coordinated omission hides nothing.
+empty. With `--mix cross` each session alternates instead a sell limit at `--price` on its account (which rests)
+and a buy limit at the same price on its crossing account (`--cross-accounts`), which trades with it: every other
+message is an order that fills, and every message moves an account. Every answer is timed from its message's due
+time, not from when it was actually sent: a stall in the server (or in this client) shows in the latency of every
+message behind it, so coordinated omission hides nothing.
 
-Answers: an ExecutionReport New (150=0) answers an order, Canceled (150=4) a cancel; a Rejected ExecutionReport
-(150=8), an OrderCancelReject (35=9), a session Reject (35=3) or a BusinessMessageReject (35=j) answers its message
-as refused. Whatever is unanswered when the drain ends is counted as such. With `--prime`, a first session
+Answers: an ExecutionReport New (150=0) answers a resting order, Canceled (150=4) a cancel, the first Trade (150=F, or
+1/2) a crossing order (kind `fill`); a Rejected ExecutionReport (150=8), an OrderCancelReject (35=9), a session
+Reject (35=3) or a BusinessMessageReject (35=j) answers its message as refused, and so does a Canceled crossing order
+(nothing to trade with). Whatever is unanswered when the drain ends is counted as such. With `--prime`, a first session
 (`--prime-session`) makes one trade at `--prime-price` between two accounts before the load, so that the market has
 a reference price.
 
-Output: one JSON line on stdout: per kind (`new`, `cancel`): answered, refused, unanswered and the HDR histogram of
-the answered latencies (nanoseconds, base64); `sent`, `late_p99_us` (how far behind its due time the worst sends
-were: the client's own lag), `seconds`.
+Output: one JSON line on stdout: per kind (`new`, and `cancel` or `fill`): answered, refused, unanswered and the HDR
+histogram of the answered latencies (nanoseconds, base64); `sent`, `late_p99_us` (how far behind its due time the
+worst sends were: the client's own lag), `seconds`.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from hdrh.histogram import HdrHistogram
 
 SOH = "\x01"
 PASSWORD = "bench"  # the LogonPassword of bench.serve's sessions
-NEW, CANCEL = "new", "cancel"
+NEW, CANCEL, FILL = "new", "cancel", "fill"
+MIXES = {"cancel": (NEW, CANCEL), "cross": (NEW, FILL)}  # the kinds of message each mix sends
 _TRAILER = b"\x0110="
 
 
@@ -91,8 +96,8 @@ class Kind:
 class Session:
     """One FIX session over a socket: the next sequence number, what is waiting to be sent, what came in."""
 
-    def __init__(self, port: int, sender: str, account: str) -> None:
-        self.sender, self.account = sender, account
+    def __init__(self, port: int, sender: str, account: str, cross_account: str = "") -> None:
+        self.sender, self.account, self.cross_account = sender, account, cross_account
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.seq = 1
@@ -149,19 +154,34 @@ class Session:
 class Load:
     """The schedule, the sessions and what came back."""
 
-    def __init__(self, port: int, senders: list[str], accounts: list[str], symbol: str, price: str, run: str) -> None:
-        self.sessions = [Session(port, s, a) for s, a in zip(senders, accounts, strict=True)]
+    def __init__(
+        self, port: int, senders: list[str], accounts: list[str], symbol: str, price: str, run: str,
+        cross_accounts: list[str] | None = None,
+    ) -> None:  # fmt: skip
+        """`cross_accounts`: the crossing account of each session (the cross mix), None: the cancel mix."""
+        crossing = cross_accounts or [""] * len(senders)
+        self.sessions = [Session(port, s, a, x) for s, a, x in zip(senders, accounts, crossing, strict=True)]
         self.symbol, self.price, self.run = symbol, price, run
-        self.kinds = {NEW: Kind(), CANCEL: Kind()}
+        self.cross = cross_accounts is not None
+        self.kinds = {kind: Kind() for kind in MIXES["cross" if self.cross else "cancel"]}
         self.due: dict[str, tuple[str, int]] = {}  # ClOrdID -> (kind, due ns)
         self.by_seq: dict[tuple[str, int], str] = {}  # (sender, MsgSeqNum) -> ClOrdID
         self.late = HdrHistogram(1, 120_000_000_000, 3)
 
     def send(self, s: Session, due_ns: int) -> None:
-        """The session's next message: a new order, or the cancel of its last one."""
+        """The session's next message: a new order, or the cancel of its last one (the cross mix: a sell that rests,
+        or a buy that crosses it)."""
         s.sent += 1
         now = utc_now()
-        if s.last_order:
+        if self.cross:
+            crossing = s.sent % 2 == 0
+            cl = f"{self.run}-{s.sender}-{'x' if crossing else 'o'}{s.sent}"
+            account, side = (s.cross_account, "1") if crossing else (s.account, "2")
+            body = (f"11={cl}{SOH}1={account}{SOH}55={self.symbol}{SOH}54={side}{SOH}60={now}{SOH}38=1{SOH}40=2{SOH}"
+                    f"44={self.price}{SOH}59=0{SOH}")  # fmt: skip
+            self.due[cl] = (FILL if crossing else NEW, due_ns)
+            msg_type = "D"
+        elif s.last_order:
             cl, orig = f"{self.run}-{s.sender}-c{s.sent}", s.last_order
             body = (f"11={cl}{SOH}41={orig}{SOH}55={self.symbol}{SOH}54=1{SOH}60={now}{SOH}38=1{SOH}"
                     f"1={s.account}{SOH}")  # fmt: skip
@@ -187,9 +207,15 @@ class Load:
             return
         if msg_type == "8":
             cl, exec_type = f.get("11", ""), f.get("150")
-            refused = exec_type == "8"
-            if exec_type not in ("0", "4", "8"):
+            expected = self.due.get(cl, (NEW, 0))[0]
+            if expected == FILL:  # a crossing order: its first trade; a Canceled one found nothing to trade with
+                if exec_type not in ("F", "1", "2", "4", "8"):
+                    return
+                refused = exec_type in ("4", "8")
+            elif exec_type not in ("0", "4", "8"):
                 return  # PendingNew, PendingCancel, fills: not the answer timed here
+            else:
+                refused = exec_type == "8"
         elif msg_type == "9":
             cl, refused = f.get("11", ""), True
         elif msg_type in ("3", "j"):
@@ -295,11 +321,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prime-session", default="BENCHP")
     p.add_argument("--prime-accounts", default="BENCHP1,BENCHP2")
     p.add_argument("--prime-price", default="150")
+    p.add_argument("--mix", choices=sorted(MIXES), default="cancel", help="orders and cancels, or orders that cross")
+    p.add_argument("--cross-accounts", default="", help="the cross mix: each session's crossing account")
     args = p.parse_args(argv)
     if args.prime:
         a, b = args.prime_accounts.split(",")
         prime(args.port, args.prime_session, (a, b), args.symbol, args.prime_price, args.run)
-    load = Load(args.port, args.sessions.split(","), args.accounts.split(","), args.symbol, args.price, args.run)
+    cross = args.cross_accounts.split(",") if args.mix == "cross" else None
+    load = Load(args.port, args.sessions.split(","), args.accounts.split(","), args.symbol, args.price, args.run, cross)
     try:
         for s in load.sessions:
             s.logon()

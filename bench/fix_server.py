@@ -7,8 +7,10 @@
     python -m bench.fix_server durable --config DIR/dev.toml --port P --dir DIR
 
 `bare` answers each NewOrderSingle at once with an ExecutionReport New and each OrderCancelRequest with an
-ExecutionReport Canceled, from memory: QuickFIX and nothing else. `durable` does the same after one XADD per message
-to a redis-server it starts itself in DIR with appendfsync always (the fsync every durable acknowledgement needs).
+ExecutionReport Canceled, from memory: QuickFIX and nothing else. A sell rests in its memory; a buy at the price of
+a resting sell trades with it instead (an ExecutionReport Trade to each side), for the benchmark's cross mix.
+`durable` does the same after one XADD per message to a redis-server it starts itself in DIR with appendfsync always
+(the fsync every durable acknowledgement needs).
 
 It prints `ready` once it listens, runs until SIGTERM or SIGINT, stops cleanly and prints one JSON line with what it
 booked (`orders`, `fills`), which the benchmark checks against what it sent.
@@ -22,6 +24,7 @@ import json
 import signal
 import sys
 import threading
+from collections import deque
 from typing import Any
 
 import quickfix as fix
@@ -37,36 +40,55 @@ from oms.runtime.sequencer import Sequencer
 
 class BareApplication(QuietApplication):
     """Answers each NewOrderSingle with an ExecutionReport New and each OrderCancelRequest with an ExecutionReport
-    Canceled, at once and from memory; `durable`: a Redis client each message is appended to (XADD, one round
-    trip) before its answer leaves."""
+    Canceled, at once and from memory; a buy at the price of a resting sell trades with it (a Trade to each side,
+    the whole quantity of each). `durable`: a Redis client each message is appended to (XADD, one round trip) before
+    its answer leaves."""
 
     def __init__(self, durable: Any = None) -> None:
         super().__init__()
         self.orders = 0
         self.cancels = 0
+        self.fills = 0
         self._durable = durable
         self._exec_ids = itertools.count(1)
+        self._sells: dict[tuple[str, str], deque[tuple[Any, str, str]]] = {}  # (symbol, price) -> (session, cl, qty)
 
     def fromApp(self, message: Any, session_id: Any) -> None:
         msg_type = message.getHeader().getField(T.MSG_TYPE)
-        if msg_type == T.MT_NEW_ORDER_SINGLE:
-            self.orders += 1
-            exec_type, leaves = "0", message.getField(T.ORDER_QTY)
-        elif msg_type == T.MT_ORDER_CANCEL_REQUEST:
-            self.cancels += 1
-            exec_type, leaves = "4", "0"
-        else:
+        if msg_type not in (T.MT_NEW_ORDER_SINGLE, T.MT_ORDER_CANCEL_REQUEST):
             return
         if self._durable is not None:
             self._durable.xadd("bench:orders", {"m": message.toString()})
+        cl, symbol, side = message.getField(T.CL_ORD_ID), message.getField(T.SYMBOL), message.getField(T.SIDE)
+        if msg_type == T.MT_ORDER_CANCEL_REQUEST:
+            self.cancels += 1
+            self._report(session_id, cl, symbol, side, "4", "4", "0", "0")
+            return
+        self.orders += 1
+        qty = message.getField(T.ORDER_QTY)
+        book = (symbol, message.getField(T.PRICE)) if message.isSetField(T.PRICE) else None
+        resting = self._sells.get(book) if book is not None and side == "1" else None
+        if resting:
+            maker, maker_cl, maker_qty = resting.popleft()
+            self.fills += 2
+            self._report(session_id, cl, symbol, side, "F", "2", "0", qty)
+            self._report(maker, maker_cl, symbol, "2", "F", "2", "0", maker_qty)
+            return
+        if book is not None and side == "2":
+            self._sells.setdefault(book, deque()).append((session_id, cl, qty))
+        self._report(session_id, cl, symbol, side, "0", "0", qty, "0")
+
+    def _report(
+        self, session_id: Any, cl: str, symbol: str, side: str, exec_type: str, status: str, leaves: str, cum: str
+    ) -> None:
         er = fix.Message()
         header = er.getHeader()
         header.setField(T.BEGIN_STRING, session_id.getBeginString().getValue())
         header.setField(T.MSG_TYPE, T.MT_EXECUTION_REPORT)
         for tag, value in (
-            (T.ORDER_ID, "1"), (T.CL_ORD_ID, message.getField(T.CL_ORD_ID)), (T.EXEC_ID, str(next(self._exec_ids))),
-            (T.EXEC_TYPE, exec_type), (T.ORD_STATUS, exec_type), (T.SYMBOL, message.getField(T.SYMBOL)),
-            (T.SIDE, message.getField(T.SIDE)), (T.LEAVES_QTY, leaves), (T.CUM_QTY, "0"), (T.AVG_PX, "0"),
+            (T.ORDER_ID, "1"), (T.CL_ORD_ID, cl), (T.EXEC_ID, str(next(self._exec_ids))), (T.EXEC_TYPE, exec_type),
+            (T.ORD_STATUS, status), (T.SYMBOL, symbol), (T.SIDE, side), (T.LEAVES_QTY, leaves), (T.CUM_QTY, cum),
+            (T.AVG_PX, "0"),
         ):  # fmt: skip
             er.setField(tag, value)
         fix.Session.sendToTarget(er, session_id)
@@ -109,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         del acceptor
         if redis is not None:
             redis.stop()
-        stats = {"orders": app.orders, "cancels": app.cancels}
+        stats = {"orders": app.orders, "cancels": app.cancels, "fills": app.fills}
     print(json.dumps(stats), flush=True)
     return 0
 

@@ -26,6 +26,11 @@ printed under its row when there is more than the server), and for `oms serve` t
 hot-path stage (`stages_mean_us`, from its `/metrics`: in_to_risk, risk_to_venue, venue_to_ack, in_to_ack, and
 venue_to_ack split into venue_to_sealed, sealed_to_durable, durable_to_ack; `oms.runtime.metrics`), also printed under
 its row.
+`mix` `cross` (`oms bench serve --mix cross`, written to `serve_cross.json`) sends instead, from each session, a sell
+that rests (on `BENCHn`) and a buy at its price on a second account (`BENCHnX`) that trades with it, timing the
+buy's NOS -> first Trade (kind `fill`) in place of the cancel's: the post-trade path (fills, trade prints, the
+positions the actors keep) under the same load; the bare servers match such a buy against the sell in memory. Its
+accounts' position, notional and cash limits are raised so that the positions the run builds up stay within them.
 `sustained_ops_per_sec`: the highest rate whose p99 stayed under 10 ms for both kinds with every message answered (1
 session). `overload`: a last step against `oms serve` from 1 session at twice its sustained rate (a row marked
 `overload`), and whether every message of it was answered, accepted or refused, within 100 ms. The top-level
@@ -67,6 +72,12 @@ PRIME_SESSION, PRIME_ACCOUNTS = "BENCHP", ("BENCHP1", "BENCHP2")
 BENCH_ACCOUNT_LIMITS = {"orders_per_window": 1_000_000, "max_open_orders": 1_000_000}
 BENCH_LOGON = "LogonPassword=bench"  # what bench.fix_load's sessions log on with
 BENCH_SESSION_MESSAGES = 1_000_000  # the session throttle's messages per window
+# the cross mix: every pair of messages moves each of two accounts by one more lot, for the whole run
+BENCH_CROSS_LIMITS = {
+    **BENCH_ACCOUNT_LIMITS, "start_cash": "1000000000", "credit_limit": "1000000000", "max_position": "100000000",
+    "max_gross_notional": "100000000000", "max_net_notional": "100000000000",
+}  # fmt: skip
+MIXES = {"cancel": "cancel", "cross": "fill"}  # each mix's second kind of message, beside `new`
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,7 @@ class ServeBenchParams:
     stop_p99_ms: float = 100.0  # past this p99 (or with a message unanswered) a server is not driven faster
     headline_rate: float = 1000.0  # the rate of the top-level figures
     servers: str = ",".join(SERVERS)  # which servers, in this order
+    mix: str = "cancel"  # "cancel": orders and their cancels; "cross": orders that rest and orders that trade with them
 
 
 def _rates(p: ServeBenchParams) -> list[float]:
@@ -89,18 +101,22 @@ def _rates(p: ServeBenchParams) -> list[float]:
 # -- the servers --
 
 
-def write_run_configs(run_dir: Path, fix_port: int, api_port: int, config: Path = DEFAULT_CONFIG) -> Path:
+def write_run_configs(
+    run_dir: Path, fix_port: int, api_port: int, config: Path = DEFAULT_CONFIG, mix: str = "cancel"
+) -> Path:
     """The default configuration with the benchmark's sessions and accounts added, its files in `run_dir`."""
     raw = embedded_config(config, run_dir, fix_port, api_port)
     sessions = Path(raw["fix"]["settings"]).read_text()
     for n in range(1, 5):
-        sessions += f"\n[SESSION]\nBeginString=FIX.4.4\nTargetCompID=BENCH{n}\nAccounts=BENCH{n}\n{BENCH_LOGON}\n"
+        sessions += (f"\n[SESSION]\nBeginString=FIX.4.4\nTargetCompID=BENCH{n}\nAccounts=BENCH{n},BENCH{n}X\n"
+                     f"{BENCH_LOGON}\n")  # fmt: skip
     sessions += f"\n[SESSION]\nBeginString=FIX.4.4\nTargetCompID={PRIME_SESSION}\nAccounts={','.join(PRIME_ACCOUNTS)}\n"
     sessions += f"{BENCH_LOGON}\n"
     raw["fix"]["settings"] = str(write_text(run_dir / "acceptor.cfg", sessions))
     accounts = tomllib.loads(Path(raw["accounts"]).read_text())
-    for name in [*(f"BENCH{n}" for n in range(1, 5)), *PRIME_ACCOUNTS]:
-        accounts.setdefault("accounts", {})[name] = dict(BENCH_ACCOUNT_LIMITS)
+    limits = BENCH_CROSS_LIMITS if mix == "cross" else BENCH_ACCOUNT_LIMITS
+    for name in [*(f"BENCH{n}{x}" for n in range(1, 5) for x in ("", "X")), *PRIME_ACCOUNTS]:
+        accounts.setdefault("accounts", {})[name] = dict(limits)
     accounts.setdefault("session", {})["messages_per_window"] = BENCH_SESSION_MESSAGES
     raw["accounts"] = str(write_config(accounts, run_dir / "accounts.toml"))
     return write_config(raw, run_dir / "oms.toml")
@@ -228,6 +244,8 @@ def load_step(server: Server, sessions: int, rate: float, p: ServeBenchParams, r
            "--run", run]  # fmt: skip
     if prime:
         cmd += ["--prime", "--prime-session", PRIME_SESSION, "--prime-accounts", ",".join(PRIME_ACCOUNTS)]
+    if p.mix == "cross":
+        cmd += ["--mix", "cross", "--cross-accounts", ",".join(f"{n}X" for n in names)]
     cpu0, stages0 = server.cpu_seconds(), server.stages()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=p.seconds + p.drain + 120)
     cpu1, stages = server.cpu_seconds(), server.stages()
@@ -236,7 +254,7 @@ def load_step(server: Server, sessions: int, rate: float, p: ServeBenchParams, r
     got = json.loads(done.stdout.strip().splitlines()[-1])
     row: dict[str, Any] = {"server": server.kind, "sessions": sessions, "rate": rate, "sent": got["sent"],
                            "seconds": got["seconds"], "client_late_p99_us": got["late_p99_us"]}  # fmt: skip
-    for kind in ("new", "cancel"):
+    for kind in ("new", MIXES[p.mix]):
         k = got[kind]
         hist = decode_histogram(k)
         if hist is None:
@@ -256,15 +274,22 @@ def load_step(server: Server, sessions: int, rate: float, p: ServeBenchParams, r
     return row
 
 
+def second(row: dict) -> str:
+    """The row's second kind of message beside `new`: `cancel`, or `fill` (the cross mix)."""
+    return "fill" if "fill" in row else "cancel"
+
+
 def past_capacity(row: dict, p: ServeBenchParams) -> bool:
-    worst = max(row["new"]["p99"], row["cancel"]["p99"])
-    return worst > p.stop_p99_ms * 1000 or row["new"]["unanswered"] + row["cancel"]["unanswered"] > 0
+    other = row[second(row)]
+    worst = max(row["new"]["p99"], other["p99"])
+    return worst > p.stop_p99_ms * 1000 or row["new"]["unanswered"] + other["unanswered"] > 0
 
 
 def sustained(row: dict) -> bool:
     """Every message answered (none refused) and p99 under 10 ms for both kinds."""
-    answered = all(row[k]["unanswered"] == 0 and row[k]["refused"] == 0 for k in ("new", "cancel"))
-    return answered and max(row["new"]["p99"], row["cancel"]["p99"]) < SUSTAINED_P99_US
+    kinds = ("new", second(row))
+    answered = all(row[k]["unanswered"] == 0 and row[k]["refused"] == 0 for k in kinds)
+    return answered and max(row[k]["p99"] for k in kinds) < SUSTAINED_P99_US
 
 
 def measure_server(kind: str, run_dir: Path, sessions: int, p: ServeBenchParams, progress: Any = None) -> list[dict]:
@@ -274,11 +299,11 @@ def measure_server(kind: str, run_dir: Path, sessions: int, p: ServeBenchParams,
     fix_port = free_port()
     where = run_dir / f"{kind}-{sessions}"
     api_port = free_port()
-    config = write_run_configs(where, fix_port, api_port)
+    config = write_run_configs(where, fix_port, api_port, mix=p.mix)
     server = Server(kind, config, where, fix_port, api_port if kind == "oms" else None)
     rows: list[dict] = []
     try:
-        warmup = ServeBenchParams(seconds=p.warmup_seconds, drain=p.drain)
+        warmup = ServeBenchParams(seconds=p.warmup_seconds, drain=p.drain, mix=p.mix)
         load_step(server, sessions, p.warmup_rate, warmup, f"{kind[0]}w", prime=kind == "oms")
         for n, rate in enumerate(_rates(p)):
             row = load_step(server, sessions, rate, p, f"{kind[0]}{sessions}x{n}", prime=False)
@@ -305,9 +330,10 @@ def overload(rows: list[dict], server: str = "oms") -> dict[str, Any] | None:
     row = next((r for r in rows if r["server"] == server and r.get("overload")), None)
     if row is None:
         return None
-    worst = max(row["new"]["max"], row["cancel"]["max"])
-    unanswered = row["new"]["unanswered"] + row["cancel"]["unanswered"]
-    return {"rate": row["rate"], "max_us": worst, "refused": row["new"]["refused"] + row["cancel"]["refused"],
+    other = row[second(row)]
+    worst = max(row["new"]["max"], other["max"])
+    unanswered = row["new"]["unanswered"] + other["unanswered"]
+    return {"rate": row["rate"], "max_us": worst, "refused": row["new"]["refused"] + other["refused"],
             "unanswered": unanswered, "within_bound": unanswered == 0 and worst <= OVERLOAD_MAX_US}  # fmt: skip
 
 
@@ -329,7 +355,7 @@ def _headline(rows: list[dict], server: str, p: ServeBenchParams) -> dict[str, A
     if row is None:
         raise RuntimeError(f"{server}: no 1-session row at the headline rate {p.headline_rate:g} msg/s")
     out = {k: row["new"][k] for k in ("unit", "count", "p50", "p99", "p999", "max", "load", "hdr")}
-    out["cancel"] = {k: row["cancel"][k] for k in ("count", "p50", "p99", "p999", "max")}
+    out[second(row)] = {k: row[second(row)][k] for k in ("count", "p50", "p99", "p999", "max")}
     out["ops_per_sec"] = _sustained_rate(rows, server)
     out["cpu_us_per_order"] = row["cpu_us_per_msg"]
     return out
@@ -338,20 +364,23 @@ def _headline(rows: list[dict], server: str, p: ServeBenchParams) -> dict[str, A
 def run(
     p: ServeBenchParams | None = None, out_dir: str = "bench/results", progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
-    """Run the sweeps against every server and write `<out_dir>/serve.json`; returns the result. A line per step
-    goes to `progress` (default: stderr)."""
+    """Run the sweeps against every server and write `<out_dir>/serve.json` (`serve_cross.json` for the cross
+    mix); returns the result. A line per step goes to `progress` (default: stderr)."""
     say = progress or (lambda line: print(line, file=sys.stderr))
     p = p or ServeBenchParams()
     kinds = [k.strip() for k in p.servers.split(",") if k.strip()]
     unknown = sorted(set(kinds) - set(SERVERS))
     if unknown or "oms" not in kinds:
         raise ValueError(f"servers must include oms and be among {', '.join(SERVERS)} (got {p.servers!r})")
+    if p.mix not in MIXES:
+        raise ValueError(f"mix must be one of {', '.join(MIXES)} (got {p.mix!r})")
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="oms-bench-serve-") as tmp:
         for kind in kinds:
             for sessions in [int(s) for s in p.sessions.split(",") if s.strip()]:
                 rows += measure_server(kind, Path(tmp), sessions, p, lambda r: say(_row_line(r)))
-    result: dict[str, Any] = {"name": "serve", **_headline(rows, "oms", p), "headline_rate": p.headline_rate}
+    name = "serve" if p.mix == "cancel" else f"serve_{p.mix}"
+    result: dict[str, Any] = {"name": name, **_headline(rows, "oms", p), "headline_rate": p.headline_rate, "mix": p.mix}
     if "bare" in kinds:
         result["baseline"] = _headline(rows, "bare", p)
     if "durable" in kinds:
@@ -361,17 +390,18 @@ def run(
     result["rows"] = rows
     result["params"] = p.__dict__
     result["machine"] = {"cpus": os.cpu_count(), "host": socket.gethostname()}
-    write_result("serve", result, out_dir)
+    write_result(name, result, out_dir)
     return result
 
 
 def _row_line(r: dict) -> str:
     step = " (overload)" if r.get("overload") else ""
+    kind = second(r)
     return (f"{r['server']:8} {r['sessions']} session(s) {r['rate']:>8g} msg/s{step}: "
             f"new p50 {r['new']['p50']:9.0f} p99 {r['new']['p99']:9.0f} us, "
-            f"cancel p50 {r['cancel']['p50']:9.0f} p99 {r['cancel']['p99']:9.0f} us, "
-            f"unanswered {r['new']['unanswered'] + r['cancel']['unanswered']}, "
-            f"refused {r['new']['refused'] + r['cancel']['refused']}, "
+            f"{kind} p50 {r[kind]['p50']:9.0f} p99 {r[kind]['p99']:9.0f} us, "
+            f"unanswered {r['new']['unanswered'] + r[kind]['unanswered']}, "
+            f"refused {r['new']['refused'] + r[kind]['refused']}, "
             f"cpu {r['cpu_us_per_msg']:.0f} us/msg")  # fmt: skip
 
 
@@ -385,7 +415,8 @@ def _cpu_line(r: dict) -> str:
 
 
 def summary(result: dict[str, Any]) -> str:
-    lines = ["oms bench serve: open-loop FIX load on `oms serve` (default config) and two bare QuickFIX acceptors"]
+    lines = ["oms bench serve: open-loop FIX load on `oms serve` (default config) and two bare QuickFIX acceptors"
+             + (", orders that cross" if result.get("mix") == "cross" else "")]
     for r in result["rows"]:
         lines.append(_row_line(r))
         if r.get("stages_mean_us"):

@@ -241,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
             "the deployed OMS: `oms serve` (default config) under open-loop FIX load vs bare and durable-bare QuickFIX",
             "Starts `oms serve` with the default configuration (Redis appendfsync always, Ray actors, sink, algos) "
             "and drives it with NewOrderSingles and cancels from raw FIX sessions at fixed offered rates (1 and 4 "
-            "sessions), each answer timed from its due time; then the same against a bare QuickFIX acceptor and a "
+            "sessions; with --mix cross, resting sells and buys that trade with them instead), each answer timed "
+            "from its due time; then the same against a bare QuickFIX acceptor and a "
             "durable bare one (one fsync'd Redis XADD per message). Reports p50/p99/p99.9/max per rate, the highest "
             "rate sustained with p99 < 10 ms, and CPU per message of each server's process tree.",
         ),

@@ -63,8 +63,26 @@ def test_a_short_sweep_writes_the_contract_and_answers_every_message(tmp_path: P
     assert "sustained" in summary(result) and "cpu by process" in summary(result)
 
 
+def test_the_cross_mix_times_each_crossing_order_to_its_trade(tmp_path: Path) -> None:
+    params = ServeBenchParams(rates="40", sessions="1", seconds=1.0, drain=10.0, warmup_seconds=1.0, warmup_rate=40.0,
+                              headline_rate=40.0, servers="oms,bare", mix="cross")  # fmt: skip
+
+    result = run(params, out_dir=str(tmp_path), progress=lambda _line: None)
+
+    written = json.loads((tmp_path / "serve_cross.json").read_text())
+    assert written["name"] == "serve_cross" and written["mix"] == "cross" and not (tmp_path / "serve.json").exists()
+    for section in (written, written["baseline"]):
+        assert section["count"] == 20 and section["fill"]["count"] == 20  # 40 msg/s for 1 s: 20 rest, 20 cross
+    for row in written["rows"]:  # each resting sell answered New, each crossing buy a Trade: none refused
+        for kind in ("new", "fill"):
+            k = row[kind]
+            assert (k["answered"], k["refused"], k["unanswered"]) == (row["sent"] // 2, 0, 0), (row["server"], kind)
+        assert "cancel" not in row
+    assert "orders that cross" in summary(result) and " fill p50 " in summary(result)
+
+
 def test_the_command_line_offers_it(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "serve", "--help"])
     out = capsys.readouterr().out
-    assert "--rates" in out and "--sessions" in out and "oms serve" in out
+    assert "--rates" in out and "--sessions" in out and "--mix" in out and "oms serve" in out
