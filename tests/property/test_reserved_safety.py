@@ -115,15 +115,20 @@ class Delivered:
 
 
 class Remote:
-    """A LocalShard as a gate over Ray sees its host: every call is applied when it is made, and the gate holds
-    leases of its own, voided only by the live grant ids a reply carries (as `ShardClient` does); a post-trade
-    call's reply, with the live ids as they were when the host applied it, waits until delivered. Nothing drains
-    the gate (an actor cannot call back)."""
+    """A LocalShard as a gate over Ray sees its host (`ShardClient` over an `AccountShard`): every call is applied
+    when it is made, and the gate holds leases of its own, voided only by the live grant ids a reply carries; a
+    post-trade call's reply, with the live ids as they were when the host applied it, waits until delivered. Nothing
+    drains the gate (an actor cannot call back). A trade print reaches the host only once the account has a position
+    or an order in its symbol (as far as the client has seen: decisions, acceptances, fills); otherwise the host gets
+    the symbol's last print with its next call, after the call's reports."""
 
     def __init__(self, inner: LocalShard) -> None:
         self.inner = inner
         self.leases: dict[str, Lease] = {}
         self.replies: list[Delivered] = []
+        self.played = set(inner.state(ACC).exposed_symbols())  # symbols whose prints the host is sent
+        self.last: dict[str, TradePrinted] = {}
+        self.missed: set[str] = set()
 
     def accounts(self) -> list[str]:
         return self.inner.accounts()
@@ -132,19 +137,48 @@ class Remote:
         pass
 
     def report_spent(self, events: list[AccountEvent]) -> None:
+        self.played.update(e.symbol for e in events if type(e) is OrderAccepted)
         self.inner.report_spent(events)
 
+    def catch_up(self) -> None:
+        """The last print of each symbol the host missed (sent ahead of its next call)."""
+        for symbol in sorted(self.missed):
+            p = self.last[symbol]
+            self.inner.mark(symbol, p.price, p.ts_ns)
+        self.missed.clear()
+
+    def _called(self, reports: list[AccountEvent]) -> None:
+        """A call reaches the host: its reports first, then the prints it missed."""
+        self.report_spent(reports)
+        self.catch_up()
+
     def gate_decide(self, reports: list[AccountEvent], call: Decide) -> Any:
-        decisions, granted = self.inner.gate_decide(reports, call)
+        self._called(reports)
+        self.played.update(cmd.symbol for cmd, _, _ in call.items)
+        decisions, granted = self.inner.gate_decide([], call)
         return decisions, self._reply(granted, self._live())
 
     def gate_check_replace(self, reports: list[AccountEvent], call: CheckReplace) -> RejectReason:
-        reason = self.inner.gate_check_replace(reports, call)
+        self._called(reports)
+        reason = self.inner.gate_check_replace([], call)
         self._reply({}, self._live())
         return reason
 
     def gate_settle(self, reports: list[AccountEvent], call: Settle) -> Delivered:
-        granted, live = self.inner.gate_settle(reports, call).result(), self._live()
+        self.played.update(e.symbol for e in reports if type(e) is OrderAccepted)
+        self.played.update(symbol for e in call.events if (symbol := getattr(e, "symbol", None)) is not None)
+        sent = [p for p in call.prints if p.symbol in self.played]
+        for p in call.prints:
+            self.last[p.symbol] = p
+            if p.symbol not in self.played:
+                self.missed.add(p.symbol)
+        granted: dict[str, Allowance | None] = {}
+        if call.events or sent or any(not ask.held for ask in call.asks.values()):  # the call reaches the host
+            self._called(reports)
+            granted = self.inner.gate_settle([], Settle(call.events, sent, call.asks, call.wal)).result()
+        else:
+            self.inner.report_spent(reports)
+        live = self._live()
         answer = Delivered(lambda: self._reply(granted, live))
         self.replies.append(answer)
         return answer
@@ -154,17 +188,20 @@ class Remote:
 
     def gate_return(self, reports: list[AccountEvent], call: ReturnAllowance) -> None:
         self._drop(call.account)
-        self.inner.gate_return(reports, call)
+        self._called(reports)
+        self.inner.gate_return([], call)
 
     def gate_operate(self, reports: list[AccountEvent], call: Operate) -> list[int]:
         self._drop(call.command.account)
-        working = self.inner.gate_operate(reports, call)
+        self._called(reports)
+        working = self.inner.gate_operate([], call)
         self._reply({}, self._live())
         return working
 
     def gate_resync(self, reports: list[AccountEvent], call: Resync) -> None:
         self._drop(call.account)
-        self.inner.gate_resync(reports, call)
+        self._called(reports)
+        self.inner.gate_resync([], call)
 
     def deliver(self, n: int) -> None:
         """The oldest `n` replies not yet in arrive."""
@@ -367,6 +404,8 @@ def check_history(data: st.DataObject, remote: bool) -> None:
             via.deliver(data.draw(st.integers(1, 3)))
         elif op == "flush":
             gate.flush()
+            if isinstance(via, Remote):  # as the host's next call would
+                via.catch_up()
             assert comparable(host.state(ACC).snapshot()) == comparable(mirror.snapshot())
             assert_certified(host.state(ACC))
         elif op == "give_back":
@@ -377,6 +416,8 @@ def check_history(data: st.DataObject, remote: bool) -> None:
     event(f"top-ups: {min(gate.top_ups, 2)}{'+' if gate.top_ups >= 2 else ''}")
 
     gate.flush()
+    if isinstance(via, Remote):
+        via.catch_up()
     state = host.state(ACC)
     assert comparable(state.snapshot()) == comparable(mirror.snapshot())
     assert_certified(state)

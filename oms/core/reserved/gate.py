@@ -83,6 +83,7 @@ class _Settle:
     at: int  # its place among the queued reports: those before it are sent first
     owners: list[str]  # the accounts whose events it carries (one write-ahead entry each)
     suspends: frozenset[str]  # the accounts it may move: none of them decides locally until it is answered
+    rebands: frozenset[str]  # of those, the ones whose band a print broke: a fresh grant is asked for each
     wal: dict[str, str] = field(default_factory=dict)  # owner -> its entry's id, once written
     waiting: int = 0  # entries not yet written
     reports: list[AccountEvent] = field(default_factory=list)  # the queued reports sent with it
@@ -99,14 +100,11 @@ class _Ticket:
     ids: list[str] | None = None
 
 
-def _moves(loc: _Local, p: TradePrinted) -> bool:
-    """Whether print `p` may void the allowance `loc`: the account has a position or a working order in the symbol
-    (the mark moves its equity, so its buying power and drawdown), or the allowance covers the symbol and the price,
-    the account's new reference, puts the band's ends outside its collar or its valuation cap below the collar's top
-    (the certificate's reference checks, docs/reserved.md). A symbol the account is flat in and has no order in moves
-    nothing else of it."""
-    if p.symbol in loc.exposed:
-        return True
+def _breaks_band(loc: _Local, p: TradePrinted) -> bool:
+    """Whether print `p`, as the account's new reference, voids the allowance `loc` through its band: it covers the
+    symbol, and one of the band's ends falls outside the collar around the price or the valuation cap below the
+    collar's top (the certificate's reference checks, docs/reserved.md). For an account flat in the symbol with no
+    order in it, that is all the print moves."""
     side = loc.symbols.get(p.symbol)
     return side is not None and (
         check_collar(side.lo, p.price, side.collar) is not RejectReason.NONE
@@ -261,19 +259,25 @@ class AllowanceGate(OperatorMethods):
         once they are written (`_dispatch`), carrying the queued reports ahead of it; each entry's id goes with it
         (`Settle.wal`), so a host that rebuilt the account from the log since skips its events. Until the answer is
         in, the accounts the call may move decide nothing locally (`_suspended`): those of the events, every one
-        with a position or working order in a printed symbol or whose allowance a print's price takes out of its
-        band (`_moves`), and every reserved one without an allowance (the call may bring it one). The call asks
-        grants for these accounts only, so no answer replaces the grant of an account that decides locally
-        meanwhile. Without a log the call is made and answered here, and what the host raises propagates."""
+        with a position or working order in a printed symbol, every one whose allowance a print's price takes out
+        of its band (`_breaks_band`: a fresh grant is asked for, since a host applies prints only to the accounts
+        they move), and every reserved one without an allowance (the call may bring it one). The call asks grants
+        for these accounts only, so no answer replaces the grant of an account that decides locally meanwhile.
+        Without a log the call is made and answered here, and what the host raises propagates."""
         owners: dict[str, list[AccountEvent]] = {}
         for e in batch:
             owners.setdefault(e.account, []).append(e)  # type: ignore[union-attr]
-        suspends = set(owners)
-        if prints:
-            suspends.update(a for a, loc in self._local.items() if any(_moves(loc, p) for p in prints))
         local = self._local
+        suspends = set(owners)
+        rebands: set[str] = set()
+        for a, loc in local.items():
+            if any(p.symbol in loc.exposed for p in prints):
+                suspends.add(a)
+            elif any(_breaks_band(loc, p) for p in prints):
+                rebands.add(a)
+        suspends |= rebands
         suspends.update(a for a in self._accounts if (loc := local.get(a)) is None or loc.lease.void)
-        settle = _Settle(batch, prints, len(self._pending), list(owners), frozenset(suspends))
+        settle = _Settle(batch, prints, len(self._pending), list(owners), frozenset(suspends), frozenset(rebands))
         for account in suspends:
             self._suspended[account] = self._suspended.get(account, 0) + 1
         self._queued.append(settle)
@@ -303,6 +307,8 @@ class AllowanceGate(OperatorMethods):
             try:
                 self._rebuild_first(settle.owners)
                 asks = {a: ask for a, ask in self._asks().items() if a in settle.suspends}
+                for a in settle.rebands.intersection(asks):  # its host may not apply the print: it is asked anew
+                    asks[a] = GrantAsk(self._request, self._clock, 0, a not in self._seen)
                 call = Settle(settle.events, settle.prints, asks, settle.wal)
                 settle.answer = self._host.gate_settle(reports, call)
             except Exception as exc:
@@ -630,7 +636,9 @@ class AllowanceGate(OperatorMethods):
                 return self._reject(cmd, order_id, now_ns, RejectReason.MAX_ORDER_NOTIONAL)
             if value < side.lo or value > side.hi:
                 return None
-        elif cmd.ord_type is OrdType.MARKET:
+        elif cmd.ord_type is OrdType.MARKET and cmd.symbol in loc.exposed:
+            # (its hold is valued at the account's reference, which its host keeps current only in symbols the
+            # account is exposed to: elsewhere a print may reach the host after the acceptance, docs/reserved.md)
             value = side.value_cap
         else:
             return None

@@ -15,7 +15,7 @@ from typing import Any
 from oms.core.accounts import AccountEvent, AllowanceRequest, AllowanceToppedUp
 from oms.core.model.enums import RejectReason, RiskMode
 from oms.core.model.instruments import InstrumentRegistry
-from oms.core.model.messages import OrderRejected, TradePrinted
+from oms.core.model.messages import OrderAccepted, OrderRejected, TradePrinted
 from oms.core.reserved import Allowance, AllowanceGate, GrantAsk, Lease
 from oms.core.reserved.commands import (
     CheckReplace,
@@ -97,9 +97,11 @@ class ShardClient:
     died) raises, as a failed call does, after voiding that actor's leases. The lost reports' acceptances are not
     lost: the restarted actor journals them from the gate's write-ahead log.
 
-    Trade prints go only to the actors with an account in the symbol (a superset the host keeps from what it sends
-    and from each actor's `in_play` at start); the others get the last print of each symbol they missed ahead of
-    their next call, before anything there depends on it.
+    Trade prints go only to the actors with an account that has a position or a working order in the symbol (a
+    superset the host keeps from what it sends, acceptances included, and from each actor's `in_play` at start); the
+    others get the last print of each symbol they missed ahead of their next call, before anything there depends on
+    it. An allowance alone does not put an actor in play: its gate checks the band against each print and asks for a
+    fresh grant when a print breaks it (docs/reserved.md).
     """
 
     def __init__(self, actors: Mapping[str, Any]) -> None:
@@ -167,6 +169,9 @@ class ShardClient:
 
     def gate_settle(self, reports: list[AccountEvent], call: Settle) -> _Settling:
         """Sent without waiting; the answer's `result()` raises what a call raised."""
+        for e in reports:  # the orders accepted ahead of these prints work by the time they are applied
+            if type(e) is OrderAccepted:
+                self._play(self._actors[e.account], e.symbol)
         per: dict[Any, tuple[list[AccountEvent], list[TradePrinted]]] = {}
         for e in call.events:
             h = self._actors.get(e.account)
@@ -305,17 +310,20 @@ class ShardClient:
                 continue
             lease = self._leases[account] = Lease(account, a.grant.grant_id)
             out[account] = Allowance(a.grant, a.limits, a.cl_ord_ids, lease, a.exposed)
-            for s in a.grant.symbols:
-                self._play(h, s.symbol)
         return out
 
     def _asks_for(self, h: Any, asks: dict[str, GrantAsk]) -> dict[str, GrantAsk]:
         return {a: ask for a, ask in asks.items() if self._actors.get(a) is h}
 
     def _by_actor(self, events: list[AccountEvent]) -> dict[Any, list[AccountEvent]]:
+        """`events` split by the actor of their account; an acceptance among them puts its actor in play in its
+        symbol (the order works there from now on)."""
         out: dict[Any, list[AccountEvent]] = {}
         for e in events:
-            out.setdefault(self._actors[e.account], []).append(e)
+            h = self._actors[e.account]
+            out.setdefault(h, []).append(e)
+            if type(e) is OrderAccepted:
+                self._play(h, e.symbol)
         return out
 
     def _play(self, h: Any, symbol: str) -> None:

@@ -202,7 +202,7 @@ class AccountShard(OperatorMethods):
         state = self._state(account)
         self._run(lambda touched: touched.setdefault(account, []).append(state.return_allowance(grant_id, ts_ns)))
 
-    # the `oms.core.reserved.Shard` calls: `marks` (prints this host has not seen yet) go first, then `reports`
+    # the `oms.core.reserved.Shard` calls: `reports` go first, then `marks` (the last prints this host has not seen)
 
     def gate_decide(
         self, reports: list[AccountEvent], call: Decide, marks: Sequence[TradePrinted] = ()
@@ -258,8 +258,8 @@ class AccountShard(OperatorMethods):
         self._catch_up(marks, reports)
 
     def serve_gate(self, packed: bytes) -> tuple[object, dict[str, int]]:
-        """A remote gate's call, packed (`oms.infra.ray.wire.pack_request`): the prints this host missed, then the
-        gate's reports, then the call itself, dispatched on its type. Returns the call's result and, after it, the
+        """A remote gate's call, packed (`oms.infra.ray.wire.pack_request`): the gate's reports, then the prints this
+        host missed, then the call itself, dispatched on its type. Returns the call's result and, after it, the
         live grant id (0: none) of every account here, from which the gate voids what the call voided. A request
         that does not decode as a GateRequest raises msgspec.ValidationError before anything is applied."""
         request = unpack_request(packed)
@@ -293,8 +293,10 @@ class AccountShard(OperatorMethods):
         return {account: state.allowance_id for account, state in self._states.items()}
 
     def in_play(self) -> list[str]:
-        """Symbols some account here has a position, a working order or an allowance in (trade prints matter)."""
-        return sorted({s for state in self._states.values() for s in state.symbols_in_play()})
+        """Symbols some account here has a position or a working order in: the trade prints that move an account
+        here. (A print in a symbol an account only holds an allowance in matters to that allowance's band, which its
+        gate checks itself and, when the print breaks it, asks the account for a fresh grant: docs/reserved.md.)"""
+        return sorted({s for state in self._states.values() for s in state.exposed_symbols()})
 
     def pid(self) -> int:
         """The process hosting these accounts (it changes when Ray restarts the actor)."""
@@ -460,18 +462,21 @@ class AccountShard(OperatorMethods):
         return state.working_orders()
 
     def _gate(self, marks: Sequence[TradePrinted], reports: list[AccountEvent], work: Callable[[Touched], R]) -> R:
-        """`work` after `marks` and then `reports`, in one run: one journal append per account, all or nothing."""
+        """`work` after `reports` and then `marks`, in one run: one journal append per account, all or nothing.
+        The reports first: they were accepted within grants the missed prints had not voided (a gate checks each
+        print against the bands of the accounts it does not send it to, docs/reserved.md), and a mark first could
+        void a grant a queued spend was made from."""
 
         def run(touched: Touched) -> R:
+            self._report(reports, touched)
             for p in marks:
                 self._mark(p.symbol, p.price, p.ts_ns, touched)
-            self._report(reports, touched)
             return work(touched)
 
         return self._run(run)
 
     def _catch_up(self, marks: Sequence[TradePrinted], reports: list[AccountEvent]) -> None:
-        """`marks`, then `reports`, journaled, ahead of a call that journals nothing of its own in the same run."""
+        """`reports`, then `marks`, journaled, ahead of a call that journals nothing of its own in the same run."""
         if marks or reports:
             self._gate(marks, reports, lambda touched: None)
 

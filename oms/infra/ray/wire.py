@@ -29,8 +29,8 @@ __all__ = [
 
 
 class GateRequest(msgspec.Struct, frozen=True):
-    """One gate call to one actor (`AccountShard.serve_gate`): `marks`, the trade prints the actor missed, are
-    applied first, then `reports`, the gate's queued reports for the actor's accounts, then `call`."""
+    """One gate call to one actor (`AccountShard.serve_gate`): `reports`, the gate's queued reports for the actor's
+    accounts, are applied first, then `marks`, the trade prints the actor missed, then `call`."""
 
     call: GateCall
     reports: list[AccountEvent] = []
