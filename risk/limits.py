@@ -18,7 +18,8 @@ File layout (every key optional; unknown keys are errors):
 Money is decimal currency text (see `risk.money`), quantities are text in the instrument's notation, percentages
 are decimal text with at most two decimal places (stored as basis points). `load_risk_config` and
 `parse_risk_config` raise `ConfigError` naming the file, the account and the field for: unknown keys, wrong types,
-malformed or negative numbers, too many decimals, unknown symbols, drawdown thresholds not ordered
+malformed or negative numbers, numbers above MAX_UNITS units (2^62: an account's state is journaled as 64-bit
+integers, so about 4.6 billion in money), too many decimals, unknown symbols, drawdown thresholds not ordered
 0 < warn <= reduce <= halt <= 100, and instruments whose precisions exceed MONEY_PRECISION. Accounts not listed
 have no limits (`RiskConfig.limits_for` gives None: reject with UNKNOWN_ACCOUNT).
 """
@@ -33,11 +34,12 @@ import msgspec
 
 from oms.core.model.enums import RiskMode
 from oms.core.model.instruments import ConfigError, InstrumentRegistry, read_toml
-from oms.core.model.numbers import InvalidValue, to_units
+from oms.core.model.numbers import InvalidValue, from_units, to_units
 from risk.money import MONEY_PRECISION, money_factor
 
 __all__ = [
     "BUILTIN",
+    "MAX_UNITS",
     "AccountLimits",
     "LimitsSpec",
     "RiskConfig",
@@ -51,6 +53,7 @@ __all__ = [
 
 _Count = Annotated[int, msgspec.Meta(ge=1)]
 _PCT_PRECISION = 2  # "2.5" % -> 250 bp
+MAX_UNITS = 2**62  # the largest amount or quantity a limit may give, in units: half of what a journaled integer holds
 _NS_PER_MS = 1_000_000
 _SYMBOL_FIELDS = ("max_order_qty", "max_position", "collar_pct")
 
@@ -270,11 +273,14 @@ def resolve_limits(
 
 
 def _units(text: str, precision: int, field: str, where: str) -> int:
-    """Non-negative decimal text as units; ConfigError naming `where` and `field` otherwise."""
+    """Non-negative decimal text as units, at most MAX_UNITS; ConfigError naming `where` and `field` otherwise."""
     try:
         units = to_units(text, precision, field=field)
     except InvalidValue as exc:
         raise ConfigError(f"{where}: {exc}") from None
     if units < 0:
         raise ConfigError(f"{where}: {field} {text!r}: must be >= 0")
+    if units > MAX_UNITS:
+        raise ConfigError(f"{where}: {field} {text!r}: must be <= {from_units(MAX_UNITS, precision)} (an account's "
+                          f"state is journaled as 64-bit integers, and sums of such amounts must fit too)")  # fmt: skip
     return units

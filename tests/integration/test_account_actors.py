@@ -153,3 +153,20 @@ def test_an_in_process_gate_over_a_host_is_drained_before_an_operator_change(con
     rejected = gate.decide(order("l2", Side.BUY, 10, account="ALGO1"), 3, 5)
     assert isinstance(rejected, OrderRejected) and rejected.reason is RejectReason.KILL_SWITCH
     assert host.state_hash("ALGO1") == host.replayed_hash("ALGO1")
+
+
+def test_a_snapshot_that_cannot_be_saved_fails_no_call_and_loses_nothing(config, fresh_redis, redis_server, caplog):
+    """The journal append is what makes a call durable; the snapshot after it only shortens the next rebuild. One
+    that fails (here, as for a state the journal's integers cannot hold) is logged, and the call still answers."""
+    host = AccountShard(["ACC1"], config)
+
+    def broken(*args: object) -> None:
+        raise OverflowError("can't serialize ints < -2**63 or > 2**64 - 1")
+
+    host._journal.save_snapshot = broken  # type: ignore[method-assign]
+    flow(host)  # more events than snapshot_every: a snapshot falls due and fails
+
+    assert "its snapshot" in caplog.text and "OverflowError" in caplog.text
+    again = AccountShard(["ACC1"], config)
+    assert again.state_hash("ACC1") == host.state_hash("ACC1") == host.replayed_hash("ACC1")
+    assert again.summary("ACC1")["positions"]["AAPL"]["qty"] == 100

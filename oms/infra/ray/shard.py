@@ -594,7 +594,8 @@ class AccountShard(OperatorMethods):
     def _commit(self, touched: Touched, floor: dict[str, str]) -> None:
         """Append every touched account's events in one round trip, all or nothing, then snapshot the accounts
         due. If the append fails, the call has `_failed` (`floor`: the log floors before it) and the error is
-        raised."""
+        raised. A snapshot that fails is logged and tried again at the next append: the events are journaled, and
+        a rebuild replays them from the last snapshot that was saved."""
         seen = set(touched) | set(self._settles)
         work = [(account, events, self._settled(account)) for account, events in touched.items() if events]
         self._settles.clear()
@@ -609,7 +610,12 @@ class AccountShard(OperatorMethods):
             self._desk.sync(self._states[account])
             self._since_snapshot[account] += len(ids)
             if self._since_snapshot[account] >= self._config.snapshot_every:
-                self._journal.save_snapshot(account, self._states[account].snapshot(), ids[-1])
+                try:
+                    self._journal.save_snapshot(account, self._states[account].snapshot(), ids[-1])
+                except Exception:
+                    log.exception("account %s: its snapshot at %s was not saved (its events are journaled)",
+                                  account, ids[-1])  # fmt: skip
+                    continue
                 self._since_snapshot[account] = 0
 
 

@@ -60,6 +60,8 @@ def test_symbol_tables_layer_field_by_field() -> None:
         ({"accounts": {"ACC9": {"credit_limit": "1e6"}}}, ["account ACC9", "credit_limit"]),
         ({"accounts": {"ACC9": {"credit_limit": "-1"}}}, ["account ACC9", "credit_limit", ">= 0"]),
         ({"accounts": {"ACC9": {"start_cash": "0.0000000001"}}}, ["account ACC9", "start_cash"]),
+        ({"accounts": {"ACC9": {"max_gross_notional": "100000000000"}}}, ["max_gross_notional", "64-bit"]),
+        ({"defaults": {"max_position": "10000000000000000000"}}, ["max_position", "<= 4611686018427387904"]),
         ({"accounts": {"ACC9": {"symbols": {"NOPE": {}}}}}, ["account ACC9", "NOPE"]),
         ({"accounts": {"ACC9": {"restricted_symbols": ["NOPE"]}}}, ["account ACC9", "restricted_symbols"]),
         ({"accounts": {"ACC9": {"symbols": {"BTC-USD": {"max_order_qty": "0.0001"}}}}}, ["BTC-USD", "max_order_qty"]),
