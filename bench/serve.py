@@ -75,7 +75,7 @@ BENCH_SESSION_MESSAGES = 1_000_000  # the session throttle's messages per window
 # the cross mix: every pair of messages moves each of two accounts by one more lot, for the whole run
 BENCH_CROSS_LIMITS = {
     **BENCH_ACCOUNT_LIMITS, "start_cash": "1000000000", "credit_limit": "1000000000", "max_position": "100000000",
-    "max_gross_notional": "100000000000", "max_net_notional": "100000000000",
+    "max_gross_notional": "4000000000", "max_net_notional": "4000000000",
 }  # fmt: skip
 MIXES = {"cancel": "cancel", "cross": "fill"}  # each mix's second kind of message, beside `new`
 
