@@ -35,7 +35,7 @@ def _bench(args: argparse.Namespace) -> int:
     print(module.summary(result))
     if hasattr(module, "exit_code"):  # `all`: its summary says what it wrote; 1 when a benchmark failed
         return int(module.exit_code(result))
-    print(f"wrote {args.out_dir}/{args.bench}.json")
+    print(f"wrote {args.out_dir}/{result.get('name', args.bench)}.json")  # `serve --mix cross`: serve_cross
     return 0
 
 

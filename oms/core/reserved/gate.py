@@ -270,7 +270,7 @@ class AllowanceGate(OperatorMethods):
         local = self._local
         suspends = set(owners)
         rebands: set[str] = set()
-        for a, loc in local.items():
+        for a, loc in local.items() if prints else ():
             if any(p.symbol in loc.exposed for p in prints):
                 suspends.add(a)
             elif any(_breaks_band(loc, p) for p in prints):
