@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +29,7 @@ from oms.core.model.messages import (
     OrderReplaced,
     SubmitOrder,
 )
-from risk import rules
+from risk import limits, rules
 from risk.limits import LimitsSpec, resolve_limits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,12 +179,16 @@ BIG = 2**63
 def test_numbers_past_64_bits_are_left_to_the_reference(
     qty: int, price: int, mark: int, fill: int, side: Side, ord_type: OrdType
 ) -> None:
-    huge = resolve_limits(
-        LimitsSpec(start_cash="1" + "0" * 20, credit_limit="1" + "0" * 20, max_order_notional="1" + "0" * 20,
-                   max_gross_notional="1" + "0" * 21, max_net_notional="1" + "0" * 21, max_order_qty="1" + "0" * 30,
-                   max_position="1" + "0" * 30, collar_pct="100"),
-        REG,
-    )  # fmt: skip
+    # limits past what a configuration may give (risk.limits.MAX_UNITS), so that huge numbers pass every check and
+    # reach the products the kernel must leave to the reference: built with the bound lifted
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(limits, "MAX_UNITS", 10**40)
+        huge = resolve_limits(
+            LimitsSpec(start_cash="1" + "0" * 20, credit_limit="1" + "0" * 20, max_order_notional="1" + "0" * 20,
+                       max_gross_notional="1" + "0" * 21, max_net_notional="1" + "0" * 21,
+                       max_order_qty="1" + "0" * 30, max_position="1" + "0" * 30, collar_pct="100"),
+            REG,
+        )  # fmt: skip
     state = AccountState(ACC, huge, REG)
     state.mark("AAPL", mark, 0)
     if fill:
