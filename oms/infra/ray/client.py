@@ -233,8 +233,9 @@ class ShardClient:
         return self._receive(self._send(reports, calls), wait_sent=True)
 
     def _send(self, reports: list[AccountEvent], calls: dict[Any, GateCall]) -> dict[Any, Any]:
-        """One `serve_gate` call per actor in `calls`, each with the prints it missed and its part of `reports`
-        first; the rest of `reports` goes fire-and-forget. Returns each actor's reply on its way."""
+        """One `serve_gate` call per actor in `calls`, carrying its part of `reports` and the prints it missed (the
+        actor applies them in that order, ahead of the call); the rest of `reports` goes fire-and-forget. Returns
+        each actor's reply on its way."""
         parts = self._by_actor(reports)
         refs: dict[Any, Any] = {}
         for h, call in calls.items():
