@@ -317,6 +317,14 @@ class AllowanceGate(OperatorMethods):
             settle.reports = reports
             self._inflight.append(settle)
 
+    def _advance_settles(self) -> None:
+        """Without waiting: the ids of the writes that landed put in place, the settles they complete sent, the
+        answers that are in taken."""
+        self._patch()
+        self._dispatch()
+        if self._inflight:
+            self._collect_settles(wait=False)
+
     def _collect_settles(self, wait: bool) -> None:
         """Take the answers of the settles in flight, oldest first, as far as they are in (all of them, waiting for
         them, with `wait`): their grants are installed, and their accounts decide locally again."""
@@ -449,10 +457,7 @@ class AllowanceGate(OperatorMethods):
         """Send the settles and hand the queued reports whose entries are written to the host, and take the answers
         that are in, never waiting for a write or an answer (the runtime's timer, and `settle_ready`: a journal that
         stalls must not stall the sequence with it); then `resync`."""
-        self._patch()
-        self._dispatch()
-        if self._inflight:
-            self._collect_settles(wait=False)
+        self._advance_settles()
         self._report_written()
         self.resync()
 
@@ -509,10 +514,7 @@ class AllowanceGate(OperatorMethods):
         to clients only once that write returned (retrying it while it raises). Queued reports go to the account
         only when their entries are written: here, when due, those whose writes have returned; in any other call to
         the account, after waiting for the rest (`wait_written`)."""
-        self._patch()
-        self._dispatch()
-        if self._inflight:
-            self._collect_settles(wait=False)
+        self._advance_settles()
         if self._pending and self._due():
             self._send_written()
         if not self._unwritten:

@@ -169,9 +169,7 @@ class ShardClient:
 
     def gate_settle(self, reports: list[AccountEvent], call: Settle) -> _Settling:
         """Sent without waiting; the answer's `result()` raises what a call raised."""
-        for e in reports:  # the orders accepted ahead of these prints work by the time they are applied
-            if type(e) is OrderAccepted:
-                self._play(self._actors[e.account], e.symbol)
+        parts = self._by_actor(reports)  # first: the orders accepted ahead of these prints work when they apply
         per: dict[Any, tuple[list[AccountEvent], list[TradePrinted]]] = {}
         for e in call.events:
             h = self._actors.get(e.account)
@@ -198,7 +196,7 @@ class ShardClient:
                       {a: w for a, w in call.wal.items() if self._actors.get(a) is h})
             for h, (events, prints) in per.items()
         }  # fmt: skip
-        return _Settling(self, self._send(reports, calls))
+        return _Settling(self, self._send(parts, calls))
 
     def gate_top_up(self, call: TopUp) -> _RayAnswer:
         # without waiting, and without the prints the actor missed: a failed top-up is not a lost call (`_lost`)
@@ -230,13 +228,12 @@ class ShardClient:
 
     def _call(self, reports: list[AccountEvent], calls: dict[Any, GateCall]) -> dict[Any, Any]:
         """One `serve_gate` call per actor in `calls` (`_send`); waits for every reply (`_receive`)."""
-        return self._receive(self._send(reports, calls), wait_sent=True)
+        return self._receive(self._send(self._by_actor(reports), calls), wait_sent=True)
 
-    def _send(self, reports: list[AccountEvent], calls: dict[Any, GateCall]) -> dict[Any, Any]:
-        """One `serve_gate` call per actor in `calls`, carrying its part of `reports` and the prints it missed (the
-        actor applies them in that order, ahead of the call); the rest of `reports` goes fire-and-forget. Returns
-        each actor's reply on its way."""
-        parts = self._by_actor(reports)
+    def _send(self, parts: dict[Any, list[AccountEvent]], calls: dict[Any, GateCall]) -> dict[Any, Any]:
+        """One `serve_gate` call per actor in `calls`, carrying its part of the reports (`parts`, `_by_actor`) and
+        the prints it missed (the actor applies them in that order, ahead of the call); the other parts go
+        fire-and-forget. Returns each actor's reply on its way."""
         refs: dict[Any, Any] = {}
         for h, call in calls.items():
             marks = [self._last[s] for s in sorted(self._missed[h])]
