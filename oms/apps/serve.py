@@ -298,7 +298,7 @@ class OmsApp:
         self.engine = OrderManager(
             self.loaded.instruments, self.gate, router(self.loaded, self.venues), first_order_id, ready=False
         )
-        self.host = Sequencer(self.engine, self.lock, seal=self.gate.seal)
+        self.host = Sequencer(self.engine, self.lock, seal=self.gate.seal, start_write=self.gate.start_write)
         self.gate.wait_written = self.host.wait_committed
         host, gate = self.host, self.gate
         # post-trade events go to their actors as soon as their write-ahead lands, not at the next batch or timer

@@ -19,7 +19,9 @@ GROUP COMMIT. When a batch's steps have run, the sequencer seals it: `seal` (the
 one fsync for every order in it), and each adapter's `after_commit` hook gives what the batch's reports made it
 send. A committer thread runs the write, then the adapters' releases, then answers the callers of `run`, batch
 after batch in order, while the sequencer goes on with the next batch. So a report a client sees is durable, the
-sequencer never waits for Redis, and under load one fsync covers many orders. While a write fails (Redis
+sequencer never waits for Redis, and under load one fsync covers many orders. While no write is outstanding, a
+write may start before its batch is sealed (`start_write`, called before a step's reports are published): a lone
+order's fsync then runs while its reports are encoded and handed to the committer. While a write fails (Redis
 unreachable) the committer retries it and releases nothing after it.
 
 `lock` is held while a batch runs. Readers on other threads (REST queries, the gateway's stop) take it to see the
@@ -79,14 +81,19 @@ class Sequencer:
         lock: threading.RLock | None = None,
         metrics: HotPathMetrics = METRICS,
         seal: Seal | None = None,
+        start_write: Callable[[], None] | None = None,
     ) -> None:
         """`metrics`: where the published reports are counted and the adapters' orders timed (the process's).
         `seal`: called once per batch on the sequence; returns the write that makes the batch's write-ahead records
-        durable (raising when it could not), or None when the batch has none."""
+        durable (raising when it could not), or None when the batch has none. `start_write`: called on the sequence
+        before each publish, where the decisions of a step are made and its reports not yet encoded: the seal's
+        write may be started there (`AllowanceGate.start_write`), so that its fsync runs while the reports are
+        published and the batch sealed; it must not raise."""
         self.engine = engine
         self.lock = lock if lock is not None else threading.RLock()
         self.metrics = metrics
         self._seals: list[Seal] = [] if seal is None else [seal]
+        self._start_write = start_write
         self._subscribers: list[Callable[[Reports], None]] = []
         self._names: dict[Callable[[Reports], None], str] = {}
         self._after: list[Seal] = []
@@ -245,6 +252,8 @@ class Sequencer:
         `oms_subscriber_errors`; the others still get the reports, and the step that caused them stands."""
         if self._publishing:
             return
+        if self._start_write is not None:
+            self._start_write()
         self._publishing = True
         try:
             while reports := self.engine.take_reports():

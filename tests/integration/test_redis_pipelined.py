@@ -1,5 +1,5 @@
-"""`Link.round_trip`: the order path's one write per batch, on a real redis-server: every reply in order, and an error
-reply raises without leaving a half-read connection behind."""
+"""`Link`: the order path's one write per batch, on a real redis-server: every reply in order, whichever send is read
+first; an error reply or a broken connection raises without leaving a half-read connection behind."""
 
 from __future__ import annotations
 
@@ -36,5 +36,45 @@ def test_an_error_reply_raises_and_the_client_goes_on(redis_server: ManagedRedis
         assert client.ping()
     finally:
         client.delete("p:s", "p:t")
+        link.close()
+        client.close()
+
+
+def test_sends_are_answered_in_order_whichever_is_asked_first(fresh_redis: redis.Redis) -> None:
+    link = Link(fresh_redis)
+    try:
+        first = link.send([("XADD", "p:a", "*", "r", b"1")])
+        second = link.send([("XADD", "p:a", "*", "r", b"2"), ("XLEN", "p:a")])
+        later, length = second.get()  # reads the first send's reply on the way, and keeps it for it
+        (earlier,) = first.get()
+        assert length == 2
+        assert [i for i, _ in fresh_redis.xrange("p:a")] == [earlier, later]
+        assert link.round_trip([("XLEN", "p:a")]) == [2]
+    finally:
+        link.close()
+
+
+def test_a_broken_connection_fails_every_send_still_owed_and_the_next_one_reconnects(
+    redis_server: ManagedRedis,
+) -> None:
+    client = make_client(redis_server.url)
+    link = Link(client)
+    try:
+        client.delete("p:q", "p:u")
+        waiting = link.send([("BLPOP", "p:q", 5)])  # answered only when p:q gets an item, or in 5 s
+        behind = link.send([("XADD", "p:u", "*", "r", b"x")])  # Redis reads it only after the BLPOP
+        killed = 0
+        for _ in range(100):  # the link's connection, once Redis has it blocked
+            killed = client.client_kill_filter(_type="normal", skipme=True)
+            if killed:
+                break
+        assert killed
+        with pytest.raises(redis.ConnectionError):
+            behind.get()
+        with pytest.raises(redis.ConnectionError):
+            waiting.get()  # failed with it: never read as anything else's reply
+        assert link.round_trip([("XADD", "p:u", "*", "r", b"y"), ("XLEN", "p:u")])[1] == 1
+    finally:
+        client.delete("p:q", "p:u")
         link.close()
         client.close()

@@ -92,12 +92,14 @@ class _Settle:
 
 @dataclass(slots=True)
 class _Ticket:
-    """One sealed write of the log: its entries, for each one the index of its spend in the queue (-1: none) or the
-    settle it belongs to, and, once written, their ids."""
+    """One write of the log: its entries, for each one the index of its spend in the queue (-1: none) or the
+    settle it belongs to, once sent ahead (`AllowanceGate.start_write`) the call that waits for its answer, and,
+    once written, their ids."""
 
     entries: list[tuple[str, list[AccountEvent]]]
     at: list[int | _Settle]
     ids: list[str] | None = None
+    sent: Callable[[], list[str]] | None = None
 
 
 def _breaks_band(loc: _Local, p: TradePrinted) -> bool:
@@ -160,7 +162,8 @@ class AllowanceGate(OperatorMethods):
         self._group = group_commit and log is not None
         # (account, records, spend's index in _pending or the settle they belong to)
         self._unwritten: list[tuple[str, list[AccountEvent], int | _Settle]] = []
-        self._tickets: deque[_Ticket] = deque()  # sealed writes, oldest first, whose ids are not on their spends yet
+        self._tickets: deque[_Ticket] = deque()  # writes sealed or sent, oldest first, ids not on their spends yet
+        self._unsealed: list[_Ticket] = []  # writes sent ahead since the last seal (`start_write`)
         self.wait_written: Callable[[], None] = _no_wait  # the runtime's: returns once every sealed write returned
         # the runtime's, called on the writer's thread once a sealed write holding post-trade events returned: it
         # runs `flush_written` in sequence soon after, so they reach the host without waiting for the next batch
@@ -368,6 +371,11 @@ class AllowanceGate(OperatorMethods):
         host as of now. Raises when a write fails (nothing after it is sent)."""
         if self._tickets:
             self.wait_written()
+            for ticket in self._unsealed:  # sent ahead in this batch: no runtime writer has them yet
+                if ticket.ids is None:
+                    sent, ticket.sent = ticket.sent, None
+                    assert sent is not None
+                    ticket.ids = sent()  # raises with the entries held: the batch's seal writes them again
             self._patch()
             assert not self._tickets, "wait_written returned before every sealed entry was written"
         self._write_held()
@@ -506,39 +514,65 @@ class AllowanceGate(OperatorMethods):
 
     # -- internals --
 
+    def start_write(self) -> None:
+        """Under group commit, on the sequence once a step has decided and before its reports are published: when
+        no earlier write is outstanding, the entries held since the last write are sent now
+        (`WriteAhead.send_many`), so that their fsync runs while the sequence publishes the step's reports and seals
+        its batch; the seal's write then waits for their answer. While an earlier write is outstanding they stay
+        held for the seal (writes land in order, and under load one write takes the entries of whole batches)."""
+        if not self._unwritten or not self._group or any(t.ids is None for t in self._tickets):
+            return
+        assert self._log is not None
+        ticket = self._held_ticket()
+        self._unwritten = []
+        ticket.sent = self._log.send_many(ticket.entries)
+        self._tickets.append(ticket)
+        self._unsealed.append(ticket)
+
     def seal(self) -> Callable[[], None] | None:
         """Group commit, on the sequence at the end of a batch: the log entries `decide` and `on_events` held back
         since the last seal, as one write (`WriteAhead.write_many`) for the runtime to run off the sequence, in seal
-        order; None when there are none. A write also takes the entries of every batch sealed after it by the time
-        it runs (those batches' own writes then find nothing left to do). The runtime releases the batch's reports
-        to clients only once that write returned (retrying it while it raises). Queued reports go to the account
-        only when their entries are written: here, when due, those whose writes have returned; in any other call to
-        the account, after waiting for the rest (`wait_written`)."""
+        order, together with the answers of the writes `start_write` sent ahead in the batch; None when there are
+        none. A write also takes the entries of every batch sealed after it by the time it runs (those batches' own
+        writes then find nothing left to do). The runtime releases the batch's reports to clients only once that
+        write returned (retrying it while it raises; a write sent ahead whose answer failed is made again). Queued
+        reports go to the account only when their entries are written: here, when due, those whose writes have
+        returned; in any other call to the account, after waiting for the rest (`wait_written`)."""
         self._advance_settles()
         if self._pending and self._due():
             self._send_written()
-        if not self._unwritten:
+        if self._unwritten:
+            ticket = self._held_ticket()
+            self._unwritten = []
+            self._tickets.append(ticket)
+            self._unsealed.append(ticket)
+        if not self._unsealed:
             return None
-        ticket = self._held_ticket()
-        self._unwritten = []
-        tickets = self._tickets
-        tickets.append(ticket)
-        log = self._log
+        mine, self._unsealed = self._unsealed, []
+        last, tickets, log = mine[-1], self._tickets, self._log
         assert log is not None
-        settles = any(type(at) is not int for at in ticket.at)
+        settles = any(type(at) is not int for t in mine for at in t.at)
 
         def write() -> None:
             """This seal's entries and those of every batch sealed since (their writes still queued behind this
             one), in one round trip: under load the runtime's writes queue up, and each would cost an fsync of its
-            own. A later seal's write finds its entries written and returns."""
-            if ticket.ids is not None:
+            own; the answers of those sent ahead first. A later seal's write finds its entries written and
+            returns."""
+            if last.ids is not None:
                 return
             due = [t for t in tuple(tickets) if t.ids is None]  # oldest first: every earlier write has returned
-            assert due[0] is ticket, "a sealed write ran before an earlier one returned"
-            ids = log.write_many([entry for t in due for entry in t.entries])
-            at = 0
+            assert any(due[0] is t for t in mine), "a sealed write ran before an earlier one returned"
             for t in due:
-                t.ids, at = ids[at : at + len(t.entries)], at + len(t.entries)
+                if t.sent is None:
+                    break
+                sent, t.sent = t.sent, None
+                t.ids = sent()  # raises: the runtime calls again, and the entries are written again
+            due = [t for t in due if t.ids is None]
+            if due:
+                ids = log.write_many([entry for t in due for entry in t.entries])
+                at = 0
+                for t in due:
+                    t.ids, at = ids[at : at + len(t.entries)], at + len(t.entries)
             if settles:
                 self.settle_ready()
 

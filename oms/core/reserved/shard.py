@@ -40,6 +40,11 @@ class WriteAhead(Protocol):
         not stored (entries before it may be)."""
         ...
 
+    def send_many(self, entries: Sequence[tuple[str, Sequence[AccountEvent]]]) -> Callable[[], list[str]]:
+        """`write_many` started now and finished later: the entries go now, the returned call waits for their ids
+        (raising as `write_many` does). Writes land in the order they were started or made."""
+        ...
+
 
 class Shard(Protocol):
     """What an AllowanceGate needs from the host that owns the accounts (LocalShard, AccountShard, ShardClient).

@@ -26,7 +26,7 @@ ambiguity as any journal append whose reply was lost (docs/journal.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -91,9 +91,16 @@ class ReportLog(Generic[R]):
         """Append each (account, records) as one entry of that account's log, in one round trip (pipelined: one
         fsync covers them all); their ids, in order. A failure raises (entries before it may be stored: a rebuilt
         account journals them, as it would a write whose reply was lost)."""
+        return self.send_many(entries)()
+
+    def send_many(self, entries: Sequence[tuple[str, Sequence[R]]]) -> Callable[[], list[str]]:
+        """`write_many`, with the round trip split: the entries are sent now, and the returned call waits for the
+        answer (their ids, in order; it raises what failed, entries before it may be stored). Any later call reads
+        this one's answer first: writes land in the order they were sent."""
         encode = self._encoder.encode
         commands = [("XADD", self.key(account), "*", RECORD_FIELD, encode(records)) for account, records in entries]
-        return [_text(sid) for sid in self._link.round_trip(commands)]
+        replies = self._link.send(commands)
+        return lambda: [_text(sid) for sid in replies.get()]
 
     def pending(self, account: str) -> tuple[list[tuple[str, list[R]]], str]:
         """([(id, records)] still in the log, oldest first; the id the log has reached, "0-0" when never written)."""

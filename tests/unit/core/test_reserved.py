@@ -410,6 +410,7 @@ class MemoryLog:
 
     def __init__(self) -> None:
         self.entries: list[tuple[str, list[Any]]] = []
+        self.sent: list[int] = []  # the entries of each send_many, in order
 
     def write(self, account: str, records: Any) -> str:
         return self.write_many([(account, records)])[0]
@@ -420,6 +421,12 @@ class MemoryLog:
             self.entries.append((account, list(records)))
             ids.append(f"1-{len(self.entries)}")
         return ids
+
+    def send_many(self, entries: Any) -> Callable[[], list[str]]:
+        """Stored when the answer is asked for: a write made before an earlier send is answered lands first and
+        shows in the ids."""
+        self.sent.append(len(entries))
+        return lambda: self.write_many(entries)
 
 
 def group_gate(host: LocalShard, log: MemoryLog, flush_after_ns: int = 10**9) -> AllowanceGate:
@@ -515,6 +522,91 @@ def test_a_failed_write_leaves_every_batch_it_took_to_be_written_again() -> None
     gate.flush()
     assert log.round_trips == 1
     assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1"), (3, "1-2")]
+
+
+def test_a_lone_orders_entry_goes_before_its_batch_is_sealed_and_the_seals_write_takes_its_answer() -> None:
+    host, _ = setup()
+    log = CountingLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
+    gate.start_write()  # the step decided: its reports are about to be published
+    assert log.sent == [1] and log.entries == []  # on its way, not answered yet
+
+    write = gate.seal()
+    assert write is not None and log.round_trips == 0
+    write()
+    assert log.round_trips == 1 and [r[1].order_id for _, r in log.entries] == [2]
+    assert gate.seal() is None
+    gate.flush()
+    assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1")]
+
+
+def test_while_a_write_is_outstanding_a_steps_entries_wait_for_the_seal() -> None:
+    host, _ = setup()
+    log = CountingLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
+    gate.start_write()
+    first = gate.seal()
+    assert isinstance(gate.decide(buy("b3"), 3, 3), OrderAccepted)
+    gate.start_write()  # b2's answer is not in: b3's entry would otherwise race it
+    assert log.sent == [1]
+    second = gate.seal()
+    assert first is not None and second is not None
+
+    first()  # b2's answer, then b3's entry (sealed by then) in one more round trip
+    second()
+    assert log.round_trips == 2 and [r[1].order_id for _, r in log.entries] == [2, 3]
+    assert isinstance(gate.decide(buy("b4"), 4, 4), OrderAccepted)
+    gate.start_write()  # nothing outstanding again
+    assert log.sent == [1, 1]
+    last = gate.seal()
+    assert last is not None
+    last()
+    gate.flush()
+    assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1"), (3, "1-2"), (4, "1-3")]
+
+
+def test_an_entry_whose_answer_failed_is_written_again_by_its_seals_write() -> None:
+    host, _ = setup()
+    log = CountingLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
+    gate.start_write()
+    write = gate.seal()
+    assert write is not None
+    log.away = True
+    with pytest.raises(ConnectionError):
+        write()
+    gate.flush_written()
+    assert spends(host) == []  # nothing reaches the account before its entry is written
+    log.away = False
+
+    write()  # the runtime retries: the entry is written again, in a round trip of its own
+    assert log.round_trips == 1 and [r[1].order_id for _, r in log.entries] == [2]
+    gate.flush()
+    assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1")]
+
+
+def test_a_host_call_in_the_batch_takes_the_answer_of_the_entry_sent_ahead_first() -> None:
+    host, _ = setup()
+    log = CountingLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
+    gate.start_write()
+    gate.wait_written = lambda: None  # the runtime has no sealed write: this batch's is not sealed yet
+
+    gate.flush()  # a call to the host in the same batch (a fallback decision, an operator's change)
+
+    assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1")]  # its entry written first
+    write = gate.seal()
+    assert write is not None
+    write()  # the answer is in already: nothing more to write
+    assert log.round_trips == 1
 
 
 class RemoteShard(LocalShard):

@@ -40,6 +40,18 @@ def test_every_subscriber_gets_each_step_once_with_the_views_it_left() -> None:
     assert views[2] is not None and (views[2].status, views[2].cum_qty) == (OrdStatus.PARTIALLY_FILLED, 60)
 
 
+def test_a_steps_write_may_start_after_its_decisions_and_before_its_reports_are_published() -> None:
+    venue = InternalVenue(INSTRUMENTS)
+    calls: list[str] = []
+    host = Sequencer(OrderManager(INSTRUMENTS, RecordingGate(), lambda symbol: venue),
+                     start_write=lambda: calls.append("start write"))  # fmt: skip
+    host.subscribe(lambda reports: calls.append(f"published {len(reports)}"))
+
+    host.run(lambda e: e.submit(new("w1"), 1))
+
+    assert calls == ["start write", "published 1"]
+
+
 def test_run_returns_the_steps_result_and_publish_without_reports_calls_no_one() -> None:
     host = make_host()
     calls: list[Reports] = []
