@@ -81,8 +81,25 @@ def test_the_cross_mix_times_each_crossing_order_to_its_trade(tmp_path: Path) ->
     assert "orders that cross" in summary(result) and " fill p50 " in summary(result)
 
 
+def test_rounds_run_every_sweep_again_the_servers_in_turn_and_report_the_median_round(tmp_path: Path) -> None:
+    params = ServeBenchParams(rates="40", sessions="1", seconds=1.0, drain=10.0, warmup_seconds=1.0, warmup_rate=40.0,
+                              headline_rate=40.0, servers="oms,bare", rounds=2)  # fmt: skip
+
+    result = run(params, out_dir=str(tmp_path), progress=lambda _line: None)
+
+    written = json.loads((tmp_path / "serve.json").read_text())
+    timed = [r for r in written["round_rows"] if not r.get("overload")]
+    assert [(r["server"], r["round"]) for r in timed] == [("oms", 0), ("bare", 0), ("bare", 1), ("oms", 1)]  # in turn
+    rows = [r for r in written["rows"] if not r.get("overload")]
+    assert [(r["server"], len(r["rounds_new_p50"])) for r in rows] == [("oms", 2), ("bare", 2)]
+    for r in rows:
+        assert r["new"]["p50"] == min(r["rounds_new_p50"])  # the lower middle of two rounds
+    assert written["p50"] == rows[0]["new"]["p50"] and written["baseline"]["p50"] == rows[1]["new"]["p50"]
+    assert "median round" in summary(result)
+
+
 def test_the_command_line_offers_it(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "serve", "--help"])
     out = capsys.readouterr().out
-    assert "--rates" in out and "--sessions" in out and "--mix" in out and "oms serve" in out
+    assert "--rates" in out and "--sessions" in out and "--mix" in out and "--rounds" in out and "oms serve" in out
