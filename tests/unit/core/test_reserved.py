@@ -524,13 +524,19 @@ def test_a_failed_write_leaves_every_batch_it_took_to_be_written_again() -> None
     assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1"), (3, "1-2")]
 
 
-def test_a_lone_orders_entry_goes_before_its_batch_is_sealed_and_the_seals_write_takes_its_answer() -> None:
+def sent_ahead() -> tuple[LocalShard, CountingLog, AllowanceGate]:
+    """A group-commit gate whose step accepted b2 (order 2) and sent its entry ahead (`start_write`), unanswered."""
     host, _ = setup()
     log = CountingLog()
     gate = group_gate(host, log)
     warm(gate)
     assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
-    gate.start_write()  # the step decided: its reports are about to be published
+    gate.start_write()
+    return host, log, gate
+
+
+def test_a_lone_orders_entry_goes_before_its_batch_is_sealed_and_the_seals_write_takes_its_answer() -> None:
+    host, log, gate = sent_ahead()  # the step decided; its reports are about to be published
     assert log.sent == [1] and log.entries == []  # on its way, not answered yet
 
     write = gate.seal()
@@ -543,12 +549,7 @@ def test_a_lone_orders_entry_goes_before_its_batch_is_sealed_and_the_seals_write
 
 
 def test_while_a_write_is_outstanding_a_steps_entries_wait_for_the_seal() -> None:
-    host, _ = setup()
-    log = CountingLog()
-    gate = group_gate(host, log)
-    warm(gate)
-    assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
-    gate.start_write()
+    host, log, gate = sent_ahead()
     first = gate.seal()
     assert isinstance(gate.decide(buy("b3"), 3, 3), OrderAccepted)
     gate.start_write()  # b2's answer is not in: b3's entry would otherwise race it
@@ -570,12 +571,7 @@ def test_while_a_write_is_outstanding_a_steps_entries_wait_for_the_seal() -> Non
 
 
 def test_an_entry_whose_answer_failed_is_written_again_by_its_seals_write() -> None:
-    host, _ = setup()
-    log = CountingLog()
-    gate = group_gate(host, log)
-    warm(gate)
-    assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
-    gate.start_write()
+    host, log, gate = sent_ahead()
     write = gate.seal()
     assert write is not None
     log.away = True
@@ -592,12 +588,7 @@ def test_an_entry_whose_answer_failed_is_written_again_by_its_seals_write() -> N
 
 
 def test_a_host_call_in_the_batch_takes_the_answer_of_the_entry_sent_ahead_first() -> None:
-    host, _ = setup()
-    log = CountingLog()
-    gate = group_gate(host, log)
-    warm(gate)
-    assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
-    gate.start_write()
+    host, log, gate = sent_ahead()
     gate.wait_written = lambda: None  # the runtime has no sealed write: this batch's is not sealed yet
 
     gate.flush()  # a call to the host in the same batch (a fallback decision, an operator's change)
