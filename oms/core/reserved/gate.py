@@ -524,8 +524,8 @@ class AllowanceGate(OperatorMethods):
             return
         assert self._log is not None
         ticket = self._held_ticket()
+        ticket.sent = self._log.send_many(ticket.entries)  # should it raise, the entries stay held for the seal
         self._unwritten = []
-        ticket.sent = self._log.send_many(ticket.entries)
         self._tickets.append(ticket)
         self._unsealed.append(ticket)
 

@@ -587,6 +587,25 @@ def test_an_entry_whose_answer_failed_is_written_again_by_its_seals_write() -> N
     assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1")]
 
 
+def test_entries_that_could_not_be_sent_ahead_stay_held_and_the_seal_writes_them() -> None:
+    host, _ = setup()
+    log = CountingLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
+    send_many = log.send_many
+    log.send_many = lambda entries: (_ for _ in ()).throw(OverflowError("cannot encode"))  # type: ignore[method-assign]
+    with pytest.raises(OverflowError):
+        gate.start_write()
+    log.send_many = send_many  # type: ignore[method-assign]
+
+    write = gate.seal()
+    assert write is not None
+    write()
+    gate.flush()
+    assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1")]  # nothing lost
+
+
 def test_a_host_call_in_the_batch_takes_the_answer_of_the_entry_sent_ahead_first() -> None:
     host, log, gate = sent_ahead()
     gate.wait_written = lambda: None  # the runtime has no sealed write: this batch's is not sealed yet
