@@ -133,7 +133,9 @@ class Trader:
         self.sent: list[str] = []
         self.resting: list[str] = []
         self.at_venue: list[str] = []  # MSFT orders resting at the exchange, never canceled by the client
-        self.lost_at_venue: list[str] = []  # of those, the ones resting there when it crashed
+        # of those, the ones the client saw acknowledged when the exchange crashed: resting in the book it lost (one
+        # still on its way then is resent once the exchange is back, asks for it, and may work there)
+        self.lost_at_venue: list[str] = []
         self.session: Session | None = None
 
     def connect(self) -> None:
@@ -366,7 +368,8 @@ def _scenarios(oms: Oms, exchange: Exchange, traders: list[Trader]) -> dict[str,
 
     def exchange_sigkill() -> bool:  # started again at once, with an empty book
         for t in traders:
-            t.lost_at_venue = list(t.at_venue)
+            t.pump()  # the reports already here: an order the exchange acknowledged rests in the book it loses
+            t.lost_at_venue = [cl for cl in t.at_venue if any(f.get("150") == "0" for f in t.seen.get(cl, ()))]
         exchange.stop(signal.SIGKILL)
         exchange.start()
         return False
