@@ -524,13 +524,19 @@ def test_a_failed_write_leaves_every_batch_it_took_to_be_written_again() -> None
     assert [(s.order_id, s.wal) for s in spends(host)] == [(2, "1-1"), (3, "1-2")]
 
 
-def sent_ahead() -> tuple[LocalShard, CountingLog, AllowanceGate]:
-    """A group-commit gate whose step accepted b2 (order 2) and sent its entry ahead (`start_write`), unanswered."""
+def accepted_b2() -> tuple[LocalShard, CountingLog, AllowanceGate]:
+    """A group-commit gate whose step accepted b2 (order 2), its entry held."""
     host, _ = setup()
     log = CountingLog()
     gate = group_gate(host, log)
     warm(gate)
     assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
+    return host, log, gate
+
+
+def sent_ahead() -> tuple[LocalShard, CountingLog, AllowanceGate]:
+    """`accepted_b2`, the entry sent ahead (`start_write`), unanswered."""
+    host, log, gate = accepted_b2()
     gate.start_write()
     return host, log, gate
 
@@ -588,11 +594,7 @@ def test_an_entry_whose_answer_failed_is_written_again_by_its_seals_write() -> N
 
 
 def test_entries_that_could_not_be_sent_ahead_stay_held_and_the_seal_writes_them() -> None:
-    host, _ = setup()
-    log = CountingLog()
-    gate = group_gate(host, log)
-    warm(gate)
-    assert isinstance(gate.decide(buy("b2"), 2, 2), OrderAccepted)
+    host, log, gate = accepted_b2()
     send_many = log.send_many
     log.send_many = lambda entries: (_ for _ in ()).throw(OverflowError("cannot encode"))  # type: ignore[method-assign]
     with pytest.raises(OverflowError):
