@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 
-from oms.core.model.enums import RejectReason, TradingState
+from oms.core.model.enums import OrdType, RejectReason, TradingState
 from oms.core.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder, TradePrinted
 from risk.limits import AccountLimits
 
@@ -21,6 +21,7 @@ class RecordingGate:
         self.states: dict[str, TradingState] = {}
         self.quotes: dict[str, tuple[int, int]] = {}  # symbol -> the last (bid, ask) the engine gave
         self.limits: dict[str, AccountLimits] = {}  # the limits an operator set, per account
+        self.replace_checks: list[tuple[str, OrdType]] = []  # (ClOrdID, the order's type) of each replace asked
 
     def decide(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
         reason = RejectReason.KILL_SWITCH if self.killed.get(cmd.account) else self.deny.get(cmd.cl_ord_id)
@@ -35,7 +36,8 @@ class RecordingGate:
         self.journal.append(accepted)
         return accepted
 
-    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int) -> RejectReason:
+    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int, ord_type: OrdType) -> RejectReason:
+        self.replace_checks.append((cmd.cl_ord_id, ord_type))
         return self.deny.get(cmd.cl_ord_id, RejectReason.NONE)
 
     def on_events(self, events: Iterable[Message]) -> None:

@@ -28,7 +28,7 @@ from fix_gateway.settings import FixSettings, SessionSpec, load_sessions
 from oms.apps.paths import packaged_configs
 from oms.apps.serve import check_port_free, id_bases
 from oms.core.engine import OrderManager
-from oms.core.model.enums import RejectReason, StpMode, TradingState
+from oms.core.model.enums import OrdType, RejectReason, StpMode, TradingState
 from oms.core.model.instruments import ConfigError, InstrumentRegistry, read_toml
 from oms.core.model.messages import Message, OrderAccepted, OrderRejected, ReplaceOrder, SubmitOrder
 from oms.core.venues.internal import InternalVenue
@@ -87,7 +87,7 @@ class OpenGate:
             now_ns, cmd.stop_price,
         )  # fmt: skip
 
-    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int) -> RejectReason:
+    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int, ord_type: OrdType) -> RejectReason:
         return RejectReason.NONE
 
     def on_events(self, events: Iterable[Message]) -> None:

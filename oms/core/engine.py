@@ -31,7 +31,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from oms.core.model.enums import CancelReason, OrdStatus, RejectReason, TimeInForce, TradingState
+from oms.core.model.enums import CancelReason, OrdStatus, OrdType, RejectReason, TimeInForce, TradingState
 from oms.core.model.instruments import InstrumentRegistry
 from oms.core.model.messages import (
     CancelOrder,
@@ -60,8 +60,9 @@ class RiskGate(Protocol):
         """Accept (and hold exposure for) or reject a new order."""
         ...
 
-    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int) -> RejectReason:
-        """RejectReason.NONE when the replace may go to the venue, else why not."""
+    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int, ord_type: OrdType) -> RejectReason:
+        """RejectReason.NONE when the replace may go to the venue, else why not. `ord_type`: the order's (a replace
+        changes its quantity and price only; the manager has refused one that changes its side)."""
         ...
 
     def on_events(self, events: Iterable[Message]) -> None:
@@ -293,7 +294,9 @@ class OrderManager:
         if isinstance(order, CancelRejected):
             return self._report([order])
         self._by_clordid[(cmd.session, cmd.cl_ord_id)] = order.order_id
-        reason = self._gate.decide_replace(cmd, order.order_id, now_ns)
+        reason = RejectReason.INVALID_SIDE  # a replace keeps the side (the FIX codec refuses it too)
+        if cmd.side is order.side:
+            reason = self._gate.decide_replace(cmd, order.order_id, now_ns, order.ord_type)
         if reason != RejectReason.NONE:
             return self._report([self._cancel_rejected(cmd, order.order_id, "replace", reason, now_ns)])
         order.on_pending_replace()

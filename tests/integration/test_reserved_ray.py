@@ -329,6 +329,40 @@ def test_an_actor_restart_with_reserved_accounts_keeps_the_state_hash(actor: Any
         assert _wait(actor.state_hash.remote(a)) == _wait(actor.replayed_hash.remote(a))
 
 
+def test_a_replace_the_allowance_covers_is_decided_without_the_actor_and_survives_its_restart(
+    actor: Any, wal: Wal, redis_server: ManagedRedis
+) -> None:
+    gate = RayAllowanceGate({"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, low_orders=0)
+    venue = InternalVenue(REG)
+    oms = OrderManager(REG, gate, lambda symbol: venue)
+    gate.on_events([TradePrinted("SIM", "AAPL", 1, PX, 1, Side.BUY, 1)])
+    now = time.time_ns()
+    (accepted,) = oms.submit(order("ALGO1", "b1", qty=10, price=PX - 1_000), now)  # rests: nothing to cross
+    assert isinstance(accepted, OrderAccepted) and gate.local_accepts == 1
+    gate.flush()
+    held = _wait(actor.summary.remote("ALGO1"))["exposure"]
+
+    events = oms.replace(ReplaceOrder("ALGO1", "b2", "b1", "AAPL", Side.BUY, 30, PX - 2_000, session="ALGO1"), now + 1)
+
+    assert [type(e) for e in events] == [OrderReplaced]
+    assert (gate.local_replaces, gate.replace_checks, gate.fallbacks) == (1, 0, 0)  # the actor was not asked
+    gate.flush()
+    summary = _wait(actor.summary.remote("ALGO1"))
+    assert summary["working_orders"] == [accepted.order_id]
+    assert summary["exposure"] * 10 * (PX - 1_000) == held * 30 * (PX - 2_000)  # held at the new terms
+    journal = Journal(make_client(redis_server.url), AccountEvent)
+    records = [r for _, r in journal.read("ALGO1")]
+    spends = [r for r in records if isinstance(r, AllowanceSpent)]
+    assert [(s.order_id, s.qty) for s in spends] == [(accepted.order_id, 10), (accepted.order_id, 30)]
+    assert [r.cl_ord_id for r in records if isinstance(r, OrderReplaced)] == ["b2"]
+
+    _restart(actor)
+
+    assert _wait(actor.state_hash.remote("ALGO1")) == _wait(actor.replayed_hash.remote("ALGO1"))
+    assert _wait(actor.summary.remote("ALGO1"))["exposure"] == summary["exposure"]
+    gate.close()
+
+
 def queueing_gate(actor: Any, wal: Wal) -> RayAllowanceGate:
     """ALGO1 reserved, written ahead to `wal`, its reports queued until asked for (no top-ups either: asking for one
     sends the queued reports first)."""
@@ -663,8 +697,8 @@ def test_reserved_over_ray_never_accepts_what_strict_rejects(property_host: Any,
             qty = filled + data.draw(st.integers(1, 100))
             price = o.price if o.price is None else data.draw(PRICES[o.symbol])
             cmd_r = ReplaceOrder(acc, f"r{next_id}", o.cl_ord_id, o.symbol, o.side, qty, price)
-            reason = gate.decide_replace(cmd_r, o.order_id, ts)
-            assert reason == mirror.decide_replace(cmd_r, o.order_id, ts)
+            reason = gate.decide_replace(cmd_r, o.order_id, ts, o.ord_type)
+            assert reason == mirror.decide_replace(cmd_r, o.order_id, ts)  # accepted here or by the actor: as strict
             if reason is RejectReason.NONE:
                 both(OrderReplaced(o.order_id, cmd_r.cl_ord_id, o.cl_ord_id, acc, o.symbol, qty, price, qty - filled,
                                    ts))  # fmt: skip

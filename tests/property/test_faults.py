@@ -52,8 +52,8 @@ class FaultyGate:
             raise InjectedFault("answer lost")
         return decision
 
-    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int) -> RejectReason:
-        return self.inner.decide_replace(cmd, order_id, now_ns)
+    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int, ord_type: OrdType) -> RejectReason:
+        return self.inner.decide_replace(cmd, order_id, now_ns, ord_type)
 
     def on_events(self, events: Iterable[Message]) -> None:
         self.inner.on_events(events)

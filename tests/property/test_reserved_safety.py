@@ -5,10 +5,10 @@ locally within allowances; the strict path is a mirror AccountState that gets ev
 account gets except the allowance events. At every submit the mirror's decision is computed first and the gate's
 decision is then applied to both as the history. Random sequences mix submits (LIMIT inside and outside the band,
 MARKET, STOP, duplicate ClOrdIDs, both symbols, both sides), partial and full fills at varied prices, cancels
-(which the gate queues without asking the account: none may void its grant),
-replaces, marks (direct and as trade prints through the gate), kill switch, trading state, limits changes, day
-starts, revocations, returns, flushes and empty post-trade steps (where allowances running low are topped up);
-clocks sometimes stand still.
+(which the gate queues without asking the account: none may void its grant), replaces (accepted within the
+allowance where their terms allow, else checked by the account), marks (direct and as trade prints through the
+gate), kill switch, trading state, limits changes, day starts, revocations, returns, flushes and empty post-trade
+steps (where allowances running low are topped up); clocks sometimes stand still.
 
 The remote variant runs the gate the way it runs over Ray: post-trade events and prints are written ahead and sent
 without waiting, the host applies each call when it is made, and the gate learns what a call voided only from its
@@ -300,6 +300,7 @@ def check_history(data: st.DataObject, remote: bool) -> None:
     exec_id = 1
     first_limits = LIMITS[limits_at]
     local = 0
+    local_replaces = 0
 
     def both(event: Any) -> None:
         gate.on_events([event])
@@ -363,8 +364,13 @@ def check_history(data: st.DataObject, remote: bool) -> None:
             qty = filled + data.draw(st.integers(1, 100))
             price = order.price if order.price is None else data.draw(PRICES[order.symbol])
             cmd = ReplaceOrder(ACC, f"r{next_id}", order.cl_ord_id, order.symbol, order.side, qty, price)
-            reason = gate.decide_replace(cmd, order.order_id, ts)
-            assert reason == mirror.decide_replace(cmd, order.order_id, ts)
+            strict_reason = mirror.decide_replace(cmd, order.order_id, ts)
+            before = gate.local_replaces
+            reason = gate.decide_replace(cmd, order.order_id, ts, order.ord_type)
+            if gate.local_replaces > before:  # accepted within the allowance: strict mode accepts it too
+                assert strict_reason is RejectReason.NONE, (cmd, strict_reason)
+                local_replaces += 1
+            assert reason == strict_reason  # and a host check is the strict check on the same history
             if reason is RejectReason.NONE:
                 both(OrderReplaced(order.order_id, cmd.cl_ord_id, order.cl_ord_id, ACC, order.symbol, qty, price,
                                    qty - filled, ts))  # fmt: skip
@@ -414,6 +420,7 @@ def check_history(data: st.DataObject, remote: bool) -> None:
             gate.on_events([])
     event(f"local accepts: {min(local, 5)}{'+' if local >= 5 else ''}")
     event(f"top-ups: {min(gate.top_ups, 2)}{'+' if gate.top_ups >= 2 else ''}")
+    event(f"local replaces: {min(local_replaces, 2)}{'+' if local_replaces >= 2 else ''}")
 
     gate.flush()
     if isinstance(via, Remote):

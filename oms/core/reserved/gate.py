@@ -193,6 +193,8 @@ class AllowanceGate(OperatorMethods):
         self._topup_at: dict[str, int] = {}  # account -> earliest ts to ask again after a top-up came back empty
         self._clock = 0  # the latest now_ns seen: grants asked for outside a decision are stamped with it
         self.local_accepts = 0
+        self.local_replaces = 0  # replaces accepted within an allowance
+        self.replace_checks = 0  # replaces the host decided
         self.local_rejects = 0
         self.fallbacks = 0
         self.top_ups = 0
@@ -219,8 +221,25 @@ class AllowanceGate(OperatorMethods):
                 return accepted
         return self._fallback(cmd, order_id, now_ns)
 
-    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int) -> RejectReason:
-        """Always the host's strict check (replaces are not covered by allowances)."""
+    def decide_replace(self, cmd: ReplaceOrder, order_id: int, now_ns: int, ord_type: OrdType) -> RejectReason:
+        """A replace of a LIMIT order to terms its account's allowance covers is accepted here, spending as a new
+        order on the same side would (`_spend_replace`); any other goes to the host's strict check. `ord_type`:
+        the order's own (the replace keeps it)."""
+        if now_ns > self._clock:
+            self._clock = now_ns
+        if self._topups:
+            self._collect_top_ups()
+        if self._inflight:
+            self._collect_settles(wait=False)
+        if cmd.account in self._suspended:  # its settles first: their answers may void or replace its allowance
+            self._settle_now()
+        loc = self._local.get(cmd.account)
+        if (
+            ord_type is OrdType.LIMIT and loc is not None and not loc.lease.void and now_ns >= loc.ts_ns
+            and self._spend_replace(loc, cmd, order_id, now_ns)
+        ):  # fmt: skip
+            return RejectReason.NONE
+        self.replace_checks += 1
         return self._host.gate_check_replace(self._take(), CheckReplace(cmd, order_id, now_ns))
 
     def on_events(self, events: Iterable[Message]) -> None:
@@ -714,6 +733,43 @@ class AllowanceGate(OperatorMethods):
         if len(pending) >= self._hard:
             self.flush()
         return accepted
+
+    def _spend_replace(self, loc: _Local, cmd: ReplaceOrder, order_id: int, now_ns: int) -> bool:
+        """Accept a replace of LIMIT order `order_id` to (cmd.qty, cmd.price) here when a new LIMIT order of those
+        terms on its side would be accepted here (docs/reserved.md, "Replaces"): spends one token, cmd.qty of the
+        side's headroom and cmd.qty * price of credit, and queues the AllowanceSpent like an order's. False (nothing
+        spent) otherwise: the host decides. Never a local reject."""
+        side = loc.symbols.get(cmd.symbol)
+        price, qty = cmd.price, cmd.qty
+        if side is None or price is None or price < side.lo or price > side.hi or qty <= 0 or qty > side.max_qty:
+            return False
+        credit = qty * price * side.factor
+        if loc.orders < 1 or credit > loc.credit or credit > loc.max_notional:
+            return False
+        buy = cmd.side is Side.BUY
+        if qty > (side.buy if buy else side.sell):
+            return False
+        spent = AllowanceSpent(cmd.account, loc.grant_id, order_id, cmd.symbol, cmd.side, qty, credit, now_ns)
+        if self._group:
+            self._unwritten.append((cmd.account, [spent], len(self._pending)))
+        elif self._log is not None:
+            spent = msgspec.structs.replace(spent, wal=self._log.write(cmd.account, (spent,)))
+        if buy:
+            side.buy -= qty
+        else:
+            side.sell -= qty
+        loc.orders -= 1
+        loc.credit -= credit
+        pending = self._pending
+        if not pending:
+            self._oldest = now_ns
+        pending.append(spent)
+        self.local_replaces += 1
+        if loc.orders <= loc.low_at:
+            self._low.add(cmd.account)
+        if len(pending) >= self._hard:
+            self.flush()
+        return True
 
     def _queue_loosening(self, events: list[OrderCanceled | OrderExpired]) -> None:
         """Write `events` ahead (one entry per account) and queue them for the host's next batch."""

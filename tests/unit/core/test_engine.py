@@ -136,6 +136,17 @@ def test_bad_cancel_is_refused_with_a_reason(oms, cmd, reason):
     assert oms.orders[1].status is OrdStatus.NEW
 
 
+def test_a_replace_that_changes_the_side_is_refused_and_never_reaches_the_gate(oms, gate):
+    oms.submit(new("c1"), 1)
+    gate.seen.clear()
+
+    (rej,) = oms.replace(ReplaceOrder("ACC1", "c2", "c1", "AAPL", Side.SELL, 50, PX, session="S1"), 2)
+
+    assert isinstance(rej, CancelRejected)
+    assert (rej.reason, rej.response_to) == (RejectReason.INVALID_SIDE, "replace")
+    assert (oms.orders[1].status, oms.orders[1].qty, gate.replace_checks) == (OrdStatus.NEW, 100, [])
+
+
 def test_cancel_of_a_filled_order_is_too_late(oms):
     oms.submit(new("s1", Side.SELL, 100, account="ACC2"), 1)
     oms.submit(new("b1", Side.BUY, 100), 2)
@@ -145,13 +156,14 @@ def test_cancel_of_a_filled_order_is_too_late(oms):
     assert (rej.order_id, rej.reason) == (2, RejectReason.TOO_LATE_TO_CANCEL)
 
 
-def test_replace_then_cancel_with_the_new_clordid(oms):
+def test_replace_then_cancel_with_the_new_clordid(oms, gate):
     oms.submit(new("c1"), 1)
 
     (rep,) = oms.replace(ReplaceOrder("ACC1", "c2", "c1", "AAPL", Side.BUY, 50, PX, session="S1"), 2)
     (done,) = oms.cancel(cancel("c3", "c2"), 3)
 
     assert isinstance(rep, OrderReplaced)
+    assert gate.replace_checks == [("c2", OrdType.LIMIT)]  # the gate is told the order's type
     assert (done.cl_ord_id, done.orig_cl_ord_id, done.canceled_qty) == ("c3", "c2", 50)
 
 

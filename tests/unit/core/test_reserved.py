@@ -28,11 +28,14 @@ from oms.core.model.messages import (
     OrderCanceled,
     OrderFilled,
     OrderRejected,
+    OrderReplaced,
+    ReplaceOrder,
     SubmitOrder,
     TradePrinted,
 )
 from oms.core.reserved import AllowanceGate, LocalShard
 from risk.limits import LimitsSpec, resolve_limits
+from risk.money import notional_money
 
 ROOT = Path(__file__).resolve().parents[3]
 REG = InstrumentRegistry.load(ROOT / "configs" / "instruments.toml")
@@ -764,6 +767,67 @@ def test_post_trade_events_reach_the_host_only_once_their_write_ahead_lands() ->
     assert [r for _, r in log.entries][-1] == [fill]
     gate.flush_written()
     assert fill in host.events(ACC) and gate.unsynced == set()
+
+
+def commit(gate: AllowanceGate) -> None:
+    """Seal the batch and run its write, as the sequencer and its committer do."""
+    write = gate.seal()
+    assert write is not None
+    write()
+
+
+def replace(qty: int, price: int | None = PX) -> ReplaceOrder:
+    return ReplaceOrder(ACC, "b2r", "b2", "AAPL", Side.BUY, qty, price)
+
+
+def test_a_replace_the_allowance_covers_is_accepted_here_and_its_spend_reaches_the_host_before_the_replace() -> None:
+    host, _ = setup()
+    log = MemoryLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2", 10), 2, 2), OrderAccepted)
+    commit(gate)
+    gate.flush()
+    granted, before = host.state(ACC).allowance_id, len(host.events(ACC))
+    left = gate.allowance_left(ACC)
+    assert left is not None
+    tokens, credit = left
+
+    assert gate.decide_replace(replace(30, PX - 1_000), 2, 3, OrdType.LIMIT) is RejectReason.NONE
+
+    assert (gate.local_replaces, gate.replace_checks, len(host.events(ACC))) == (1, 0, before)  # the host not asked
+    spent = notional_money(REG.by_symbol("AAPL"), 30, PX - 1_000)  # as a new order of 30 at 99.99 would
+    assert gate.allowance_left(ACC) == (tokens - 1, credit - spent)
+    replaced = OrderReplaced(2, "b2r", "b2", ACC, "AAPL", 30, PX - 1_000, 30, 4)
+    gate.on_events([replaced])  # the venue's answer, a post-trade event like a fill
+    commit(gate)
+    assert [type(r) for _, r in log.entries[-2:] for r in r] == [AllowanceSpent, OrderReplaced]  # one write
+    gate.flush_written()
+    gate.flush()
+    spend, applied = host.events(ACC)[before:]
+    assert isinstance(spend, AllowanceSpent) and (spend.order_id, spend.qty, spend.credit) == (2, 30, spent)
+    assert applied == replaced
+    assert host.state(ACC).allowance_id == granted  # the spend came first: the certificate still holds
+
+
+@pytest.mark.parametrize(
+    ("cmd", "ord_type"),
+    [
+        (replace(30, PX * 107 // 100), OrdType.LIMIT),  # inside the collar, outside the band
+        (replace(30, None), OrdType.MARKET),
+        (replace(0), OrdType.LIMIT),
+    ],
+)
+def test_a_replace_the_allowance_does_not_cover_is_the_hosts_check(cmd: ReplaceOrder, ord_type: OrdType) -> None:
+    host, gate = setup()
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2", 10, None if ord_type is OrdType.MARKET else PX), 2, 2), OrderAccepted)
+    left = gate.allowance_left(ACC)
+
+    reason = gate.decide_replace(cmd, 2, 3, ord_type)
+
+    assert reason is host.state(ACC).decide_replace(cmd, 2, 3)
+    assert (gate.local_replaces, gate.replace_checks, gate.allowance_left(ACC)) == (0, 1, left)
 
 
 class Held:
