@@ -9,20 +9,22 @@ ones were answered (open loop). Each session alternates a NewOrderSingle (a buy 
 rests) and the OrderCancelRequest of that order, so half the messages are orders and half cancels and the books stay
 empty. With `--mix cross` each session alternates instead a sell limit at `--price` on its account (which rests)
 and a buy limit at the same price on its crossing account (`--cross-accounts`), which trades with it: every other
-message is an order that fills, and every message moves an account. Every answer is timed from its message's due
+message is an order that fills, and every message moves an account. With `--mix replace` each session alternates
+a resting buy (as in the cancel mix) and an OrderCancelReplaceRequest of it to twice its quantity at the same price
+(the replaced orders rest to the end of the run). Every answer is timed from its message's due
 time, not from when it was actually sent: a stall in the server (or in this client) shows in the latency of every
 message behind it, so coordinated omission hides nothing.
 
-Answers: an ExecutionReport New (150=0) answers a resting order, Canceled (150=4) a cancel, the first Trade (150=F, or
-1/2) a crossing order (kind `fill`); a Rejected ExecutionReport (150=8), an OrderCancelReject (35=9), a session
-Reject (35=3) or a BusinessMessageReject (35=j) answers its message as refused, and so does a Canceled crossing order
-(nothing to trade with). Whatever is unanswered when the drain ends is counted as such. With `--prime`, a first session
-(`--prime-session`) makes one trade at `--prime-price` between two accounts before the load, so that the market has
-a reference price.
+Answers: an ExecutionReport New (150=0) answers a resting order, Canceled (150=4) a cancel, Replaced (150=5) a replace,
+the first Trade (150=F, or 1/2) a crossing order (kind `fill`); a Rejected ExecutionReport (150=8), an OrderCancelReject
+(35=9), a session Reject (35=3) or a BusinessMessageReject (35=j) answers its message as refused, and so does a Canceled
+crossing order (nothing to trade with). Whatever is unanswered when the drain ends is counted as such. With `--prime`, a
+first session (`--prime-session`) makes one trade at `--prime-price` between two accounts before the load, so that the
+market has a reference price.
 
-Output: one JSON line on stdout: per kind (`new`, and `cancel` or `fill`): answered, refused, unanswered and the HDR
-histogram of the answered latencies (nanoseconds, base64); `sent`, `late_p99_us` (how far behind its due time the
-worst sends were: the client's own lag), `seconds`.
+Output: one JSON line on stdout: per kind (`new`, and `cancel`, `fill` or `replace`): answered, refused, unanswered and
+the HDR histogram of the answered latencies (nanoseconds, base64); `sent`, `late_p99_us` (how far behind its due time
+the worst sends were: the client's own lag), `seconds`.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ from hdrh.histogram import HdrHistogram
 
 SOH = "\x01"
 PASSWORD = "bench"  # the LogonPassword of bench.serve's sessions
-NEW, CANCEL, FILL = "new", "cancel", "fill"
-MIXES = {"cancel": (NEW, CANCEL), "cross": (NEW, FILL)}  # the kinds of message each mix sends
+NEW, CANCEL, FILL, REPLACE = "new", "cancel", "fill", "replace"
+MIXES = {"cancel": (NEW, CANCEL), "cross": (NEW, FILL), "replace": (NEW, REPLACE)}  # the kinds each mix sends
 _TRAILER = b"\x0110="
 
 
@@ -156,21 +158,23 @@ class Load:
 
     def __init__(
         self, port: int, senders: list[str], accounts: list[str], symbol: str, price: str, run: str,
-        cross_accounts: list[str] | None = None,
+        cross_accounts: list[str] | None = None, mix: str = "cancel",
     ) -> None:  # fmt: skip
-        """`cross_accounts`: the crossing account of each session (the cross mix), None: the cancel mix."""
+        """`cross_accounts`: the crossing account of each session (the cross mix); `mix`: the cancel, cross or
+        replace mix (cross needs `cross_accounts`)."""
         crossing = cross_accounts or [""] * len(senders)
         self.sessions = [Session(port, s, a, x) for s, a, x in zip(senders, accounts, crossing, strict=True)]
         self.symbol, self.price, self.run = symbol, price, run
-        self.cross = cross_accounts is not None
-        self.kinds = {kind: Kind() for kind in MIXES["cross" if self.cross else "cancel"]}
+        self.cross = mix == "cross"
+        self.second = MIXES[mix][1]  # what follows each resting order (the cancel and replace mixes)
+        self.kinds = {kind: Kind() for kind in MIXES[mix]}
         self.due: dict[str, tuple[str, int]] = {}  # ClOrdID -> (kind, due ns)
         self.by_seq: dict[tuple[str, int], str] = {}  # (sender, MsgSeqNum) -> ClOrdID
         self.late = HdrHistogram(1, 120_000_000_000, 3)
 
     def send(self, s: Session, due_ns: int) -> None:
-        """The session's next message: a new order, or the cancel of its last one (the cross mix: a sell that rests,
-        or a buy that crosses it)."""
+        """The session's next message: a new order, or the cancel (or replace) of its last one (the cross mix: a sell
+        that rests, or a buy that crosses it)."""
         s.sent += 1
         now = utc_now()
         if self.cross:
@@ -181,6 +185,13 @@ class Load:
                     f"44={self.price}{SOH}59=0{SOH}")  # fmt: skip
             self.due[cl] = (FILL if crossing else NEW, due_ns)
             msg_type = "D"
+        elif s.last_order and self.second == REPLACE:
+            cl, orig = f"{self.run}-{s.sender}-r{s.sent}", s.last_order
+            body = (f"11={cl}{SOH}41={orig}{SOH}1={s.account}{SOH}55={self.symbol}{SOH}54=1{SOH}60={now}{SOH}"
+                    f"38=2{SOH}40=2{SOH}44={self.price}{SOH}59=0{SOH}")  # fmt: skip
+            self.due[cl] = (REPLACE, due_ns)
+            s.last_order = ""
+            msg_type = "G"
         elif s.last_order:
             cl, orig = f"{self.run}-{s.sender}-c{s.sent}", s.last_order
             body = (f"11={cl}{SOH}41={orig}{SOH}55={self.symbol}{SOH}54=1{SOH}60={now}{SOH}38=1{SOH}"
@@ -212,8 +223,8 @@ class Load:
                 if exec_type not in ("F", "1", "2", "4", "8"):
                     return
                 refused = exec_type in ("4", "8")
-            elif exec_type not in ("0", "4", "8"):
-                return  # PendingNew, PendingCancel, fills: not the answer timed here
+            elif exec_type not in ("0", "4", "5", "8"):
+                return  # PendingNew, PendingCancel, PendingReplace, fills: not the answer timed here
             else:
                 refused = exec_type == "8"
         elif msg_type == "9":
@@ -321,14 +332,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prime-session", default="BENCHP")
     p.add_argument("--prime-accounts", default="BENCHP1,BENCHP2")
     p.add_argument("--prime-price", default="150")
-    p.add_argument("--mix", choices=sorted(MIXES), default="cancel", help="orders and cancels, or orders that cross")
+    p.add_argument("--mix", choices=sorted(MIXES), default="cancel",
+                   help="orders and cancels, orders that cross, or orders and replaces")  # fmt: skip
     p.add_argument("--cross-accounts", default="", help="the cross mix: each session's crossing account")
     args = p.parse_args(argv)
     if args.prime:
         a, b = args.prime_accounts.split(",")
         prime(args.port, args.prime_session, (a, b), args.symbol, args.prime_price, args.run)
     cross = args.cross_accounts.split(",") if args.mix == "cross" else None
-    load = Load(args.port, args.sessions.split(","), args.accounts.split(","), args.symbol, args.price, args.run, cross)
+    load = Load(args.port, args.sessions.split(","), args.accounts.split(","), args.symbol, args.price, args.run, cross,
+                args.mix)  # fmt: skip
     try:
         for s in load.sessions:
             s.logon()

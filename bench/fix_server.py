@@ -6,9 +6,10 @@
     python -m bench.fix_server bare    --config DIR/dev.toml --port P --dir DIR
     python -m bench.fix_server durable --config DIR/dev.toml --port P --dir DIR
 
-`bare` answers each NewOrderSingle at once with an ExecutionReport New and each OrderCancelRequest with an
-ExecutionReport Canceled, from memory: QuickFIX and nothing else. A sell rests in its memory; a buy at the price of
-a resting sell trades with it instead (an ExecutionReport Trade to each side), for the benchmark's cross mix.
+`bare` answers each NewOrderSingle at once with an ExecutionReport New, each OrderCancelRequest with an ExecutionReport
+Canceled and each OrderCancelReplaceRequest with an ExecutionReport Replaced, from memory: QuickFIX and nothing else. A
+sell rests in its memory; a buy at the price of a resting sell trades with it instead (an ExecutionReport Trade to each
+side), for the benchmark's cross mix.
 `durable` does the same after one XADD per message to a redis-server it starts itself in DIR with appendfsync always
 (the fsync every durable acknowledgement needs).
 
@@ -39,15 +40,16 @@ from oms.runtime.sequencer import Sequencer
 
 
 class BareApplication(QuietApplication):
-    """Answers each NewOrderSingle with an ExecutionReport New and each OrderCancelRequest with an ExecutionReport
-    Canceled, at once and from memory; a buy at the price of a resting sell trades with it (a Trade to each side,
-    the whole quantity of each). `durable`: a Redis client each message is appended to (XADD, one round trip) before
-    its answer leaves."""
+    """Answers each NewOrderSingle with an ExecutionReport New, each OrderCancelRequest with an ExecutionReport Canceled
+    and each OrderCancelReplaceRequest with an ExecutionReport Replaced, at once and from memory; a buy at the price of
+    a resting sell trades with it (a Trade to each side, the whole quantity of each). `durable`: a Redis client each
+    message is appended to (XADD, one round trip) before its answer leaves."""
 
     def __init__(self, durable: Any = None) -> None:
         super().__init__()
         self.orders = 0
         self.cancels = 0
+        self.replaces = 0
         self.fills = 0
         self._durable = durable
         self._exec_ids = itertools.count(1)
@@ -55,7 +57,7 @@ class BareApplication(QuietApplication):
 
     def fromApp(self, message: Any, session_id: Any) -> None:
         msg_type = message.getHeader().getField(T.MSG_TYPE)
-        if msg_type not in (T.MT_NEW_ORDER_SINGLE, T.MT_ORDER_CANCEL_REQUEST):
+        if msg_type not in (T.MT_NEW_ORDER_SINGLE, T.MT_ORDER_CANCEL_REQUEST, T.MT_ORDER_CANCEL_REPLACE_REQUEST):
             return
         if self._durable is not None:
             self._durable.xadd("bench:orders", {"m": message.toString()})
@@ -63,6 +65,10 @@ class BareApplication(QuietApplication):
         if msg_type == T.MT_ORDER_CANCEL_REQUEST:
             self.cancels += 1
             self._report(session_id, cl, symbol, side, "4", "4", "0", "0")
+            return
+        if msg_type == T.MT_ORDER_CANCEL_REPLACE_REQUEST:
+            self.replaces += 1
+            self._report(session_id, cl, symbol, side, "5", "0", message.getField(T.ORDER_QTY), "0")
             return
         self.orders += 1
         qty = message.getField(T.ORDER_QTY)
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         del acceptor
         if redis is not None:
             redis.stop()
-        stats = {"orders": app.orders, "cancels": app.cancels, "fills": app.fills}
+        stats = {"orders": app.orders, "cancels": app.cancels, "replaces": app.replaces, "fills": app.fills}
     print(json.dumps(stats), flush=True)
     return 0
 

@@ -31,6 +31,10 @@ that rests (on `BENCHn`) and a buy at its price on a second account (`BENCHnX`) 
 buy's NOS -> first Trade (kind `fill`) in place of the cancel's: the post-trade path (fills, trade prints, the
 positions the actors keep) under the same load; the bare servers match such a buy against the sell in memory. Its
 accounts' position, notional and cash limits are raised so that the positions the run builds up stay within them.
+`mix` `replace` (`serve_replace.json`) follows each resting buy with an OrderCancelReplaceRequest of it to twice its
+quantity at the same price, timing Replace -> Replaced (kind `replace`) in place of the cancel's; the replaced orders
+rest to the end of the sweep, so its accounts take the cross mix's raised limits; the bare servers answer a replace
+with Replaced from memory.
 `sustained_ops_per_sec`: the highest rate whose p99 stayed under 10 ms for both kinds with every message answered (1
 session). `overload`: a last step against `oms serve` from 1 session at twice its sustained rate (a row marked
 `overload`), and whether every message of it was answered, accepted or refused, within 100 ms. The top-level
@@ -82,7 +86,7 @@ BENCH_CROSS_LIMITS = {
     **BENCH_ACCOUNT_LIMITS, "start_cash": "1000000000", "credit_limit": "1000000000", "max_position": "100000000",
     "max_gross_notional": "4000000000", "max_net_notional": "4000000000",
 }  # fmt: skip
-MIXES = {"cancel": "cancel", "cross": "fill"}  # each mix's second kind of message, beside `new`
+MIXES = {"cancel": "cancel", "cross": "fill", "replace": "replace"}  # each mix's second kind of message, beside `new`
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ class ServeBenchParams:
     stop_p99_ms: float = 100.0  # past this p99 (or with a message unanswered) a server is not driven faster
     headline_rate: float = 1000.0  # the rate of the top-level figures
     servers: str = ",".join(SERVERS)  # which servers, in this order
-    mix: str = "cancel"  # "cancel": orders and their cancels; "cross": orders that rest and orders that trade with them
+    mix: str = "cancel"  # "cancel": orders and their cancels; "cross": orders that rest and orders that trade with
+    # them; "replace": orders and a replace of each
     rounds: int = 1  # every sweep this many times, the servers taken in turn; each row is the round with the median p50
 
 
@@ -120,7 +125,7 @@ def write_run_configs(
     sessions += f"{BENCH_LOGON}\n"
     raw["fix"]["settings"] = str(write_text(run_dir / "acceptor.cfg", sessions))
     accounts = tomllib.loads(Path(raw["accounts"]).read_text())
-    limits = BENCH_CROSS_LIMITS if mix == "cross" else BENCH_ACCOUNT_LIMITS
+    limits = BENCH_ACCOUNT_LIMITS if mix == "cancel" else BENCH_CROSS_LIMITS  # replaced orders rest to the end too
     for name in [*(f"BENCH{n}{x}" for n in range(1, 5) for x in ("", "X")), *PRIME_ACCOUNTS]:
         accounts.setdefault("accounts", {})[name] = dict(limits)
     accounts.setdefault("session", {})["messages_per_window"] = BENCH_SESSION_MESSAGES
@@ -252,6 +257,8 @@ def load_step(server: Server, sessions: int, rate: float, p: ServeBenchParams, r
         cmd += ["--prime", "--prime-session", PRIME_SESSION, "--prime-accounts", ",".join(PRIME_ACCOUNTS)]
     if p.mix == "cross":
         cmd += ["--mix", "cross", "--cross-accounts", ",".join(f"{n}X" for n in names)]
+    elif p.mix != "cancel":
+        cmd += ["--mix", p.mix]
     cpu0, stages0 = server.cpu_seconds(), server.stages()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=p.seconds + p.drain + 120)
     cpu1, stages = server.cpu_seconds(), server.stages()
@@ -281,8 +288,8 @@ def load_step(server: Server, sessions: int, rate: float, p: ServeBenchParams, r
 
 
 def second(row: dict) -> str:
-    """The row's second kind of message beside `new`: `cancel`, or `fill` (the cross mix)."""
-    return "fill" if "fill" in row else "cancel"
+    """The row's second kind of message beside `new`: `cancel`, `fill` (the cross mix) or `replace`."""
+    return next((kind for kind in MIXES.values() if kind in row), "cancel")
 
 
 def past_capacity(row: dict, p: ServeBenchParams) -> bool:
@@ -459,8 +466,8 @@ def _cpu_line(r: dict) -> str:
 
 
 def summary(result: dict[str, Any]) -> str:
-    lines = ["oms bench serve: open-loop FIX load on `oms serve` (default config) and two bare QuickFIX acceptors"
-             + (", orders that cross" if result.get("mix") == "cross" else "")]
+    mix = {"cross": ", orders that cross", "replace": ", orders and their replaces"}.get(result.get("mix", ""), "")
+    lines = [f"oms bench serve: open-loop FIX load on `oms serve` (default config) and two bare FIX acceptors{mix}"]
     for r in result["rows"]:
         lines.append(_row_line(r))
         if r.get("stages_mean_us"):

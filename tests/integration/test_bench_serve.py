@@ -81,6 +81,24 @@ def test_the_cross_mix_times_each_crossing_order_to_its_trade(tmp_path: Path) ->
     assert "orders that cross" in summary(result) and " fill p50 " in summary(result)
 
 
+def test_the_replace_mix_times_each_replace_to_its_replaced(tmp_path: Path) -> None:
+    params = ServeBenchParams(rates="40", sessions="1", seconds=1.0, drain=10.0, warmup_seconds=1.0, warmup_rate=40.0,
+                              headline_rate=40.0, servers="oms,bare", mix="replace")  # fmt: skip
+
+    result = run(params, out_dir=str(tmp_path), progress=lambda _line: None)
+
+    written = json.loads((tmp_path / "serve_replace.json").read_text())
+    assert written["name"] == "serve_replace" and written["mix"] == "replace"
+    for section in (written, written["baseline"]):
+        assert section["count"] == 20 and section["replace"]["count"] == 20  # 40 msg/s for 1 s: 20 orders, 20 replaces
+    for row in written["rows"]:  # each order answered New, each replace Replaced: none refused
+        for kind in ("new", "replace"):
+            k = row[kind]
+            assert (k["answered"], k["refused"], k["unanswered"]) == (row["sent"] // 2, 0, 0), (row["server"], kind)
+        assert "cancel" not in row
+    assert "orders and their replaces" in summary(result) and " replace p50 " in summary(result)
+
+
 def test_rounds_run_every_sweep_again_the_servers_in_turn_and_report_the_median_round(tmp_path: Path) -> None:
     params = ServeBenchParams(rates="40", sessions="1", seconds=1.0, drain=10.0, warmup_seconds=1.0, warmup_rate=40.0,
                               headline_rate=40.0, servers="oms,bare", rounds=2)  # fmt: skip
