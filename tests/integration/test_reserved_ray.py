@@ -403,6 +403,47 @@ def test_acceptances_whose_reports_die_with_the_actor_come_back_from_the_log(
 
 
 
+def test_a_replace_joined_to_its_spend_comes_back_from_the_log_once_when_its_report_dies_with_the_actor(
+    actor: Any, wal: Wal, redis_server: ManagedRedis
+) -> None:
+    gate = RayAllowanceGate(
+        {"ALGO1": actor}, REG, reserved=["ALGO1"], log=wal, request=SMALL, batch=1000, flush_after_ns=10**15,
+        low_orders=0, group_commit=True,
+    )  # fmt: skip
+    venue = InternalVenue(REG)
+    oms = OrderManager(REG, gate, lambda symbol: venue)
+    gate.on_events([TradePrinted("SIM", "AAPL", 1, PX, 1, Side.BUY, 1)])
+    now = time.time_ns()
+
+    def step(events: list[Any]) -> list[Any]:  # as the sequencer ends a batch: its entries written
+        write = gate.seal()
+        if write is not None:
+            write()
+        return events
+
+    (accepted,) = step(oms.submit(order("ALGO1", "b1", qty=10, price=PX - 1_000), now))
+    replaced = step(oms.replace(ReplaceOrder("ALGO1", "b2", "b1", "AAPL", Side.BUY, 30, PX - 2_000, session="ALGO1"),
+                                now + 1))  # fmt: skip
+    assert [type(e) for e in replaced] == [OrderReplaced]
+    assert (gate.local_accepts, gate.local_replaces, gate.replaces_joined, gate.replace_checks) == (1, 1, 1, 0)
+    assert [[type(r) for r in records] for _, records in wal.pending("ALGO1")[0][-1:]] == [
+        [AllowanceSpent, OrderReplaced]
+    ]  # one entry: journaled together or not at all
+
+    _restart(actor)  # the reports are still queued in the gate: the new actor finds both entries in the log
+    journal = Journal(make_client(redis_server.url), AccountEvent)
+    records = [r for _, r in journal.read("ALGO1")]
+    assert [r.cl_ord_id for r in records if isinstance(r, OrderReplaced)] == ["b2"]
+    exposure = _wait(actor.summary.remote("ALGO1"))["exposure"]
+
+    gate.close()  # the same reports arrive now, behind the recovery: skipped, the replace not applied twice
+    records = [r for _, r in journal.read("ALGO1")]
+    assert [r.cl_ord_id for r in records if isinstance(r, OrderReplaced)] == ["b2"]
+    assert [r.order_id for r in records if isinstance(r, OrderAccepted)] == [accepted.order_id]
+    assert _wait(actor.summary.remote("ALGO1"))["exposure"] == exposure
+    assert _wait(actor.state_hash.remote("ALGO1")) == _wait(actor.replayed_hash.remote("ALGO1"))
+
+
 @pytest.mark.parametrize("dies", ["before_taking_them", "after_journaling_them"])
 def test_fills_whose_settle_dies_with_the_actor_come_back_from_the_log_once(
     actor: Any, wal: Wal, redis_server: ManagedRedis, dies: str

@@ -290,9 +290,10 @@ def check_history(data: st.DataObject, remote: bool) -> None:
     mirror = AccountState(ACC, LIMITS[limits_at], REG)
     host = LocalShard([AccountState(ACC, LIMITS[limits_at], REG)])
     via = Remote(host) if remote else host
+    group = remote and data.draw(st.booleans())  # group commit: the log's entries written once per batch
     gate = AllowanceGate(via, REG, [ACC], data.draw(REQUESTS), batch=data.draw(st.integers(1, 4)),  # type: ignore[arg-type]
                          low_orders=data.draw(st.sampled_from([0, 1, 3, 6])),
-                         log=MemoryLog() if remote else None)  # fmt: skip
+                         log=MemoryLog() if remote else None, group_commit=group)  # fmt: skip
     symbols = (*SYMBOLS, UNPRICED) if remote else SYMBOLS
     ops = REMOTE_OPS if remote else OPS
     ts = 0
@@ -418,9 +419,15 @@ def check_history(data: st.DataObject, remote: bool) -> None:
             gate.give_back(ACC)
         elif op == "step":  # a post-trade step with nothing to settle: an allowance running low is topped up
             gate.on_events([])
+        if group:  # each op is a batch of the sequencer: sealed, its write made, the settles it waited for sent
+            write = gate.seal()
+            if write is not None:
+                write()
+            gate.flush_written()
     event(f"local accepts: {min(local, 5)}{'+' if local >= 5 else ''}")
     event(f"top-ups: {min(gate.top_ups, 2)}{'+' if gate.top_ups >= 2 else ''}")
     event(f"local replaces: {min(local_replaces, 2)}{'+' if local_replaces >= 2 else ''}")
+    event(f"replaces joined to their spend: {min(gate.replaces_joined, 2)}{'+' if gate.replaces_joined >= 2 else ''}")
 
     gate.flush()
     if isinstance(via, Remote):

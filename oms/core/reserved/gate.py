@@ -162,6 +162,9 @@ class AllowanceGate(OperatorMethods):
         self._group = group_commit and log is not None
         # (account, records, spend's index in _pending or the settle they belong to)
         self._unwritten: list[tuple[str, list[AccountEvent], int | _Settle]] = []
+        # a replace just accepted here under group commit: its spend, its held entry and the new ClOrdID, which the
+        # venue's OrderReplaced joins if nothing was queued or written since (`_join_replace`)
+        self._replacing: tuple[AllowanceSpent, list[AccountEvent], str] | None = None
         self._tickets: deque[_Ticket] = deque()  # writes sealed or sent, oldest first, ids not on their spends yet
         self._unsealed: list[_Ticket] = []  # writes sent ahead since the last seal (`start_write`)
         self.wait_written: Callable[[], None] = _no_wait  # the runtime's: returns once every sealed write returned
@@ -195,6 +198,7 @@ class AllowanceGate(OperatorMethods):
         self.local_accepts = 0
         self.local_replaces = 0  # replaces accepted within an allowance
         self.replace_checks = 0  # replaces the host decided
+        self.replaces_joined = 0  # local replaces whose OrderReplaced went with their spend, without a call
         self.local_rejects = 0
         self.fallbacks = 0
         self.top_ups = 0
@@ -245,10 +249,14 @@ class AllowanceGate(OperatorMethods):
     def on_events(self, events: Iterable[Message]) -> None:
         """Post-trade events and trade prints go to the host without waiting for it (`_queue_settle`); a step whose
         events are all cancels and expiries of reserved accounts' orders is queued like spends instead (written
-        ahead with a `log`, reported in batches, no call): they keep every certificate (docs/reserved.md). Without
+        ahead with a `log`, reported in batches, no call): they keep every certificate (docs/reserved.md); so does
+        the OrderReplaced of a replace accepted here in the same step, which joins its spend (`_join_replace`). Without
         any, queued reports go when due. Then top-ups are asked for allowances running low. Raises `Unsettled` when
         a settle sent earlier failed (its events are written ahead: the accounts are rebuilt, `resync`)."""
         events = list(events)
+        replacing, self._replacing = self._replacing, None
+        if replacing is not None and len(events) == 1 and self._join_replace(replacing, events[0]):
+            events = []
         if self._inflight:
             self._collect_settles(wait=False)
         if events and all(type(e) in _LOOSENING and e.account in self._accounts for e in events):  # type: ignore[union-attr]
@@ -751,7 +759,9 @@ class AllowanceGate(OperatorMethods):
             return False
         spent = AllowanceSpent(cmd.account, loc.grant_id, order_id, cmd.symbol, cmd.side, qty, credit, now_ns)
         if self._group:
-            self._unwritten.append((cmd.account, [spent], len(self._pending)))
+            records: list[AccountEvent] = [spent]
+            self._unwritten.append((cmd.account, records, len(self._pending)))
+            self._replacing = (spent, records, cmd.cl_ord_id)
         elif self._log is not None:
             spent = msgspec.structs.replace(spent, wal=self._log.write(cmd.account, (spent,)))
         if buy:
@@ -769,6 +779,26 @@ class AllowanceGate(OperatorMethods):
             self._low.add(cmd.account)
         if len(pending) >= self._hard:
             self.flush()
+        return True
+
+    def _join_replace(self, replacing: tuple[AllowanceSpent, list[AccountEvent], str], e: Message) -> bool:
+        """Whether `e`, the only event of the step that accepted a replace here, is the venue's OrderReplaced of it,
+        still directly behind its spend in the queue and in the held log entry; if so it joins them (written in
+        the same entry, reported right after the spend, no call): applied together they keep the certificate
+        (docs/reserved.md, "Replaces")."""
+        spent, records, cl_ord_id = replacing
+        pending = self._pending
+        if (
+            type(e) is not OrderReplaced or e.order_id != spent.order_id or e.cl_ord_id != cl_ord_id
+            or not pending or pending[-1] is not spent or not any(r is records for _, r, _ in self._unwritten)
+        ):  # fmt: skip
+            return False
+        records.append(e)
+        pending.append(e)
+        seen = self._seen.get(e.account)
+        if seen is not None:
+            seen.add(e.cl_ord_id)
+        self.replaces_joined += 1
         return True
 
     def _queue_loosening(self, events: list[OrderCanceled | OrderExpired]) -> None:

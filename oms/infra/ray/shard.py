@@ -55,6 +55,7 @@ from oms.core.model.messages import (
     OrderCanceled,
     OrderExpired,
     OrderRejected,
+    OrderReplaced,
     ReplaceOrder,
     TradePrinted,
 )
@@ -83,6 +84,7 @@ __all__ = ["AccountShard", "ShardConfig", "UnknownAccount", "account_actor_class
 
 log = logging.getLogger(__name__)
 _CLOSING = (OrderCanceled, OrderExpired)  # written ahead by the gate: applied once, whichever copy comes first
+_SPENT_ON = (OrderAccepted, OrderReplaced)  # what follows a spend in its write-ahead entry
 
 R = TypeVar("R")
 Touched = dict[str, list[AccountEvent]]  # account -> events applied in memory, to journal at the end of the call
@@ -401,9 +403,10 @@ class AccountShard(OperatorMethods):
                 if not after(event.wal, self._floor.get(account, "0-0")):
                     skip.add(event.order_id)  # journaled from the log when the account was rebuilt
                     continue
+                skip.discard(event.order_id)
                 self._floor[account] = self._settles[account] = event.wal
-            elif type(event) is OrderAccepted and event.order_id in skip:
-                continue
+            elif type(event) in _SPENT_ON and event.order_id in skip:
+                continue  # the rest of a skipped spend's entry: the acceptance, or the replace, it covers
             elif type(event) in _CLOSING and state.open_order(event.order_id) is None:
                 continue  # its write-ahead entry was journaled when the account was rebuilt
             applied = touched.setdefault(account, [])
@@ -576,6 +579,10 @@ class AccountShard(OperatorMethods):
                             continue
                     elif type(event) in _CLOSING and state.open_order(event.order_id) is None:
                         continue  # reported and journaled before the crash: its entry was not yet trimmed
+                    elif type(event) is OrderReplaced and state.open_order(event.order_id) is None:
+                        log.warning("account %s: order %s: replaced after it closed; the replace is skipped", account,
+                                    event.order_id)  # fmt: skip
+                        continue
                     else:
                         state.apply(event)
                     events.append(event)

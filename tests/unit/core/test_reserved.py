@@ -769,6 +769,19 @@ def test_post_trade_events_reach_the_host_only_once_their_write_ahead_lands() ->
     assert fill in host.events(ACC) and gate.unsynced == set()
 
 
+def count_settles(host: LocalShard) -> list[list[Any]]:
+    """The events of each post-trade call `host` gets from now on."""
+    calls: list[list[Any]] = []
+    settle = host.gate_settle
+
+    def counted(reports: Any, call: Any) -> Any:
+        calls.append(list(call.events))
+        return settle(reports, call)
+
+    host.gate_settle = counted  # type: ignore[method-assign]
+    return calls
+
+
 def commit(gate: AllowanceGate) -> None:
     """Seal the batch and run its write, as the sequencer and its committer do."""
     write = gate.seal()
@@ -798,16 +811,39 @@ def test_a_replace_the_allowance_covers_is_accepted_here_and_its_spend_reaches_t
     assert (gate.local_replaces, gate.replace_checks, len(host.events(ACC))) == (1, 0, before)  # the host not asked
     spent = notional_money(REG.by_symbol("AAPL"), 30, PX - 1_000)  # as a new order of 30 at 99.99 would
     assert gate.allowance_left(ACC) == (tokens - 1, credit - spent)
+    settles = count_settles(host)
     replaced = OrderReplaced(2, "b2r", "b2", ACC, "AAPL", 30, PX - 1_000, 30, 4)
-    gate.on_events([replaced])  # the venue's answer, a post-trade event like a fill
+    gate.on_events([replaced])  # the venue's answer in the same step: it joins the spend, no call
     commit(gate)
-    assert [type(r) for _, r in log.entries[-2:] for r in r] == [AllowanceSpent, OrderReplaced]  # one write
-    gate.flush_written()
+    assert [type(r) for r in log.entries[-1][1]] == [AllowanceSpent, OrderReplaced]  # one entry
     gate.flush()
     spend, applied = host.events(ACC)[before:]
     assert isinstance(spend, AllowanceSpent) and (spend.order_id, spend.qty, spend.credit) == (2, 30, spent)
-    assert applied == replaced
-    assert host.state(ACC).allowance_id == granted  # the spend came first: the certificate still holds
+    assert applied == replaced and settles == [] and gate.replaces_joined == 1
+    assert host.state(ACC).allowance_id == granted  # applied together they keep the certificate
+
+
+@pytest.mark.parametrize("meanwhile", ["the batch is written", "another order is accepted"])
+def test_a_replace_answered_after_its_step_goes_to_the_host_in_a_post_trade_call(meanwhile: str) -> None:
+    host, _ = setup()
+    log = MemoryLog()
+    gate = group_gate(host, log)
+    warm(gate)
+    assert isinstance(gate.decide(buy("b2", 10), 2, 2), OrderAccepted)
+    assert gate.decide_replace(replace(30, PX - 1_000), 2, 3, OrdType.LIMIT) is RejectReason.NONE
+    if meanwhile == "the batch is written":  # the step ends with the replace at an external venue
+        commit(gate)
+    else:  # the next step, in the same batch, is an order
+        assert isinstance(gate.decide(buy("b3", 10), 3, 3), OrderAccepted)
+    settles = count_settles(host)
+
+    replaced = OrderReplaced(2, "b2r", "b2", ACC, "AAPL", 30, PX - 1_000, 30, 4)
+    gate.on_events([replaced])  # a later step: events may have moved the account meanwhile
+    commit(gate)
+    gate.flush_written()
+
+    assert [e for call in settles for e in call] == [replaced] and gate.replaces_joined == 0
+    assert [type(r) for r in log.entries[-1][1]] == [OrderReplaced]  # written ahead as a post-trade entry
 
 
 @pytest.mark.parametrize(
