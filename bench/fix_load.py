@@ -185,20 +185,14 @@ class Load:
                     f"44={self.price}{SOH}59=0{SOH}")  # fmt: skip
             self.due[cl] = (FILL if crossing else NEW, due_ns)
             msg_type = "D"
-        elif s.last_order and self.second == REPLACE:
-            cl, orig = f"{self.run}-{s.sender}-r{s.sent}", s.last_order
-            body = (f"11={cl}{SOH}41={orig}{SOH}1={s.account}{SOH}55={self.symbol}{SOH}54=1{SOH}60={now}{SOH}"
-                    f"38=2{SOH}40=2{SOH}44={self.price}{SOH}59=0{SOH}")  # fmt: skip
-            self.due[cl] = (REPLACE, due_ns)
+        elif s.last_order:  # its cancel, or its replace to twice the quantity at the same price
+            replace = self.second == REPLACE
+            cl = f"{self.run}-{s.sender}-{'r' if replace else 'c'}{s.sent}"
+            body = f"11={cl}{SOH}41={s.last_order}{SOH}1={s.account}{SOH}55={self.symbol}{SOH}54=1{SOH}60={now}{SOH}"
+            body += f"38=2{SOH}40=2{SOH}44={self.price}{SOH}59=0{SOH}" if replace else f"38=1{SOH}"
+            self.due[cl] = (self.second, due_ns)
             s.last_order = ""
-            msg_type = "G"
-        elif s.last_order:
-            cl, orig = f"{self.run}-{s.sender}-c{s.sent}", s.last_order
-            body = (f"11={cl}{SOH}41={orig}{SOH}55={self.symbol}{SOH}54=1{SOH}60={now}{SOH}38=1{SOH}"
-                    f"1={s.account}{SOH}")  # fmt: skip
-            self.due[cl] = (CANCEL, due_ns)
-            s.last_order = ""
-            msg_type = "F"
+            msg_type = "G" if replace else "F"
         else:
             cl = f"{self.run}-{s.sender}-o{s.sent}"
             body = (f"11={cl}{SOH}1={s.account}{SOH}55={self.symbol}{SOH}54=1{SOH}60={now}{SOH}38=1{SOH}40=2{SOH}"

@@ -210,16 +210,8 @@ class AllowanceGate(OperatorMethods):
     def decide(self, cmd: SubmitOrder, order_id: int, now_ns: int) -> OrderAccepted | OrderRejected:
         """Accept within the account's allowance (or reject what the account surely would) here, else ask the host,
         whose answer brings a fresh grant when the account needs one."""
-        if now_ns > self._clock:
-            self._clock = now_ns
-        if self._topups:
-            self._collect_top_ups()
-        if self._inflight:
-            self._collect_settles(wait=False)
-        if cmd.account in self._suspended:  # its settles first: their answers may void or replace its allowance
-            self._settle_now()
-        loc = self._local.get(cmd.account)
-        if loc is not None and not loc.lease.void and now_ns >= loc.ts_ns:
+        loc = self._catch_up(cmd.account, now_ns)
+        if loc is not None:
             accepted = self._spend(loc, cmd, order_id, now_ns)
             if accepted is not None:
                 return accepted
@@ -229,22 +221,26 @@ class AllowanceGate(OperatorMethods):
         """A replace of a LIMIT order to terms its account's allowance covers is accepted here, spending as a new
         order on the same side would (`_spend_replace`); any other goes to the host's strict check. `ord_type`:
         the order's own (the replace keeps it)."""
+        loc = self._catch_up(cmd.account, now_ns)
+        if ord_type is OrdType.LIMIT and loc is not None and self._spend_replace(loc, cmd, order_id, now_ns):
+            return RejectReason.NONE
+        self.replace_checks += 1
+        return self._host.gate_check_replace(self._take(), CheckReplace(cmd, order_id, now_ns))
+
+    def _catch_up(self, account: str, now_ns: int) -> _Local | None:
+        """Before a decision for `account`: the clock moved on, the answers of top-ups and settles that came in taken,
+        and the account's own settles answered (they may void or replace its allowance). Its allowance if it may
+        decide locally now, else None."""
         if now_ns > self._clock:
             self._clock = now_ns
         if self._topups:
             self._collect_top_ups()
         if self._inflight:
             self._collect_settles(wait=False)
-        if cmd.account in self._suspended:  # its settles first: their answers may void or replace its allowance
+        if account in self._suspended:
             self._settle_now()
-        loc = self._local.get(cmd.account)
-        if (
-            ord_type is OrdType.LIMIT and loc is not None and not loc.lease.void and now_ns >= loc.ts_ns
-            and self._spend_replace(loc, cmd, order_id, now_ns)
-        ):  # fmt: skip
-            return RejectReason.NONE
-        self.replace_checks += 1
-        return self._host.gate_check_replace(self._take(), CheckReplace(cmd, order_id, now_ns))
+        loc = self._local.get(account)
+        return loc if loc is not None and not loc.lease.void and now_ns >= loc.ts_ns else None
 
     def on_events(self, events: Iterable[Message]) -> None:
         """Post-trade events and trade prints go to the host without waiting for it (`_queue_settle`); a step whose
@@ -722,24 +718,10 @@ class AllowanceGate(OperatorMethods):
             self._unwritten.append((cmd.account, [spent, accepted], len(self._pending)))
         elif self._log is not None:  # durable before the acceptance leaves; a failure raises with nothing spent
             spent = msgspec.structs.replace(spent, wal=self._log.write(cmd.account, (spent, accepted)))
-        if buy:
-            side.buy -= qty
-        else:
-            side.sell -= qty
-        loc.orders -= 1
-        loc.credit -= credit
         loc.exposed.add(cmd.symbol)
         seen.add(cl)
-        pending = self._pending
-        if not pending:
-            self._oldest = now_ns
-        pending.append(spent)
-        pending.append(accepted)
         self.local_accepts += 1
-        if loc.orders <= loc.low_at:
-            self._low.add(cmd.account)
-        if len(pending) >= self._hard:
-            self.flush()
+        self._charge(loc, side, buy, qty, credit, [spent, accepted], now_ns)
         return accepted
 
     def _spend_replace(self, loc: _Local, cmd: ReplaceOrder, order_id: int, now_ns: int) -> bool:
@@ -764,6 +746,15 @@ class AllowanceGate(OperatorMethods):
             self._replacing = (spent, records, cmd.cl_ord_id)
         elif self._log is not None:
             spent = msgspec.structs.replace(spent, wal=self._log.write(cmd.account, (spent,)))
+        self.local_replaces += 1
+        self._charge(loc, side, buy, qty, credit, [spent], now_ns)
+        return True
+
+    def _charge(
+        self, loc: _Local, side: _Side, buy: bool, qty: int, credit: int, reports: list[AccountEvent], now_ns: int
+    ) -> None:
+        """Spend one token, `qty` of the side's headroom and `credit`, and queue the spend's `reports`; a top-up is
+        asked for once the tokens run low, and the queue sent once it is full."""
         if buy:
             side.buy -= qty
         else:
@@ -773,13 +764,11 @@ class AllowanceGate(OperatorMethods):
         pending = self._pending
         if not pending:
             self._oldest = now_ns
-        pending.append(spent)
-        self.local_replaces += 1
+        pending += reports
         if loc.orders <= loc.low_at:
-            self._low.add(cmd.account)
+            self._low.add(loc.account)
         if len(pending) >= self._hard:
             self.flush()
-        return True
 
     def _join_replace(self, replacing: tuple[AllowanceSpent, list[AccountEvent], str], e: Message) -> bool:
         """Whether `e`, the only event of the step that accepted a replace here, is the venue's OrderReplaced of it,
