@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import signal
 import sys
-import threading
 from collections import deque
 from typing import Any
 
@@ -37,6 +35,7 @@ from fix_gateway.settings import quickfix_settings
 from oms.apps.serve import load_config, local_engine
 from oms.infra.redis.server import ManagedRedis, make_client
 from oms.runtime.sequencer import Sequencer
+from oms.runtime.signals import StopSignal
 
 
 class BareApplication(QuietApplication):
@@ -108,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True)
     args = parser.parse_args(argv)
     loaded = load_config(args.config)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done = StopSignal()
     if args.mode == "oms":
         gateway = FixGateway(
             Sequencer(local_engine(loaded)), loaded.instruments, loaded.fix_sessions, args.port, args.dir, generation=1

@@ -41,6 +41,7 @@ from hdrh.histogram import HdrHistogram
 from bench.paths import CONFIGS
 from bench.report import latency_fields, write_result
 from bench.risk import bench_accounts_toml
+from oms.runtime.signals import StopSignal
 
 ACCOUNT = "RESTA"
 SECRET = "bench-rest-secret"
@@ -262,9 +263,7 @@ def _serve(argv: list[str]) -> int:
     from oms.apps.serve import load_config
 
     core = local_core(load_config(args.config))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done = StopSignal()
     server = ApiServer(core.host, core.view, ApiSettings(port=0, keys=args.keys, rate_limit=10**9)).start()
     print(f"ready {server.port}", flush=True)
     done.wait()
@@ -316,9 +315,7 @@ def _serve_bare(argv: list[str]) -> int:
     config = uvicorn.Config(app, host="127.0.0.1", port=0, loop="uvloop", http="httptools", lifespan="off",
                             log_level="warning", access_log=False)  # fmt: skip
     server = uvicorn.Server(config)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done = StopSignal()
     thread = threading.Thread(target=server.run, name="bench-bare-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

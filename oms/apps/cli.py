@@ -128,14 +128,11 @@ class _VersionAction(argparse.Action):
 
 def _until_signal() -> None:
     """Block until SIGINT or SIGTERM."""
-    import signal
-    import threading
+    from oms.runtime.signals import StopSignal
 
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    stop = StopSignal()
     print("ready (SIGINT or SIGTERM stops)", flush=True)
-    done.wait()
+    stop.wait()
 
 
 def _exchange_sim(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from oms.infra.clickhouse.rows import Scale, scales
 from oms.infra.clickhouse.settings import AnalyticsSettings, load_analytics_settings, load_config_instruments
 from oms.infra.clickhouse.sink import Batch, FlushReport, Sink
 from oms.infra.redis.server import make_client
+from oms.runtime.signals import StopSignal
 
 __all__ = ["SinkProcess", "SinkService", "main"]
 
@@ -150,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--consumer", help="override [analytics] consumer")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    parent = os.getppid()  # the OMS: should it die, even during start-up, this process is an orphan
     try:
         settings = load_analytics_settings(args.config)
         registry = load_config_instruments(args.config)
@@ -161,13 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, AnalyticsError, OSError) as exc:
         print(f"sink: {exc}", file=sys.stderr)
         return 1
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    stop = StopSignal()
     assert settings.dsn is not None
     print(f"sink: {args.redis_url} -> {describe(settings.dsn)} database {settings.database}", flush=True)
-    parent = os.getppid()
-    while not done.wait(0.5):
+    while not stop.wait(0.5):
         if service.error is not None:
             break
     if os.getppid() != parent:  # the OMS died (its death sent the SIGTERM): its Redis may be gone with it

@@ -18,10 +18,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from oms.runtime.signals import StopSignal
 
 __all__ = ["ENV", "Reaper", "cluster", "reap"]
 
@@ -119,8 +120,7 @@ class _Marking:
 def main(argv: list[str]) -> int:
     (mark,) = argv
     parent = os.getppid()
-    told = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: told.set())
+    told = StopSignal([signal.SIGTERM])
     noted: set[Proc] = set()
     while os.getppid() == parent and not told.wait(1.0):
         # added to, not replaced: a look taken as the OMS dies may miss what its death already orphaned
