@@ -120,6 +120,12 @@ def _moved(at: int | _Settle, by: int) -> int | _Settle:
     return at - by if type(at) is int and at >= 0 else at
 
 
+def _affords(loc: _Local, side: _Side, buy: bool, qty: int, credit: int) -> bool:
+    """A token left, `credit` within the credit left and the order notional cap, `qty` within the side's headroom."""
+    headroom = side.buy if buy else side.sell
+    return loc.orders >= 1 and credit <= loc.credit and credit <= loc.max_notional and qty <= headroom
+
+
 def _no_wait() -> None:
     """Without a runtime that writes sealed entries later, every write returned before the next step began."""
 
@@ -701,23 +707,17 @@ class AllowanceGate(OperatorMethods):
             value = side.value_cap
         else:
             return None
-        if loc.orders < 1:
-            return None
-        credit = qty * value * side.factor
-        if credit > loc.credit or credit > loc.max_notional:
-            return None
         buy = cmd.side is Side.BUY
-        if qty > (side.buy if buy else side.sell):
+        credit = qty * value * side.factor
+        if not _affords(loc, side, buy, qty, credit):
             return None
         accepted = OrderAccepted(
             order_id, cl, cmd.account, cmd.symbol, cmd.side, cmd.ord_type, cmd.tif, qty, cmd.price, now_ns,
             cmd.stop_price, cmd.session, cmd.parent_id, cmd.venue,
         )  # fmt: skip
         spent = AllowanceSpent(cmd.account, loc.grant_id, order_id, cmd.symbol, cmd.side, qty, credit, now_ns)
-        if self._group:  # written once the batch is sealed (`seal`), before the acceptance leaves
-            self._unwritten.append((cmd.account, [spent, accepted], len(self._pending)))
-        elif self._log is not None:  # durable before the acceptance leaves; a failure raises with nothing spent
-            spent = msgspec.structs.replace(spent, wal=self._log.write(cmd.account, (spent, accepted)))
+        if wal := self._write_ahead(cmd.account, [spent, accepted]):
+            spent = msgspec.structs.replace(spent, wal=wal)
         loc.exposed.add(cmd.symbol)
         seen.add(cl)
         self.local_accepts += 1
@@ -733,22 +733,28 @@ class AllowanceGate(OperatorMethods):
         price, qty = cmd.price, cmd.qty
         if side is None or price is None or price < side.lo or price > side.hi or qty <= 0 or qty > side.max_qty:
             return False
-        credit = qty * price * side.factor
-        if loc.orders < 1 or credit > loc.credit or credit > loc.max_notional:
-            return False
         buy = cmd.side is Side.BUY
-        if qty > (side.buy if buy else side.sell):
+        credit = qty * price * side.factor
+        if not _affords(loc, side, buy, qty, credit):
             return False
         spent = AllowanceSpent(cmd.account, loc.grant_id, order_id, cmd.symbol, cmd.side, qty, credit, now_ns)
-        if self._group:
-            records: list[AccountEvent] = [spent]
-            self._unwritten.append((cmd.account, records, len(self._pending)))
+        records: list[AccountEvent] = [spent]
+        if wal := self._write_ahead(cmd.account, records):
+            spent = msgspec.structs.replace(spent, wal=wal)
+        elif self._group:  # held: the venue's OrderReplaced may join it in this step
             self._replacing = (spent, records, cmd.cl_ord_id)
-        elif self._log is not None:
-            spent = msgspec.structs.replace(spent, wal=self._log.write(cmd.account, (spent,)))
         self.local_replaces += 1
         self._charge(loc, side, buy, qty, credit, [spent], now_ns)
         return True
+
+    def _write_ahead(self, account: str, records: list[AccountEvent]) -> str:
+        """A spend's `records` (the spend first) into the log before its report leaves: under group commit held as
+        one entry for the batch's write (`seal`; the id goes on the spend once written), "" here; else written now,
+        its id (a failure raises with nothing spent); "" without a log."""
+        if self._group:
+            self._unwritten.append((account, records, len(self._pending)))
+            return ""
+        return "" if self._log is None else self._log.write(account, records)
 
     def _charge(
         self, loc: _Local, side: _Side, buy: bool, qty: int, credit: int, reports: list[AccountEvent], now_ns: int
@@ -772,14 +778,14 @@ class AllowanceGate(OperatorMethods):
 
     def _join_replace(self, replacing: tuple[AllowanceSpent, list[AccountEvent], str], e: Message) -> bool:
         """Whether `e`, the only event of the step that accepted a replace here, is the venue's OrderReplaced of it,
-        still directly behind its spend in the queue and in the held log entry; if so it joins them (written in
+        while its spend is still the last report queued and its entry the last held; if so it joins them (written in
         the same entry, reported right after the spend, no call): applied together they keep the certificate
         (docs/reserved.md, "Replaces")."""
         spent, records, cl_ord_id = replacing
         pending = self._pending
         if (
             type(e) is not OrderReplaced or e.order_id != spent.order_id or e.cl_ord_id != cl_ord_id
-            or not pending or pending[-1] is not spent or not any(r is records for _, r, _ in self._unwritten)
+            or not pending or pending[-1] is not spent or not self._unwritten or self._unwritten[-1][1] is not records
         ):  # fmt: skip
             return False
         records.append(e)
